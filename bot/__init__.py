@@ -1,0 +1,1 @@
+"""glider-relay's Slack side: slash commands in, Block Kit replies out."""

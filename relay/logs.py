@@ -1,0 +1,63 @@
+"""One JSON object per line on stderr, with secrets scrubbed.
+
+Context (request id, portfolio, operation id) rides along through ``extra=``.
+Secret values are registered at start-up and replaced wherever they appear in a
+formatted line, so even an exception message that quotes a header cannot leak one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_REDACTED = "[REDACTED]"
+_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Remember secret values so that no log line ever contains them."""
+    for value in values:
+        if value and len(value) >= 6:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON line: time, level, logger, message and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+def configure_logging(level: str = "INFO", *, secrets: Iterable[str | None] = ()) -> None:
+    """Route every logger to one JSON stderr handler at ``level``."""
+    register_secrets(secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's access log repeats what our own request logging says.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,6 @@
+"""Shared fixtures live in tests/fixtures/, one module per outside party."""
+
+pytest_plugins = [
+    "tests.fixtures.redis",
+
+]
