@@ -17,7 +17,9 @@ TRIGGER_SEEN = f"{PREFIX}:trigger:"  # + trigger_id -> request id (idempotent en
 
 # Tracked requests and their Glider operations
 REQUEST = f"{PREFIX}:req:"  # + request id -> hash (the request record)
-REQUESTS_BY_TIME = f"{PREFIX}:reqs"  # zset request id by accepted-at ms
+# Indexes are zsets with score 0 ordered by member: ids are prefixed ULIDs, so
+# lexical order is time order and ZRANGEBYLEX pages them with an id as cursor.
+REQUESTS = f"{PREFIX}:reqs"  # index of request ids
 PORTFOLIO_LATEST = f"{PREFIX}:pf:latest:"  # + portfolio id -> latest request id
 PORTFOLIO_INFLIGHT = f"{PREFIX}:pf:inflight:"  # + portfolio id -> in-flight request id
 
@@ -33,9 +35,9 @@ EVENTS_GROUP = "dispatchers"
 
 # Webhooks
 SUBSCRIPTION = f"{PREFIX}:sub:"  # + subscription id -> hash
-SUBSCRIPTIONS = f"{PREFIX}:subs"  # zset subscription id by created-at ms
+SUBSCRIPTIONS = f"{PREFIX}:subs"  # index of subscription ids
 DELIVERY = f"{PREFIX}:dlv:"  # + delivery id -> hash
-DELIVERIES = f"{PREFIX}:dlvs"  # zset delivery id by created-at ms
+DELIVERIES = f"{PREFIX}:dlvs"  # index of delivery ids
 
 
 def trigger_seen(trigger_id: str) -> str:

@@ -1,0 +1,116 @@
+"""What every admin route shares: bearer auth, the error shape, cursor pagination."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from relay.redis_conn import text
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Raised by a handler; rendered as ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return web.json_response({"error": error}, status=status)
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{"field": "events.0", "message": ...}]``."""
+    return [
+        {"field": ".".join(str(part) for part in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+
+
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def admin_middleware(token: SecretStr | None) -> Middleware:
+    """Bearer-token check (503 while no token is configured) and JSON errors."""
+    expected = token.get_secret_value().encode() if token else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is None:
+            return error_response(503, "admin_disabled", "RELAY_ADMIN_TOKEN is not set")
+        given = request.headers.get("Authorization", "")
+        scheme, _, credential = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), expected):
+            return error_response(401, "unauthorized", "a valid bearer token is required")
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message, exc.details)
+        except ValidationError as exc:
+            return error_response(
+                422, "invalid", "request failed validation", validation_details(exc)
+            )
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+    return middleware
+
+
+async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
+    """Parse the body into ``model``: 400 for non-JSON, 422 with field errors otherwise."""
+    try:
+        payload = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+    return model.model_validate(payload)
+
+
+def parse_limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+async def page_ids(
+    redis: aioredis.Redis, index: str, *, cursor: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """Newest-first ids from a lexically ordered index, after ``cursor`` (an id)."""
+    upper = f"({cursor}" if cursor else "+"
+    raw: Sequence[bytes | str] = await redis.zrevrangebylex(
+        index, upper, "-", start=0, num=limit + 1
+    )
+    ids = [text(item) for item in raw]
+    if len(ids) > limit:
+        return ids[:limit], ids[limit - 1]
+    return ids, None
+
+
+def list_response(
+    items: Sequence[BaseModel | dict[str, Any]], next_cursor: str | None
+) -> web.Response:
+    data = [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in items]
+    return web.json_response({"data": data, "nextCursor": next_cursor})
+
+
+def object_response(item: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(item.model_dump(mode="json"), status=status)

@@ -1,0 +1,45 @@
+"""A Slack command once accepted: what goes on the command stream."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PORTFOLIO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+PORTFOLIO_ID_RE = re.compile(PORTFOLIO_ID_PATTERN)
+
+
+class Action(StrEnum):
+    REBALANCE = "rebalance"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class Requester(BaseModel):
+    """Who asked, as the event payload's ``requestedBy`` shows it."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    source: str = "slack"
+    team_id: str | None = Field(default=None, alias="teamId")
+    user_id: str | None = Field(default=None, alias="userId")
+    user_name: str | None = Field(default=None, alias="userName")
+    channel_id: str | None = Field(default=None, alias="channelId")
+
+
+class QueuedCommand(BaseModel):
+    """One entry of the command stream (``keys.COMMANDS``), JSON in its ``command`` field."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    action: Action
+    portfolio_id: str = Field(pattern=PORTFOLIO_ID_PATTERN)
+    reason: str | None = Field(default=None, max_length=500)
+    requested_by: Requester
+    response_url: str | None = None
+    trigger_id: str | None = None
+    accepted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,122 @@
+"""The durable command queue, producer side: one Redis Stream with a consumer group.
+
+Enqueue is one Lua call, so a command is either fully accepted (stream entry,
+request record, portfolio pointers, trigger-id marker) or not at all, and a
+retried Slack delivery (same ``trigger_id``) finds the first request instead of
+queuing a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from relay import keys
+from relay.commands import Action, QueuedCommand
+from relay.records import RequestRecord, RequestState
+from relay.redis_conn import text
+
+TRIGGER_TTL_S = 24 * 3600
+# An in-flight marker outlives the poller's deadline (6 h) so a stuck marker can
+# never block a portfolio for good.
+INFLIGHT_TTL_S = 7 * 3600
+
+_ENQUEUE = """
+local trigger_id, request_id, command = ARGV[1], ARGV[2], ARGV[3]
+local check_inflight, inflight_ttl, trigger_ttl = ARGV[4], ARGV[5], ARGV[6]
+if trigger_id ~= '' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return {'duplicate', prev} end
+end
+if check_inflight == '1' then
+  local current = redis.call('GET', KEYS[6])
+  if current then return {'inflight', current} end
+  redis.call('SET', KEYS[6], request_id, 'EX', inflight_ttl)
+end
+redis.call('XADD', KEYS[1], '*', 'command', command)
+redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+redis.call('ZADD', KEYS[4], 0, request_id)
+redis.call('SET', KEYS[5], request_id)
+if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
+return {'queued', request_id}
+"""
+
+
+class EnqueueStatus(StrEnum):
+    QUEUED = "queued"  # a new entry is on the stream
+    DUPLICATE = "duplicate"  # this trigger id was queued before: nothing new
+    INFLIGHT = "inflight"  # a rebalance of this portfolio is still running: nothing new
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    status: EnqueueStatus
+    request_id: str  # the new request, or the earlier one it matched
+
+
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
+    """Create ``group`` on ``stream`` (and the stream) unless it exists."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResult:
+    """Accept ``command`` durably; idempotent on its ``trigger_id``.
+
+    Raises ``redis.exceptions.RedisError`` when Redis cannot be reached: then
+    nothing was queued.
+    """
+    record = RequestRecord(
+        request_id=command.request_id,
+        action=command.action,
+        portfolio_id=command.portfolio_id,
+        state=RequestState.QUEUED,
+        requested_by=command.requested_by,
+        accepted_at=command.accepted_at,
+        updated_at=command.accepted_at,
+        response_url=command.response_url,
+        reason=command.reason,
+    )
+    fields = [part for pair in record.to_hash().items() for part in pair]
+    trigger_key = keys.trigger_seen(command.trigger_id or "-")
+    result = await redis.register_script(_ENQUEUE)(
+        keys=[
+            keys.COMMANDS,
+            trigger_key,
+            keys.request(command.request_id),
+            keys.REQUESTS,
+            keys.portfolio_latest(command.portfolio_id),
+            keys.portfolio_inflight(command.portfolio_id),
+        ],
+        args=[
+            command.trigger_id or "",
+            command.request_id,
+            command.model_dump_json(),
+            "1" if command.action is Action.REBALANCE else "0",
+            INFLIGHT_TTL_S,
+            TRIGGER_TTL_S,
+            *fields,
+        ],
+    )
+    status, request_id = (text(v) for v in result)
+    return EnqueueResult(EnqueueStatus(status), request_id)
+
+
+async def load_record(redis: aioredis.Redis, request_id: str) -> RequestRecord | None:
+    """The request record, or None when unknown."""
+    raw = await redis.hgetall(keys.request(request_id))
+    return RequestRecord.from_hash(raw) if raw else None
+
+
+async def latest_record(redis: aioredis.Redis, portfolio_id: str) -> RequestRecord | None:
+    """The most recent request accepted for ``portfolio_id``, if any."""
+    request_id = await redis.get(keys.portfolio_latest(portfolio_id))
+    if request_id is None:
+        return None
+    return await load_record(redis, text(request_id))

@@ -1,0 +1,46 @@
+"""Redis connections: a real server from ``REDIS_URL``, or the embedded in-process store.
+
+The embedded store (fakeredis with Lua) is what ``dev`` and ``demo`` run on: one
+``FakeServer`` per process, shared by web, worker and every client made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import fakeredis
+import redis.asyncio as aioredis
+
+# Short socket timeouts: a Slack ack must say "could not queue" well inside 3 s
+# rather than hang on a dead Redis.
+SOCKET_TIMEOUT_S = 1.0
+_embedded_server: fakeredis.FakeServer | None = None
+
+
+def embedded_server() -> fakeredis.FakeServer:
+    global _embedded_server  # noqa: PLW0603 - one shared in-process store by design
+    if _embedded_server is None:
+        _embedded_server = fakeredis.FakeServer()
+    return _embedded_server
+
+
+def connect(url: str | None, **options: Any) -> aioredis.Redis:
+    """A client for ``url``, or for the embedded store when ``url`` is None."""
+    if url is None:
+        client: aioredis.Redis = fakeredis.FakeAsyncRedis(server=embedded_server(), **options)
+        return client
+    options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT_S)
+    options.setdefault("health_check_interval", 15)
+    return aioredis.Redis.from_url(url, **options)
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as str, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def text_map(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash or stream-entry reply with str keys and values."""
+    return {text(k): text(v) for k, v in raw.items()}
