@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from relay.redis_conn import text
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiError(Exception):
@@ -42,9 +42,6 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
         {"field": ".".join(str(part) for part in err["loc"]) or "body", "message": err["msg"]}
         for err in exc.errors()
     ]
-
-
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def admin_middleware(token: SecretStr | None) -> Middleware:
