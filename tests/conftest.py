@@ -2,5 +2,4 @@
 
 pytest_plugins = [
     "tests.fixtures.redis",
-
 ]
