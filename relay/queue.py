@@ -1,7 +1,8 @@
 """The durable command queue, producer side: one Redis Stream with a consumer group.
 
 Enqueue is one Lua call, so a command is either fully accepted (stream entry,
-request record, portfolio pointers, trigger-id marker) or not at all, and a
+request record, portfolio pointers, trigger-id marker, and for a rebalance its
+``rebalance.requested`` event) or not at all, and a
 retried Slack delivery (same ``trigger_id``) finds the first request instead of
 queuing a second.
 """
@@ -16,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from relay import keys
 from relay.commands import Action, QueuedCommand
+from relay.events import Event, EventData, EventRequester, EventType
 from relay.records import RequestRecord, RequestState
 from relay.redis_conn import text
 
@@ -37,7 +39,10 @@ if check_inflight == '1' then
   redis.call('SET', KEYS[6], request_id, 'EX', inflight_ttl)
 end
 redis.call('XADD', KEYS[1], '*', 'command', command)
-redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9])
+end
+redis.call('HSET', KEYS[3], unpack(ARGV, 10))
 redis.call('ZADD', KEYS[4], 0, request_id)
 redis.call('SET', KEYS[5], request_id)
 if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
@@ -93,6 +98,7 @@ async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResul
             keys.REQUESTS,
             keys.portfolio_latest(command.portfolio_id),
             keys.portfolio_inflight(command.portfolio_id),
+            keys.EVENTS,
         ],
         args=[
             command.trigger_id or "",
@@ -101,11 +107,30 @@ async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResul
             "1" if command.action is Action.REBALANCE else "0",
             INFLIGHT_TTL_S,
             TRIGGER_TTL_S,
+            *_requested_event_fields(command),
             *fields,
         ],
     )
     status, request_id = (text(v) for v in result)
     return EnqueueResult(EnqueueStatus(status), request_id)
+
+
+def _requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
+    """The ``rebalance.requested`` event as (id, type, body); empty for pause/resume."""
+    if command.action is not Action.REBALANCE:
+        return ("", "", "")
+    event = Event(
+        type=EventType.REQUESTED,
+        timestamp=command.accepted_at,
+        data=EventData(
+            requestId=command.request_id,
+            portfolioId=command.portfolio_id,
+            state="requested",
+            requestedBy=EventRequester.of(command.requested_by),
+        ),
+    )
+    fields = event.stream_fields()
+    return (fields["id"], fields["type"], fields["body"])
 
 
 async def load_record(redis: aioredis.Redis, request_id: str) -> RequestRecord | None:

@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 
 from relay import keys
 from relay.commands import Action, QueuedCommand, Requester
+from relay.events import Event, EventType
 from relay.ids import new_id
 from relay.queue import EnqueueStatus, enqueue, latest_record, load_record
 from relay.records import RequestState
@@ -38,6 +39,11 @@ async def test_enqueue_writes_stream_entry_and_record(any_redis: aioredis.Redis)
     assert record.state is RequestState.QUEUED
     assert record.requested_by.user_name == "alice"
     assert (await latest_record(any_redis, "pf_1")) == record
+    [(_, event_fields)] = await any_redis.xrange(keys.EVENTS)
+    event = Event.from_stream(event_fields)
+    assert event.type is EventType.REQUESTED
+    assert event.data.requestId == command.request_id
+    assert event.data.requestedBy.userName == "alice"
 
 
 async def test_same_trigger_id_queues_once(any_redis: aioredis.Redis) -> None:
@@ -60,3 +66,4 @@ async def test_second_rebalance_while_in_flight_is_not_queued(any_redis: aioredi
     pause = await enqueue(any_redis, _command(Action.PAUSE, trigger="d"))
     assert pause.status is EnqueueStatus.QUEUED
     assert await any_redis.xlen(keys.COMMANDS) == 3
+    assert await any_redis.xlen(keys.EVENTS) == 2  # pause has no requested event
