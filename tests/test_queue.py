@@ -10,6 +10,7 @@ from relay.events import Event, EventType
 from relay.ids import new_id
 from relay.queue import EnqueueStatus, enqueue, latest_record, load_record
 from relay.records import RequestState
+from tests.fixtures.redis import stream_entries
 
 
 def _command(
@@ -31,15 +32,14 @@ async def test_enqueue_writes_stream_entry_and_record(any_redis: aioredis.Redis)
     result = await enqueue(any_redis, command)
     assert result.status is EnqueueStatus.QUEUED
     assert result.request_id == command.request_id
-    entries = await any_redis.xrange(keys.COMMANDS)
-    assert len(entries) == 1
-    assert QueuedCommand.model_validate_json(entries[0][1][b"command"]) == command
+    [entry] = await stream_entries(any_redis, keys.COMMANDS)
+    assert QueuedCommand.model_validate_json(entry["command"]) == command
     record = await load_record(any_redis, command.request_id)
     assert record is not None
     assert record.state is RequestState.QUEUED
     assert record.requested_by.user_name == "alice"
     assert (await latest_record(any_redis, "pf_1")) == record
-    [(_, event_fields)] = await any_redis.xrange(keys.EVENTS)
+    [event_fields] = await stream_entries(any_redis, keys.EVENTS)
     event = Event.from_stream(event_fields)
     assert event.type is EventType.REQUESTED
     assert event.data.requestId == command.request_id
