@@ -11,6 +11,7 @@ from typing import Any
 
 import fakeredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 # Short socket timeouts: a Slack ack must say "could not queue" well inside 3 s
 # rather than hang on a dead Redis.
@@ -25,13 +26,27 @@ def embedded_server() -> fakeredis.FakeServer:
     return _embedded_server
 
 
+def is_cluster_url(url: str) -> bool:
+    """``redis+cluster://`` (or ``rediss+cluster://``) names a Redis Cluster seed node."""
+    return url.split("://", 1)[0] in ("redis+cluster", "rediss+cluster")
+
+
 def connect(url: str | None, **options: Any) -> aioredis.Redis:
-    """A client for ``url``, or for the embedded store when ``url`` is None."""
+    """A client for ``url``, or for the embedded store when ``url`` is None.
+
+    A cluster URL gives a ``RedisCluster`` client; since every key carries the
+    ``{gr}`` hash tag, the rest of the code uses it exactly like a single server.
+    """
     if url is None:
         client: aioredis.Redis = fakeredis.FakeAsyncRedis(server=embedded_server(), **options)
         return client
     options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
     options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT_S)
+    if is_cluster_url(url):
+        scheme, rest = url.split("://", 1)
+        seed = f"{scheme.removesuffix('+cluster')}://{rest}"
+        cluster: aioredis.Redis = RedisCluster.from_url(seed, **options)  # type: ignore[assignment]
+        return cluster
     options.setdefault("health_check_interval", 15)
     return aioredis.Redis.from_url(url, **options)
 
