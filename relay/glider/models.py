@@ -1,0 +1,183 @@
+"""Glider v2 payloads as pydantic models, liberal in what they accept.
+
+Unknown fields are ignored, the older field names of CONTRACT section 9 are read
+as well as the newest, and an operation state or schedule status that Glider
+adds later parses as ``UNKNOWN`` (non-terminal, so a poller keeps polling).
+Attributes are snake_case; the wire names are camelCase aliases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class GliderModel(BaseModel):
+    """Base of every Glider payload: camelCase on the wire, unknown fields ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel)
+
+
+class OperationState(StrEnum):
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    AWAITING_USER = "awaiting_user"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    # A state this client does not know yet: treated as still in progress.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Glider says: stop polling once you see one of these."""
+        return self in _TERMINAL
+
+    @classmethod
+    def parse(cls, value: object) -> OperationState:
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+_TERMINAL = frozenset({OperationState.COMPLETED, OperationState.FAILED, OperationState.CANCELLED})
+
+
+class ScheduleStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> ScheduleStatus:
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class ErrorBody(GliderModel):
+    code: str
+    message: str = ""
+    details: Any = None
+
+
+class ErrorEnvelope(GliderModel):
+    """``{"success": false, "error": {"code", "message", "details"?}}``."""
+
+    success: bool
+    error: ErrorBody
+
+
+class RateLimitBody(GliderModel):
+    """The per-IP limiter's flat 429 body (not the v2 envelope)."""
+
+    error: str = "Too Many Requests"
+    message: str = ""
+    retry_after: float | None = None
+    correlation_id: str | None = None
+    request_id: str | None = None
+
+
+class RebalanceAccepted(GliderModel):
+    """202 of ``POST /v2/portfolios/{id}/rebalance``; the same id while one is in flight."""
+
+    operation_id: str = Field(min_length=1)
+    submitted_at: datetime
+
+
+class Operation(GliderModel):
+    """``GET /v2/portfolios/{id}/operations/{operationId}``."""
+
+    operation_id: str
+    portfolio_id: str
+    kind: str | None = None
+    state: OperationState
+    state_raw: str = Field(description="the state exactly as Glider sent it")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_raw_state(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "state" in data:
+            return {**data, "stateRaw": str(data["state"])}
+        return data
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _known_state(cls, value: object) -> OperationState:
+        return OperationState.parse(value)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+
+class SmartAccount(GliderModel):
+    account_id: str
+    deposit_account_id: str | None = None
+
+
+class Schedule(GliderModel):
+    status: ScheduleStatus
+    frequency: str | None = None
+    interval_ms: int | None = None
+    next_due_at: datetime | None = None
+    last_rebalance_at: datetime | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _known_status(cls, value: object) -> ScheduleStatus:
+        return ScheduleStatus.parse(value)
+
+
+class PortfolioDetail(GliderModel):
+    """PortfolioDetail in the newest shape or the older one (``userAccountId``, ...)."""
+
+    portfolio_id: str
+    portfolio_name: str | None = None
+    owner_account_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("ownerAccountId", "userAccountId")
+    )
+    strategy_id: str | None = None
+    strategy_name: str | None = None
+    strategy_description: str | None = None
+    smart_accounts: list[SmartAccount] = Field(
+        default_factory=list, validation_alias=AliasChoices("smartAccounts", "vaultAccountIds")
+    )
+    schedule: Schedule | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    strategy_version: int | None = None
+    # Only in the older shape.
+    is_mirrored: bool | None = None
+    is_pinned: bool | None = None
+    schedule_id: str | int | None = None
+
+    @field_validator("smart_accounts", mode="before")
+    @classmethod
+    def _accounts_from_ids(cls, value: Any) -> Any:
+        # The older `vaultAccountIds` is a list of bare CAIP-10 strings.
+        if isinstance(value, list):
+            return [{"accountId": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class Whoami(GliderModel):
+    """``GET /v2/whoami``: the key's tenant and scopes."""
+
+    tenant_name: str | None = None
+    tenant_email: str | None = Field(
+        default=None, validation_alias=AliasChoices("tenantEmail", "email")
+    )
+    api_key_id: str | None = None
+    scopes: list[str] = Field(default_factory=list)

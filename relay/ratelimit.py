@@ -1,0 +1,134 @@
+"""The Glider request budget that all workers share: GCRA in Redis, one Lua call per request.
+
+GCRA (the generic cell rate algorithm) keeps one number, the theoretical
+arrival time (TAT) of the next request. Each request *reserves* a slot: it
+moves the TAT one emission interval on and learns how long to wait for its
+slot, so every worker on every machine draws from one budget of
+``GLIDER_MAX_RPS``, first come first served, with no polling of the bucket.
+A 429 from Glider pushes the TAT past its ``Retry-After``: everyone slows down.
+
+Times are integer microseconds. Redis's own clock is the default so that
+workers with skewed clocks still agree; tests pass their own ``now``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from relay import keys
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]  # seconds since the epoch
+
+_NOW = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+"""
+
+_RESERVE = (
+    _NOW
+    + """
+local interval, tolerance = tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait < 0 then wait = 0 end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX',
+           math.ceil((next_tat - now) / 1000) + 1000)
+return string.format('%d', wait)
+"""
+)
+
+_PENALIZE = (
+    _NOW
+    + """
+local until_tat = now + tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < until_tat then
+  redis.call('SET', KEYS[1], string.format('%d', until_tat), 'PX',
+             math.ceil((until_tat - now) / 1000) + 1000)
+end
+return 1
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Outcome of one GCRA reservation: the new TAT and the wait for this slot (µs)."""
+
+    tat_us: int
+    wait_us: int
+
+
+def gcra_reserve(tat_us: int, now_us: int, interval_us: int, tolerance_us: int) -> Reservation:
+    """Pure GCRA: reserve the next slot at ``now_us`` given the stored TAT (0 when none)."""
+    tat = max(tat_us, now_us)
+    wait = max(0, tat - tolerance_us - now_us)
+    return Reservation(tat + interval_us, wait)
+
+
+def gcra_penalize(tat_us: int, now_us: int, retry_after_us: int) -> int:
+    """The TAT after a 429: no slot opens before ``now + retry_after``."""
+    return max(tat_us, now_us + retry_after_us)
+
+
+def interval_us(max_rps: float) -> int:
+    """Microseconds between requests at ``max_rps``."""
+    return max(1, math.ceil(1_000_000 / max_rps))
+
+
+class SharedRateLimiter:
+    """The ``rate_limiter`` hook of ``GliderClient``: ``await acquire()`` before each request."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        max_rps: float,
+        *,
+        burst: int = 1,
+        key: str = keys.GLIDER_BUCKET,
+        clock: Clock | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if max_rps <= 0 or burst < 1:
+            raise ValueError("max_rps must be positive and burst at least 1")
+        self._redis = redis
+        self._key = key
+        self._interval_us = interval_us(max_rps)
+        self._tolerance_us = (burst - 1) * self._interval_us
+        self._clock = clock
+        self._sleep = sleep
+        self._reserve = redis.register_script(_RESERVE)
+        self._penalize = redis.register_script(_PENALIZE)
+
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else str(int(self._clock() * 1_000_000))
+
+    async def reserve(self) -> float:
+        """Take the next slot of the shared budget; seconds until it opens."""
+        wait_us = await self._reserve(
+            keys=[self._key], args=[self._now_arg(), self._interval_us, self._tolerance_us]
+        )
+        return int(wait_us) / 1_000_000
+
+    async def acquire(self) -> None:
+        """Wait until this request's slot of the shared budget opens."""
+        wait = await self.reserve()
+        if wait > 0:
+            await self._sleep(wait)
+
+    async def penalize(self, retry_after_s: float) -> None:
+        """Glider said 429: no worker sends anything for ``retry_after_s``."""
+        await self._penalize(
+            keys=[self._key], args=[self._now_arg(), int(retry_after_s * 1_000_000)]
+        )
