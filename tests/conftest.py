@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.slack",
+    "tests.fixtures.web",
     "tests.fixtures.glider",
 ]

@@ -1,0 +1,56 @@
+"""The Bolt app: request verification, a token-only authorisation, the three listeners.
+
+``process_before_response=True`` makes the ack the HTTP response itself, sent
+when the listener returns, so the Redis write always happens before Slack hears
+"queued". Authorisation is local (no ``auth.test`` round trip to Slack), so an
+ack never waits on, or fails with, Slack's Web API.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.handlers import Commands
+from bot.parse import COMMANDS
+from relay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _authorize(settings: Settings) -> Any:
+    bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+
+    async def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        # One workspace, one bot token: the result only carries it to the listener's client.
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=bot_token
+        )
+
+    return authorize
+
+
+def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
+    """The Bolt ``AsyncApp`` with /rebalance, /pause and /resume bound to ``commands``."""
+    secret = settings.slack_signing_secret
+    app = AsyncApp(
+        signing_secret=secret.get_secret_value() if secret else "",
+        client=AsyncWebClient(base_url=str(settings.slack_api_url)),
+        authorize=_authorize(settings),
+        process_before_response=True,
+        logger=logging.getLogger("bot.bolt"),
+    )
+
+    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        reply = await commands.reply(command)
+        await ack(reply.payload())
+
+    for name in COMMANDS:
+        app.command(name)(on_command)
+    return app

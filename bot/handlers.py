@@ -1,0 +1,157 @@
+"""What each slash command does, from Slack's payload to the reply that becomes the ack.
+
+Order matters: parse (usage replies need no permission), then authorise, and only
+then touch Redis. The ack is returned after :func:`relay.queue.enqueue` has
+answered, so "queued" is never said of a command that is not in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict
+from redis.exceptions import RedisError
+
+from bot import messages
+from bot.background import Background
+from bot.messages import Reply
+from bot.parse import FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
+from bot.status import SLOW_GLIDER_S, answer_status
+from relay.commands import Action, QueuedCommand, Requester
+from relay.glider.client import GliderClient
+from relay.ids import new_id
+from relay.queue import EnqueueResult, EnqueueStatus, enqueue, load_record
+from relay.settings import Settings
+from relay.slack_api import SlackApi
+
+log = logging.getLogger(__name__)
+
+# Slack waits 3 s for the ack; a store that has not answered by then never will in time.
+ENQUEUE_BUDGET_S = 2.0
+
+
+class SlashCommand(BaseModel):
+    """The fields of Slack's slash-command payload the bot uses."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    command: str = ""
+    text: str = ""
+    team_id: str | None = None
+    user_id: str = ""
+    user_name: str | None = None
+    channel_id: str | None = None
+    response_url: str | None = None
+    trigger_id: str | None = None
+
+    def requester(self) -> Requester:
+        return Requester(
+            team_id=self.team_id,
+            user_id=self.user_id,
+            user_name=self.user_name,
+            channel_id=self.channel_id,
+        )
+
+
+def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
+    """``BOT_ALLOWED_USERS``: ``*`` allows everyone, unset allows nobody."""
+    return bool(user_id) and ("*" in allowed or user_id in allowed)
+
+
+def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> QueuedCommand:
+    """The stream entry for an accepted command, under a fresh ``req_`` id."""
+    action = {Rebalance: Action.REBALANCE, Pause: Action.PAUSE, Resume: Action.RESUME}
+    return QueuedCommand(
+        request_id=new_id("req"),
+        action=action[type(parsed)],
+        portfolio_id=parsed.portfolio_id,
+        reason=parsed.reason if isinstance(parsed, Pause) else None,
+        requested_by=slash.requester(),
+        response_url=slash.response_url,
+        trigger_id=slash.trigger_id,
+    )
+
+
+@dataclass(frozen=True)
+class Commands:
+    """The slash-command listener and what it needs."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    glider: GliderClient | None
+    slack: SlackApi
+    background: Background
+    status_patience: float = SLOW_GLIDER_S
+
+    async def reply(self, payload: dict[str, Any]) -> Reply:
+        """The ack for one slash command (and, for a slow status, a late reply)."""
+        slash = SlashCommand.model_validate(payload)
+        try:
+            parsed = parse(slash.command, slash.text)
+        except UsageError as exc:
+            return messages.usage(exc.forms, exc.message)
+        if isinstance(parsed, Help):
+            return messages.usage(FORMS[parsed.command])
+        allowed = self.settings.allowed_users
+        if not is_allowed(slash.user_id, allowed):
+            log.info("command refused", extra={"user_id": slash.user_id, "command": slash.command})
+            return messages.refused(slash.user_id, allowed)
+        if isinstance(parsed, Status):
+            return await answer_status(
+                parsed.portfolio_id,
+                redis=self.redis,
+                glider=self.glider,
+                late=partial(self._late, slash.response_url),
+                background=self.background,
+                patience=self.status_patience,
+            )
+        return await self._enqueue(to_queued(slash, parsed))
+
+    async def _late(self, response_url: str | None, reply: Reply) -> None:
+        """A reply after the ack, through the command's response_url."""
+        if response_url is None:
+            log.warning("late reply dropped: the command had no response_url")
+            return
+        status: int | None = None
+        error: str | None = None
+        try:
+            status = await self.slack.post_response(response_url, reply.payload())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = repr(exc)
+        if status is None or not 200 <= status < 300:
+            log.error("late reply not delivered", extra={"status": status, "error": error})
+
+    async def _enqueue(self, command: QueuedCommand) -> Reply:
+        context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
+        try:
+            async with asyncio.timeout(ENQUEUE_BUDGET_S):
+                result = await enqueue(self.redis, command)
+        except (RedisError, TimeoutError) as exc:
+            log.error("could not queue command", extra={**context, "error": repr(exc)})
+            return messages.not_queued()
+        log.info(
+            "command %s",
+            result.status.value,
+            extra={**context, "action": command.action.value, "existing": result.request_id},
+        )
+        return await self._answer(command, result)
+
+    async def _answer(self, command: QueuedCommand, result: EnqueueResult) -> Reply:
+        if result.status is EnqueueStatus.QUEUED:
+            return messages.queued(
+                command.action, command.portfolio_id, result.request_id, command.reason
+            )
+        if result.status is EnqueueStatus.DUPLICATE:
+            return messages.already_queued(command.portfolio_id, result.request_id)
+        try:
+            async with asyncio.timeout(ENQUEUE_BUDGET_S / 2):
+                record = await load_record(self.redis, result.request_id)
+        except (RedisError, TimeoutError):
+            record = None
+        return messages.in_flight(command.portfolio_id, result.request_id, record)

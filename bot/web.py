@@ -1,0 +1,200 @@
+"""``glider-relay web``: one aiohttp application for Slack, health and the admin API.
+
+``POST /slack/events`` hands each request to Bolt through its aiohttp adapter
+(Bolt verifies the signature and the 5-minute timestamp window: 401 otherwise).
+With ``SLACK_APP_TOKEN`` set, Slack talks to the same Bolt app over Socket Mode
+instead, and the HTTP server keeps health and admin routes only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import create_bolt_app
+from bot.background import Background
+from bot.handlers import Commands
+from bot.status import SLOW_GLIDER_S
+from relay.admin.app import create_admin_app
+from relay.glider.client import GliderClient
+from relay.logs import configure_logging
+from relay.redis_conn import connect
+from relay.settings import ConfigError, Settings, load_settings
+from relay.slack_api import SlackApi
+
+log = logging.getLogger(__name__)
+
+# Slack's payloads are a few KiB; anything this big is not from Slack.
+MAX_BODY_BYTES = 64 * 1024
+READY_TIMEOUT_S = 1.0
+DRAIN_GRACE_S = 3.0
+SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, well inside SPEC's 10 s
+
+BOLT = web.AppKey("bolt", AsyncApp)
+BACKGROUND = web.AppKey("background", Background)
+REDIS = web.AppKey("redis", aioredis.Redis)
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    bolt = request.app[BOLT]
+    bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+    return await to_aiohttp_response(bolt_response)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Redis answers PING."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await request.app[REDIS].ping()
+    except (RedisError, TimeoutError, OSError) as exc:
+        log.warning("not ready: Redis unreachable", extra={"error": repr(exc)})
+        return web.json_response({"status": "unavailable", "redis": "unreachable"}, status=503)
+    return web.json_response({"status": "ok", "redis": "ok"})
+
+
+def _slack_api(settings: Settings) -> SlackApi:
+    # Late replies only: a user is waiting, so few retries and short waits.
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return SlackApi(
+        base_url=str(settings.slack_api_url), token=token, max_retries=2, max_wait_s=5.0
+    )
+
+
+def create_web_app(
+    settings: Settings,
+    redis: aioredis.Redis,
+    glider: GliderClient | None = None,
+    *,
+    status_patience: float = SLOW_GLIDER_S,
+) -> web.Application:
+    """The web process's application; ``glider`` (if any) serves ``/rebalance status``.
+
+    A status lookup slower than ``status_patience`` seconds is answered late.
+    """
+    background = Background()
+    slack = _slack_api(settings)
+    commands = Commands(
+        settings=settings,
+        redis=redis,
+        glider=glider,
+        slack=slack,
+        background=background,
+        status_patience=status_patience,
+    )
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[BOLT] = create_bolt_app(settings, commands)
+    app[BACKGROUND] = background
+    app[REDIS] = redis
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if not settings.socket_mode:
+        app.router.add_post("/slack/events", slack_events)
+    app.add_subapp("/v1", create_admin_app(redis, settings))
+
+    async def drain(app: web.Application) -> None:
+        await app[BACKGROUND].drain(DRAIN_GRACE_S)
+        await slack.close()
+
+    app.on_cleanup.append(drain)
+    return app
+
+
+def _secret_values(settings: Settings) -> list[str | None]:
+    """Every secret the process holds, for the log scrubber."""
+    secrets = (
+        settings.slack_signing_secret,
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.glider_api_key,
+        settings.relay_admin_token,
+        settings.pagerduty_routing_key,
+    )
+    redis_password = urlsplit(settings.redis_url).password if settings.redis_url else None
+    return [s.get_secret_value() for s in secrets if s is not None] + [redis_password]
+
+
+def _glider(settings: Settings) -> GliderClient | None:
+    if settings.glider_api_key is None:
+        return None
+    # Status lookups only: short timeout and few retries, the user is waiting.
+    return GliderClient(
+        str(settings.glider_api_url), settings.glider_api_key, timeout=5.0, max_retries=1
+    )
+
+
+async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
+    """Run the web process until ``stop`` is set, then shut down gracefully."""
+    redis = connect(settings.redis_url)
+    glider = _glider(settings)
+    app = create_web_app(settings, redis, glider)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    socket_mode: AsyncSocketModeHandler | None = None
+    try:
+        await web.TCPSite(runner, host, settings.port).start()
+        if settings.slack_app_token is not None:
+            socket_mode = AsyncSocketModeHandler(
+                app[BOLT], settings.slack_app_token.get_secret_value()
+            )
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+        log.info(
+            "web listening",
+            extra={"address": runner.addresses, "socket_mode": settings.socket_mode},
+        )
+        await stop.wait()
+        log.info("web stopping")
+    finally:
+        if socket_mode is not None:
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]
+        # Stops accepting, lets in-flight requests finish, then runs on_cleanup.
+        await runner.cleanup()
+        if glider is not None:
+            await glider.close()
+        await redis.aclose()
+
+
+def run_web(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - a server
+    """Serve until SIGTERM or SIGINT; exit status 0 after a graceful stop."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, host=host, stop=stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings().require("web")
+    except ConfigError as exc:
+        print(f"glider-relay web: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, secrets=_secret_values(settings))
+    return run_web(settings, host=args.host)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``glider-relay web``."""
+    parser = subparsers.add_parser("web", help="Slack endpoint, admin API and health on $PORT")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
+    parser.set_defaults(func=_command)
