@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from bot import web
 from relay.sim import server as sim_server
 
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_server.add_parser(subparsers)
+    web.add_parser(subparsers)
     return parser
 
 

@@ -36,7 +36,7 @@ STORE_DOWN = "Tracked requests are unavailable: the relay's store did not answer
 LateReply = Callable[[Reply], Awaitable[None]]
 
 
-def glider_note(portfolio_id: str, exc: GliderError | TimeoutError) -> str:
+def glider_note(portfolio_id: str, exc: GliderError | TimeoutError | RedisError) -> str:
     """Why Glider's details are missing, for the user (no secret, no raw body)."""
     if isinstance(exc, NotFound):
         return f"Glider does not know portfolio {portfolio_id} (or the relay's key cannot see it)."
@@ -44,6 +44,8 @@ def glider_note(portfolio_id: str, exc: GliderError | TimeoutError) -> str:
         return "Glider refused the relay's API key; ask the operator to check GLIDER_API_KEY."
     if isinstance(exc, TimeoutError):
         return "Glider did not answer in time."
+    if isinstance(exc, RedisError):  # the shared Glider rate budget lives in Redis
+        return "Glider details are unavailable: the relay's store did not answer."
     return f"Glider details are unavailable right now ({exc})."
 
 

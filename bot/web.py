@@ -29,6 +29,7 @@ from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
 from relay.glider.client import GliderClient
 from relay.logs import configure_logging
+from relay.ratelimit import SharedRateLimiter
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
 from relay.slack_api import SlackApi
@@ -129,19 +130,24 @@ def _secret_values(settings: Settings) -> list[str | None]:
     return [s.get_secret_value() for s in secrets if s is not None] + [redis_password]
 
 
-def _glider(settings: Settings) -> GliderClient | None:
+def _glider(settings: Settings, redis: aioredis.Redis) -> GliderClient | None:
     if settings.glider_api_key is None:
         return None
-    # Status lookups only: short timeout and few retries, the user is waiting.
+    # Status lookups only: short timeout and few retries, the user is waiting; they
+    # draw from the same GLIDER_MAX_RPS budget as the workers.
     return GliderClient(
-        str(settings.glider_api_url), settings.glider_api_key, timeout=5.0, max_retries=1
+        str(settings.glider_api_url),
+        settings.glider_api_key,
+        timeout=5.0,
+        max_retries=1,
+        rate_limiter=SharedRateLimiter(redis, settings.glider_max_rps),
     )
 
 
 async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     """Run the web process until ``stop`` is set, then shut down gracefully."""
     redis = connect(settings.redis_url)
-    glider = _glider(settings)
+    glider = _glider(settings, redis)
     app = create_web_app(settings, redis, glider)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
