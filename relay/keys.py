@@ -62,3 +62,9 @@ def subscription(subscription_id: str) -> str:
 
 def delivery(delivery_id: str) -> str:
     return DELIVERY + delivery_id
+
+
+# --- Worker: executor, poller, requester replies ----------------------------------
+REPLIES = f"{PREFIX}:replies"  # stream: request id + kind, for each outcome the requester hears
+REPLIES_GROUP = "notifiers"
+REPLIES_DEAD = f"{PREFIX}:replies:dead"

@@ -1,0 +1,143 @@
+"""Recording outcomes: each transition of a request is ONE atomic Redis step.
+
+In one Lua call: update the request record, append its event to ``keys.EVENTS``
+(for the webhook dispatcher) and its reply to ``keys.REPLIES`` (for the
+requester), schedule / reschedule / unschedule its poll in ``keys.POLL_DUE``,
+free the portfolio's in-flight marker when the request is final, and
+acknowledge the command-stream entry that caused it. Either all of that
+happened or none of it, whatever instant a worker dies at.
+
+The step is guarded: it only applies while the record is in one of the plan's
+``from_states``; otherwise it changes nothing but still acknowledges, so a
+redelivered command or a second poller can never record a second outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from relay import keys
+from relay.pel import Delivery
+from relay.records import RequestState
+from relay.redis_conn import text
+from relay.transitions import FIRST_POST_MS, POSTS, Plan
+
+# KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
+_APPLY = """
+local plan = cjson.decode(ARGV[1])
+local state = redis.call('HGET', KEYS[1], 'state')
+local applied = 0
+if state then
+  for _, allowed in ipairs(plan['from']) do
+    if allowed == state then applied = 1 end
+  end
+end
+if applied == 1 then
+  local flat = {}
+  for name, value in pairs(plan['set']) do
+    table.insert(flat, name)
+    table.insert(flat, value)
+  end
+  if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
+  if #plan['del'] > 0 then redis.call('HDEL', KEYS[1], unpack(plan['del'])) end
+  local announce = true
+  if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
+  if announce and plan['event'] then
+    local e = plan['event']
+    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3])
+  end
+  if announce and plan['reply'] then
+    redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', plan['reply'])
+  end
+  local poll = plan['poll']
+  if poll then
+    if poll[1] == 'schedule' then redis.call('ZADD', KEYS[4], poll[2], plan['id'])
+    elseif poll[1] == 'reschedule' then redis.call('ZADD', KEYS[4], 'XX', poll[2], plan['id'])
+    else redis.call('ZREM', KEYS[4], plan['id']) end
+  end
+  if plan['release'] and redis.call('GET', KEYS[5]) == plan['id'] then
+    redis.call('DEL', KEYS[5])
+  end
+end
+if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
+return {applied, state or ''}
+"""
+
+# Before a POST that must not run twice: note when it was first sent and how often,
+# only while the request is still queued. Returns {first_ms, posts} or {} if not queued.
+_NOTE_POST = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return {} end
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
+local posts = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+return {redis.call('HGET', KEYS[1], ARGV[1]), posts}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Whether the plan took effect, and the state the record was in before it."""
+
+    applied: bool
+    previous_state: RequestState | None
+
+
+def _lua_plan(plan: Plan, ack: Delivery | None) -> str:
+    """The plan as the JSON the script reads (absent, never null: cjson's null is truthy)."""
+    out: dict[str, Any] = {
+        "id": plan.request_id,
+        "from": [s.value for s in plan.from_states],
+        "set": plan.set_fields,
+        "del": list(plan.delete_fields),
+    }
+    if plan.event is not None:
+        fields = plan.event.stream_fields()
+        out["event"] = [fields["id"], fields["type"], fields["body"]]
+    if plan.once:
+        out["once"] = plan.once
+    if plan.reply is not None:
+        out["reply"] = plan.reply.value
+    if plan.poll is not None:
+        out["poll"] = [plan.poll.op, plan.poll.at_ms]
+    if plan.release:
+        out["release"] = True
+    if ack is not None:
+        out["ack"] = [ack.group, ack.entry_id]
+    # cjson turns an empty {} into an empty table either way; HSET is skipped then.
+    return json.dumps(out)
+
+
+async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = None) -> Applied:
+    """Carry out ``plan`` atomically, acknowledging ``ack`` in the same step."""
+    applied, previous = await redis.register_script(_APPLY)(
+        keys=[
+            keys.request(plan.request_id),
+            keys.EVENTS,
+            keys.REPLIES,
+            keys.POLL_DUE,
+            keys.portfolio_inflight(plan.portfolio_id),
+            ack.stream if ack is not None else keys.COMMANDS,
+        ],
+        args=[_lua_plan(plan, ack)],
+    )
+    before = text(previous)
+    return Applied(bool(applied), RequestState(before) if before else None)
+
+
+async def acknowledge(redis: aioredis.Redis, delivery: Delivery) -> None:
+    """Acknowledge an entry whose outcome is already recorded (a redelivery)."""
+    await redis.xack(delivery.stream, delivery.group, delivery.entry_id)
+
+
+async def note_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> tuple[int, int] | None:
+    """Record that a POST is about to go out: (first POST ms, POST count), None if not queued."""
+    reply = await redis.register_script(_NOTE_POST)(
+        keys=[keys.request(request_id)], args=[FIRST_POST_MS, POSTS, now_ms]
+    )
+    if not reply:
+        return None
+    first, posts = reply
+    return int(text(first)), int(posts)

@@ -1,0 +1,290 @@
+"""Pure rules for how a request moves on: which states it may leave, what it records,
+which event (SPEC section 5) and which requester reply each move produces.
+
+Each function takes the request record as last read and returns a :class:`Plan`;
+:func:`relay.outcomes.apply` carries a plan out in one atomic Redis step, and only
+if the record is still in one of the plan's ``from_states`` (so two workers that
+both act on one request cannot both record an outcome).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from relay.commands import Action
+from relay.events import Event, EventData, EventError, EventRequester, EventType
+from relay.glider import Operation, OperationState
+from relay.records import RequestRecord, RequestState
+
+# Hash fields the worker keeps beside the modelled ones (RequestRecord ignores them).
+FIRST_POST_MS = "x_first_post_ms"  # when the executor first sent (or may have sent) the POST
+POSTS = "x_posts"  # how many times it did
+AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
+REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
+
+QUEUED = (RequestState.QUEUED,)
+TRACKED = (RequestState.SUBMITTED, RequestState.AWAITING_USER)
+STUCK_CODE = "stuck"
+
+
+class Reply(StrEnum):
+    """What the requester is told: an update while it runs, or the final outcome."""
+
+    AWAITING_USER = "awaiting_user"
+    FINAL = "final"
+
+
+class PollChange(BaseModel):
+    """``schedule``: add to the due set; ``reschedule``: move only if still there; ``remove``."""
+
+    op: Literal["schedule", "reschedule", "remove"]
+    at_ms: int = 0
+
+
+class Plan(BaseModel):
+    """One transition of one request, ready to be applied atomically."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    portfolio_id: str
+    from_states: tuple[RequestState, ...]
+    set_fields: dict[str, str] = {}
+    delete_fields: tuple[str, ...] = ()
+    event: Event | None = None
+    once: str | None = None  # announce (event + reply) only the first time this flag is set
+    reply: Reply | None = None
+    poll: PollChange | None = None
+    release: bool = False  # clear the portfolio's in-flight marker if it names this request
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _changes(before: RequestRecord, after: RequestRecord) -> tuple[dict[str, str], tuple[str, ...]]:
+    old, new = before.to_hash(), after.to_hash()
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    return changed, tuple(k for k in old if k not in new)
+
+
+def _event(
+    record: RequestRecord,
+    kind: EventType,
+    state: str,
+    at: datetime,
+    error: EventError | None = None,
+) -> Event:
+    return Event(
+        type=kind,
+        timestamp=at,
+        data=EventData(
+            requestId=record.request_id,
+            portfolioId=record.portfolio_id,
+            operationId=record.operation_id,
+            state=state,
+            submittedAt=record.submitted_at,
+            finishedAt=record.finished_at,
+            requestedBy=EventRequester.of(record.requested_by),
+            error=error,
+            retryAt=record.retry_at,
+        ),
+    )
+
+
+def _plan(
+    before: RequestRecord,
+    after: RequestRecord,
+    from_states: tuple[RequestState, ...],
+    **extra: Any,
+) -> Plan:
+    set_fields, delete_fields = _changes(before, after)
+    return Plan(
+        request_id=before.request_id,
+        portfolio_id=before.portfolio_id,
+        from_states=from_states,
+        set_fields=set_fields,
+        delete_fields=delete_fields,
+        **extra,
+    )
+
+
+def submitted(
+    record: RequestRecord,
+    now: datetime,
+    operation_id: str,
+    submitted_at: datetime,
+    first_poll: datetime,
+) -> Plan:
+    """Glider accepted the rebalance (202): track the operation, poll it first at ``first_poll``."""
+    after = record.model_copy(
+        update={
+            "state": RequestState.SUBMITTED,
+            "operation_id": operation_id,
+            "operation_state": OperationState.ACCEPTED.value,
+            "submitted_at": submitted_at,
+            "updated_at": now,
+        }
+    )
+    event = _event(after, EventType.SUBMITTED, "submitted", now)
+    poll = PollChange(op="schedule", at_ms=_ms(first_poll))
+    return _plan(record, after, QUEUED, event=event, poll=poll)
+
+
+def rejected(
+    record: RequestRecord,
+    now: datetime,
+    code: str,
+    message: str,
+    retry_at: datetime | None = None,
+) -> Plan:
+    """Glider refused the command (401/403/404/400, or a cooldown 429 with ``retry_at``)."""
+    after = record.model_copy(
+        update={
+            "state": RequestState.REJECTED,
+            "error_code": code,
+            "error_message": message,
+            "retry_at": retry_at,
+            "finished_at": now,
+            "updated_at": now,
+        }
+    )
+    event = None
+    if record.action is Action.REBALANCE:
+        error = EventError(code=code, message=message)
+        event = _event(after, EventType.REJECTED, "rejected", now, error)
+    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+
+
+def failed(record: RequestRecord, now: datetime, code: str, message: str) -> Plan:
+    """The command could not be carried out (retries exhausted, or a permanent fault)."""
+    after = record.model_copy(
+        update={
+            "state": RequestState.FAILED,
+            "error_code": code,
+            "error_message": message,
+            "finished_at": now,
+            "updated_at": now,
+        }
+    )
+    event = None
+    if record.action is Action.REBALANCE:
+        error = EventError(code=code, message=message)
+        event = _event(after, EventType.FAILED, "failed", now, error)
+    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+
+
+def schedule_changed(record: RequestRecord, now: datetime) -> Plan:
+    """Glider confirmed a pause (stop) or resume (start): final at once."""
+    pause = record.action is Action.PAUSE
+    state = RequestState.PAUSED if pause else RequestState.RESUMED
+    after = record.model_copy(update={"state": state, "finished_at": now, "updated_at": now})
+    kind = EventType.PAUSED if pause else EventType.RESUMED
+    event = _event(after, kind, state.value, now)
+    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL)
+
+
+def completed_unconfirmed(record: RequestRecord, now: datetime, completed_at: datetime) -> Plan:
+    """A POST may have reached Glider before a crash, and Glider reports a rebalance of the
+    portfolio completed since: the portfolio was rebalanced after the request, so it is
+    reported completed (its operation id is unknown) rather than risk a second run."""
+    after = record.model_copy(
+        update={"state": RequestState.COMPLETED, "finished_at": completed_at, "updated_at": now}
+    )
+    event = _event(after, EventType.COMPLETED, "completed", now)
+    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+
+
+_FINAL_STATES = {
+    OperationState.COMPLETED: (RequestState.COMPLETED, EventType.COMPLETED),
+    OperationState.FAILED: (RequestState.FAILED, EventType.FAILED),
+    OperationState.CANCELLED: (RequestState.CANCELLED, EventType.CANCELLED),
+}
+
+
+def finished(record: RequestRecord, now: datetime, operation: Operation) -> Plan:
+    """The operation reached a terminal state: record it, stop polling, free the portfolio."""
+    state, kind = _FINAL_STATES[operation.state]
+    code = f"operation_{state.value}" if state is not RequestState.COMPLETED else None
+    message = operation.error or (f"Glider reports the operation {state.value}" if code else None)
+    after = record.model_copy(
+        update={
+            "state": state,
+            "operation_state": operation.state_raw,
+            "finished_at": operation.finished_at or now,
+            "error_code": code,
+            "error_message": message,
+            "updated_at": now,
+        }
+    )
+    # SPEC section 5: `error` is set on failed (and rejected) only.
+    error = EventError(code=code or "", message=message or "") if kind is EventType.FAILED else None
+    event = _event(after, kind, state.value, now, error)
+    return _plan(
+        record,
+        after,
+        TRACKED,
+        event=event,
+        reply=Reply.FINAL,
+        poll=PollChange(op="remove"),
+        release=True,
+    )
+
+
+def progressed(
+    record: RequestRecord, now: datetime, operation: Operation, next_poll: datetime
+) -> Plan:
+    """Still running: note Glider's state, poll again at ``next_poll``; announce
+    ``awaiting_user`` the first time it is seen."""
+    waiting = operation.state is OperationState.AWAITING_USER
+    state = RequestState.AWAITING_USER if waiting else RequestState.SUBMITTED
+    after = record
+    if (state, operation.state_raw) != (record.state, record.operation_state):
+        after = record.model_copy(
+            update={"state": state, "operation_state": operation.state_raw, "updated_at": now}
+        )
+    poll = PollChange(op="reschedule", at_ms=_ms(next_poll))
+    if not waiting:
+        return _plan(record, after, TRACKED, poll=poll)
+    event = _event(after, EventType.AWAITING_USER, state.value, now)
+    return _plan(
+        record, after, TRACKED, poll=poll, event=event, once=AWAITED, reply=Reply.AWAITING_USER
+    )
+
+
+def poll_later(record: RequestRecord, next_poll: datetime) -> Plan:
+    """Polling failed this time (Glider 5xx, 429, timeout): try again at ``next_poll``."""
+    return _plan(record, record, TRACKED, poll=PollChange(op="reschedule", at_ms=_ms(next_poll)))
+
+
+def stuck(record: RequestRecord, now: datetime, deadline: timedelta) -> Plan:
+    """No terminal state before the deadline: stop polling and report it (event
+    ``rebalance.failed`` with state and error code ``stuck``, so on-call hears of it)."""
+    hours = deadline.total_seconds() / 3600
+    message = (
+        f"no final state from Glider after {hours:g} h of polling "
+        f"(last state: {record.operation_state or 'unknown'})"
+    )
+    after = record.model_copy(
+        update={
+            "state": RequestState.STUCK,
+            "error_code": STUCK_CODE,
+            "error_message": message,
+            "updated_at": now,
+        }
+    )
+    error = EventError(code=STUCK_CODE, message=message)
+    event = _event(after, EventType.FAILED, RequestState.STUCK.value, now, error)
+    return _plan(
+        record,
+        after,
+        TRACKED,
+        event=event,
+        reply=Reply.FINAL,
+        poll=PollChange(op="remove"),
+        release=True,
+    )
