@@ -13,10 +13,13 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -144,6 +147,22 @@ def _glider(settings: Settings, redis: aioredis.Redis) -> GliderClient | None:
     )
 
 
+@asynccontextmanager
+async def _socket_mode(bolt: AsyncApp, app_token: SecretStr | None) -> AsyncIterator[None]:
+    """Slack over Socket Mode while the body runs; connects in the background (the SDK retries)."""
+    if app_token is None:
+        yield
+        return
+    handler = AsyncSocketModeHandler(bolt, app_token.get_secret_value())
+    connecting = asyncio.create_task(handler.connect_async())  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+
 async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     """Run the web process until ``stop`` is set, then shut down gracefully."""
     redis = connect(settings.redis_url)
@@ -151,23 +170,16 @@ async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     app = create_web_app(settings, redis, glider)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
-    socket_mode: AsyncSocketModeHandler | None = None
     try:
         await web.TCPSite(runner, host, settings.port).start()
-        if settings.slack_app_token is not None:
-            socket_mode = AsyncSocketModeHandler(
-                app[BOLT], settings.slack_app_token.get_secret_value()
+        async with _socket_mode(app[BOLT], settings.slack_app_token):
+            log.info(
+                "web listening",
+                extra={"address": runner.addresses, "socket_mode": settings.socket_mode},
             )
-            await socket_mode.connect_async()  # type: ignore[no-untyped-call]
-        log.info(
-            "web listening",
-            extra={"address": runner.addresses, "socket_mode": settings.socket_mode},
-        )
-        await stop.wait()
-        log.info("web stopping")
+            await stop.wait()
+            log.info("web stopping")
     finally:
-        if socket_mode is not None:
-            await socket_mode.close_async()  # type: ignore[no-untyped-call]
         # Stops accepting, lets in-flight requests finish, then runs on_cleanup.
         await runner.cleanup()
         if glider is not None:

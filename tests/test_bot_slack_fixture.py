@@ -107,3 +107,13 @@ async def test_wait_for_wakes_on_a_later_call(fake_slack: FakeSlack) -> None:
     await client.chat_postEphemeral(channel="C1", user="U1", text="only you")
     (call,) = await waiter
     assert call.payload["user"] == "U1"
+
+
+async def test_socket_mode_needs_an_app_level_token(fake_slack: FakeSlack) -> None:
+    """apps.connections.open refuses the bot token and hands an xapp- token a WebSocket URL."""
+    with pytest.raises(SlackApiError, match="invalid_auth"):
+        await AsyncWebClient(base_url=fake_slack.api_url).apps_connections_open(app_token=BOT_TOKEN)
+    opened = await AsyncWebClient(base_url=fake_slack.api_url).apps_connections_open(
+        app_token="xapp-1-x"
+    )
+    assert opened["url"].startswith("ws://127.0.0.1:")
