@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.slack",
     "tests.fixtures.web",
     "tests.fixtures.glider",
+    "tests.fixtures.cluster",
 ]
