@@ -39,6 +39,17 @@ SUBSCRIPTIONS = f"{PREFIX}:subs"  # index of subscription ids
 DELIVERY = f"{PREFIX}:dlv:"  # + delivery id -> hash
 DELIVERIES = f"{PREFIX}:dlvs"  # index of delivery ids
 
+# --- Webhook dispatcher (relay/webhooks) ---------------------------------------
+# A subscription hash (SUBSCRIPTION + id) has beside it, under the same name:
+#   ":due"       zset delivery id by due-at ms (its own retry queue)
+#   ":inflight"  zset delivery id by lease expiry ms (claimed, being sent)
+#   ":dlvs"      index of its delivery ids; ":dlvs:<status>" the same by status
+SUBSCRIPTIONS_BY_TYPE = f"{PREFIX}:subs:type:"  # + event type or "*" -> set of enabled ids
+SUBSCRIPTIONS_VERSION = f"{PREFIX}:subs:version"  # bumped on every subscription change
+SUBSCRIPTIONS_READY = f"{PREFIX}:subs:ready"  # zset subscription id by next-work-at ms
+DELIVERIES_BY_STATUS = f"{PREFIX}:dlvs:"  # + status -> index of delivery ids
+ONCALL_OPEN = f"{PREFIX}:oncall:open:"  # + dedup key -> "1" while an alert is open
+
 
 def trigger_seen(trigger_id: str) -> str:
     return TRIGGER_SEEN + trigger_id
@@ -62,6 +73,31 @@ def subscription(subscription_id: str) -> str:
 
 def delivery(delivery_id: str) -> str:
     return DELIVERY + delivery_id
+
+
+def subscription_due(subscription_id: str) -> str:
+    return SUBSCRIPTION + subscription_id + ":due"
+
+
+def subscription_inflight(subscription_id: str) -> str:
+    return SUBSCRIPTION + subscription_id + ":inflight"
+
+
+def subscription_deliveries(subscription_id: str, status: str | None = None) -> str:
+    base = SUBSCRIPTION + subscription_id + ":dlvs"
+    return base if status is None else f"{base}:{status}"
+
+
+def subscriptions_by_type(event_type: str) -> str:
+    return SUBSCRIPTIONS_BY_TYPE + event_type
+
+
+def deliveries_by_status(status: str) -> str:
+    return DELIVERIES_BY_STATUS + status
+
+
+def oncall_open(dedup_key: str) -> str:
+    return ONCALL_OPEN + dedup_key
 
 
 # --- Worker: executor, poller, requester replies ----------------------------------

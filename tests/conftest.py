@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.web",
     "tests.fixtures.glider",
     "tests.fixtures.cluster",
+    "tests.fixtures.webhooks",
 ]

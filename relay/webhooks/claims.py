@@ -1,0 +1,137 @@
+"""One scheduling step of a subscription's queue: record finished attempts, claim due work.
+
+Claims are leases: a claimed delivery sits in the subscription's in-flight set
+until its lease ends, and any worker's next step puts it back in the queue if no
+result arrived by then (its worker died). The subscription's concurrency cap is
+counted in Redis, so it holds across every worker process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay import keys
+from relay.redis_conn import text
+from relay.webhooks.lua import LAYOUT, Scripts
+from relay.webhooks.models import TargetKind
+from relay.webhooks.secrets import SigningKeys
+
+LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a subscription's deliveries go, as read in the same step as the claim."""
+
+    id: str
+    kind: TargetKind
+    url: str
+    enabled: bool
+    cap: int
+    signing: SigningKeys | None
+    failing_since_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery_id: str
+    webhook_id: str
+    body: bytes
+    tries: int
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt's result to record: the new status and, for ``failed``, the next due time."""
+
+    delivery_id: str
+    status: str
+    next_due_ms: int | None
+    attempt_json: str
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything one step records for a subscription."""
+
+    finished: list[Finished] = field(default_factory=list)
+    health: str = ""  # "ok" after a success, "fail" after a failure, "" if nothing new
+    throttle_until_ms: int = 0
+    disable: str = ""  # a reason to disable the subscription
+    alerts: list[list[str]] = field(default_factory=list)  # deliveries to on-call targets
+    released: list[str] = field(default_factory=list)  # claimed but unsent: due again now
+
+
+@dataclass(frozen=True, slots=True)
+class StepReply:
+    target: Target | None  # None: the subscription no longer exists
+    claimed: list[Claimed]
+
+
+def _opt(raw: Any) -> str | None:
+    return None if raw is None else text(raw)
+
+
+def _target(sid: str, raw: list[Any], default_cap: int) -> Target | None:
+    kind, enabled, cap, _throttled, url, secret, prev, prev_until, failing = (_opt(v) for v in raw)
+    if kind is None:
+        return None
+    signing = None
+    if kind == TargetKind.WEBHOOK and secret:
+        signing = SigningKeys(secret, prev or None, int(prev_until or 0))
+    return Target(
+        id=sid,
+        kind=TargetKind(kind),
+        url=url or "",
+        enabled=enabled == "1",
+        cap=int(cap) if cap else default_cap,
+        signing=signing,
+        failing_since_ms=int(failing) if failing else None,
+    )
+
+
+async def step(
+    scripts: Scripts,
+    sid: str,
+    report: Report,
+    *,
+    now_ms: int,
+    want: int,
+    default_cap: int,
+    lease_ms: int = LEASE_MS,
+) -> StepReply:
+    """Record ``report`` for subscription ``sid`` and claim up to ``want`` due deliveries."""
+    results = [
+        [f.delivery_id, f.status, f.next_due_ms or 0, f.attempt_json] for f in report.finished
+    ]
+    raw_target, raw_claimed = await scripts.cycle(
+        keys=[keys.subscription(sid)],
+        args=[
+            LAYOUT,
+            sid,
+            now_ms,
+            lease_ms,
+            want,
+            default_cap,
+            report.health,
+            report.throttle_until_ms,
+            report.disable,
+            json.dumps(report.alerts),
+            json.dumps(results),
+            json.dumps(report.released),
+        ],
+    )
+    claimed = [
+        Claimed(
+            text(did),
+            text(wid),
+            body if isinstance(body, bytes) else body.encode(),
+            int(tries or 0),
+            text(etype),
+        )
+        for did, wid, body, tries, etype in raw_claimed
+    ]
+    return StepReply(_target(sid, raw_target, default_cap), claimed)

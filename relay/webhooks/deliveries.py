@@ -1,0 +1,137 @@
+"""Delivery records: read, page by subscription and status, replay, recover, retention.
+
+A delivery hash (``keys.delivery(id)``) holds its event body, status and every
+attempt (``a1``, ``a2``, ...). Ids are ``dlv_`` + a ULID whose time is the
+event's, so each index (all, by status, by subscription, both) is in time order
+and "everything since T" is a lexical range.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from relay import keys
+from relay.admin.common import page_ids
+from relay.ids import ulid
+from relay.redis_conn import text, text_map
+from relay.webhooks.lua import LAYOUT, Scripts
+from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms
+
+RETENTION_MS = 7 * 24 * 3600 * 1000
+MAX_PER_SUBSCRIPTION = 10_000
+_BATCH = 500
+
+
+def index_for(subscription_id: str | None, status: DeliveryStatus | None) -> str:
+    """The index that lists exactly the deliveries matching both filters."""
+    if subscription_id is None:
+        return keys.DELIVERIES if status is None else keys.deliveries_by_status(status)
+    return keys.subscription_deliveries(subscription_id, status)
+
+
+def lower_bound(since: datetime) -> str:
+    """The smallest delivery id of an event at or after ``since``."""
+    return "dlv_" + ulid(datetime_to_ms(since), bytes(10))
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueOutcome:
+    """What a replay or a recovery did: ``queued`` ids, and the others with why not."""
+
+    queued: list[str]
+    refused: dict[str, str]
+
+
+class DeliveryStore:
+    """Delivery records on one Redis client."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._scripts = Scripts(redis)
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        raw = text_map(await self.redis.hgetall(keys.delivery(delivery_id)))
+        return Delivery.from_hash(raw) if raw.get("id") else None
+
+    async def page(
+        self,
+        *,
+        subscription_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Delivery], str | None]:
+        """Newest first, filtered; entries swept meanwhile are skipped."""
+        index = index_for(subscription_id, status)
+        ids, next_cursor = await page_ids(self.redis, index, cursor=cursor, limit=limit)
+        found = [await self.get(did) for did in ids]
+        return [d for d in found if d is not None], next_cursor
+
+    async def _requeue(self, ids: list[str], *, only_dead: bool) -> RequeueOutcome:
+        if not ids:
+            return RequeueOutcome([], {})
+        words = await self._scripts.requeue(
+            keys=[keys.DELIVERIES],
+            args=[LAYOUT, str(int(time.time() * 1000)), "1" if only_dead else "0", *ids],
+        )
+        queued, refused = [], {}
+        for did, word in zip(ids, (text(w) for w in words), strict=True):
+            if word == "queued":
+                queued.append(did)
+            elif word != "skipped":
+                refused[did] = word
+        return RequeueOutcome(queued, refused)
+
+    async def replay(self, delivery_id: str) -> str:
+        """Queue a final delivery again (same webhook-id, fresh schedule).
+
+        Returns ``queued``, or why not: ``missing``, ``not_final``,
+        ``subscription_deleted``, ``subscription_disabled``.
+        """
+        outcome = await self._requeue([delivery_id], only_dead=False)
+        return "queued" if outcome.queued else outcome.refused[delivery_id]
+
+    async def recover_since(self, since: datetime, *, subscription_id: str | None = None) -> int:
+        """Queue again every dead delivery of an event at or after ``since``; returns how many."""
+        index = index_for(subscription_id, DeliveryStatus.DEAD)
+        start, total = "[" + lower_bound(since), 0
+        while True:
+            raw = await self.redis.zrangebylex(index, start, "+", start=0, num=_BATCH)
+            ids = [text(i) for i in raw]
+            if not ids:
+                return total
+            total += len((await self._requeue(ids, only_dead=True)).queued)
+            start = "(" + ids[-1]
+
+    async def sweep(
+        self, *, now_ms: int | None = None, subscription_ids: Sequence[str] = ()
+    ) -> int:
+        """Delete final deliveries past retention, and beyond the per-subscription cap."""
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        cutoff = "dlv_" + ulid(now - RETENTION_MS, bytes(10))
+        old = [
+            text(i)
+            for i in await self.redis.zrangebylex(
+                keys.DELIVERIES, "-", "(" + cutoff, start=0, num=_BATCH
+            )
+        ]
+        removed = await self._delete_final(old)
+        for sid in subscription_ids:
+            index = keys.subscription_deliveries(sid)
+            excess = await self.redis.zcard(index) - MAX_PER_SUBSCRIPTION
+            if excess > 0:
+                oldest = await self.redis.zrangebylex(
+                    index, "-", "+", start=0, num=min(excess, _BATCH)
+                )
+                removed += await self._delete_final([text(i) for i in oldest])
+        return removed
+
+    async def _delete_final(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        return int(await self._scripts.sweep(keys=[keys.DELIVERIES], args=[LAYOUT, *ids]))

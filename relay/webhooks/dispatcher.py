@@ -1,0 +1,226 @@
+"""The dispatcher: events stream in, signed deliveries out, one isolated queue per subscription.
+
+Three loops share one process:
+
+- **fan-out** reads ``keys.EVENTS`` through the ``dispatchers`` consumer group
+  (:class:`relay.streams.StreamConsumer`) and turns each event into deliveries,
+  atomically with its XACK;
+- **scheduling** watches ``keys.SUBSCRIPTIONS_READY`` (subscription -> when it
+  next has work) and keeps one :class:`SubscriptionRunner` per busy subscription;
+- **retention** sweeps old final deliveries.
+
+Any number of worker processes may run it: the consumer group splits the events,
+and leases in each subscription's queue split the deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from relay import keys
+from relay.events import Event
+from relay.pel import Delivery as StreamEntry
+from relay.redis_conn import text
+from relay.streams import StreamConsumer, consumer_name
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.fanout import STALE, alert_rows, fan_out, plan
+from relay.webhooks.lua import Scripts
+from relay.webhooks.models import TargetKind
+from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
+from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
+from relay.webhooks.sender import Sender
+from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
+
+log = logging.getLogger(__name__)
+
+SYSTEM_CAP = 2  # on-call targets: a couple at a time is plenty, and polite to Slack
+
+
+@dataclass
+class DispatcherConfig:
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    poll_s: float = 0.5  # how often other workers' new work is looked for
+    sweep_every_s: float = 60.0
+    fanout_concurrency: int = 32
+    block_ms: int = 1000  # longest wait for a new event (and so for a stop to take effect)
+    stop_grace_s: float = 5.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Dispatcher:
+    """Runs fan-out, per-subscription delivery and retention until :meth:`stop`."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        sender: Sender,
+        *,
+        rules: OnCallRules,
+        config: DispatcherConfig | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.sender = sender
+        self.rules = rules
+        self.config = config or DispatcherConfig()
+        self._scripts = Scripts(redis)
+        self._subscriptions = SubscriptionStore(redis)
+        self._deliveries = DeliveryStore(redis)
+        self._table: RoutingTable | None = None
+        self._runners: dict[str, tuple[SubscriptionRunner, asyncio.Task[None]]] = {}
+        self._kick = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._consumer = StreamConsumer(
+            redis,
+            keys.EVENTS,
+            keys.EVENTS_GROUP,
+            consumer_name(consumer),
+            self._handle_event,
+            batch=self.config.fanout_concurrency,
+            block_ms=self.config.block_ms,
+        )
+
+    def stop(self) -> None:
+        """Stop taking work; in-flight sends get the grace time, the rest is handed back."""
+        self._stopping.set()
+        self._kick.set()
+        self._consumer.stop(self.config.stop_grace_s)
+
+    async def run(self) -> None:
+        await self._ensure_targets()
+        loops = [
+            asyncio.create_task(self._consumer.run()),
+            asyncio.create_task(self._schedule_loop()),
+            asyncio.create_task(self._sweep_loop()),
+        ]
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._wind_down(loops)
+
+    async def _wind_down(self, loops: list[asyncio.Task[None]]) -> None:
+        for runner, _task in self._runners.values():
+            runner.stop()
+        tasks = [task for _runner, task in self._runners.values()]
+        await asyncio.gather(loops[0], *tasks, return_exceptions=True)
+        for loop in loops[1:]:
+            loop.cancel()
+        await asyncio.gather(*loops[1:], return_exceptions=True)
+
+    async def _ensure_targets(self) -> None:
+        if self.rules.slack_channel:
+            await self._subscriptions.ensure_target(SLACK_TARGET, TargetKind.SLACK, SYSTEM_CAP)
+        if self.rules.pagerduty:
+            await self._subscriptions.ensure_target(
+                PAGERDUTY_TARGET, TargetKind.PAGERDUTY, SYSTEM_CAP
+            )
+
+    # --- fan-out ----------------------------------------------------------------
+
+    async def _handle_event(self, entry: StreamEntry) -> None:
+        try:
+            event = Event.from_stream(entry.fields)
+        except (ValidationError, KeyError, ValueError) as exc:
+            await self._consumer.dead_letter(entry, f"not an event: {exc}"[:500])
+            return
+        for _ in range(5):
+            table = self._table or await self._subscriptions.routing_table()
+            self._table = table
+            created = await fan_out(
+                self._scripts,
+                group=keys.EVENTS_GROUP,
+                entry_id=entry.entry_id,
+                version=table.version,
+                rows=plan(event, table, self.rules),
+                now_ms=_now_ms(),
+            )
+            if created != STALE:
+                if created:
+                    self._kick.set()
+                return
+            self._table = None
+        raise RuntimeError("subscriptions kept changing during fan-out; will retry")
+
+    # --- scheduling ---------------------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._kick.clear()
+            try:
+                wait_s = await self._schedule_once()
+            except RedisError as exc:
+                log.warning("webhook scheduling failed: %s", exc)
+                wait_s = self.config.poll_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=wait_s)
+
+    async def _schedule_once(self) -> float:
+        """Start or poke a runner for every subscription with due work; the wait until more."""
+        now = _now_ms()
+        due: list[Any] = await self.redis.zrangebyscore(
+            keys.SUBSCRIPTIONS_READY, "-inf", now, start=0, num=500
+        )
+        for raw in due:
+            self._ensure_runner(text(raw))
+        head: list[Any] = await self.redis.zrange(keys.SUBSCRIPTIONS_READY, 0, 0, withscores=True)
+        wait_s = self.config.poll_s
+        if head and len(due) < 500:
+            wait_s = min(wait_s, max(0.0, (head[0][1] - now) / 1000))
+        return max(wait_s, 0.005)
+
+    def _ensure_runner(self, sid: str) -> None:
+        existing = self._runners.get(sid)
+        if existing is not None and not existing[1].done():
+            existing[0].poke()
+            return
+        runner = SubscriptionRunner(
+            sid,
+            scripts=self._scripts,
+            sender=self.sender,
+            config=self.config.runner,
+            disable_alerts=self._disable_alerts,
+        )
+        task = asyncio.create_task(runner.run())
+        self._runners[sid] = (runner, task)
+        task.add_done_callback(functools.partial(self._runner_done, sid))
+
+    def _runner_done(self, sid: str, task: asyncio.Task[None]) -> None:
+        current = self._runners.get(sid)
+        if current is not None and current[1] is task:
+            del self._runners[sid]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("runner for %s crashed", sid, exc_info=task.exception())
+        self._kick.set()
+
+    def _disable_alerts(self, sid: str, reason: str, now_ms: int) -> list[list[str]]:
+        alerts = disabled_alerts(sid, reason, self.rules)
+        log.warning("subscription %s disabled: %s", sid, reason, extra={"subscription_id": sid})
+        return alert_rows(alerts, source_id=sid, kind="relay.subscription_disabled", now_ms=now_ms)
+
+    # --- retention ------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                raw: list[Any] = await self.redis.zrange(keys.SUBSCRIPTIONS, 0, -1)
+                ids = [text(i) for i in raw]
+                removed = await self._deliveries.sweep(subscription_ids=ids)
+                if removed:
+                    log.info("retention removed %d deliveries", removed)
+            except RedisError as exc:
+                log.warning("delivery retention sweep failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.config.sweep_every_s)

@@ -1,0 +1,152 @@
+"""Webhook records as they cross a boundary: Redis hashes, the admin API, the CLI.
+
+Wire names are camelCase (SPEC section 6); times are ISO 8601 UTC with
+milliseconds on the wire and epoch milliseconds in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_serializer
+
+from relay.events import EventType
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its first attempt, or replayed
+    FAILED = "failed"  # the last attempt failed; another is scheduled
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # no attempt left (or its subscription went away): replayable
+
+    @property
+    def is_final(self) -> bool:
+        return self in (DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD)
+
+
+class TargetKind(StrEnum):
+    WEBHOOK = "webhook"  # a subscriber's URL, signed per Standard Webhooks
+    SLACK = "slack"  # the on-call Slack channel (chat.postMessage)
+    PAGERDUTY = "pagerduty"  # PagerDuty Events v2
+
+
+ALL_EVENTS = "*"
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def iso_ms(value: datetime) -> str:
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _opt_int(raw: str | None) -> int | None:
+    return int(raw) if raw not in (None, "") else None
+
+
+class Subscription(BaseModel):
+    """A subscriber endpoint. ``secret`` is shown on create and rotate only."""
+
+    id: str
+    url: str
+    events: list[str]
+    description: str | None = None
+    enabled: bool = True
+    createdAt: datetime
+    updatedAt: datetime
+    disabledReason: str | None = None
+    secret: str | None = None
+
+    @field_serializer("createdAt", "updatedAt")
+    def _iso(self, value: datetime) -> str:
+        return iso_ms(value)
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str], *, with_secret: bool = False) -> Subscription:
+        return cls(
+            id=fields["id"],
+            url=fields["url"],
+            events=json.loads(fields["events"]),
+            description=fields.get("description") or None,
+            enabled=fields.get("enabled") == "1",
+            createdAt=ms_to_datetime(int(fields["createdAt"])),
+            updatedAt=ms_to_datetime(int(fields.get("updatedAt") or fields["createdAt"])),
+            disabledReason=fields.get("disabledReason") or None,
+            secret=fields["secret"] if with_secret else None,
+        )
+
+    def public(self) -> dict[str, object]:
+        """The API shape: ``secret`` only when it is being handed out."""
+        data = self.model_dump(mode="json")
+        if self.secret is None:
+            data.pop("secret")
+        return data
+
+
+class Attempt(BaseModel):
+    """One try at a delivery: when, the answer (or error), how long, the start of the body."""
+
+    at: datetime
+    statusCode: int | None = None
+    latencyMs: int
+    error: str | None = None
+    responseBody: str | None = None
+
+    @field_serializer("at")
+    def _iso(self, value: datetime) -> str:
+        return iso_ms(value)
+
+
+class Delivery(BaseModel):
+    """One event for one subscription (SPEC section 6), with every attempt made."""
+
+    id: str
+    subscriptionId: str
+    eventId: str
+    eventType: str
+    webhookId: str
+    status: DeliveryStatus
+    createdAt: datetime
+    nextAttemptAt: datetime | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+
+    @field_serializer("createdAt")
+    def _iso(self, value: datetime) -> str:
+        return iso_ms(value)
+
+    @field_serializer("nextAttemptAt")
+    def _iso_opt(self, value: datetime | None) -> str | None:
+        return iso_ms(value) if value is not None else None
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> Delivery:
+        count = int(fields.get("n") or 0)
+        attempts = [
+            Attempt.model_validate_json(fields[f"a{i}"])
+            for i in range(1, count + 1)
+            if f"a{i}" in fields
+        ]
+        next_at = _opt_int(fields.get("nextAttemptAt"))
+        return cls(
+            id=fields["id"],
+            subscriptionId=fields["subscriptionId"],
+            eventId=fields["eventId"],
+            eventType=fields["eventType"],
+            webhookId=fields["webhookId"],
+            status=DeliveryStatus(fields["status"]),
+            createdAt=ms_to_datetime(int(fields["createdAt"])),
+            nextAttemptAt=ms_to_datetime(next_at) if next_at is not None else None,
+            attempts=attempts,
+        )
+
+
+EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)

@@ -1,0 +1,137 @@
+"""On-call alerts: which events page someone, and what the Slack and PagerDuty messages say.
+
+Pure rendering. The alerts travel as deliveries to two internal targets
+(:data:`SLACK_TARGET`, :data:`PAGERDUTY_TARGET`) with their own queues, so they
+are as durable and retried as any webhook. Each alert names an "incident marker"
+(the PagerDuty ``dedup_key``): a failure opens it, and the next completed
+rebalance of that portfolio closes it, which is when a resolve (and a Slack
+"recovered" note) is sent; a completion with no open incident sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from relay.events import Event, EventType
+from relay.slackfmt import context, escape, section
+from relay.webhooks.models import iso_ms
+
+SLACK_TARGET = "sys_oncall_slack"
+PAGERDUTY_TARGET = "sys_pagerduty"
+SOURCE = "glider-relay"
+OPEN, CLOSE = "open", "close"
+STUCK_CODES = frozenset({"stuck"})
+
+
+@dataclass(frozen=True, slots=True)
+class OnCallRules:
+    """Where alerts go: the Slack channel (if any) and whether PagerDuty is configured."""
+
+    slack_channel: str | None = None
+    pagerduty: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.slack_channel) or self.pagerduty
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message for one internal target, tied to an incident marker."""
+
+    target: str
+    body: bytes
+    marker: str
+    mode: str  # OPEN or CLOSE
+
+
+def portfolio_key(portfolio_id: str) -> str:
+    return f"{SOURCE}:portfolio:{portfolio_id}"
+
+
+def subscription_key(subscription_id: str) -> str:
+    return f"{SOURCE}:subscription:{subscription_id}"
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _slack(channel: str, text: str, detail: str) -> bytes:
+    blocks = [section(text), context(detail)]
+    return _json({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": False})
+
+
+def _pagerduty(action: str, dedup_key: str, summary: str, severity: str) -> bytes:
+    event: dict[str, Any] = {"event_action": action, "dedup_key": dedup_key}
+    if action == "trigger":
+        event["payload"] = {"summary": summary[:1024], "source": SOURCE, "severity": severity}
+    return _json(event)
+
+
+def _is_stuck(event: Event) -> bool:
+    error = event.data.error
+    return error is not None and error.code in STUCK_CODES
+
+
+def _failure_text(event: Event) -> tuple[str, str]:
+    data = event.data
+    pid = escape(data.portfolioId)
+    what = "is stuck" if _is_stuck(event) else "failed"
+    reason = f"{data.error.code}: {data.error.message}" if data.error else "no reason given"
+    text = f":rotating_light: Rebalance of portfolio `{pid}` {what}: {escape(reason)}"
+    detail = f"request `{escape(data.requestId)}`"
+    if data.operationId:
+        detail += f" · operation `{escape(data.operationId)}`"
+    return text, detail + f" · {iso_ms(event.timestamp)}"
+
+
+def event_alerts(event: Event, rules: OnCallRules) -> list[Alert]:
+    """The alerts an outcome event raises: open on failure, close on the next completion."""
+    if event.type not in (EventType.FAILED, EventType.COMPLETED) or not rules.any:
+        return []
+    marker = portfolio_key(event.data.portfolioId)
+    alerts: list[Alert] = []
+    if event.type is EventType.FAILED:
+        text, detail = _failure_text(event)
+        if rules.slack_channel:
+            alerts.append(
+                Alert(SLACK_TARGET, _slack(rules.slack_channel, text, detail), marker, OPEN)
+            )
+        if rules.pagerduty:
+            summary = f"Rebalance of portfolio {event.data.portfolioId} failed"
+            if event.data.error:
+                summary += f": {event.data.error.code}: {event.data.error.message}"
+            alerts.append(
+                Alert(
+                    PAGERDUTY_TARGET, _pagerduty("trigger", marker, summary, "error"), marker, OPEN
+                )
+            )
+        return alerts
+    pid = escape(event.data.portfolioId)
+    if rules.slack_channel:
+        text = f":white_check_mark: Portfolio `{pid}` rebalanced again after a failure"
+        detail = f"request `{escape(event.data.requestId)}` · {iso_ms(event.timestamp)}"
+        alerts.append(Alert(SLACK_TARGET, _slack(rules.slack_channel, text, detail), marker, CLOSE))
+    if rules.pagerduty:
+        alerts.append(Alert(PAGERDUTY_TARGET, _pagerduty("resolve", marker, "", ""), marker, CLOSE))
+    return alerts
+
+
+def disabled_alerts(subscription_id: str, reason: str, rules: OnCallRules) -> list[Alert]:
+    """The alerts for a subscription the dispatcher disabled (410 Gone, or failing 5 days)."""
+    marker = subscription_key(subscription_id)
+    why = "answered 410 Gone" if reason == "gone" else "failed every delivery for 5 days"
+    text = f":warning: Webhook subscription `{escape(subscription_id)}` was disabled: it {why}"
+    detail = "Re-enable it with PATCH /v1/subscriptions/{id}, then recover its dead deliveries."
+    alerts: list[Alert] = []
+    if rules.slack_channel:
+        alerts.append(Alert(SLACK_TARGET, _slack(rules.slack_channel, text, detail), marker, OPEN))
+    if rules.pagerduty:
+        summary = f"Webhook subscription {subscription_id} disabled: it {why}"
+        alerts.append(
+            Alert(PAGERDUTY_TARGET, _pagerduty("trigger", marker, summary, "warning"), marker, OPEN)
+        )
+    return alerts

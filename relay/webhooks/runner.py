@@ -1,0 +1,199 @@
+"""One subscription's delivery loop inside one worker: claim, send, record, repeat.
+
+A runner only ever touches its own subscription's queue, with at most the
+subscription's cap of requests in flight, so a subscriber that hangs for the
+full timeout or fails every call holds only its own slots. Results are recorded
+in batches: whatever finished while the previous step was in Redis goes in the
+next one, so a busy subscription costs one round trip per batch, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from relay.webhooks.claims import Claimed, Finished, Report, StepReply, Target, step
+from relay.webhooks.lua import Scripts
+from relay.webhooks.models import TargetKind
+from relay.webhooks.policy import AttemptResult, decide
+from relay.webhooks.schedule import RetrySchedule
+from relay.webhooks.sender import Sender
+
+log = logging.getLogger(__name__)
+
+# (subscription id, reason, now ms) -> on-call delivery rows for a disabled subscription
+DisableAlerts = Callable[[str, str, int], list[list[str]]]
+
+
+@dataclass
+class RunnerConfig:
+    schedule: RetrySchedule = field(default_factory=RetrySchedule)
+    default_cap: int = 10
+    lease_ms: int = 60_000
+    stop_grace_s: float = 5.0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SubscriptionRunner:
+    """Delivers one subscription's due deliveries until none is left, then returns."""
+
+    def __init__(
+        self,
+        sid: str,
+        *,
+        scripts: Scripts,
+        sender: Sender,
+        config: RunnerConfig,
+        disable_alerts: DisableAlerts,
+    ) -> None:
+        self.sid = sid
+        self._scripts = scripts
+        self._sender = sender
+        self._config = config
+        self._disable_alerts = disable_alerts
+        self._wake = asyncio.Event()
+        self._sending: dict[str, asyncio.Task[None]] = {}
+        self._done: list[tuple[Claimed, AttemptResult]] = []
+        self._released: list[str] = []
+        self._target: Target | None = None
+        self._stopping = False
+
+    def poke(self) -> None:
+        """Look for due work now (new deliveries, or a retry came due), if there is room."""
+        cap = self._target.cap if self._target else self._config.default_cap
+        if len(self._sending) < cap:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Claim nothing more; finish or hand back what is in flight."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            cap = self._target.cap if self._target else self._config.default_cap
+            want = 0 if self._stopping else max(0, cap - len(self._sending))
+            batch, released = list(self._done), list(self._released)
+            try:
+                reply = await self._step(batch, released, want)
+                failures = 0
+            except RedisError as exc:
+                failures += 1
+                log.warning("webhook queue step failed for %s: %s", self.sid, exc)
+                await self._rest(min(5.0, 0.1 * 2**failures))
+                continue
+            del self._done[: len(batch)]
+            del self._released[: len(released)]
+            self._target = reply.target
+            for claimed in reply.claimed:
+                self._start(claimed)
+            if not self._sending and not self._done and not reply.claimed:
+                return
+            if self._stopping and self._sending:
+                await self._wind_down()
+                continue
+            if not self._done:
+                await self._wake.wait()
+
+    async def _step(
+        self, batch: list[tuple[Claimed, AttemptResult]], released: list[str], want: int
+    ) -> StepReply:
+        now = _now_ms()
+        report = self._report(batch, now)
+        report.released = released
+        return await step(
+            self._scripts,
+            self.sid,
+            report,
+            now_ms=now,
+            want=want,
+            default_cap=self._config.default_cap,
+            lease_ms=self._config.lease_ms,
+        )
+
+    def _report(self, batch: list[tuple[Claimed, AttemptResult]], now: int) -> Report:
+        report = Report()
+        target = self._target
+        system = target is not None and target.kind is not TargetKind.WEBHOOK
+        failing_since = target.failing_since_ms if target else None
+        for claimed, result in batch:
+            decision = decide(
+                result,
+                tries=claimed.tries,
+                now_ms=now,
+                failing_since_ms=failing_since,
+                schedule=self._config.schedule,
+                system=system,
+                rng=self._config.rng,
+            )
+            report.finished.append(
+                Finished(
+                    claimed.delivery_id,
+                    decision.status.value,
+                    decision.next_due_ms,
+                    result.attempt.model_dump_json(),
+                )
+            )
+            report.health = "ok" if result.ok else "fail"
+            if result.ok:
+                failing_since = None
+            elif failing_since is None:
+                failing_since = now
+            report.throttle_until_ms = max(
+                report.throttle_until_ms, decision.throttle_until_ms or 0
+            )
+            if decision.disable and not report.disable:
+                report.disable = decision.disable
+                report.alerts = self._disable_alerts(self.sid, decision.disable, now)
+        return report
+
+    def _start(self, claimed: Claimed) -> None:
+        target = self._target
+        if target is None:
+            return
+        self._sending[claimed.delivery_id] = asyncio.create_task(self._send(target, claimed))
+
+    async def _send(self, target: Target, claimed: Claimed) -> None:
+        try:
+            result = await self._sender.attempt(target, claimed)
+        except asyncio.CancelledError:
+            self._released.append(claimed.delivery_id)
+            raise
+        finally:
+            self._sending.pop(claimed.delivery_id, None)
+        self._done.append((claimed, result))
+        if not result.ok:
+            log.info(
+                "delivery %s to %s failed: %s",
+                claimed.delivery_id,
+                self.sid,
+                result.attempt.error or result.attempt.statusCode,
+                extra={"subscription_id": self.sid, "delivery_id": claimed.delivery_id},
+            )
+        self._wake.set()
+
+    async def _wind_down(self) -> None:
+        """Give in-flight sends the grace time, then cancel and hand back the rest."""
+        tasks = list(self._sending.values())
+        await asyncio.wait(tasks, timeout=self._config.stop_grace_s)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _rest(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            return

@@ -1,0 +1,188 @@
+"""One HTTP attempt of one delivery: signed POST, 10 s, no redirects, only 2xx succeeds.
+
+The response body is never read whole: at most ``body_limit`` bytes are kept for
+the record and the connection is dropped, so a 50 MB answer costs a kilobyte.
+Subscriber URLs are checked again here (scheme, literal addresses) and every
+resolved address is checked by the session's :class:`GuardedResolver`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
+
+from relay.backoff import parse_retry_after
+from relay.slack_api import SlackApi
+from relay.webhooks.claims import Claimed, Target
+from relay.webhooks.models import Attempt, TargetKind
+from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult
+from relay.webhooks.signing import webhook_headers
+from relay.webhooks.ssrf import BlockedAddress, GuardedResolver, UnsafeURL, check_url
+
+TIMEOUT_S = 10.0
+BODY_LIMIT = 1024
+USER_AGENT = "glider-relay-webhooks/1"
+
+
+@dataclass(frozen=True, slots=True)
+class OnCallConfig:
+    """How the internal on-call targets send: the Slack client and PagerDuty's endpoint."""
+
+    slack: SlackApi | None = None
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_routing_key: SecretStr | None = None
+
+
+def make_session(
+    *, allow_private: bool, resolver: aiohttp.abc.AbstractResolver | None = None
+) -> aiohttp.ClientSession:
+    """A client session whose every connection goes to a checked address."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(resolver, allow_private=allow_private),
+        limit=0,  # each subscription has its own cap; a shared pool cap would couple them
+        ttl_dns_cache=60,
+    )
+    return aiohttp.ClientSession(
+        connector=connector, trust_env=False, headers={"user-agent": USER_AGENT}
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) and isinstance(
+        exc.os_error, BlockedAddress
+    ):
+        return f"refused: {exc.os_error}"
+    if isinstance(exc, UnsafeURL):
+        return f"refused: url {exc}"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class Sender:
+    """Makes attempts over one shared session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        allow_private: bool,
+        oncall: OnCallConfig | None = None,
+        timeout_s: float = TIMEOUT_S,
+        body_limit: int = BODY_LIMIT,
+    ) -> None:
+        self.session = session
+        self.allow_private = allow_private
+        self.oncall = oncall or OnCallConfig()
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.body_limit = body_limit
+
+    async def attempt(self, target: Target, claimed: Claimed) -> AttemptResult:
+        """Send ``claimed`` to ``target`` once and describe what happened."""
+        at = datetime.now(UTC)
+        start = time.monotonic()
+        try:
+            if target.kind is TargetKind.SLACK:
+                return await self._slack(claimed, at, start)
+            url, headers, body = self._request(target, claimed)
+            return await self._post(url, headers, body, at, start)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            latency = int((time.monotonic() - start) * 1000)
+            return AttemptResult(Attempt(at=at, latencyMs=latency, error=_error_text(exc)))
+
+    def _request(self, target: Target, claimed: Claimed) -> tuple[str, dict[str, str], bytes]:
+        if target.kind is TargetKind.PAGERDUTY:
+            return self._pagerduty_request(claimed)
+        check_url(target.url, allow_private=self.allow_private)
+        if target.signing is None:
+            raise ValueError("subscription has no secret")
+        keys = target.signing.active(int(time.time() * 1000))
+        headers = webhook_headers(keys, claimed.webhook_id, int(time.time()), claimed.body)
+        return target.url, headers, claimed.body
+
+    async def _slack(self, claimed: Claimed, at: datetime, start: float) -> AttemptResult:
+        """chat.postMessage through the relay's Slack client; retries are ours, not its."""
+        web = self.oncall.slack.web if self.oncall.slack else None
+        if web is None:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        error, retry_after = None, None
+        try:
+            response = await web.chat_postMessage(**json.loads(claimed.body))
+        except SlackApiError as exc:
+            response = exc.response
+            error = f"Slack error: {response.get('error', 'unknown')}"
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            retry_after = parse_retry_after(_first(headers.get("retry-after")))
+        latency = int((time.monotonic() - start) * 1000)
+        answer = json.dumps(response.data)[: self.body_limit] if response.data else None
+        attempt = Attempt(
+            at=at,
+            statusCode=response.status_code,
+            latencyMs=latency,
+            error=error,
+            responseBody=answer,
+        )
+        return AttemptResult(attempt, retry_after)
+
+    def _pagerduty_request(self, claimed: Claimed) -> tuple[str, dict[str, str], bytes]:
+        if self.oncall.pagerduty_routing_key is None:
+            raise ValueError("PAGERDUTY_ROUTING_KEY is not set")
+        event = json.loads(claimed.body)
+        event["routing_key"] = self.oncall.pagerduty_routing_key.get_secret_value()
+        body = json.dumps(event, separators=(",", ":")).encode()
+        return self.oncall.pagerduty_url, {"content-type": "application/json"}, body
+
+    async def _post(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        at: datetime,
+        start: float,
+    ) -> AttemptResult:
+        async with self.session.post(
+            url, data=body, headers=headers, allow_redirects=False, timeout=self.timeout
+        ) as response:
+            prefix = await self._read_prefix(response)
+            latency = int((time.monotonic() - start) * 1000)
+            code = response.status
+            text = prefix.decode("utf-8", errors="replace")
+            error = _answer_error(code)
+            retry_after = None
+            if code in THROTTLE_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        attempt = Attempt(
+            at=at, statusCode=code, latencyMs=latency, error=error, responseBody=text or None
+        )
+        return AttemptResult(attempt, retry_after)
+
+    async def _read_prefix(self, response: aiohttp.ClientResponse) -> bytes:
+        """Up to ``body_limit`` bytes; the rest is never read (the connection is closed)."""
+        buffer = b""
+        try:
+            while len(buffer) < self.body_limit:
+                chunk = await response.content.read(self.body_limit - len(buffer))
+                if not chunk:
+                    break
+                buffer += chunk
+        except (TimeoutError, aiohttp.ClientError):
+            pass  # the status line is the answer; a broken body only shortens the record
+        if not response.content.at_eof():
+            response.close()
+        return buffer
+
+
+def _answer_error(code: int) -> str | None:
+    return "redirects are not followed" if 300 <= code < 400 else None
+
+
+def _first(value: object) -> str | None:
+    if isinstance(value, list | tuple):
+        return str(value[0]) if value else None
+    return None if value is None else str(value)

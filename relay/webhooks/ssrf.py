@@ -1,0 +1,165 @@
+"""SSRF guard for subscriber URLs: which URLs and addresses a webhook may reach.
+
+``blocked_reason`` and ``check_url`` are pure. ``GuardedResolver`` is the I/O
+shell: aiohttp connects to exactly the addresses a resolver returns, so checking
+them there (every one of them, on every new connection) leaves no gap between
+the check and the connect for a DNS answer to change (no DNS rebinding).
+IP-literal hosts never reach a resolver; the sender checks them with ``check_url``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+IPAddress = IPv4Address | IPv6Address
+
+_BLOCKED: tuple[tuple[IPv4Network | IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), reason)
+    for net, reason in (
+        ("0.0.0.0/8", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "carrier-grade NAT"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "reserved"),
+        ("192.0.2.0/24", "reserved"),
+        ("192.88.99.0/24", "reserved"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "reserved"),
+        ("198.51.100.0/24", "reserved"),
+        ("203.0.113.0/24", "reserved"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("100::/64", "reserved"),
+        ("2001:db8::/32", "reserved"),
+        ("fc00::/7", "unique-local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "reserved"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_NAT64 = IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def blocked_reason(address: IPAddress) -> str | None:
+    """Why ``address`` must not be a webhook target ("loopback", ...), or None if public."""
+    if isinstance(address, IPv6Address):
+        if address.scope_id is not None:
+            return "link-local"
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return blocked_reason(embedded)
+    for network, reason in _BLOCKED:
+        if address.version == network.version and address in network:
+            return reason
+    if not address.is_global:
+        return "reserved"
+    return None
+
+
+class UnsafeURL(ValueError):
+    """A subscriber URL (or an address it resolves to) that the relay refuses."""
+
+
+class BlockedAddress(OSError):
+    """Raised while connecting: the host resolved to an address the relay refuses."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A checked URL: its host, and the literal address when the host is one."""
+
+    url: URL
+    host: str
+    literal: IPAddress | None
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def check_url(raw: str, *, allow_private: bool) -> Target:
+    """Validate scheme and host, and a literal address; raise :class:`UnsafeURL`."""
+    try:
+        url = URL(raw)
+    except (ValueError, TypeError):
+        raise UnsafeURL("is not a valid URL") from None
+    allowed = ("https", "http") if allow_private else ("https",)
+    if url.scheme not in allowed:
+        raise UnsafeURL("must start with " + " or ".join(f"{s}://" for s in allowed))
+    if not url.host:
+        raise UnsafeURL("must have a host")
+    if url.user or url.password:
+        raise UnsafeURL("must not carry credentials")
+    literal = _literal(url.host)
+    if literal is not None and not allow_private:
+        reason = blocked_reason(literal)
+        if reason is not None:
+            raise UnsafeURL(f"points at a {reason} address")
+    return Target(url=url, host=url.host, literal=literal)
+
+
+def check_addresses(host: str, addresses: list[str]) -> None:
+    """Raise :class:`BlockedAddress` unless every address of ``host`` is public."""
+    if not addresses:
+        raise BlockedAddress(f"{host} resolved to no address")
+    for text in addresses:
+        reason = blocked_reason(ipaddress.ip_address(text))
+        if reason is not None:
+            raise BlockedAddress(f"{host} resolves to a {reason} address")
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with ``inner``, then refuses the host unless every address is allowed."""
+
+    def __init__(self, inner: AbstractResolver | None = None, *, allow_private: bool) -> None:
+        self._inner = inner if inner is not None else DefaultResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if not self._allow_private:
+            check_addresses(host, [r["host"] for r in results])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+async def check_destination(raw: str, resolver: GuardedResolver, *, allow_private: bool) -> None:
+    """The save-time check: the URL's form, then every address its host resolves to."""
+    target = check_url(raw, allow_private=allow_private)
+    if target.literal is not None or allow_private:
+        return
+    try:
+        await resolver.resolve(target.host, target.url.port or 443, socket.AF_UNSPEC)
+    except BlockedAddress as exc:
+        raise UnsafeURL(str(exc).replace(target.host, "host", 1)) from None
+    except OSError:
+        raise UnsafeURL("host does not resolve") from None
