@@ -22,9 +22,9 @@ import redis.asyncio as aioredis
 
 from relay import keys
 from relay.pel import Delivery
-from relay.records import RequestState
-from relay.redis_conn import text
-from relay.transitions import FIRST_POST_MS, POSTS, Plan
+from relay.records import RequestRecord, RequestState
+from relay.redis_conn import text, text_map
+from relay.transitions import FIRST_POST_MS, POSTS, TRACKED_MS, Plan
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
 _APPLY = """
@@ -141,3 +141,21 @@ async def note_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> tupl
         return None
     first, posts = reply
     return int(text(first)), int(posts)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """A request record with the worker's own bookkeeping beside it."""
+
+    record: RequestRecord
+    tracked_ms: int | None  # when Glider accepted it, by our clock
+
+
+async def load_tracked(redis: aioredis.Redis, request_id: str) -> Tracked | None:
+    """The record and the worker's fields, or None when the request is unknown."""
+    raw = await redis.hgetall(keys.request(request_id))
+    if not raw:
+        return None
+    fields = text_map(raw)
+    tracked = fields.get(TRACKED_MS)
+    return Tracked(RequestRecord.from_hash(fields), int(tracked) if tracked else None)

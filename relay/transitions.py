@@ -25,6 +25,7 @@ FIRST_POST_MS = "x_first_post_ms"  # when the executor first sent (or may have s
 POSTS = "x_posts"  # how many times it did
 AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
 REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
+TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
 
 QUEUED = (RequestState.QUEUED,)
 TRACKED = (RequestState.SUBMITTED, RequestState.AWAITING_USER)
@@ -100,6 +101,8 @@ def _plan(
     before: RequestRecord,
     after: RequestRecord,
     from_states: tuple[RequestState, ...],
+    *,
+    extra_fields: dict[str, str] | None = None,
     **extra: Any,
 ) -> Plan:
     set_fields, delete_fields = _changes(before, after)
@@ -107,7 +110,7 @@ def _plan(
         request_id=before.request_id,
         portfolio_id=before.portfolio_id,
         from_states=from_states,
-        set_fields=set_fields,
+        set_fields={**set_fields, **(extra_fields or {})},
         delete_fields=delete_fields,
         **extra,
     )
@@ -132,7 +135,8 @@ def submitted(
     )
     event = _event(after, EventType.SUBMITTED, "submitted", now)
     poll = PollChange(op="schedule", at_ms=_ms(first_poll))
-    return _plan(record, after, QUEUED, event=event, poll=poll)
+    tracked = {TRACKED_MS: str(_ms(now))}
+    return _plan(record, after, QUEUED, event=event, poll=poll, extra_fields=tracked)
 
 
 def rejected(

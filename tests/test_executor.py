@@ -1,0 +1,281 @@
+"""Executor against the Glider simulator: every outcome class, and no duplicate operations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import pytest
+import redis.asyncio as aioredis
+
+from relay import keys, outcomes
+from relay.commands import Action
+from relay.events import EventType
+from relay.executor import Executor, ExecutorOptions
+from relay.records import RequestState
+from relay.sim.config import PF_MAIN, PF_NO_SCHEDULE, PF_OTHER_TENANT, READONLY_KEY
+from tests.fixtures.glider import GliderSim
+from tests.fixtures.worker import (
+    events_of,
+    eventually,
+    pending_rows,
+    queue_command,
+    request_record,
+    running,
+    stream_entries,
+    take_command,
+)
+
+MakeExecutor = Callable[..., Executor]
+
+
+@pytest.fixture
+async def make_executor(
+    any_redis: aioredis.Redis, glider_sim: GliderSim
+) -> AsyncIterator[MakeExecutor]:
+    """Executors on the simulator; their clock and sleeps are the simulator's fake time."""
+    clients = []
+
+    def make(key: str | None = None, budget_s: float = 300.0) -> Executor:
+        client = glider_sim.client(key) if key else glider_sim.client()
+        clients.append(client)
+        return Executor(
+            any_redis,
+            client,
+            consumer="w1",
+            options=ExecutorOptions(retry_budget_s=budget_s),
+            clock=glider_sim.clock,
+            sleep=glider_sim.clock.sleep,
+            claim_idle_ms=200,
+        )
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def _no_pending(redis: aioredis.Redis) -> None:
+    assert await pending_rows(redis, keys.COMMANDS, keys.COMMANDS_GROUP) == []
+
+
+async def test_rebalance_is_submitted_and_tracked(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """202: operation recorded, rebalance.submitted emitted, first poll ~2 s later, acked."""
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    await make_executor().handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    [operation] = glider_sim.state.operations(PF_MAIN)
+    assert record.state is RequestState.SUBMITTED
+    assert record.operation_id == operation.operation_id
+    types = [e.type for e in await events_of(any_redis, command.request_id)]
+    assert types == [EventType.REQUESTED, EventType.SUBMITTED]
+    due_ms = await any_redis.zscore(keys.POLL_DUE, command.request_id)
+    assert due_ms is not None
+    now_ms = glider_sim.clock().timestamp() * 1000
+    assert due_ms - now_ms == pytest.approx(2000, abs=1)
+    await _no_pending(any_redis)
+
+
+async def test_redelivered_command_does_not_post_twice(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """A command handled, then delivered again (its ack lost), reaches Glider once."""
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    delivery = await take_command(any_redis)
+    executor = make_executor()
+    await executor.handle(delivery)
+    await executor.handle(delivery)
+    assert glider_sim.requests("POST", "/rebalance") == 1
+    assert len(glider_sim.state.operations(PF_MAIN)) == 1
+    assert len(await events_of(any_redis, command.request_id)) == 2
+    await _no_pending(any_redis)
+
+
+async def test_crash_after_post_reuses_the_in_flight_operation(
+    any_redis: aioredis.Redis,
+    glider_sim: GliderSim,
+    make_executor: MakeExecutor,
+) -> None:
+    """A worker died between POST and record: the redelivery gets Glider's in-flight
+    operation back, so one Slack command is still one Glider operation."""
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    delivery = await take_command(any_redis)
+    now_ms = int(glider_sim.clock().timestamp() * 1000)
+    await outcomes.note_post(any_redis, command.request_id, now_ms)  # what the dead worker did
+    async with glider_sim.client() as dead_workers_client:
+        first = await dead_workers_client.trigger_rebalance(PF_MAIN)
+    glider_sim.clock.advance(1)
+    await make_executor().handle(delivery)
+    record = await request_record(any_redis, command.request_id)
+    assert record.operation_id == first.operation_id
+    assert len(glider_sim.state.operations(PF_MAIN)) == 1
+    await _no_pending(any_redis)
+
+
+async def test_crash_after_post_of_a_finished_rebalance_does_not_post_again(
+    any_redis: aioredis.Redis,
+    glider_sim: GliderSim,
+    make_executor: MakeExecutor,
+) -> None:
+    """The dead worker's operation already completed: reported completed, no second POST."""
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    delivery = await take_command(any_redis)
+    now_ms = int(glider_sim.clock().timestamp() * 1000)
+    await outcomes.note_post(any_redis, command.request_id, now_ms)
+    async with glider_sim.client() as dead_workers_client:
+        await dead_workers_client.trigger_rebalance(PF_MAIN)
+    glider_sim.clock.advance(60)
+    await make_executor().handle(delivery)
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.COMPLETED
+    assert glider_sim.requests("POST", "/rebalance") == 1
+    assert len(glider_sim.state.operations(PF_MAIN)) == 1
+    [*_, completed] = await events_of(any_redis, command.request_id)
+    assert completed.type is EventType.COMPLETED
+    assert completed.data.operationId is None
+    assert await any_redis.get(keys.portfolio_inflight(PF_MAIN)) is None
+
+
+async def test_cooldown_is_rejected_with_retry_time(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """A rebalance inside Glider's cooldown: rebalance.rejected with retryAt, no retry."""
+    async with glider_sim.client() as other:
+        await other.trigger_rebalance(PF_MAIN)
+    glider_sim.clock.advance(glider_sim.config.op_duration_s + 1)
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    await make_executor().handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.REJECTED
+    assert record.error_code == "cooldown"
+    assert record.retry_at is not None
+    assert record.retry_at > glider_sim.clock()
+    [*_, rejected] = await events_of(any_redis, command.request_id)
+    assert rejected.type is EventType.REJECTED
+    assert rejected.data.retryAt == record.retry_at
+    assert rejected.data.error is not None
+    assert rejected.data.error.code == "cooldown"
+    assert glider_sim.requests("POST", "/rebalance") == 2
+    assert await any_redis.get(keys.portfolio_inflight(PF_MAIN)) is None
+
+
+@pytest.mark.parametrize(
+    ("portfolio", "key", "code"),
+    [
+        (PF_OTHER_TENANT, None, "not_found"),
+        (PF_MAIN, READONLY_KEY, "forbidden"),
+        (PF_MAIN, "gldr_sk_wrong", "unauthorized"),
+    ],
+)
+async def test_refusals_are_rejected_without_retry(
+    any_redis: aioredis.Redis,
+    glider_sim: GliderSim,
+    make_executor: MakeExecutor,
+    *,
+    portfolio: str,
+    key: str | None,
+    code: str,
+) -> None:
+    """404 / 403 / 401 become rejected with the reason after exactly one request."""
+    command = await queue_command(any_redis, portfolio_id=portfolio)
+    await make_executor(key).handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.REJECTED
+    assert record.error_code == code
+    assert record.error_message
+    assert glider_sim.requests("POST", "/rebalance") == 1
+    await _no_pending(any_redis)
+
+
+async def test_server_errors_are_retried_until_submitted(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """5xx (even one answered after the operation started) is retried; still one operation."""
+    glider_sim.chaos.fail_next(1, status=502, after=True, method="POST")
+    glider_sim.chaos.fail_next(1, status=500, method="POST")
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    await make_executor().handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.SUBMITTED
+    assert len(glider_sim.state.operations(PF_MAIN)) == 1
+    assert glider_sim.requests("POST", "/rebalance") == 3
+
+
+async def test_persistent_server_errors_fail_after_the_budget(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """Retries stop once the retry budget is spent: failed, with Glider's status as reason."""
+    glider_sim.chaos.fail_next(1000, status=503, method="POST")
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    started = glider_sim.clock()
+    await make_executor(budget_s=120).handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.FAILED
+    assert record.error_code == "server_error"
+    assert glider_sim.clock() - started <= timedelta(seconds=120)
+    assert glider_sim.requests("POST", "/rebalance") > 2
+    [*_, failed] = await events_of(any_redis, command.request_id)
+    assert failed.type is EventType.FAILED
+    assert await any_redis.get(keys.portfolio_inflight(PF_MAIN)) is None
+    await _no_pending(any_redis)
+
+
+async def test_pause_and_resume_are_final_at_once(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """/pause then /resume: Glider's stop/start, portfolio.paused and portfolio.resumed."""
+    pause = await queue_command(any_redis, Action.PAUSE, PF_MAIN)
+    resume = await queue_command(any_redis, Action.RESUME, PF_MAIN)
+    executor = make_executor()
+    await executor.handle(await take_command(any_redis))
+    detail = glider_sim.state.portfolio(PF_MAIN, "acme")
+    assert detail.schedule is not None
+    assert detail.schedule.status == "paused"
+    await executor.handle(await take_command(any_redis))
+    assert (await request_record(any_redis, pause.request_id)).state is RequestState.PAUSED
+    assert (await request_record(any_redis, resume.request_id)).state is RequestState.RESUMED
+    types = [e.type for e in await events_of(any_redis)]
+    assert types == [EventType.PAUSED, EventType.RESUMED]
+    assert await any_redis.xlen(keys.REPLIES) == 2
+
+
+async def test_pause_without_schedule_is_rejected(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """400 (no schedule) on /pause: rejected with the reason; the requester hears it."""
+    command = await queue_command(any_redis, Action.PAUSE, PF_NO_SCHEDULE)
+    await make_executor().handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.REJECTED
+    assert record.error_code == "bad_request"
+    assert await events_of(any_redis) == []
+    [(_, reply)] = await stream_entries(any_redis, keys.REPLIES)
+    assert reply["request_id"] == command.request_id
+
+
+async def test_unreadable_entry_is_dead_lettered(
+    any_redis: aioredis.Redis, make_executor: MakeExecutor
+) -> None:
+    """An entry that is not a command goes to the dead-letter stream, acked, with why."""
+    await any_redis.xadd(keys.COMMANDS, {"command": "{not json"})
+    await make_executor().handle(await take_command(any_redis))
+    [(_, dead)] = await stream_entries(any_redis, keys.COMMANDS_DEAD)
+    assert dead["dead_reason"].startswith("not a command")
+    await _no_pending(any_redis)
+
+
+async def test_consumer_loop_executes_queued_commands(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """Run as a stream consumer, the executor picks up what the Slack side queues."""
+    executor = make_executor()
+    async with running(executor.consumer):
+        command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+
+        async def submitted() -> bool:
+            record = await request_record(any_redis, command.request_id)
+            return record.state is RequestState.SUBMITTED
+
+        await eventually(submitted)
+    await _no_pending(any_redis)
