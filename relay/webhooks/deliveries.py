@@ -109,7 +109,11 @@ class DeliveryStore:
             start = "(" + ids[-1]
 
     async def sweep(
-        self, *, now_ms: int | None = None, subscription_ids: Sequence[str] = ()
+        self,
+        *,
+        now_ms: int | None = None,
+        subscription_ids: Sequence[str] = (),
+        per_subscription: int = MAX_PER_SUBSCRIPTION,
     ) -> int:
         """Delete final deliveries past retention, and beyond the per-subscription cap."""
         now = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -123,7 +127,7 @@ class DeliveryStore:
         removed = await self._delete_final(old)
         for sid in subscription_ids:
             index = keys.subscription_deliveries(sid)
-            excess = await self.redis.zcard(index) - MAX_PER_SUBSCRIPTION
+            excess = await self.redis.zcard(index) - per_subscription
             if excess > 0:
                 oldest = await self.redis.zrangebylex(
                     index, "-", "+", start=0, num=min(excess, _BATCH)

@@ -190,6 +190,7 @@ if head[2] and cap_open then at = tonumber(head[2]) end
 if lease_head[2] and (at == nil or tonumber(lease_head[2]) < at) then
   at = tonumber(lease_head[2])
 end
+if at == nil and head[2] then at = tonumber(head[2]) end  -- never lose sight of queued work
 if not sub[1] or sub[2] ~= '1' then
   if head[2] then at = now end
 elseif at ~= nil then

@@ -1,0 +1,157 @@
+"""On-call alerts: Slack and PagerDuty through the durable delivery queues."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from relay import keys
+from relay.events import EventError, EventType
+from relay.slack_api import SlackApi
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.oncall import (
+    PAGERDUTY_TARGET,
+    SLACK_TARGET,
+    OnCallRules,
+    disabled_alerts,
+    event_alerts,
+    portfolio_key,
+)
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from tests.fixtures.dispatch import dispatching, event, eventually, publish
+from tests.fixtures.slack import BOT_TOKEN, FakeSlack
+from tests.fixtures.webhooks import Receiver, status
+
+BOTH = OnCallRules(slack_channel="C0NCALL", pagerduty=True)
+FAILED = EventError(code="glider_failed", message="slippage <!channel> too high")
+
+
+@pytest.fixture
+async def slack(fake_slack: FakeSlack) -> AsyncIterator[SlackApi]:
+    client = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def test_failure_opens_and_completion_closes_per_portfolio() -> None:
+    """A failure alerts Slack and triggers PagerDuty; a completion closes the same incident."""
+    failed = event_alerts(event(EventType.FAILED, error=FAILED), BOTH)
+    assert [(a.target, a.mode) for a in failed] == [
+        (SLACK_TARGET, "open"),
+        (PAGERDUTY_TARGET, "open"),
+    ]
+    trigger = json.loads(failed[1].body)
+    assert trigger["event_action"] == "trigger"
+    assert trigger["dedup_key"] == portfolio_key("pf_1") == "glider-relay:portfolio:pf_1"
+    assert trigger["payload"]["source"] == "glider-relay"
+    assert trigger["payload"]["severity"] == "error"
+    assert "routing_key" not in trigger  # added at send time, never stored in Redis
+    done = event_alerts(event(EventType.COMPLETED), BOTH)
+    assert [(a.target, a.mode) for a in done] == [
+        (SLACK_TARGET, "close"),
+        (PAGERDUTY_TARGET, "close"),
+    ]
+    assert json.loads(done[1].body) == {
+        "event_action": "resolve",
+        "dedup_key": portfolio_key("pf_1"),
+    }
+
+
+def test_slack_alert_escapes_glider_text() -> None:
+    """Glider's message cannot ping the channel: <, > and & are escaped."""
+    [slack_alert] = event_alerts(event(EventType.FAILED, error=FAILED), OnCallRules("C1"))
+    text = json.loads(slack_alert.body)["text"]
+    assert "<!channel>" not in text
+    assert "&lt;!channel&gt;" in text
+
+
+def test_stuck_operation_is_called_stuck() -> None:
+    """A rebalance.failed with code 'stuck' says the operation is stuck."""
+    stuck = EventError(code="stuck", message="no terminal state after 6 h")
+    [alert] = event_alerts(event(EventType.FAILED, error=stuck), OnCallRules("C1"))
+    assert "is stuck" in json.loads(alert.body)["text"]
+
+
+def test_nothing_without_configuration_or_for_other_events() -> None:
+    """No channel and no routing key: no alert; requested/submitted never alert."""
+    assert event_alerts(event(EventType.FAILED), OnCallRules()) == []
+    assert event_alerts(event(EventType.SUBMITTED), BOTH) == []
+
+
+def test_disabled_subscription_alert_is_a_warning() -> None:
+    """An auto-disabled subscription is a PagerDuty warning keyed by the subscription."""
+    slack_alert, pd = disabled_alerts("sub_1", "gone", BOTH)
+    assert "410 Gone" in json.loads(slack_alert.body)["text"]
+    body = json.loads(pd.body)
+    assert body["dedup_key"] == "glider-relay:subscription:sub_1"
+    assert body["payload"]["severity"] == "warning"
+
+
+async def test_pagerduty_trigger_then_resolve(
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack: SlackApi
+) -> None:
+    """rebalance.failed triggers PagerDuty and posts to Slack; the next success resolves it."""
+    pd_url = receiver.on("/v2/enqueue", status(202, '{"status":"success"}'))
+    async with dispatching(any_redis, rules=BOTH, slack=slack, pagerduty_url=pd_url):
+        await publish(any_redis, event(EventType.FAILED, error=FAILED))
+        await receiver.wait_for("/v2/enqueue")
+        [alert] = await fake_slack.wait_for("chat.postMessage")
+        await publish(any_redis, event(EventType.COMPLETED, portfolio="pf_other"))
+        await publish(any_redis, event(EventType.COMPLETED))
+        requests = await receiver.wait_for("/v2/enqueue", 2)
+        calls = await fake_slack.wait_for("chat.postMessage", 2)
+    first, second = (json.loads(r.body) for r in requests)
+    assert first["event_action"] == "trigger"
+    assert first["routing_key"] == "R0UT1NGKEY0000000000000000000000"
+    assert second == {
+        "event_action": "resolve",
+        "dedup_key": first["dedup_key"],
+        "routing_key": first["routing_key"],
+    }
+    assert alert.payload["channel"] == "C0NCALL"
+    assert "pf_1" in alert.payload["text"]
+    assert alert.token == BOT_TOKEN
+    assert "again" in calls[1].payload["text"]
+    assert len(receiver.to("/v2/enqueue")) == 2  # pf_other had no incident: nothing sent
+    assert not await any_redis.exists(keys.oncall_open(portfolio_key("pf_1")))
+
+
+async def test_slack_alert_is_retried_when_slack_is_limited(
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+) -> None:
+    """A 429 from Slack is a failed attempt; the queue retries it until it is posted."""
+    fake_slack.fail_next(1, status=429, retry_after=0, method="chat.postMessage")
+    rules = OnCallRules(slack_channel="C0NCALL")
+    async with dispatching(any_redis, rules=rules, slack=slack):
+        await publish(any_redis, event(EventType.FAILED, error=FAILED))
+        await fake_slack.wait_for("chat.postMessage")
+        store = DeliveryStore(any_redis)
+
+        async def posted() -> bool:
+            found, _ = await store.page(subscription_id=SLACK_TARGET, limit=5)
+            return bool(found) and found[0].status is DeliveryStatus.SUCCEEDED
+
+        await eventually(posted)
+    [delivery], _ = await store.page(subscription_id=SLACK_TARGET, limit=5)
+    assert [a.statusCode for a in delivery.attempts] == [429, 200]
+    assert delivery.attempts[0].error == "Slack error: ratelimited"
+
+
+async def test_auto_disabled_subscription_alerts_on_call(
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack: SlackApi
+) -> None:
+    """A subscription disabled by a 410 is reported to the on-call Slack channel."""
+    url = receiver.on("/gone", status(410))
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    rules = OnCallRules(slack_channel="C0NCALL")
+    async with dispatching(any_redis, rules=rules, slack=slack):
+        await publish(any_redis, event(EventType.COMPLETED))
+        [call] = await fake_slack.wait_for("chat.postMessage")
+    assert sub.id in call.payload["text"]
+    assert "disabled" in call.payload["text"]

@@ -1,0 +1,135 @@
+"""Per-subscription queues: leases survive a dead worker, stops hand work back, SSRF at send."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+from standardwebhooks.webhooks import Webhook
+
+from relay import keys
+from relay.webhooks.claims import Report, step
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.lua import Scripts
+from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
+from tests.fixtures.webhooks import Receiver, StaticResolver, hang
+
+
+async def _queued(redis: aioredis.Redis, sid: str) -> int:
+    return int(await redis.zcard(keys.subscription_due(sid)))
+
+
+async def test_dead_workers_lease_comes_due_again(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """A delivery claimed by a worker that died is sent by another once the lease ends."""
+    sub = await SubscriptionStore(any_redis).create(
+        SubscriptionCreate(url=receiver.url("/a"), events=["*"])
+    )
+    async with dispatching(any_redis, default_cap=0):  # fan-out only: nothing is sent
+        await publish(any_redis, event())
+        await eventually(lambda: _queued(any_redis, sub.id))
+    now = int(time.time() * 1000)
+    claim = await step(
+        Scripts(any_redis), sub.id, Report(), now_ms=now, want=1, default_cap=4, lease_ms=100
+    )
+    assert len(claim.claimed) == 1  # ... and this "worker" dies without a result
+    async with dispatching(any_redis):
+        [request] = await receiver.wait_for("/a")
+        [done] = await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
+    assert request.headers["webhook-id"] == claim.claimed[0].webhook_id == done.webhookId
+
+
+async def test_stop_hands_in_flight_delivery_back(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """A stop while a request hangs cancels it and puts the delivery straight back in the queue."""
+    release = asyncio.Event()
+    url = receiver.on("/slow", hang(release))
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    try:
+        async with dispatching(any_redis, stop_grace_s=0.1):
+            await publish(any_redis, event())
+            await receiver.wait_for("/slow")
+    finally:
+        release.set()
+    assert await _queued(any_redis, sub.id) == 1
+    assert await any_redis.zcard(keys.subscription_inflight(sub.id)) == 0
+    [pending], _ = await DeliveryStore(any_redis).page(limit=5)
+    assert pending.status is DeliveryStatus.PENDING
+    assert pending.attempts == []  # an interrupted send is not an attempt
+
+
+async def test_deleted_subscription_drains_as_dead(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """Queued deliveries of a deleted subscription turn dead, with the reason, unsent."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url=receiver.url("/x"), events=["*"]))
+    async with dispatching(any_redis, default_cap=0):
+        await publish(any_redis, event(), event())
+        await eventually(lambda: _queued(any_redis, sub.id))
+    assert await subs.delete(sub.id)
+    async with dispatching(any_redis):
+        dead = await delivery_in(any_redis, DeliveryStatus.DEAD)
+        await eventually(lambda: _count_dead(any_redis, 2))
+    assert receiver.to("/x") == []
+    raw = await any_redis.hget(keys.delivery(dead[0].id), "reason")
+    assert raw == b"subscription deleted"
+
+
+async def _count_dead(redis: aioredis.Redis, expected: int) -> bool:
+    found, _ = await DeliveryStore(redis).page(status=DeliveryStatus.DEAD, limit=10)
+    return len(found) == expected
+
+
+async def test_rotation_signs_with_both_secrets(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """Right after a rotation, a delivery verifies with the old secret and with the new one."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url=receiver.url("/r"), events=["*"]))
+    rotated = await subs.rotate_secret(sub.id)
+    assert rotated is not None
+    assert rotated.secret != sub.secret
+    async with dispatching(any_redis):
+        await publish(any_redis, event())
+        [request] = await receiver.wait_for("/r")
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    Webhook(sub.secret or "").verify(request.body, request.headers)
+    Webhook(rotated.secret or "").verify(request.body, request.headers)
+
+
+async def test_name_now_resolving_to_private_address_is_refused_at_send(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """DNS rebinding: a saved name that now resolves to loopback is refused when connecting."""
+    port = receiver.base_url.rsplit(":", 1)[1]
+    url = f"https://hooks.partner.test:{port}/x"
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    resolver = StaticResolver({"hooks.partner.test": ["127.0.0.1"]})
+    async with dispatching(any_redis, allow_private=False, resolver=resolver):
+        await publish(any_redis, event())
+        [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
+    assert dead.subscriptionId == sub.id
+    assert {a.error for a in dead.attempts} == {
+        "refused: hooks.partner.test resolves to a loopback address"
+    }
+    assert receiver.requests == []
+
+
+async def test_private_literal_url_is_refused_at_send(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """A stored URL on a private literal address is never connected to."""
+    sub = await SubscriptionStore(any_redis).create(
+        SubscriptionCreate(url="https://169.254.169.254/latest", events=["*"])
+    )
+    async with dispatching(any_redis, allow_private=False):
+        await publish(any_redis, event())
+        [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
+    assert dead.subscriptionId == sub.id
+    assert dead.attempts[0].error == "refused: url points at a link-local address"
