@@ -30,6 +30,7 @@ TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages coun
 QUEUED = (RequestState.QUEUED,)
 TRACKED = (RequestState.SUBMITTED, RequestState.AWAITING_USER)
 STUCK_CODE = "stuck"
+VANISHED_CODE = "operation_not_found"
 
 
 class Reply(StrEnum):
@@ -113,6 +114,19 @@ def _plan(
         set_fields={**set_fields, **(extra_fields or {})},
         delete_fields=delete_fields,
         **extra,
+    )
+
+
+def _end_tracking(record: RequestRecord, after: RequestRecord, event: Event) -> Plan:
+    """A tracked operation's final step: stop polling, free the portfolio, tell the requester."""
+    return _plan(
+        record,
+        after,
+        TRACKED,
+        event=event,
+        reply=Reply.FINAL,
+        poll=PollChange(op="remove"),
+        release=True,
     )
 
 
@@ -228,15 +242,23 @@ def finished(record: RequestRecord, now: datetime, operation: Operation) -> Plan
     # SPEC section 5: `error` is set on failed (and rejected) only.
     error = EventError(code=code or "", message=message or "") if kind is EventType.FAILED else None
     event = _event(after, kind, state.value, now, error)
-    return _plan(
-        record,
-        after,
-        TRACKED,
-        event=event,
-        reply=Reply.FINAL,
-        poll=PollChange(op="remove"),
-        release=True,
+    return _end_tracking(record, after, event)
+
+
+def vanished(record: RequestRecord, now: datetime, message: str) -> Plan:
+    """Glider no longer knows the operation (404): it ended in a way we cannot see."""
+    after = record.model_copy(
+        update={
+            "state": RequestState.FAILED,
+            "error_code": VANISHED_CODE,
+            "error_message": message,
+            "finished_at": now,
+            "updated_at": now,
+        }
     )
+    error = EventError(code=VANISHED_CODE, message=message)
+    event = _event(after, EventType.FAILED, RequestState.FAILED.value, now, error)
+    return _end_tracking(record, after, event)
 
 
 def progressed(
@@ -283,12 +305,4 @@ def stuck(record: RequestRecord, now: datetime, deadline: timedelta) -> Plan:
     )
     error = EventError(code=STUCK_CODE, message=message)
     event = _event(after, EventType.FAILED, RequestState.STUCK.value, now, error)
-    return _plan(
-        record,
-        after,
-        TRACKED,
-        event=event,
-        reply=Reply.FINAL,
-        poll=PollChange(op="remove"),
-        release=True,
-    )
+    return _end_tracking(record, after, event)
