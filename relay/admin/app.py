@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from relay.admin import deliveries as delivery_routes
+from relay.admin import subscriptions as subscription_routes
 from relay.admin.common import admin_middleware
 from relay.settings import Settings
 
@@ -21,4 +23,6 @@ def create_admin_app(redis: aioredis.Redis, settings: Settings) -> web.Applicati
     app = web.Application(middlewares=[admin_middleware(settings.relay_admin_token)])
     app[REDIS] = redis
     app[SETTINGS] = settings
+    subscription_routes.add_routes(app)
+    delivery_routes.add_routes(app)
     return app

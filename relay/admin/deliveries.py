@@ -1,0 +1,100 @@
+"""Admin routes for webhook deliveries (SPEC section 6): list, show, replay, recover.
+
+``GET /v1/deliveries?subscription=&status=&limit=&cursor=``, ``GET /v1/deliveries/{id}``,
+``POST /v1/deliveries/{id}/replay`` and ``POST /v1/deliveries/recover``
+``{"since": ISO 8601, "subscription"?}`` (every dead delivery since then, again).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from relay.admin import app as admin
+from relay.admin.common import ApiError, json_body, list_response, parse_limit
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.models import DeliveryStatus
+
+_REFUSALS = {
+    "not_final": "the delivery is still queued; it can be replayed once it succeeded or died",
+    "subscription_deleted": "its subscription was deleted",
+    "subscription_disabled": "its subscription is disabled; enable it first",
+}
+
+
+class Recover(BaseModel):
+    """Body of ``POST /v1/deliveries/recover``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
+    subscription: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+def _store(request: web.Request) -> DeliveryStore:
+    return DeliveryStore(request.app[admin.REDIS])
+
+
+def _status(request: web.Request) -> DeliveryStatus | None:
+    raw = request.query.get("status")
+    if raw is None or raw == "":
+        return None
+    try:
+        return DeliveryStatus(raw)
+    except ValueError:
+        allowed = "|".join(s.value for s in DeliveryStatus)
+        raise ApiError(400, "bad_status", f"status must be one of {allowed}") from None
+
+
+async def list_all(request: web.Request) -> web.Response:
+    limit = parse_limit(request)
+    items, cursor = await _store(request).page(
+        subscription_id=request.query.get("subscription") or None,
+        status=_status(request),
+        cursor=request.query.get("cursor"),
+        limit=limit,
+    )
+    return list_response(items, cursor)
+
+
+async def get_one(request: web.Request) -> web.Response:
+    did = request.match_info["id"]
+    delivery = await _store(request).get(did)
+    if delivery is None:
+        raise ApiError(404, "not_found", f"no delivery {did}")
+    return web.json_response(delivery.model_dump(mode="json"))
+
+
+async def replay(request: web.Request) -> web.Response:
+    did = request.match_info["id"]
+    store = _store(request)
+    outcome = await store.replay(did)
+    if outcome == "missing":
+        raise ApiError(404, "not_found", f"no delivery {did}")
+    if outcome != "queued":
+        raise ApiError(409, outcome, _REFUSALS.get(outcome, outcome))
+    delivery = await store.get(did)
+    assert delivery is not None
+    return web.json_response(delivery.model_dump(mode="json"), status=202)
+
+
+async def recover(request: web.Request) -> web.Response:
+    body: Recover = await json_body(request, Recover)
+    if body.since > datetime.now(UTC):
+        raise ApiError(
+            422,
+            "invalid",
+            "since is in the future",
+            [{"field": "since", "message": "must not be in the future"}],
+        )
+    count = await _store(request).recover_since(body.since, subscription_id=body.subscription)
+    return web.json_response({"recovered": count}, status=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/deliveries", list_all)
+    app.router.add_post("/deliveries/recover", recover)
+    app.router.add_get("/deliveries/{id}", get_one)
+    app.router.add_post("/deliveries/{id}/replay", replay)

@@ -1,0 +1,97 @@
+"""Admin routes for webhook subscriptions (SPEC section 6).
+
+``POST /v1/subscriptions``, ``GET /v1/subscriptions``, ``GET/PATCH/DELETE
+/v1/subscriptions/{id}`` and ``POST /v1/subscriptions/{id}/rotate-secret``.
+URLs are checked for SSRF on every save (scheme, host, and every address the
+host resolves to); a refused URL is a 422 on the ``url`` field.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+
+from relay.admin import app as admin
+from relay.admin.common import ApiError, json_body, list_response, parse_limit
+from relay.webhooks.models import Subscription
+from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
+
+# Tests put a table-driven resolver here; production resolves with the system's.
+RESOLVER = web.AppKey("webhook_resolver", AbstractResolver)
+
+
+def _store(request: web.Request) -> SubscriptionStore:
+    return SubscriptionStore(request.app[admin.REDIS])
+
+
+async def _check_url(request: web.Request, url: str) -> None:
+    allow_private = request.app[admin.SETTINGS].relay_allow_private_urls
+    inner = request.app.get(RESOLVER)
+    try:
+        await check_destination(
+            url, GuardedResolver(inner, allow_private=allow_private), allow_private=allow_private
+        )
+    except UnsafeURL as exc:
+        raise ApiError(
+            422,
+            "invalid",
+            "request failed validation",
+            [{"field": "url", "message": f"url {exc}"}],
+        ) from None
+
+
+def _found(subscription: Subscription | None, sid: str) -> Subscription:
+    if subscription is None:
+        raise ApiError(404, "not_found", f"no subscription {sid}")
+    return subscription
+
+
+async def create(request: web.Request) -> web.Response:
+    body: SubscriptionCreate = await json_body(request, SubscriptionCreate)
+    await _check_url(request, body.url)
+    subscription = await _store(request).create(body)
+    return web.json_response(subscription.public(), status=201)
+
+
+async def list_all(request: web.Request) -> web.Response:
+    limit = parse_limit(request)
+    items, cursor = await _store(request).page(cursor=request.query.get("cursor"), limit=limit)
+    return list_response([s.public() for s in items], cursor)
+
+
+async def get_one(request: web.Request) -> web.Response:
+    sid = request.match_info["id"]
+    return web.json_response(_found(await _store(request).get(sid), sid).public())
+
+
+async def patch(request: web.Request) -> web.Response:
+    sid = request.match_info["id"]
+    body: SubscriptionPatch = await json_body(request, SubscriptionPatch)
+    store = _store(request)
+    _found(await store.get(sid), sid)
+    if body.url is not None:
+        await _check_url(request, body.url)
+    return web.json_response(_found(await store.update(sid, body), sid).public())
+
+
+async def delete(request: web.Request) -> web.Response:
+    sid = request.match_info["id"]
+    if not await _store(request).delete(sid):
+        raise ApiError(404, "not_found", f"no subscription {sid}")
+    return web.Response(status=204)
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    sid = request.match_info["id"]
+    rotated = _found(await _store(request).rotate_secret(sid), sid)
+    return web.json_response(rotated.public())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/subscriptions", create)
+    app.router.add_get("/subscriptions", list_all)
+    app.router.add_get("/subscriptions/{id}", get_one)
+    app.router.add_patch("/subscriptions/{id}", patch)
+    app.router.add_delete("/subscriptions/{id}", delete)
+    app.router.add_post("/subscriptions/{id}/rotate-secret", rotate_secret)
