@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 from bot import web
+from relay import worker
 from relay.sim import server as sim_server
 from relay.webhooks import cli as webhooks_cli
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_server.add_parser(subparsers)
     web.add_parser(subparsers)
+    worker.add_parser(subparsers)
     webhooks_cli.add_subscriptions_parser(subparsers)
     webhooks_cli.add_deliveries_parser(subparsers)
     return parser

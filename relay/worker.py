@@ -1,0 +1,155 @@
+"""``glider-relay worker``: the executor, poller, notifier and dispatcher in one asyncio process.
+
+Any number of workers, on any number of machines, share the work through Redis
+alone. SIGTERM or SIGINT: stop taking work, let in-flight work finish within the
+grace time, hand back the rest (made claimable at once), exit 0 within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+
+from relay.components import COMPONENTS, Component, Tuning, WorkerContext
+from relay.logs import configure_logging
+from relay.poll_policy import PollPolicy
+from relay.redis_conn import connect
+from relay.settings import ConfigError, Settings, load_settings
+from relay.streams import consumer_name
+
+log = logging.getLogger(__name__)
+
+# Blocking stream reads wait up to 1 s: the socket must wait longer than that.
+REDIS_SOCKET_TIMEOUT_S = 10.0
+
+
+def parse_only(value: str | None) -> list[str]:
+    """``executor,poller`` -> the names, checked against the registry; None -> all of them."""
+    if not value:
+        return list(COMPONENTS)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in COMPONENTS]
+    if unknown or not names:
+        known = ", ".join(COMPONENTS)
+        raise argparse.ArgumentTypeError(f"unknown component {unknown or value!r}; known: {known}")
+    return names
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    only: Sequence[str] | None = None,
+    name: str | None = None,
+    tuning: Tuning | None = None,
+    redis: aioredis.Redis | None = None,
+) -> None:
+    """Run the chosen components until ``stop`` is set (or one of them fails)."""
+    client = redis or connect(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+    ctx = WorkerContext(client, settings, consumer=consumer_name(name), tuning=tuning or Tuning())
+    names = list(only or COMPONENTS)
+    components: list[Component] = [await COMPONENTS[n](ctx) for n in names]
+    tasks: list[asyncio.Task[None]] = [
+        asyncio.create_task(c.run(), name=n) for n, c in zip(names, components, strict=True)
+    ]
+    log.info("worker started", extra={"consumer": ctx.consumer, "components": names})
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopping and task.exception() is not None:
+                log.error(
+                    "%s failed; stopping the worker", task.get_name(), exc_info=task.exception()
+                )
+        await _wind_down(components, tasks, ctx.tuning.grace_s)
+    finally:
+        stopping.cancel()
+        for component in components:
+            if component.close is not None:
+                await component.close()
+        await ctx.close()
+        if redis is None:
+            await client.aclose()
+    log.info("worker stopped", extra={"consumer": ctx.consumer})
+
+
+async def _wind_down(
+    components: list[Component], tasks: list[asyncio.Task[None]], grace_s: float
+) -> None:
+    """Ask every component to stop; whatever outlives the grace (plus a margin) is cancelled."""
+    for component in components:
+        component.stop()
+    _, late = await asyncio.wait(tasks, timeout=grace_s + 1.5)
+    for task in late:
+        log.warning("%s did not stop in time; cancelling it", task.get_name())
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _secret_values(settings: Settings) -> list[str | None]:
+    secrets = (
+        settings.glider_api_key,
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+        settings.relay_admin_token,
+        settings.pagerduty_routing_key,
+    )
+    redis_password = urlsplit(settings.redis_url).password if settings.redis_url else None
+    return [s.get_secret_value() for s in secrets if s is not None] + [redis_password]
+
+
+def _tuning(args: argparse.Namespace) -> Tuning:
+    defaults = Tuning()
+    poll = PollPolicy(first_s=args.poll_first_s, min_s=args.poll_first_s)
+    return Tuning(
+        claim_idle_ms=args.claim_idle_ms or defaults.claim_idle_ms,
+        lease_ms=args.lease_ms or defaults.lease_ms,
+        poll=poll if args.poll_first_s else defaults.poll,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point: check the configuration, then serve until SIGTERM/SIGINT; 0 on a clean stop."""
+    try:
+        settings = load_settings().require("worker")
+    except ConfigError as exc:
+        print(f"glider-relay worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, secrets=_secret_values(settings))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop, only=args.only, name=args.name, tuning=_tuning(args))
+
+    asyncio.run(main())
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``glider-relay worker``."""
+    parser = subparsers.add_parser(
+        "worker", help="executor, poller, notifier and dispatcher (any number, anywhere)"
+    )
+    parser.add_argument(
+        "--only",
+        type=parse_only,
+        default=None,
+        help=f"comma-separated subset of: {', '.join(COMPONENTS)}",
+    )
+    parser.add_argument("--name", help="stable consumer name (default hostname:pid)")
+    # Hidden: shrink the crash-recovery timings (tests and demos), never needed in production.
+    for flag in ("--claim-idle-ms", "--lease-ms"):
+        parser.add_argument(flag, type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--poll-first-s", type=float, default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run)
