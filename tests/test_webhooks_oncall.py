@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -10,8 +11,10 @@ import redis.asyncio as aioredis
 
 from relay import keys
 from relay.events import EventError, EventType
+from relay.settings import load_settings
 from relay.slack_api import SlackApi
 from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.dispatcher import DispatcherConfig
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.oncall import (
     PAGERDUTY_TARGET,
@@ -21,6 +24,7 @@ from relay.webhooks.oncall import (
     event_alerts,
     portfolio_key,
 )
+from relay.webhooks.service import build_dispatcher, oncall_rules
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from tests.fixtures.dispatch import dispatching, event, eventually, publish
 from tests.fixtures.slack import BOT_TOKEN, FakeSlack
@@ -155,3 +159,44 @@ async def test_auto_disabled_subscription_alerts_on_call(
         [call] = await fake_slack.wait_for("chat.postMessage")
     assert sub.id in call.payload["text"]
     assert "disabled" in call.payload["text"]
+
+
+def test_rules_follow_the_settings() -> None:
+    """Slack alerts need channel and bot token; PagerDuty needs its routing key."""
+    base = {"redis_url": "redis://127.0.0.1:6379/0"}
+    assert oncall_rules(load_settings(**base)) == OnCallRules()
+    channel_only = load_settings(**base, oncall_slack_channel="C1")
+    assert oncall_rules(channel_only) == OnCallRules()
+    both = load_settings(
+        **base, oncall_slack_channel="C1", slack_bot_token=BOT_TOKEN, pagerduty_routing_key="k" * 32
+    )
+    assert oncall_rules(both) == OnCallRules(slack_channel="C1", pagerduty=True)
+
+
+async def test_dispatcher_built_from_settings_alerts_slack(
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack
+) -> None:
+    """The worker's dispatcher, configured only by settings, delivers and alerts on-call."""
+    settings = load_settings(
+        redis_url="redis://127.0.0.1:6379/0",
+        relay_allow_private_urls=True,
+        oncall_slack_channel="C0NCALL",
+        slack_bot_token=BOT_TOKEN,
+        slack_api_url=fake_slack.api_url,
+    )
+    await SubscriptionStore(any_redis).create(
+        SubscriptionCreate(url=receiver.url("/hook"), events=["rebalance.failed"])
+    )
+    dispatcher = build_dispatcher(
+        any_redis, settings, config=DispatcherConfig(block_ms=50, poll_s=0.05), consumer="w1"
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await publish(any_redis, event(EventType.FAILED, error=FAILED))
+        await receiver.wait_for("/hook")
+        [call] = await fake_slack.wait_for("chat.postMessage")
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(task, timeout=15)
+        await dispatcher.close()
+    assert call.payload["channel"] == "C0NCALL"

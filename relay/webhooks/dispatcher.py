@@ -53,6 +53,7 @@ class DispatcherConfig:
     sweep_every_s: float = 60.0
     fanout_concurrency: int = 32
     block_ms: int = 1000  # longest wait for a new event (and so for a stop to take effect)
+    claim_idle_ms: int = 60_000  # a dead worker's events are fanned out by another after this
     stop_grace_s: float = 5.0
 
 
@@ -91,6 +92,7 @@ class Dispatcher:
             self._handle_event,
             batch=self.config.fanout_concurrency,
             block_ms=self.config.block_ms,
+            claim_idle_ms=self.config.claim_idle_ms,
         )
 
     def stop(self) -> None:
@@ -98,6 +100,10 @@ class Dispatcher:
         self._stopping.set()
         self._kick.set()
         self._consumer.stop(self.config.stop_grace_s)
+
+    async def close(self) -> None:
+        """Release the HTTP session and Slack client (after :meth:`run` returned)."""
+        await self.sender.close()
 
     async def run(self) -> None:
         await self._ensure_targets()

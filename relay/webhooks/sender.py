@@ -83,6 +83,12 @@ class Sender:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.body_limit = body_limit
 
+    async def close(self) -> None:
+        """Close the HTTP session and the on-call Slack client."""
+        await self.session.close()
+        if self.oncall.slack is not None:
+            await self.oncall.slack.close()
+
     async def attempt(self, target: Target, claimed: Claimed) -> AttemptResult:
         """Send ``claimed`` to ``target`` once and describe what happened."""
         at = datetime.now(UTC)

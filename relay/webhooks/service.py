@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import redis.asyncio as aioredis
 from aiohttp.abc import AbstractResolver
 
@@ -21,16 +18,15 @@ def oncall_rules(settings: Settings) -> OnCallRules:
     return OnCallRules(slack_channel=channel, pagerduty=settings.pagerduty_routing_key is not None)
 
 
-@asynccontextmanager
-async def open_dispatcher(
+def build_dispatcher(
     redis: aioredis.Redis,
     settings: Settings,
     *,
     config: DispatcherConfig | None = None,
     resolver: AbstractResolver | None = None,
     consumer: str | None = None,
-) -> AsyncIterator[Dispatcher]:
-    """A ready :class:`Dispatcher`; its HTTP session and Slack client close on exit."""
+) -> Dispatcher:
+    """A :class:`Dispatcher` from the settings; ``await dispatcher.close()`` when done."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # Retries of on-call messages are the delivery queue's job, not the Slack client's.
     slack = SlackApi(base_url=str(settings.slack_api_url), token=token, max_retries=0)
@@ -41,10 +37,4 @@ async def open_dispatcher(
         pagerduty_routing_key=settings.pagerduty_routing_key,
     )
     sender = Sender(session, allow_private=settings.relay_allow_private_urls, oncall=oncall)
-    try:
-        yield Dispatcher(
-            redis, sender, rules=oncall_rules(settings), config=config, consumer=consumer
-        )
-    finally:
-        await session.close()
-        await slack.close()
+    return Dispatcher(redis, sender, rules=oncall_rules(settings), config=config, consumer=consumer)
