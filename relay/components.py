@@ -28,6 +28,9 @@ from relay.queue import ensure_group
 from relay.ratelimit import SharedRateLimiter
 from relay.settings import Settings
 from relay.slack_api import SlackApi, create_slack_api
+from relay.webhooks.dispatcher import DispatcherConfig
+from relay.webhooks.runner import RunnerConfig
+from relay.webhooks.service import build_dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,22 @@ async def notifier(ctx: WorkerContext) -> Component:
     return Component(worker.run, lambda: worker.stop(ctx.tuning.grace_s))
 
 
+async def dispatcher(ctx: WorkerContext) -> Component:
+    """Webhook fan-out and delivery (relay.webhooks), on the worker's timings."""
+    runner = RunnerConfig(lease_ms=ctx.tuning.lease_ms, stop_grace_s=ctx.tuning.grace_s)
+    config = DispatcherConfig(
+        runner=runner, claim_idle_ms=ctx.tuning.claim_idle_ms, stop_grace_s=ctx.tuning.grace_s
+    )
+    worker = build_dispatcher(ctx.redis, ctx.settings, config=config, consumer=ctx.consumer)
+    return Component(worker.run, worker.stop, worker.close)
+
+
 # Streams whose acknowledged entries upkeep trims, with their consumer group.
-_TRIMMED = ((keys.COMMANDS, keys.COMMANDS_GROUP), (keys.REPLIES, keys.REPLIES_GROUP))
+_TRIMMED = (
+    (keys.COMMANDS, keys.COMMANDS_GROUP),
+    (keys.REPLIES, keys.REPLIES_GROUP),
+    (keys.EVENTS, keys.EVENTS_GROUP),
+)
 
 
 async def upkeep(ctx: WorkerContext) -> Component:
@@ -169,4 +186,5 @@ COMPONENTS: dict[str, ComponentFactory] = {
     "poller": poller,
     "notifier": notifier,
     "upkeep": upkeep,
+    "dispatcher": dispatcher,
 }
