@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from relay.admin import deliveries as delivery_routes
+from relay.admin import operations as operation_routes
 from relay.admin import subscriptions as subscription_routes
 from relay.admin.common import admin_middleware
 from relay.settings import Settings
@@ -25,4 +26,5 @@ def create_admin_app(redis: aioredis.Redis, settings: Settings) -> web.Applicati
     app[SETTINGS] = settings
     subscription_routes.add_routes(app)
     delivery_routes.add_routes(app)
+    operation_routes.add_routes(app)
     return app
