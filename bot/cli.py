@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from bot import web
+from bot import demo, dev, web
 from relay import worker
 from relay.sim import server as sim_server
 from relay.webhooks import cli as webhooks_cli
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_server.add_parser(subparsers)
     web.add_parser(subparsers)
+    dev.add_parser(subparsers)
+    demo.add_parser(subparsers)
     worker.add_parser(subparsers)
     webhooks_cli.add_subscriptions_parser(subparsers)
     webhooks_cli.add_deliveries_parser(subparsers)
