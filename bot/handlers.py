@@ -20,13 +20,14 @@ from redis.exceptions import RedisError
 
 from bot import messages
 from bot.background import Background
+from bot.enqueuer import GroupEnqueuer
 from bot.messages import Reply
 from bot.parse import FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
 from bot.status import SLOW_GLIDER_S, answer_status
 from relay.commands import Action, QueuedCommand, Requester
 from relay.glider.client import GliderClient
 from relay.ids import new_id
-from relay.queue import EnqueueResult, EnqueueStatus, enqueue, load_record
+from relay.queue import EnqueueResult, EnqueueStatus, load_record
 from relay.settings import Settings
 from relay.slack_api import SlackApi
 
@@ -87,6 +88,7 @@ class Commands:
     glider: GliderClient | None
     slack: SlackApi
     background: Background
+    enqueuer: GroupEnqueuer
     status_patience: float = SLOW_GLIDER_S
 
     async def reply(self, payload: dict[str, Any]) -> Reply:
@@ -131,7 +133,7 @@ class Commands:
         context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
         try:
             async with asyncio.timeout(ENQUEUE_BUDGET_S):
-                result = await enqueue(self.redis, command)
+                result = await self.enqueuer.enqueue(command)
         except (RedisError, TimeoutError) as exc:
             log.error("could not queue command", extra={**context, "error": repr(exc)})
             return messages.not_queued()

@@ -27,6 +27,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_bolt_app
 from bot.background import Background
+from bot.enqueuer import GroupEnqueuer
 from bot.handlers import Commands
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
@@ -99,6 +100,7 @@ def create_web_app(
         glider=glider,
         slack=slack,
         background=background,
+        enqueuer=GroupEnqueuer(redis),
         status_patience=status_patience,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES)

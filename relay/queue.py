@@ -9,11 +9,13 @@ queuing a second.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from relay import keys
 from relay.commands import Action, QueuedCommand
@@ -77,6 +79,42 @@ async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResul
     Raises ``redis.exceptions.RedisError`` when Redis cannot be reached: then
     nothing was queued.
     """
+    script_keys, script_args = _script_call(command)
+    result = await redis.register_script(_ENQUEUE)(keys=script_keys, args=script_args)
+    return _result(result)
+
+
+async def enqueue_many(
+    redis: aioredis.Redis, commands: Sequence[QueuedCommand]
+) -> list[EnqueueResult | RedisError]:
+    """Accept several commands in one round trip (a pipeline); each is still atomic alone.
+
+    They run in order, so a later command sees an earlier one's trigger-id and
+    in-flight markers. A command whose script failed gets its error in its slot;
+    a connection failure raises for all (then nothing of this call was queued).
+    """
+    script = redis.register_script(_ENQUEUE)
+    calls = [_script_call(command) for command in commands]
+    results: list[Any] = await _evalsha_all(redis, script.sha, calls)
+    if any(isinstance(r, NoScriptError) for r in results):
+        # Not executed at all; load the script (a restarted Redis) and send them again.
+        await redis.script_load(_ENQUEUE)
+        results = await _evalsha_all(redis, script.sha, calls)
+    return [r if isinstance(r, RedisError) else _result(r) for r in results]
+
+
+_Call = tuple[list[str], list[str | int]]
+
+
+async def _evalsha_all(redis: aioredis.Redis, sha: str, calls: list[_Call]) -> list[Any]:
+    pipe = redis.pipeline(transaction=False)
+    for script_keys, script_args in calls:
+        pipe.evalsha(sha, len(script_keys), *script_keys, *script_args)
+    return await pipe.execute(raise_on_error=False)
+
+
+def _script_call(command: QueuedCommand) -> _Call:
+    """The enqueue script's keys and arguments for ``command``."""
     record = RequestRecord(
         request_id=command.request_id,
         action=command.action,
@@ -89,29 +127,30 @@ async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResul
         reason=command.reason,
     )
     fields = [part for pair in record.to_hash().items() for part in pair]
-    trigger_key = keys.trigger_seen(command.trigger_id or "-")
-    result = await redis.register_script(_ENQUEUE)(
-        keys=[
-            keys.COMMANDS,
-            trigger_key,
-            keys.request(command.request_id),
-            keys.REQUESTS,
-            keys.portfolio_latest(command.portfolio_id),
-            keys.portfolio_inflight(command.portfolio_id),
-            keys.EVENTS,
-        ],
-        args=[
-            command.trigger_id or "",
-            command.request_id,
-            command.model_dump_json(),
-            "1" if command.action is Action.REBALANCE else "0",
-            INFLIGHT_TTL_S,
-            TRIGGER_TTL_S,
-            *_requested_event_fields(command),
-            *fields,
-        ],
-    )
-    status, request_id = (text(v) for v in result)
+    script_keys = [
+        keys.COMMANDS,
+        keys.trigger_seen(command.trigger_id or "-"),
+        keys.request(command.request_id),
+        keys.REQUESTS,
+        keys.portfolio_latest(command.portfolio_id),
+        keys.portfolio_inflight(command.portfolio_id),
+        keys.EVENTS,
+    ]
+    script_args: list[str | int] = [
+        command.trigger_id or "",
+        command.request_id,
+        command.model_dump_json(),
+        "1" if command.action is Action.REBALANCE else "0",
+        INFLIGHT_TTL_S,
+        TRIGGER_TTL_S,
+        *_requested_event_fields(command),
+        *fields,
+    ]
+    return script_keys, script_args
+
+
+def _result(raw: Any) -> EnqueueResult:
+    status, request_id = (text(v) for v in raw)
     return EnqueueResult(EnqueueStatus(status), request_id)
 
 
