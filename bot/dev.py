@@ -154,14 +154,14 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level or env.log_level)
 
     async def main() -> None:
-        stack = await start_stack(
-            env, port=args.port, sim_port=args.sim_port, on_message=print_message
-        )
-        print(banner(stack), flush=True)
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopped.set)
+        stack = await start_stack(
+            env, port=args.port, sim_port=args.sim_port, on_message=print_message
+        )
+        print(banner(stack), flush=True)
         try:
             await stopped.wait()
         finally:
