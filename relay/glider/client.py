@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Protocol, Self
@@ -25,6 +26,7 @@ from relay.glider.errors import GliderError, GliderTimeout, GliderUnavailable
 from relay.glider.models import Operation, PortfolioDetail, RebalanceAccepted, Whoami
 from relay.glider.responses import MAX_BODY_BYTES, MESSAGE_CHARS, ModelT, interpret, read_capped
 from relay.logs import register_secrets
+from relay.metrics import GLIDER_LATENCY, GLIDER_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,20 @@ class GliderClient:
     async def _once(self, method: str, url: URL, route: str, model: type[ModelT]) -> ModelT:
         if self._rate_limiter is not None:
             await self._rate_limiter.acquire()
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._exchange(method, url, route, model)
+            outcome = "2xx"
+            return result
+        except GliderError as exc:
+            outcome = str(exc.status) if exc.status else type(exc).__name__
+            raise
+        finally:
+            GLIDER_REQUESTS.labels(route=f"{method} {route}", status=outcome).inc()
+            GLIDER_LATENCY.labels(route=f"{method} {route}").observe(time.perf_counter() - started)
+
+    async def _exchange(self, method: str, url: URL, route: str, model: type[ModelT]) -> ModelT:
         session = self._ensure_session()
         headers = {
             "x-api-key": self._api_key.get_secret_value(),
