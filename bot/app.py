@@ -9,6 +9,7 @@ ack never waits on, or fails with, Slack's Web API.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -22,7 +23,7 @@ from relay.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _authorize(settings: Settings) -> Any:
+def _authorize(settings: Settings) -> Callable[..., Awaitable[AuthorizeResult]]:
     bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
 
     async def authorize(
