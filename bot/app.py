@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
 from bot.parse import COMMANDS
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,15 @@ def _authorize(settings: Settings) -> Callable[..., Awaitable[AuthorizeResult]]:
     return authorize
 
 
+def require_signing_secret(settings: Settings) -> None:
+    """HTTP mode cannot run without a signing secret (an empty one would trust anyone)."""
+    if settings.slack_signing_secret is None and not settings.socket_mode:
+        raise ConfigError("SLACK_SIGNING_SECRET is required for the Slack HTTP endpoint")
+
+
 def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     """The Bolt ``AsyncApp`` with /rebalance, /pause and /resume bound to ``commands``."""
+    require_signing_secret(settings)
     secret = settings.slack_signing_secret
     app = AsyncApp(
         signing_secret=secret.get_secret_value() if secret else "",

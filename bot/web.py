@@ -25,7 +25,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.app import create_bolt_app
+from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
 from bot.handlers import Commands
@@ -92,6 +92,7 @@ def create_web_app(
 
     A status lookup slower than ``status_patience`` seconds is answered late.
     """
+    require_signing_secret(settings)
     background = Background()
     slack = _slack_api(settings)
     commands = Commands(

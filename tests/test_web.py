@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis.asyncio as aioredis
 
+from bot.web import create_web_app
 from relay.redis_conn import connect
+from relay.settings import ConfigError, load_settings
 from tests.fixtures.glider import free_port
 from tests.fixtures.slack import signed_command
 from tests.fixtures.web import WebFactory
@@ -152,3 +155,10 @@ async def test_socket_mode_has_no_http_slack_endpoint(
     assert response.status in (404, 405)
     assert (await web.client.get("/healthz")).status == 200
     assert await any_redis.dbsize() == 0
+
+
+async def test_http_mode_without_signing_secret_is_refused(any_redis: aioredis.Redis) -> None:
+    """Building the HTTP endpoint without a signing secret fails instead of trusting anyone."""
+    settings = load_settings(slack_signing_secret=None, redis_url="redis://127.0.0.1:6379/0")
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        create_web_app(settings, any_redis)
