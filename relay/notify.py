@@ -19,12 +19,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay import keys
+from relay.plans import REPLY_USES, Reply
 from relay.queue import load_record
 from relay.records import RequestRecord
 from relay.replies import render
 from relay.slack_api import SlackApi
 from relay.streams import Delivery, StreamConsumer
-from relay.transitions import REPLY_USES, Reply
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import redis.asyncio as aioredis
 
 from relay import keys
 from relay.pel import Delivery
+from relay.plans import FIRST_POST_MS, POSTS, TRACKED_MS, Plan
 from relay.records import RequestRecord, RequestState
 from relay.redis_conn import text, text_map
-from relay.transitions import FIRST_POST_MS, POSTS, TRACKED_MS, Plan
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
 _APPLY = """

@@ -23,10 +23,10 @@ from redis.exceptions import RedisError
 
 from relay import keys, outcomes, transitions
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
+from relay.plans import TRACKED, Plan
 from relay.poll_policy import PollPolicy
 from relay.ratelimit import SharedRateLimiter
 from relay.redis_conn import text
-from relay.transitions import TRACKED, Plan
 
 log = logging.getLogger(__name__)
 

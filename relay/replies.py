@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from relay.commands import Action
+from relay.plans import Reply
 from relay.records import RequestRecord, RequestState
 from relay.slackfmt import context, escape, section, slack_date
-from relay.transitions import Reply
 
 _VERBS = {Action.REBALANCE: "rebalance", Action.PAUSE: "pause", Action.RESUME: "resume"}
 

@@ -10,58 +10,25 @@ both act on one request cannot both record an outcome).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from relay.commands import Action
 from relay.events import Event, EventData, EventError, EventRequester, EventType
 from relay.glider import Operation, OperationState
+from relay.plans import (
+    AWAITED,
+    FIRST_POST_MS,
+    POSTS,
+    QUEUED,
+    STUCK_CODE,
+    TRACKED,
+    TRACKED_MS,
+    VANISHED_CODE,
+    Plan,
+    PollChange,
+    Reply,
+)
 from relay.records import RequestRecord, RequestState
-
-# Hash fields the worker keeps beside the modelled ones (RequestRecord ignores them).
-FIRST_POST_MS = "x_first_post_ms"  # when the executor first sent (or may have sent) the POST
-POSTS = "x_posts"  # how many times it did
-AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
-REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
-TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
-
-QUEUED = (RequestState.QUEUED,)
-TRACKED = (RequestState.SUBMITTED, RequestState.AWAITING_USER)
-STUCK_CODE = "stuck"
-VANISHED_CODE = "operation_not_found"
-
-
-class Reply(StrEnum):
-    """What the requester is told: an update while it runs, or the final outcome."""
-
-    AWAITING_USER = "awaiting_user"
-    FINAL = "final"
-
-
-class PollChange(BaseModel):
-    """``schedule``: add to the due set; ``reschedule``: move only if still there; ``remove``."""
-
-    op: Literal["schedule", "reschedule", "remove"]
-    at_ms: int = 0
-
-
-class Plan(BaseModel):
-    """One transition of one request, ready to be applied atomically."""
-
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    portfolio_id: str
-    from_states: tuple[RequestState, ...]
-    set_fields: dict[str, str] = {}
-    delete_fields: tuple[str, ...] = ()
-    event: Event | None = None
-    once: str | None = None  # announce (event + reply) only the first time this flag is set
-    reply: Reply | None = None
-    poll: PollChange | None = None
-    release: bool = False  # clear the portfolio's in-flight marker if it names this request
 
 
 def _ms(when: datetime) -> int:
@@ -104,6 +71,7 @@ def _plan(
     from_states: tuple[RequestState, ...],
     *,
     extra_fields: dict[str, str] | None = None,
+    drop_fields: tuple[str, ...] = (),
     **extra: Any,
 ) -> Plan:
     set_fields, delete_fields = _changes(before, after)
@@ -112,7 +80,7 @@ def _plan(
         portfolio_id=before.portfolio_id,
         from_states=from_states,
         set_fields={**set_fields, **(extra_fields or {})},
-        delete_fields=delete_fields,
+        delete_fields=delete_fields + drop_fields,
         **extra,
     )
 
@@ -150,7 +118,42 @@ def submitted(
     event = _event(after, EventType.SUBMITTED, "submitted", now)
     poll = PollChange(op="schedule", at_ms=_ms(first_poll))
     tracked = {TRACKED_MS: str(_ms(now))}
-    return _plan(record, after, QUEUED, event=event, poll=poll, extra_fields=tracked)
+    # The POST bookkeeping only matters while queued; tracked records stay small.
+    return _plan(
+        record,
+        after,
+        QUEUED,
+        event=event,
+        poll=poll,
+        extra_fields=tracked,
+        drop_fields=(FIRST_POST_MS, POSTS),
+    )
+
+
+def _unsuccessful(
+    record: RequestRecord,
+    now: datetime,
+    state: RequestState,
+    error: EventError,
+    retry_at: datetime | None = None,
+) -> Plan:
+    """A queued command ends without an operation: refused or failed, with its reason.
+    Only a rebalance has a SPEC event for that; every requester gets a reply."""
+    after = record.model_copy(
+        update={
+            "state": state,
+            "error_code": error.code,
+            "error_message": error.message,
+            "retry_at": retry_at,
+            "finished_at": now,
+            "updated_at": now,
+        }
+    )
+    event = None
+    if record.action is Action.REBALANCE:
+        kind = EventType.REJECTED if state is RequestState.REJECTED else EventType.FAILED
+        event = _event(after, kind, state.value, now, error)
+    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
 
 
 def rejected(
@@ -161,39 +164,14 @@ def rejected(
     retry_at: datetime | None = None,
 ) -> Plan:
     """Glider refused the command (401/403/404/400, or a cooldown 429 with ``retry_at``)."""
-    after = record.model_copy(
-        update={
-            "state": RequestState.REJECTED,
-            "error_code": code,
-            "error_message": message,
-            "retry_at": retry_at,
-            "finished_at": now,
-            "updated_at": now,
-        }
-    )
-    event = None
-    if record.action is Action.REBALANCE:
-        error = EventError(code=code, message=message)
-        event = _event(after, EventType.REJECTED, "rejected", now, error)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+    error = EventError(code=code, message=message)
+    return _unsuccessful(record, now, RequestState.REJECTED, error, retry_at)
 
 
 def failed(record: RequestRecord, now: datetime, code: str, message: str) -> Plan:
     """The command could not be carried out (retries exhausted, or a permanent fault)."""
-    after = record.model_copy(
-        update={
-            "state": RequestState.FAILED,
-            "error_code": code,
-            "error_message": message,
-            "finished_at": now,
-            "updated_at": now,
-        }
-    )
-    event = None
-    if record.action is Action.REBALANCE:
-        error = EventError(code=code, message=message)
-        event = _event(after, EventType.FAILED, "failed", now, error)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+    error = EventError(code=code, message=message)
+    return _unsuccessful(record, now, RequestState.FAILED, error)
 
 
 def schedule_changed(record: RequestRecord, now: datetime) -> Plan:

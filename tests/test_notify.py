@@ -13,11 +13,11 @@ from relay import keys, outcomes, transitions
 from relay.commands import Action
 from relay.notify import Notifier
 from relay.pel import Delivery
+from relay.plans import REPLY_USES, Plan
 from relay.queue import ensure_group
 from relay.redis_conn import text, text_map
 from relay.settings import load_settings
 from relay.slack_api import SlackApi, create_slack_api
-from relay.transitions import REPLY_USES
 from tests.fixtures.slack import BOT_TOKEN, RESPONSE, FakeSlack
 from tests.fixtures.worker import pending_rows, queue_command, request_record, take_command
 
@@ -52,7 +52,7 @@ def notifier(redis: aioredis.Redis, slack: SlackApi, minutes_later: float = 1) -
 async def outcome(
     redis: aioredis.Redis,
     response_url: str | None,
-    make_plan: Callable[[Any], transitions.Plan],
+    make_plan: Callable[[Any], Plan],
     action: Action = Action.REBALANCE,
 ) -> Delivery:
     """Queue a command, record an outcome for it, and take its reply entry."""
@@ -65,11 +65,11 @@ async def outcome(
     return Delivery(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
 
 
-def _rejected(record: Any) -> transitions.Plan:
+def _rejected(record: Any) -> Plan:
     return transitions.rejected(record, datetime.now(UTC), "bad_request", "no <!channel> schedule")
 
 
-def _paused(record: Any) -> transitions.Plan:
+def _paused(record: Any) -> Plan:
     return transitions.schedule_changed(record, datetime.now(UTC))
 
 

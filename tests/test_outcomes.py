@@ -150,3 +150,5 @@ async def test_note_post_keeps_the_first_time_and_counts(any_redis: aioredis.Red
     queued = await _record(any_redis, delivery)
     await outcomes.apply(any_redis, transitions.submitted(queued, NOW, "op-1", NOW, NOW))
     assert await outcomes.note_post(any_redis, request_id, 3000) is None
+    leftovers = await any_redis.hmget(keys.request(request_id), ["x_first_post_ms", "x_posts"])
+    assert leftovers == [None, None]  # dropped once submitted: tracked records stay small

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from relay.commands import Action, Requester
+from relay.plans import Reply
 from relay.records import RequestRecord, RequestState
 from relay.replies import render
-from relay.transitions import Reply
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from relay import transitions
 from relay.commands import Action, Requester
 from relay.events import EventType
 from relay.glider import Operation
+from relay.plans import AWAITED, Plan, Reply
 from relay.records import RequestRecord, RequestState
-from relay.transitions import AWAITED, Reply
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 LATER = T0 + timedelta(seconds=3, milliseconds=120)
@@ -55,7 +55,7 @@ def operation(state: str, error: str | None = None) -> Operation:
     )
 
 
-def body(plan: transitions.Plan) -> dict[str, Any]:
+def body(plan: Plan) -> dict[str, Any]:
     assert plan.event is not None
     payload: dict[str, Any] = json.loads(plan.event.body())
     return payload
