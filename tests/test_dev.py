@@ -41,24 +41,24 @@ def test_demo_tells_the_story_and_exits_zero() -> None:
 
 def test_dev_prints_banner_and_stops_cleanly_on_sigterm() -> None:
     """dev says what runs where and that nothing persists, then exits 0 on SIGTERM."""
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*CLI, "dev", "--port", "0", "--sim-port", "0"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
         env=_env(),
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any("try it:" in line for line in lines):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-    banner = "".join(lines)
-    assert "embedded in-process store (nothing persists" in banner
-    assert "REDIS_URL=" in banner
-    assert "Glider sim" in banner
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    ) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("try it:" in line for line in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        banner = "".join(lines)
+        assert "embedded in-process store (nothing persists" in banner
+        assert "REDIS_URL=" in banner
+        assert "Glider sim" in banner
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
