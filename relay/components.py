@@ -41,7 +41,7 @@ class Tuning:
 
     claim_idle_ms: int = 60_000  # a dead worker's stream entries are taken over after this
     lease_ms: int = 60_000  # a dead poller's operations come due again after this
-    grace_s: float = 7.0  # in-flight work's time to finish on SIGTERM (exit within 10 s)
+    grace_s: float = 6.0  # in-flight work's time to finish on SIGTERM (exit within 10 s)
     poll: PollPolicy = field(default_factory=PollPolicy)
     retry_budget_s: float = 300.0  # how long a command is retried on 5xx/timeouts
     upkeep_every_s: float = 600.0
