@@ -108,11 +108,14 @@ def _secret_values(settings: Settings) -> list[str | None]:
 
 def _tuning(args: argparse.Namespace) -> Tuning:
     defaults = Tuning()
-    poll = PollPolicy(first_s=args.poll_first_s, min_s=args.poll_first_s)
+    poll = defaults.poll
+    if args.poll_first_s:
+        poll = PollPolicy(first_s=args.poll_first_s, min_s=args.poll_first_s)
     return Tuning(
         claim_idle_ms=args.claim_idle_ms or defaults.claim_idle_ms,
         lease_ms=args.lease_ms or defaults.lease_ms,
-        poll=poll if args.poll_first_s else defaults.poll,
+        grace_s=defaults.grace_s if args.grace_s is None else args.grace_s,
+        poll=poll,
     )
 
 
@@ -151,5 +154,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     # Hidden: shrink the crash-recovery timings (tests and demos), never needed in production.
     for flag in ("--claim-idle-ms", "--lease-ms"):
         parser.add_argument(flag, type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--poll-first-s", type=float, default=None, help=argparse.SUPPRESS)
+    for flag in ("--poll-first-s", "--grace-s"):
+        parser.add_argument(flag, type=float, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)

@@ -134,6 +134,36 @@ async def test_sigterm_exits_0_within_10_seconds(spawn: Spawn) -> None:
     assert worker.logged("worker stopped")
 
 
+async def test_sigterm_hands_back_unfinished_work_to_the_next_worker(
+    real_redis: aioredis.Redis, sim: SimServer, spawn: Spawn
+) -> None:
+    """A command still waiting on Glider at SIGTERM is handed back, the worker exits 0,
+    and the next worker takes it over at once (not after the claim timeout)."""
+    sim.context.chaos.latency_s = 60
+    first: WorkerProcess = await spawn(
+        "--name", "w-leaving", "--only", "executor", "--claim-idle-ms", "60000", "--grace-s", "0.5"
+    )
+    pause = await queue_command(real_redis, Action.PAUSE, PF_ULID)
+
+    async def held() -> bool:
+        rows = await pending_rows(real_redis, keys.COMMANDS, keys.COMMANDS_GROUP)
+        return [row["consumer"] for row in rows] == ["w-leaving"]
+
+    await eventually(held)
+    first.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(first.proc.wait(), timeout=10) == 0
+    [row] = await pending_rows(real_redis, keys.COMMANDS, keys.COMMANDS_GROUP)
+    assert row["time_since_delivered"] >= 60_000
+    sim.context.chaos.latency_s = 0
+    await spawn("--name", "w-next", "--only", "executor", "--claim-idle-ms", "60000")
+
+    async def paused() -> bool:
+        record = await request_record(real_redis, pause.request_id)
+        return record.state is RequestState.PAUSED
+
+    await eventually(paused, within=20)
+
+
 async def test_sigkilled_workers_commands_and_leases_are_finished_by_another(
     real_redis: aioredis.Redis, sim: SimServer, spawn: Spawn
 ) -> None:
