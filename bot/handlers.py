@@ -27,6 +27,7 @@ from bot.status import SLOW_GLIDER_S, answer_status
 from relay.commands import Action, QueuedCommand, Requester
 from relay.glider.client import GliderClient
 from relay.ids import new_id
+from relay.metrics import COMMANDS
 from relay.queue import EnqueueResult, EnqueueStatus, load_record
 from relay.settings import Settings
 from relay.slack_api import SlackApi
@@ -58,6 +59,12 @@ class SlashCommand(BaseModel):
             user_name=self.user_name,
             channel_id=self.channel_id,
         )
+
+
+def _count(command: str, outcome: str) -> None:
+    """Count a command by outcome; unknown command names share one label."""
+    name = command if command in FORMS else "other"
+    COMMANDS.labels(command=name, outcome=outcome).inc()
 
 
 def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
@@ -94,17 +101,22 @@ class Commands:
     async def reply(self, payload: dict[str, Any]) -> Reply:
         """The ack for one slash command (and, for a slow status, a late reply)."""
         slash = SlashCommand.model_validate(payload)
+        count = partial(_count, slash.command)
         try:
             parsed = parse(slash.command, slash.text)
         except UsageError as exc:
+            count("usage")
             return messages.usage(exc.forms, exc.message)
         if isinstance(parsed, Help):
+            count("help")
             return messages.usage(FORMS[parsed.command])
         allowed = self.settings.allowed_users
         if not is_allowed(slash.user_id, allowed):
+            count("unauthorized")
             log.info("command refused", extra={"user_id": slash.user_id, "command": slash.command})
             return messages.refused(slash.user_id, allowed)
         if isinstance(parsed, Status):
+            count("status")
             return await answer_status(
                 parsed.portfolio_id,
                 redis=self.redis,
@@ -113,7 +125,9 @@ class Commands:
                 background=self.background,
                 patience=self.status_patience,
             )
-        return await self._enqueue(to_queued(slash, parsed))
+        reply, outcome = await self._enqueue(to_queued(slash, parsed))
+        count(outcome)
+        return reply
 
     async def _late(self, response_url: str | None, reply: Reply) -> None:
         """A reply after the ack, through the command's response_url."""
@@ -129,20 +143,21 @@ class Commands:
         if status is None or not 200 <= status < 300:
             log.error("late reply not delivered", extra={"status": status, "error": error})
 
-    async def _enqueue(self, command: QueuedCommand) -> Reply:
+    async def _enqueue(self, command: QueuedCommand) -> tuple[Reply, str]:
+        """The ack and the outcome label (queued, duplicate, inflight or redis_unavailable)."""
         context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
         try:
             async with asyncio.timeout(ENQUEUE_BUDGET_S):
                 result = await self.enqueuer.enqueue(command)
         except (RedisError, TimeoutError) as exc:
             log.error("could not queue command", extra={**context, "error": repr(exc)})
-            return messages.not_queued()
+            return messages.not_queued(), "redis_unavailable"
         log.info(
             "command %s",
             result.status.value,
             extra={**context, "action": command.action.value, "existing": result.request_id},
         )
-        return await self._answer(command, result)
+        return await self._answer(command, result), result.status.value
 
     async def _answer(self, command: QueuedCommand, result: EnqueueResult) -> Reply:
         if result.status is EnqueueStatus.QUEUED:

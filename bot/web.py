@@ -33,6 +33,7 @@ from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
 from relay.glider.client import GliderClient
 from relay.logs import configure_logging
+from relay.metrics import add_metrics_route
 from relay.ratelimit import SharedRateLimiter
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
@@ -110,6 +111,7 @@ def create_web_app(
     app[REDIS] = redis
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_metrics_route(app, redis)
     if not settings.socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.add_subapp("/v1", create_admin_app(redis, settings))

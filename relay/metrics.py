@@ -7,7 +7,18 @@ scraped, so every process reports the same shared truth.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import time
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from redis.exceptions import RedisError, ResponseError
+
+from relay import keys
+from relay.redis_conn import text
+
+log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -55,3 +66,55 @@ SUBSCRIPTIONS_DISABLED = Counter(
     "Subscriptions disabled automatically, by reason (gone, failing).",
     ["reason"],
 )
+
+
+async def refresh_shared_gauges(redis: aioredis.Redis, *, now_ms: int | None = None) -> None:
+    """Read queue depths and poll lag from Redis into the gauges (called on each scrape)."""
+    for stream, group in (
+        (keys.COMMANDS, keys.COMMANDS_GROUP),
+        (keys.EVENTS, keys.EVENTS_GROUP),
+        (keys.REPLIES, keys.REPLIES_GROUP),
+    ):
+        name = stream.removeprefix(f"{keys.PREFIX}:")
+        pending, lag = await _group_depth(redis, stream, group)
+        QUEUE_DEPTH.labels(queue=f"{name}_pending").set(pending)
+        QUEUE_DEPTH.labels(queue=f"{name}_undelivered").set(lag)
+    for dead in (keys.COMMANDS_DEAD, keys.REPLIES_DEAD):
+        QUEUE_DEPTH.labels(queue=dead.removeprefix(f"{keys.PREFIX}:")).set(await redis.xlen(dead))
+    for status in ("pending", "failed", "dead"):
+        depth = await redis.zcard(keys.deliveries_by_status(status))
+        QUEUE_DEPTH.labels(queue=f"deliveries_{status}").set(depth)
+    OPERATIONS_TRACKED.set(await redis.zcard(keys.POLL_DUE))
+    oldest = await redis.zrange(keys.POLL_DUE, 0, 0, withscores=True)
+    current_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    POLL_LAG.set(max(0.0, (current_ms - float(oldest[0][1])) / 1000) if oldest else 0.0)
+
+
+async def _group_depth(redis: aioredis.Redis, stream: str, group: str) -> tuple[int, int]:
+    """(pending, undelivered) of a consumer group; zeros before the group exists."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream yet
+        return 0, 0
+    for info in groups:
+        if text(info.get("name", b"")) == group:
+            return int(info.get("pending") or 0), int(info.get("lag") or 0)
+    return 0, 0
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text, shared gauges freshly read from Redis."""
+    try:
+        await refresh_shared_gauges(request.app[METRICS_REDIS])
+    except RedisError as exc:
+        log.warning("metrics: Redis unreachable, depths are stale", extra={"error": repr(exc)})
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+METRICS_REDIS = web.AppKey("metrics_redis", aioredis.Redis)
+
+
+def add_metrics_route(app: web.Application, redis: aioredis.Redis) -> None:
+    """Serve ``/metrics`` on ``app`` (the web process, or a worker's metrics port)."""
+    app[METRICS_REDIS] = redis
+    app.router.add_get("/metrics", metrics_endpoint)
