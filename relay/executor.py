@@ -19,8 +19,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,30 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+class KeyedLocks:
+    """One FIFO lock per key, forgotten once nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutorOptions:
     retry_budget_s: float = 300.0
@@ -92,6 +117,7 @@ class Executor:
         self._options = options or ExecutorOptions()
         self._clock = clock
         self._sleep = sleep
+        self._locks = KeyedLocks()
         self.consumer = StreamConsumer(
             redis,
             keys.COMMANDS,
@@ -110,12 +136,20 @@ class Executor:
         self.consumer.stop(grace_s)
 
     async def handle(self, delivery: Delivery) -> None:
-        """Carry out one command; its outcome and the ack are one atomic step."""
+        """Carry out one command; its outcome and the ack are one atomic step.
+
+        Commands for one portfolio run one at a time, in stream order, within this
+        worker (so a quick /pause then /resume cannot end up paused).
+        """
         try:
             command = QueuedCommand.model_validate_json(delivery.fields.get("command", ""))
         except ValidationError as exc:
             await self.consumer.dead_letter(delivery, f"not a command: {exc.errors()[0]['msg']}")
             return
+        async with self._locks.hold(command.portfolio_id):
+            await self._execute(delivery, command)
+
+    async def _execute(self, delivery: Delivery, command: QueuedCommand) -> None:
         record = await load_record(self._redis, command.request_id)
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {command.request_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ import redis.asyncio as aioredis
 from relay import keys, outcomes
 from relay.commands import Action
 from relay.events import EventType
-from relay.executor import Executor, ExecutorOptions
+from relay.executor import Executor, ExecutorOptions, KeyedLocks
 from relay.records import RequestState
 from relay.sim.config import PF_MAIN, PF_NO_SCHEDULE, PF_OTHER_TENANT, READONLY_KEY
 from tests.fixtures.glider import GliderSim
@@ -279,3 +280,44 @@ async def test_consumer_loop_executes_queued_commands(
 
         await eventually(submitted)
     await _no_pending(any_redis)
+
+
+async def test_one_portfolios_commands_run_in_stream_order(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """/pause then /resume read in one batch are carried out in order (the pause even needs
+    a retry after a 503): Glider ends active, and the events come paused then resumed."""
+    glider_sim.chaos.fail_next(1, status=503, method="POST")
+    await queue_command(any_redis, Action.PAUSE, PF_MAIN)
+    await queue_command(any_redis, Action.RESUME, PF_MAIN)
+    executor = make_executor()
+    async with running(executor.consumer):
+
+        async def both_done() -> bool:
+            return bool(await any_redis.xlen(keys.REPLIES) == 2)
+
+        await eventually(both_done)
+    detail = glider_sim.state.portfolio(PF_MAIN, "acme")
+    assert detail.schedule is not None
+    assert detail.schedule.status == "active"
+    assert [e.type for e in await events_of(any_redis)] == [EventType.PAUSED, EventType.RESUMED]
+
+
+async def test_keyed_locks_are_fifo_and_forgotten() -> None:
+    """Holders of one key run one at a time in arrival order; idle keys are dropped."""
+    locks = KeyedLocks()
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def hold(key: str, name: str) -> None:
+        async with locks.hold(key):
+            order.append(name)
+            await gate.wait()
+
+    tasks = [asyncio.create_task(hold("pf", n)) for n in ("a", "b", "c")]
+    other = asyncio.create_task(hold("other", "x"))
+    await eventually(lambda: order == ["a", "x"])
+    gate.set()
+    await asyncio.gather(*tasks, other)
+    assert order == ["a", "x", "b", "c"]
+    assert len(locks) == 0
