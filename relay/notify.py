@@ -87,6 +87,10 @@ class Notifier:
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {request_id}")
             return
+        if kind is Reply.AWAITING_USER and record.state.is_final:
+            # Already over: the final reply (queued behind this one) says how it ended.
+            await self.consumer.ack(delivery)
+            return
         message = render(record, kind, now=self._clock())
         if not await self._respond(record, message) and not await self._direct(record, message):
             log.warning(

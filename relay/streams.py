@@ -84,7 +84,7 @@ class StreamConsumer:
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
         self._heartbeat_s = (heartbeat_ms or max(1, claim_idle_ms // 3)) / 1000
-        self._claim_every_s = min(claim_idle_ms / 4000, 15.0)
+        self._claim_every_s = min(claim_idle_ms / 4000, 10.0)  # taken over by ~idle + 10 s
         self._max_deliveries = max_deliveries
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._errors: dict[str, str] = {}

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 REDIS_SOCKET_TIMEOUT_S = 10.0
 
 
+class WorkerFailed(Exception):
+    """A component ended on its own (it crashed); the worker stopped the rest."""
+
+
 def parse_only(value: str | None) -> list[str]:
     """``executor,poller`` -> the names, checked against the registry; None -> all of them."""
     if not value:
@@ -51,7 +55,10 @@ async def serve(
     tuning: Tuning | None = None,
     redis: aioredis.Redis | None = None,
 ) -> None:
-    """Run the chosen components until ``stop`` is set (or one of them fails)."""
+    """Run the chosen components until ``stop`` is set.
+
+    Raises :class:`WorkerFailed` (after stopping the others) when a component ended by itself.
+    """
     client = redis or connect(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S)
     ctx = WorkerContext(client, settings, consumer=consumer_name(name), tuning=tuning or Tuning())
     names = list(only or COMPONENTS)
@@ -61,13 +68,16 @@ async def serve(
     ]
     log.info("worker started", extra={"consumer": ctx.consumer, "components": names})
     stopping = asyncio.create_task(stop.wait())
+    failed: list[str] = []
     try:
         done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopping and task.exception() is not None:
-                log.error(
-                    "%s failed; stopping the worker", task.get_name(), exc_info=task.exception()
-                )
+        for task in done - {stopping}:
+            failed.append(task.get_name())
+            log.error(
+                "%s ended unexpectedly; stopping the worker",
+                task.get_name(),
+                exc_info=task.exception(),
+            )
         await _wind_down(components, tasks, ctx.tuning.grace_s)
     finally:
         stopping.cancel()
@@ -78,6 +88,8 @@ async def serve(
         if redis is None:
             await client.aclose()
     log.info("worker stopped", extra={"consumer": ctx.consumer})
+    if failed:
+        raise WorkerFailed(", ".join(failed))
 
 
 async def _wind_down(
@@ -135,7 +147,10 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop, only=args.only, name=args.name, tuning=_tuning(args))
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except WorkerFailed:
+        return 1  # non-zero, so that a supervisor restarts the worker
     return 0
 
 

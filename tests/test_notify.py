@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from relay import keys, outcomes, transitions
 from relay.commands import Action
+from relay.glider import Operation
 from relay.notify import Notifier
 from relay.pel import Delivery
 from relay.plans import REPLY_USES, Plan
@@ -165,3 +166,36 @@ async def test_reply_for_unknown_request_is_dead_lettered(
     )
     await notifier(any_redis, slack).handle(delivery)
     assert await any_redis.xlen(keys.REPLIES_DEAD) == 1
+
+
+async def test_stale_awaiting_user_update_is_skipped(
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+) -> None:
+    """An awaiting_user update read after the operation already ended sends nothing."""
+    command = await queue_command(any_redis, response_url=fake_slack.response_url())
+    await take_command(any_redis)
+    now = datetime.now(UTC)
+    record = await request_record(any_redis, command.request_id)
+    await outcomes.apply(any_redis, transitions.submitted(record, now, "op-1", now, now))
+    for state in ("awaiting_user", "completed"):
+        current = await request_record(any_redis, command.request_id)
+        operation = Operation.model_validate(
+            {"operationId": "op-1", "portfolioId": "pf_1", "state": state}
+        )
+        plan = (
+            transitions.finished(current, now, operation)
+            if state == "completed"
+            else transitions.progressed(current, now, operation, now)
+        )
+        await outcomes.apply(any_redis, plan)
+    await ensure_group(any_redis, keys.REPLIES, keys.REPLIES_GROUP)
+    reply: Any = await any_redis.xreadgroup(keys.REPLIES_GROUP, "n1", {keys.REPLIES: ">"}, count=2)
+    [[_, entries]] = reply
+    sender = notifier(any_redis, slack)
+    for entry_id, fields in entries:
+        await sender.handle(
+            Delivery(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
+        )
+    [call] = fake_slack.calls_to(RESPONSE)
+    assert "completed" in call.payload["text"]
+    assert await pending_rows(any_redis, keys.REPLIES, keys.REPLIES_GROUP) == []
