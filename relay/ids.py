@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
 
 
 def ulid(now_ms: int | None = None, randomness: bytes | None = None) -> str:
     """A 26-character ULID: 48-bit millisecond time then 80 random bits, Crockford base32."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     rand = os.urandom(10) if randomness is None else randomness
-    value = (ms << 80) | int.from_bytes(rand, "big")
+    return _encode((ms << _RANDOM_BITS) | int.from_bytes(rand, "big"))
+
+
+def _encode(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 0x1F])
@@ -20,6 +25,30 @@ def ulid(now_ms: int | None = None, randomness: bytes | None = None) -> str:
     return "".join(reversed(chars))
 
 
+class MonotonicUlid:
+    """ULIDs that sort in creation order within a process, even inside one millisecond.
+
+    Within the same millisecond the random part is incremented (the ULID spec's
+    monotonic mode), so ids made later never sort before earlier ones.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def __call__(self, now_ms: int | None = None) -> str:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        with self._lock:
+            candidate = (ms << _RANDOM_BITS) | int.from_bytes(os.urandom(10), "big")
+            if candidate <= self._last:
+                candidate = self._last + 1
+            self._last = candidate
+        return _encode(candidate)
+
+
+_monotonic = MonotonicUlid()
+
+
 def new_id(prefix: str) -> str:
-    """``prefix`` + ``_`` + ULID, e.g. ``req_01JWZ...``."""
-    return f"{prefix}_{ulid()}"
+    """``prefix`` + ``_`` + a monotonic ULID, e.g. ``req_01JWZ...``."""
+    return f"{prefix}_{_monotonic()}"
