@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -118,3 +120,28 @@ def add_metrics_route(app: web.Application, redis: aioredis.Redis) -> None:
     """Serve ``/metrics`` on ``app`` (the web process, or a worker's metrics port)."""
     app[METRICS_REDIS] = redis
     app.router.add_get("/metrics", metrics_endpoint)
+
+
+@asynccontextmanager
+async def metrics_server(
+    redis: aioredis.Redis,
+    port: int | None,
+    host: str = "0.0.0.0",  # noqa: S104 - scraped
+) -> AsyncIterator[str | None]:
+    """Serve ``/metrics`` on ``port`` while the body runs (a worker's metrics port).
+
+    Yields the bound address as ``host:port``, or None when ``port`` is None.
+    """
+    if port is None:
+        yield None
+        return
+    app = web.Application()
+    add_metrics_route(app, redis)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        yield f"{bound_host}:{bound_port}"
+    finally:
+        await runner.cleanup()

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from relay.components import COMPONENTS, Component, Tuning, WorkerContext
 from relay.logs import configure_logging
+from relay.metrics import metrics_server
 from relay.poll_policy import PollPolicy
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
@@ -66,19 +67,23 @@ async def serve(
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(c.run(), name=n) for n, c in zip(names, components, strict=True)
     ]
-    log.info("worker started", extra={"consumer": ctx.consumer, "components": names})
     stopping = asyncio.create_task(stop.wait())
     failed: list[str] = []
     try:
-        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done - {stopping}:
-            failed.append(task.get_name())
-            log.error(
-                "%s ended unexpectedly; stopping the worker",
-                task.get_name(),
-                exc_info=task.exception(),
+        async with metrics_server(client, settings.worker_metrics_port) as metrics_address:
+            log.info(
+                "worker started",
+                extra={"consumer": ctx.consumer, "components": names, "metrics": metrics_address},
             )
-        await _wind_down(components, tasks, ctx.tuning.grace_s)
+            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                failed.append(task.get_name())
+                log.error(
+                    "%s ended unexpectedly; stopping the worker",
+                    task.get_name(),
+                    exc_info=task.exception(),
+                )
+            await _wind_down(components, tasks, ctx.tuning.grace_s)
     finally:
         stopping.cancel()
         for component in components:
