@@ -21,10 +21,10 @@ async def test_metrics_server_serves_depths_from_redis(any_redis: aioredis.Redis
     async with (
         metrics_server(any_redis, 0, host="127.0.0.1") as address,
         aiohttp.ClientSession() as http,
+        http.get(f"http://{address}/metrics") as response,
     ):
-        async with http.get(f"http://{address}/metrics") as response:
-            assert response.status == 200
-            body = await response.text()
+        assert response.status == 200
+        body = await response.text()
     assert "glider_relay_operations_tracked 2.0" in body
 
 
