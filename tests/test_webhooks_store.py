@@ -16,7 +16,7 @@ from relay.ids import ulid
 from relay.queue import ensure_group
 from relay.redis_conn import text
 from relay.webhooks.deliveries import RETENTION_MS, DeliveryStore
-from relay.webhooks.fanout import STALE, delivery_ulid, fan_out, plan
+from relay.webhooks.fanout import FanOutBatcher, delivery_ulid, fan_out, plan
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.oncall import OnCallRules
@@ -72,9 +72,9 @@ async def test_pages_newest_first(any_redis: aioredis.Redis) -> None:
     store = SubscriptionStore(any_redis)
     ids = [(await store.create(SubscriptionCreate(url=URL, events=["*"]))).id for _ in range(3)]
     first, cursor = await store.page(cursor=None, limit=2)
-    assert [s.id for s in first] == ids[::-1][:2]
+    assert [s.id for s in first] == sorted(ids, reverse=True)[:2]  # ids sort by creation time
     rest, end = await store.page(cursor=cursor, limit=2)
-    assert [s.id for s in rest] == [ids[0]]
+    assert [s.id for s in rest] == [min(ids)]
     assert end is None
 
 
@@ -104,7 +104,9 @@ def test_events_are_normalised() -> None:
         SubscriptionPatch.model_validate({})
 
 
-async def _fan_out_once(redis: aioredis.Redis, version: str | None = None) -> tuple[int, str]:
+async def _fan_out_once(
+    redis: aioredis.Redis, version: str | None = None
+) -> tuple[list[int] | None, str]:
     await ensure_group(redis, keys.EVENTS, keys.EVENTS_GROUP)
     sent = event(EventType.FAILED)
     await publish(redis, sent)
@@ -114,9 +116,8 @@ async def _fan_out_once(redis: aioredis.Redis, version: str | None = None) -> tu
     created = await fan_out(
         Scripts(redis),
         group=keys.EVENTS_GROUP,
-        entry_id=entry_id,
         version=version or table.version,
-        rows=plan(sent, table, OnCallRules()),
+        batch=[(entry_id, plan(sent, table, OnCallRules()))],
         now_ms=int(time.time() * 1000),
     )
     return created, entry_id
@@ -126,18 +127,17 @@ async def test_fan_out_is_atomic_with_ack_and_happens_once(any_redis: aioredis.R
     """Fan-out acknowledges the entry; a second run for the same entry creates nothing."""
     sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=URL, events=["*"]))
     created, entry_id = await _fan_out_once(any_redis)
-    assert created == 1
+    assert created == [1]
     assert (await any_redis.xpending(keys.EVENTS, keys.EVENTS_GROUP))["pending"] == 0
     table = await SubscriptionStore(any_redis).routing_table()
     again = await fan_out(
         Scripts(any_redis),
         group=keys.EVENTS_GROUP,
-        entry_id=entry_id,
         version=table.version,
-        rows=[],
+        batch=[(entry_id, [])],
         now_ms=0,
     )
-    assert again == 0
+    assert again == [0]
     [delivery], _ = await DeliveryStore(any_redis).page(subscription_id=sub.id)
     assert delivery.status is DeliveryStatus.PENDING
 
@@ -146,9 +146,24 @@ async def test_stale_routing_table_writes_nothing(any_redis: aioredis.Redis) -> 
     """A fan-out planned on an old routing table is refused and leaves the entry pending."""
     await SubscriptionStore(any_redis).create(SubscriptionCreate(url=URL, events=["*"]))
     created, _ = await _fan_out_once(any_redis, version="0")
-    assert created == STALE
+    assert created is None
     assert (await any_redis.xpending(keys.EVENTS, keys.EVENTS_GROUP))["pending"] == 1
     assert await any_redis.zcard(keys.DELIVERIES) == 0
+
+
+async def test_batcher_replans_after_a_subscription_change(any_redis: aioredis.Redis) -> None:
+    """A batch planned before a subscription appeared is re-planned to include it."""
+    subs = SubscriptionStore(any_redis)
+    await subs.create(SubscriptionCreate(url=URL, events=["*"]))
+    batcher = FanOutBatcher(Scripts(any_redis), subs, OnCallRules())
+    await ensure_group(any_redis, keys.EVENTS, keys.EVENTS_GROUP)
+    first, second = event(), event()
+    await publish(any_redis, first, second)
+    reply: Any = await any_redis.xreadgroup(keys.EVENTS_GROUP, "t", {keys.EVENTS: ">"}, count=2)
+    [(id1, _), (id2, _)] = reply[0][1]
+    assert await batcher.submit(text(id1), first) == 1
+    await subs.create(SubscriptionCreate(url=URL, events=["rebalance.completed"]))
+    assert await batcher.submit(text(id2), second) == 2
 
 
 def test_delivery_ids_are_stable_per_event_and_subscription() -> None:

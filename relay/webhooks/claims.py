@@ -8,13 +8,14 @@ counted in Redis, so it holds across every worker process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from relay import keys
 from relay.redis_conn import text
-from relay.webhooks.lua import LAYOUT, Scripts
+from relay.webhooks.lua import Scripts
 from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys
 
@@ -93,37 +94,29 @@ def _target(sid: str, raw: list[Any], default_cap: int) -> Target | None:
     )
 
 
-async def step(
-    scripts: Scripts,
-    sid: str,
-    report: Report,
-    *,
-    now_ms: int,
-    want: int,
-    default_cap: int,
-    lease_ms: int = LEASE_MS,
-) -> StepReply:
-    """Record ``report`` for subscription ``sid`` and claim up to ``want`` due deliveries."""
-    results = [
-        [f.delivery_id, f.status, f.next_due_ms or 0, f.attempt_json] for f in report.finished
-    ]
-    raw_target, raw_claimed = await scripts.cycle(
-        keys=[keys.subscription(sid)],
-        args=[
-            LAYOUT,
-            sid,
-            now_ms,
-            lease_ms,
-            want,
-            default_cap,
-            report.health,
-            report.throttle_until_ms,
-            report.disable,
-            json.dumps(report.alerts),
-            json.dumps(results),
-            json.dumps(report.released),
+def _request(
+    sid: str, report: Report, *, now_ms: int, want: int, cap: int, lease_ms: int
+) -> dict[str, Any]:
+    """The JSON request one step of ``sid`` sends to the script (its field ``q``)."""
+    return {
+        "sub": sid,
+        "now": now_ms,
+        "lease": lease_ms,
+        "want": want,
+        "cap": cap,
+        "health": report.health,
+        "throttle": report.throttle_until_ms,
+        "disable": report.disable,
+        "alerts": report.alerts,
+        "results": [
+            [f.delivery_id, f.status, f.next_due_ms or 0, f.attempt_json] for f in report.finished
         ],
-    )
+        "released": report.released,
+    }
+
+
+def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
+    raw_target, raw_claimed = raw
     claimed = [
         Claimed(
             text(did),
@@ -135,3 +128,63 @@ async def step(
         for did, wid, body, tries, etype in raw_claimed
     ]
     return StepReply(_target(sid, raw_target, default_cap), claimed)
+
+
+async def step(
+    scripts: Scripts,
+    sid: str,
+    report: Report,
+    *,
+    now_ms: int,
+    want: int,
+    default_cap: int,
+    lease_ms: int = LEASE_MS,
+) -> StepReply:
+    """Record ``report`` for subscription ``sid`` and claim up to ``want`` due deliveries."""
+    request = _request(sid, report, now_ms=now_ms, want=want, cap=default_cap, lease_ms=lease_ms)
+    [raw] = await scripts.steps(keys=[keys.subscription(sid)], args=[json.dumps([request])])
+    return _reply(sid, raw, default_cap)
+
+
+class StepBatcher:
+    """Runs the steps of every subscription of a worker together: whatever steps are
+    asked for while one call is in Redis go out in the next, in one round trip."""
+
+    def __init__(self, scripts: Scripts, *, default_cap: int, lease_ms: int = LEASE_MS) -> None:
+        self._scripts = scripts
+        self._default_cap = default_cap
+        self._lease_ms = lease_ms
+        self._pending: list[tuple[str, dict[str, Any], asyncio.Future[StepReply]]] = []
+        self._flushing = False
+
+    async def step(self, sid: str, report: Report, *, now_ms: int, want: int) -> StepReply:
+        """As :func:`step`, batched with the other subscriptions' steps."""
+        request = _request(
+            sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
+        )
+        future: asyncio.Future[StepReply] = asyncio.get_running_loop().create_future()
+        self._pending.append((sid, request, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.create_task(self._flush())  # noqa: RUF006 - it settles every future it takes
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    raw = await self._scripts.steps(
+                        keys=[keys.SUBSCRIPTIONS_READY],
+                        args=[json.dumps([request for _, request, _ in batch])],
+                    )
+                except Exception as exc:  # handed to every waiting runner
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (sid, _, future), item in zip(batch, raw, strict=True):
+                    if not future.done():
+                        future.set_result(_reply(sid, item, self._default_cap))
+        finally:
+            self._flushing = False

@@ -19,7 +19,7 @@ from relay import keys
 from relay.admin.common import page_ids
 from relay.ids import ulid
 from relay.redis_conn import text, text_map
-from relay.webhooks.lua import LAYOUT, Scripts
+from relay.webhooks.lua import Scripts
 from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms
 
 RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -77,7 +77,7 @@ class DeliveryStore:
             return RequeueOutcome([], {})
         words = await self._scripts.requeue(
             keys=[keys.DELIVERIES],
-            args=[LAYOUT, str(int(time.time() * 1000)), "1" if only_dead else "0", *ids],
+            args=[str(int(time.time() * 1000)), "1" if only_dead else "0", *ids],
         )
         queued, refused = [], {}
         for did, word in zip(ids, (text(w) for w in words), strict=True):
@@ -138,4 +138,4 @@ class DeliveryStore:
     async def _delete_final(self, ids: list[str]) -> int:
         if not ids:
             return 0
-        return int(await self._scripts.sweep(keys=[keys.DELIVERIES], args=[LAYOUT, *ids]))
+        return int(await self._scripts.sweep(keys=[keys.DELIVERIES], args=[*ids]))

@@ -32,14 +32,15 @@ from relay.events import Event
 from relay.pel import Delivery as StreamEntry
 from relay.redis_conn import text
 from relay.streams import StreamConsumer, consumer_name
+from relay.webhooks.claims import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
-from relay.webhooks.fanout import STALE, alert_rows, fan_out, plan
+from relay.webhooks.fanout import FanOutBatcher, alert_rows
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import TargetKind
 from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
 from relay.webhooks.sender import Sender
-from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
+from relay.webhooks.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,11 @@ class Dispatcher:
         self._scripts = Scripts(redis)
         self._subscriptions = SubscriptionStore(redis)
         self._deliveries = DeliveryStore(redis)
-        self._table: RoutingTable | None = None
+        self._fan_out = FanOutBatcher(self._scripts, self._subscriptions, rules)
+        runner = self.config.runner
+        self._steps = StepBatcher(
+            self._scripts, default_cap=runner.default_cap, lease_ms=runner.lease_ms
+        )
         self._runners: dict[str, tuple[SubscriptionRunner, asyncio.Task[None]]] = {}
         self._kick = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -142,23 +147,9 @@ class Dispatcher:
         except (ValidationError, KeyError, ValueError) as exc:
             await self._consumer.dead_letter(entry, f"not an event: {exc}"[:500])
             return
-        for _ in range(5):
-            table = self._table or await self._subscriptions.routing_table()
-            self._table = table
-            created = await fan_out(
-                self._scripts,
-                group=keys.EVENTS_GROUP,
-                entry_id=entry.entry_id,
-                version=table.version,
-                rows=plan(event, table, self.rules),
-                now_ms=_now_ms(),
-            )
-            if created != STALE:
-                if created:
-                    self._kick.set()
-                return
-            self._table = None
-        raise RuntimeError("subscriptions kept changing during fan-out; will retry")
+        created = await self._fan_out.submit(entry.entry_id, event, entry.fields.get("body"))
+        if created:
+            self._kick.set()
 
     # --- scheduling ---------------------------------------------------------------
 
@@ -194,7 +185,7 @@ class Dispatcher:
             return
         runner = SubscriptionRunner(
             sid,
-            scripts=self._scripts,
+            steps=self._steps,
             sender=self.sender,
             config=self.config.runner,
             disable_alerts=self._disable_alerts,

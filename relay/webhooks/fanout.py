@@ -1,25 +1,25 @@
 """Fan-out: one event becomes one delivery per matching subscription (and per on-call alert).
 
-:func:`plan` is pure. :func:`fan_out` writes the plan and acknowledges the
-event's stream entry in one Lua step, guarded by the routing table's version:
-if a subscription changed since the table was read, nothing is written and the
-caller re-reads the table and plans again.
+:func:`plan` is pure. :func:`fan_out` writes the plans of a batch of stream
+entries and acknowledges each entry in the same Lua step, guarded by the routing
+table's version: if a subscription changed since the table was read, nothing is
+written and :class:`FanOutBatcher` re-reads the table and plans again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 
 from relay import keys
 from relay.events import Event
 from relay.ids import ulid
-from relay.webhooks.lua import LAYOUT, Scripts
+from relay.webhooks.lua import Scripts
 from relay.webhooks.models import datetime_to_ms
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
-from relay.webhooks.subscriptions import RoutingTable
-
-STALE = -1
+from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
 
 
 def delivery_ulid(event: Event, target_id: str) -> str:
@@ -40,9 +40,15 @@ def _row(
     return [f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode]
 
 
-def plan(event: Event, table: RoutingTable, rules: OnCallRules) -> list[list[str]]:
-    """The deliveries ``event`` makes: one per matching subscription, one per on-call alert."""
-    body, kind = event.body().decode(), event.type.value
+def plan(
+    event: Event, table: RoutingTable, rules: OnCallRules, *, body: str | None = None
+) -> list[list[str]]:
+    """The deliveries ``event`` makes: one per matching subscription, one per on-call alert.
+
+    ``body`` is the event's webhook body when already at hand (as on the stream).
+    """
+    kind = event.type.value
+    body = body if body is not None else event.body().decode()
     rows = [
         _row(delivery_ulid(event, sid), sid, event.id, kind, body, alert=None)
         for sid in table.matching(kind)
@@ -57,17 +63,18 @@ async def fan_out(
     scripts: Scripts,
     *,
     group: str,
-    entry_id: str,
     version: str,
-    rows: list[list[str]],
+    batch: list[tuple[str, list[list[str]]]],
     now_ms: int,
-) -> int:
-    """Write ``rows`` and XACK ``entry_id``; the number of deliveries created, or STALE."""
+) -> list[int] | None:
+    """Write each entry's rows and XACK it; deliveries created per entry, or None if stale."""
     created = await scripts.fan_out(
         keys=[keys.EVENTS],
-        args=[LAYOUT, group, entry_id, version, now_ms, json.dumps(rows)],
+        args=[group, version, now_ms, json.dumps(batch)],
     )
-    return int(created)
+    if isinstance(created, int):
+        return None
+    return [int(n) for n in created]
 
 
 def alert_rows(alerts: list[Alert], *, source_id: str, kind: str, now_ms: int) -> list[list[str]]:
@@ -78,3 +85,75 @@ def alert_rows(alerts: list[Alert], *, source_id: str, kind: str, now_ms: int) -
         uid = ulid(now_ms, digest[:10])
         rows.append(_row(uid, alert.target, source_id, kind, alert.body.decode(), alert=alert))
     return rows
+
+
+class FanOutBatcher:
+    """Coalesces concurrent fan-outs into one Lua call: whatever arrives while a call
+    is in Redis goes out together in the next, so a burst costs a round trip per batch."""
+
+    def __init__(
+        self,
+        scripts: Scripts,
+        subscriptions: SubscriptionStore,
+        rules: OnCallRules,
+        *,
+        group: str = keys.EVENTS_GROUP,
+        max_batch: int = 256,
+    ) -> None:
+        self._scripts = scripts
+        self._subscriptions = subscriptions
+        self._rules = rules
+        self._group = group
+        self._max_batch = max_batch
+        self._table: RoutingTable | None = None
+        self._pending: list[tuple[str, Event, str | None, asyncio.Future[int]]] = []
+        self._flushing = False
+
+    async def submit(self, entry_id: str, event: Event, body: str | None = None) -> int:
+        """Fan ``event`` out (acknowledging ``entry_id``); the number of deliveries made."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry_id, event, body, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.create_task(self._flush())  # noqa: RUF006 - it settles every future it takes
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: len(batch)]
+                try:
+                    counts = await self._write(batch)
+                except Exception as exc:  # handed to every waiting caller
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (*_, future), count in zip(batch, counts, strict=True):
+                    if not future.done():
+                        future.set_result(count)
+        finally:
+            self._flushing = False
+
+    async def _write(
+        self, batch: list[tuple[str, Event, str | None, asyncio.Future[int]]]
+    ) -> list[int]:
+        for _ in range(5):
+            table = self._table or await self._subscriptions.routing_table()
+            self._table = table
+            rows = [
+                (entry_id, plan(event, table, self._rules, body=body))
+                for entry_id, event, body, _ in batch
+            ]
+            created = await fan_out(
+                self._scripts,
+                group=self._group,
+                version=table.version,
+                batch=rows,
+                now_ms=int(time.time() * 1000),
+            )
+            if created is not None:
+                return created
+            self._table = None  # a subscription changed: re-read and plan again
+        raise RuntimeError("subscriptions kept changing during fan-out; the entries stay pending")

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
-from relay.webhooks.claims import Claimed, Finished, Report, StepReply, Target, step
-from relay.webhooks.lua import Scripts
+from relay.webhooks.claims import Claimed, Finished, Report, StepBatcher, StepReply, Target
 from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
@@ -51,13 +50,13 @@ class SubscriptionRunner:
         self,
         sid: str,
         *,
-        scripts: Scripts,
+        steps: StepBatcher,
         sender: Sender,
         config: RunnerConfig,
         disable_alerts: DisableAlerts,
     ) -> None:
         self.sid = sid
-        self._scripts = scripts
+        self._steps = steps
         self._sender = sender
         self._config = config
         self._disable_alerts = disable_alerts
@@ -113,15 +112,7 @@ class SubscriptionRunner:
         now = _now_ms()
         report = self._report(batch, now)
         report.released = released
-        return await step(
-            self._scripts,
-            self.sid,
-            report,
-            now_ms=now,
-            want=want,
-            default_cap=self._config.default_cap,
-            lease_ms=self._config.lease_ms,
-        )
+        return await self._steps.step(self.sid, report, now_ms=now, want=want)
 
     def _report(self, batch: list[tuple[Claimed, AttemptResult]], now: int) -> Report:
         report = Report()

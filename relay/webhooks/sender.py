@@ -8,6 +8,7 @@ resolved address is checked by the session's :class:`GuardedResolver`.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from relay.webhooks.signing import webhook_headers
 from relay.webhooks.ssrf import BlockedAddress, GuardedResolver, UnsafeURL, check_url
 
 TIMEOUT_S = 10.0
+# The check is pure and every attempt repeats it: remember the URLs that passed.
+_checked_url = functools.lru_cache(maxsize=4096)(check_url)
 BODY_LIMIT = 1024
 USER_AGENT = "glider-relay-webhooks/1"
 
@@ -105,7 +108,7 @@ class Sender:
     def _request(self, target: Target, claimed: Claimed) -> tuple[str, dict[str, str], bytes]:
         if target.kind is TargetKind.PAGERDUTY:
             return self._pagerduty_request(claimed)
-        check_url(target.url, allow_private=self.allow_private)
+        _checked_url(target.url, allow_private=self.allow_private)
         if target.signing is None:
             raise ValueError("subscription has no secret")
         keys = target.signing.active(int(time.time() * 1000))

@@ -20,7 +20,7 @@ from relay import keys
 from relay.admin.common import page_ids
 from relay.ids import new_id
 from relay.redis_conn import text, text_map
-from relay.webhooks.lua import LAYOUT, Scripts
+from relay.webhooks.lua import Scripts
 from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind
 from relay.webhooks.secrets import ROTATION_GRACE_MS, new_secret
 
@@ -102,7 +102,7 @@ class SubscriptionStore:
         flat = [part for pair in fields.items() for part in pair]
         await self._scripts.save_subscription(
             keys=[keys.subscription(sid)],
-            args=[LAYOUT, sid, "1" if enabled else "0", json.dumps(events), *flat],
+            args=[sid, "1" if enabled else "0", json.dumps(events), *flat],
         )
 
     async def _fields(self, sid: str) -> dict[str, str] | None:
@@ -168,9 +168,7 @@ class SubscriptionStore:
     async def delete(self, sid: str) -> bool:
         if await self._fields(sid) is None:
             return False
-        deleted = await self._scripts.delete_subscription(
-            keys=[keys.subscription(sid)], args=[LAYOUT, sid]
-        )
+        deleted = await self._scripts.delete_subscription(keys=[keys.subscription(sid)], args=[sid])
         return bool(deleted)
 
     async def rotate_secret(self, sid: str, *, now_ms: int | None = None) -> Subscription | None:
@@ -180,7 +178,7 @@ class SubscriptionStore:
         now = now_ms or _now_ms()
         await self._scripts.rotate_secret(
             keys=[keys.subscription(sid)],
-            args=[LAYOUT, new_secret(), str(now + ROTATION_GRACE_MS), str(now)],
+            args=[new_secret(), str(now + ROTATION_GRACE_MS), str(now)],
         )
         return await self.get(sid, with_secret=True)
 
@@ -202,7 +200,7 @@ class SubscriptionStore:
 
     async def routing_table(self) -> RoutingTable:
         types = [*sorted(EVENT_TYPES), ALL_EVENTS]
-        reply = await self._scripts.routes(keys=[keys.SUBSCRIPTIONS], args=[LAYOUT, *types])
+        reply = await self._scripts.routes(keys=[keys.SUBSCRIPTIONS], args=[*types])
         version, *members = reply
         by_type = {
             t: frozenset(text(m) for m in ids) for t, ids in zip(types, members, strict=True)
