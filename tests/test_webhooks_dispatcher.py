@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
 from relay import keys
@@ -209,3 +210,33 @@ async def test_429_retry_after_holds_the_subscription(
     assert [a.statusCode for a in second.attempts] == [200]
     for delivery in (first, second):
         assert datetime_to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_attempts_and_disables_are_counted(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """Each recorded attempt counts by outcome; an automatic disable counts by reason."""
+    subs = SubscriptionStore(any_redis)
+    await subs.create(SubscriptionCreate(url=receiver.url("/ok"), events=["*"]))
+    await subs.create(SubscriptionCreate(url=receiver.on("/gone", status(410)), events=["*"]))
+    before = (
+        _sample("glider_relay_deliveries_total", result="succeeded"),
+        _sample("glider_relay_deliveries_total", result="dead"),
+        _sample("glider_relay_subscriptions_disabled_total", reason="gone"),
+        _sample("glider_relay_delivery_seconds_count"),
+    )
+    async with dispatching(any_redis):
+        await publish(any_redis, event())
+        await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
+        await delivery_in(any_redis, DeliveryStatus.DEAD)
+    after = (
+        _sample("glider_relay_deliveries_total", result="succeeded"),
+        _sample("glider_relay_deliveries_total", result="dead"),
+        _sample("glider_relay_subscriptions_disabled_total", reason="gone"),
+        _sample("glider_relay_delivery_seconds_count"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 2]

@@ -52,7 +52,7 @@ class DispatcherConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     poll_s: float = 0.5  # how often other workers' new work is looked for
     sweep_every_s: float = 60.0
-    fanout_concurrency: int = 32
+    fanout_concurrency: int = 256  # stream entries in hand; each read is one Lua write
     block_ms: int = 1000  # longest wait for a new event (and so for a stop to take effect)
     claim_idle_ms: int = 60_000  # a dead worker's events are fanned out by another after this
     stop_grace_s: float = 5.0

@@ -98,7 +98,7 @@ class FanOutBatcher:
         rules: OnCallRules,
         *,
         group: str = keys.EVENTS_GROUP,
-        max_batch: int = 256,
+        max_batch: int = 64,
     ) -> None:
         self._scripts = scripts
         self._subscriptions = subscriptions

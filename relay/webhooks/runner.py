@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
+from relay import metrics
 from relay.webhooks.claims import Claimed, Finished, Report, StepBatcher, StepReply, Target
 from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
@@ -41,6 +42,20 @@ class RunnerConfig:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _observe(
+    batch: list[tuple[Claimed, AttemptResult]],
+    report: Report,
+    before: Target | None,
+    after: Target | None,
+) -> None:
+    """Count recorded attempts (by outcome) and a disable this step carried out."""
+    for (_, result), finished in zip(batch, report.finished, strict=True):
+        metrics.DELIVERIES.labels(result=finished.status).inc()
+        metrics.DELIVERY_LATENCY.observe(result.attempt.latencyMs / 1000)
+    if report.disable and (before is None or before.enabled) and after and not after.enabled:
+        metrics.SUBSCRIPTIONS_DISABLED.labels(reason=report.disable).inc()
 
 
 class SubscriptionRunner:
@@ -86,7 +101,7 @@ class SubscriptionRunner:
             want = 0 if self._stopping else max(0, cap - len(self._sending))
             batch, released = list(self._done), list(self._released)
             try:
-                reply = await self._step(batch, released, want)
+                reply, report = await self._step(batch, released, want)
                 failures = 0
             except RedisError as exc:
                 failures += 1
@@ -95,6 +110,7 @@ class SubscriptionRunner:
                 continue
             del self._done[: len(batch)]
             del self._released[: len(released)]
+            _observe(batch, report, self._target, reply.target)
             self._target = reply.target
             for claimed in reply.claimed:
                 self._start(claimed)
@@ -108,11 +124,11 @@ class SubscriptionRunner:
 
     async def _step(
         self, batch: list[tuple[Claimed, AttemptResult]], released: list[str], want: int
-    ) -> StepReply:
+    ) -> tuple[StepReply, Report]:
         now = _now_ms()
         report = self._report(batch, now)
         report.released = released
-        return await self._steps.step(self.sid, report, now_ms=now, want=want)
+        return await self._steps.step(self.sid, report, now_ms=now, want=want), report
 
     def _report(self, batch: list[tuple[Claimed, AttemptResult]], now: int) -> Report:
         report = Report()

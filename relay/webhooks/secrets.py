@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ def new_secret(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
     return PREFIX + base64.b64encode(random_bytes(SECRET_BYTES)).decode()
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and every attempt signs: decode each secret once
 def secret_bytes(secret: str) -> bytes:
     """The HMAC key inside ``secret``; raises :class:`InvalidSecret` when malformed."""
     if not secret.startswith(PREFIX):
