@@ -1,0 +1,36 @@
+"""The webhook dispatcher runs unchanged on a three-master Redis Cluster."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from standardwebhooks.webhooks import Webhook
+
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
+from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
+from tests.fixtures.webhooks import Receiver, sequence, status
+
+
+async def test_fan_out_delivery_and_replay_on_cluster(
+    cluster_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """Subscriptions, fan-out, leased delivery, dead letters and replay all work on a cluster."""
+    subs = SubscriptionStore(cluster_redis)
+    ok = await subs.create(SubscriptionCreate(url=receiver.url("/ok"), events=["*"]))
+    flaky_url = receiver.on("/flaky", sequence(status(500), status(500), status(500), status(200)))
+    flaky = await subs.create(SubscriptionCreate(url=flaky_url, events=["*"]))
+    await subs.update(flaky.id, SubscriptionPatch(description="cluster"))
+    async with dispatching(cluster_redis):
+        await publish(cluster_redis, event())
+        [request] = await receiver.wait_for("/ok")
+        [dead] = await delivery_in(cluster_redis, DeliveryStatus.DEAD)
+        assert await DeliveryStore(cluster_redis).replay(dead.id) == "queued"
+        await receiver.wait_for("/flaky", 4)
+    assert ok.secret is not None
+    Webhook(ok.secret).verify(request.body, request.headers)
+    done = await DeliveryStore(cluster_redis).get(dead.id)
+    assert done is not None
+    assert (
+        done.status is DeliveryStatus.SUCCEEDED or [a.statusCode for a in done.attempts][-1] == 200
+    )
