@@ -9,8 +9,10 @@ queuing a second.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from enum import StrEnum
 from typing import Any
 
@@ -19,7 +21,8 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from relay import keys
 from relay.commands import Action, QueuedCommand
-from relay.events import Event, EventData, EventRequester, EventType
+from relay.events import EventType
+from relay.ids import new_id
 from relay.records import RequestRecord, RequestState
 from relay.redis_conn import text
 
@@ -27,6 +30,8 @@ TRIGGER_TTL_S = 24 * 3600
 # An in-flight marker outlives the poller's deadline (6 h) so a stuck marker can
 # never block a portfolio for good.
 INFLIGHT_TTL_S = 7 * 3600
+# Event.body()'s JSON form; one encoder, as json.dumps(separators=...) builds one per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 _ENQUEUE = """
 local trigger_id, request_id, command = ARGV[1], ARGV[2], ARGV[3]
@@ -115,18 +120,11 @@ async def _evalsha_all(redis: aioredis.Redis, sha: str, calls: list[_Call]) -> l
 
 def _script_call(command: QueuedCommand) -> _Call:
     """The enqueue script's keys and arguments for ``command``."""
-    record = RequestRecord(
-        request_id=command.request_id,
-        action=command.action,
-        portfolio_id=command.portfolio_id,
-        state=RequestState.QUEUED,
-        requested_by=command.requested_by,
-        accepted_at=command.accepted_at,
-        updated_at=command.accepted_at,
-        response_url=command.response_url,
-        reason=command.reason,
-    )
-    fields = [part for pair in record.to_hash().items() for part in pair]
+    # The command was validated when it was built; the record and event below are
+    # derived from one dump of it instead of validating RequestRecord and Event
+    # models again (that cost more CPU than the Redis call itself).
+    dumped = command.model_dump(mode="json")
+    fields = [part for pair in record_fields(dumped).items() for part in pair]
     script_keys = [
         keys.COMMANDS,
         keys.trigger_seen(command.trigger_id or "-"),
@@ -143,7 +141,7 @@ def _script_call(command: QueuedCommand) -> _Call:
         "1" if command.action is Action.REBALANCE else "0",
         INFLIGHT_TTL_S,
         TRIGGER_TTL_S,
-        *_requested_event_fields(command),
+        *requested_event_fields(command),
         *fields,
     ]
     return script_keys, script_args
@@ -154,22 +152,56 @@ def _result(raw: Any) -> EnqueueResult:
     return EnqueueResult(EnqueueStatus(status), request_id)
 
 
-def _requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
-    """The ``rebalance.requested`` event as (id, type, body); empty for pause/resume."""
+def record_fields(dumped: dict[str, Any]) -> dict[str, str]:
+    """The queued request's record hash from ``QueuedCommand.model_dump(mode="json")``.
+
+    Equal to ``RequestRecord(..., state=QUEUED).to_hash()`` (pinned by a test).
+    """
+    requester = {name: v for name, v in dumped["requested_by"].items() if v is not None}
+    fields = {
+        "request_id": dumped["request_id"],
+        "action": dumped["action"],
+        "portfolio_id": dumped["portfolio_id"],
+        "state": RequestState.QUEUED.value,
+        "requested_by": json.dumps(requester),
+        "accepted_at": dumped["accepted_at"],
+        "updated_at": dumped["accepted_at"],
+    }
+    for optional in ("response_url", "reason"):
+        if dumped[optional] is not None:
+            fields[optional] = dumped[optional]
+    return fields
+
+
+def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
+    """The ``rebalance.requested`` event as (id, type, body); empty for pause/resume.
+
+    The body is byte for byte ``Event(...).body()`` (pinned by a test).
+    """
     if command.action is not Action.REBALANCE:
         return ("", "", "")
-    event = Event(
-        type=EventType.REQUESTED,
-        timestamp=command.accepted_at,
-        data=EventData(
-            requestId=command.request_id,
-            portfolioId=command.portfolio_id,
-            state="requested",
-            requestedBy=EventRequester.of(command.requested_by),
-        ),
-    )
-    fields = event.stream_fields()
-    return (fields["id"], fields["type"], fields["body"])
+    requester = command.requested_by
+    timestamp = command.accepted_at.astimezone(UTC).isoformat(timespec="milliseconds")
+    body = {
+        "type": EventType.REQUESTED.value,
+        "timestamp": timestamp.replace("+00:00", "Z"),
+        "data": {
+            "requestId": command.request_id,
+            "portfolioId": command.portfolio_id,
+            "operationId": None,
+            "state": "requested",
+            "submittedAt": None,
+            "finishedAt": None,
+            "requestedBy": {
+                "source": requester.source,
+                "teamId": requester.team_id,
+                "userId": requester.user_id,
+                "userName": requester.user_name,
+            },
+            "error": None,
+        },
+    }
+    return (new_id("evt"), EventType.REQUESTED.value, _COMPACT_JSON.encode(body))
 
 
 async def load_record(redis: aioredis.Redis, request_id: str) -> RequestRecord | None:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay import keys
 from relay.commands import Action, QueuedCommand, Requester
-from relay.events import Event, EventType
+from relay.events import Event, EventData, EventRequester, EventType
 from relay.ids import new_id
-from relay.queue import EnqueueStatus, enqueue, latest_record, load_record
-from relay.records import RequestState
+from relay.queue import (
+    EnqueueStatus,
+    enqueue,
+    latest_record,
+    load_record,
+    record_fields,
+    requested_event_fields,
+)
+from relay.records import RequestRecord, RequestState
 from tests.fixtures.redis import stream_entries
 
 
@@ -67,3 +78,63 @@ async def test_second_rebalance_while_in_flight_is_not_queued(any_redis: aioredi
     assert pause.status is EnqueueStatus.QUEUED
     assert await any_redis.xlen(keys.COMMANDS) == 3
     assert await any_redis.xlen(keys.EVENTS) == 2  # pause has no requested event
+
+
+_text = st.none() | st.text(max_size=20)
+_commands = st.builds(
+    QueuedCommand,
+    request_id=st.just("req_01JWZ3Q4X7N2M8P0R5T6V9YB1C"),
+    action=st.sampled_from(Action),
+    portfolio_id=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+    reason=st.none() | st.text(max_size=500),
+    requested_by=st.builds(
+        Requester, team_id=_text, user_id=_text, user_name=_text, channel_id=_text
+    ),
+    response_url=_text,
+    trigger_id=_text,
+    accepted_at=st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
+    ),
+)
+
+
+@given(_commands)
+def test_record_fields_are_the_request_records_hash(command: QueuedCommand) -> None:
+    """The enqueue script writes exactly RequestRecord's hash for a queued command."""
+    record = RequestRecord(
+        request_id=command.request_id,
+        action=command.action,
+        portfolio_id=command.portfolio_id,
+        state=RequestState.QUEUED,
+        requested_by=command.requested_by,
+        accepted_at=command.accepted_at,
+        updated_at=command.accepted_at,
+        response_url=command.response_url,
+        reason=command.reason,
+    )
+    assert record_fields(command.model_dump(mode="json")) == record.to_hash()
+
+
+@given(_commands.filter(lambda c: c.action is Action.REBALANCE))
+def test_requested_event_is_the_event_models_body(command: QueuedCommand) -> None:
+    """The rebalance.requested entry is byte for byte what the Event model writes."""
+    event_id, event_type, body = requested_event_fields(command)
+    event = Event(
+        id=event_id,
+        type=EventType.REQUESTED,
+        timestamp=command.accepted_at,
+        data=EventData(
+            requestId=command.request_id,
+            portfolioId=command.portfolio_id,
+            state="requested",
+            requestedBy=EventRequester.of(command.requested_by),
+        ),
+    )
+    assert event.stream_fields() == {"id": event_id, "type": event_type, "body": body}
+
+
+def test_pause_and_resume_have_no_requested_event() -> None:
+    """Only a rebalance emits rebalance.requested on enqueue."""
+    for action in (Action.PAUSE, Action.RESUME):
+        assert requested_event_fields(_command(action)) == ("", "", "")
