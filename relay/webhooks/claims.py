@@ -20,6 +20,7 @@ from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys
 
 LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
+_MAX_STEPS = 64  # steps per script call: keeps any one call short
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,8 @@ class StepBatcher:
     async def _flush(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                batch = self._pending[:_MAX_STEPS]
+                del self._pending[: len(batch)]
                 try:
                     raw = await self._scripts.steps(
                         keys=[keys.SUBSCRIPTIONS_READY],

@@ -45,6 +45,7 @@ from relay.webhooks.subscriptions import SubscriptionStore
 log = logging.getLogger(__name__)
 
 SYSTEM_CAP = 2  # on-call targets: a couple at a time is plenty, and polite to Slack
+_SCAN = 500  # subscriptions looked at per scheduling turn
 
 
 @dataclass
@@ -165,18 +166,20 @@ class Dispatcher:
                 await asyncio.wait_for(self._kick.wait(), timeout=wait_s)
 
     async def _schedule_once(self) -> float:
-        """Start or poke a runner for every subscription with due work; the wait until more."""
+        """Start or poke a runner for every subscription with due work; the wait until more.
+
+        A subscription whose runner here already has all its slots busy is skipped:
+        its next step reschedules it, so it must not keep this loop spinning.
+        """
         now = _now_ms()
-        due: list[Any] = await self.redis.zrangebyscore(
-            keys.SUBSCRIPTIONS_READY, "-inf", now, start=0, num=500
+        entries: list[Any] = await self.redis.zrange(
+            keys.SUBSCRIPTIONS_READY, 0, _SCAN - 1, withscores=True
         )
-        for raw in due:
+        for raw, score in entries:
+            if score > now:
+                return max(0.005, min(self.config.poll_s, (float(score) - now) / 1000))
             self._ensure_runner(text(raw))
-        head: list[Any] = await self.redis.zrange(keys.SUBSCRIPTIONS_READY, 0, 0, withscores=True)
-        wait_s = self.config.poll_s
-        if head and len(due) < 500:
-            wait_s = min(wait_s, max(0.0, (head[0][1] - now) / 1000))
-        return max(wait_s, 0.005)
+        return 0.005 if len(entries) == _SCAN else self.config.poll_s
 
     def _ensure_runner(self, sid: str) -> None:
         existing = self._runners.get(sid)
