@@ -49,7 +49,12 @@ redis.call('XADD', KEYS[1], '*', 'command', command)
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9])
 end
-redis.call('HSET', KEYS[3], unpack(ARGV, 10))
+local record, fields = cjson.decode(ARGV[10]), {}
+for name, value in pairs(record) do
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
+end
+redis.call('HSET', KEYS[3], unpack(fields))
 redis.call('ZADD', KEYS[4], 0, request_id)
 redis.call('SET', KEYS[5], request_id)
 if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
@@ -124,7 +129,6 @@ def _script_call(command: QueuedCommand) -> _Call:
     # derived from one dump of it instead of validating RequestRecord and Event
     # models again (that cost more CPU than the Redis call itself).
     dumped = command.model_dump(mode="json")
-    fields = [part for pair in record_fields(dumped).items() for part in pair]
     script_keys = [
         keys.COMMANDS,
         keys.trigger_seen(command.trigger_id or "-"),
@@ -142,7 +146,9 @@ def _script_call(command: QueuedCommand) -> _Call:
         INFLIGHT_TTL_S,
         TRIGGER_TTL_S,
         *requested_event_fields(command),
-        *fields,
+        # One JSON object rather than 16 flat arguments: redis.asyncio packs each
+        # argument in Python (redis-py#4176), and the script flattens it for HSET.
+        json.dumps(record_fields(dumped)),
     ]
     return script_keys, script_args
 

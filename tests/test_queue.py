@@ -37,6 +37,20 @@ def _command(
     )
 
 
+def _queued_record(command: QueuedCommand) -> RequestRecord:
+    return RequestRecord(
+        request_id=command.request_id,
+        action=command.action,
+        portfolio_id=command.portfolio_id,
+        state=RequestState.QUEUED,
+        requested_by=command.requested_by,
+        accepted_at=command.accepted_at,
+        updated_at=command.accepted_at,
+        response_url=command.response_url,
+        reason=command.reason,
+    )
+
+
 async def test_enqueue_writes_stream_entry_and_record(any_redis: aioredis.Redis) -> None:
     """An accepted command is one stream entry plus a queued request record."""
     command = _command()
@@ -46,8 +60,7 @@ async def test_enqueue_writes_stream_entry_and_record(any_redis: aioredis.Redis)
     [entry] = await stream_entries(any_redis, keys.COMMANDS)
     assert QueuedCommand.model_validate_json(entry["command"]) == command
     record = await load_record(any_redis, command.request_id)
-    assert record is not None
-    assert record.state is RequestState.QUEUED
+    assert record == _queued_record(command)
     assert record.requested_by.user_name == "alice"
     assert (await latest_record(any_redis, "pf_1")) == record
     [event_fields] = await stream_entries(any_redis, keys.EVENTS)
@@ -55,6 +68,18 @@ async def test_enqueue_writes_stream_entry_and_record(any_redis: aioredis.Redis)
     assert event.type is EventType.REQUESTED
     assert event.data.requestId == command.request_id
     assert event.data.requestedBy.userName == "alice"
+
+
+async def test_record_text_survives_the_script_unchanged(any_redis: aioredis.Redis) -> None:
+    """A pause reason and a requester name outside ASCII are stored exactly as given."""
+    command = _command(Action.PAUSE).model_copy(
+        update={
+            "reason": 'maintenance "Q3" \\ <!channel> \u00e9\U0001f600',
+            "requested_by": Requester(team_id="T1", user_id="U1", user_name="Zo\u00eb \u5f20"),
+        }
+    )
+    await enqueue(any_redis, command)
+    assert await load_record(any_redis, command.request_id) == _queued_record(command)
 
 
 async def test_same_trigger_id_queues_once(any_redis: aioredis.Redis) -> None:
@@ -102,18 +127,8 @@ _commands = st.builds(
 @given(_commands)
 def test_record_fields_are_the_request_records_hash(command: QueuedCommand) -> None:
     """The enqueue script writes exactly RequestRecord's hash for a queued command."""
-    record = RequestRecord(
-        request_id=command.request_id,
-        action=command.action,
-        portfolio_id=command.portfolio_id,
-        state=RequestState.QUEUED,
-        requested_by=command.requested_by,
-        accepted_at=command.accepted_at,
-        updated_at=command.accepted_at,
-        response_url=command.response_url,
-        reason=command.reason,
-    )
-    assert record_fields(command.model_dump(mode="json")) == record.to_hash()
+    expected = _queued_record(command).to_hash()
+    assert record_fields(command.model_dump(mode="json")) == expected
 
 
 @given(_commands.filter(lambda c: c.action is Action.REBALANCE))
