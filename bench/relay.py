@@ -36,17 +36,8 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.relay_parts import (  # noqa: E402
-    Receivers,
-    Setup,
-    Started,
-    arq_run,
-    bare_run,
-    claimed_database,
-    make_events,
-    ours_run,
-    serve_receivers,
-)
+from bench.relay_parts import Setup, Started, arq_run, bare_run, make_events, ours_run  # noqa: E402
+from bench.relay_receivers import Receivers, claimed_database, serve_receivers  # noqa: E402
 
 __all__ = ["main"]
 
@@ -142,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--receivers"]:
-        from bench.relay_parts import receiver_main
+        from bench.relay_receivers import receiver_main
 
         sys.exit(receiver_main(sys.argv[2:]))
     sys.exit(main())
