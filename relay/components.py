@@ -22,6 +22,7 @@ from relay import keys, pel
 from relay.executor import Executor, ExecutorOptions
 from relay.glider import GliderClient
 from relay.notify import Notifier
+from relay.outcomes import RECORD_RETENTION_MS, forget_old_requests
 from relay.poll_policy import PollPolicy
 from relay.poller import Poller, PollerOptions
 from relay.queue import ensure_group
@@ -168,7 +169,11 @@ async def upkeep(ctx: WorkerContext) -> Component:
 
 
 async def _tidy(ctx: WorkerContext) -> None:
-    older_than_ms = int(time.time() * 1000) - ctx.tuning.retention_ms
+    now_ms = int(time.time() * 1000)
+    forgotten = await forget_old_requests(ctx.redis, older_than_ms=now_ms - RECORD_RETENTION_MS)
+    if forgotten:
+        log.info("upkeep: %d expired requests dropped from the index", forgotten)
+    older_than_ms = now_ms - ctx.tuning.retention_ms
     for stream, group in _TRIMMED:
         trimmed = await pel.trim_acknowledged(ctx.redis, stream, older_than_ms=older_than_ms)
         await ensure_group(ctx.redis, stream, group)

@@ -21,10 +21,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay import keys
+from relay.ids import ulid
 from relay.pel import Delivery
 from relay.plans import FIRST_POST_MS, POSTS, TRACKED_MS, Plan
 from relay.records import RequestRecord, RequestState
 from relay.redis_conn import text, text_map
+
+# A final request's record is kept this long (the operations API's history), then
+# expires; upkeep trims the request index to the same horizon.
+RECORD_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
 _APPLY = """
@@ -62,6 +67,7 @@ if applied == 1 then
   if plan['release'] and redis.call('GET', KEYS[5]) == plan['id'] then
     redis.call('DEL', KEYS[5])
   end
+  if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
 end
 if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
 return {applied, state or ''}
@@ -104,6 +110,9 @@ def _lua_plan(plan: Plan, ack: Delivery | None) -> str:
         out["poll"] = [plan.poll.op, plan.poll.at_ms]
     if plan.release:
         out["release"] = True
+    new_state = plan.set_fields.get("state")
+    if new_state is not None and RequestState(new_state).is_final:
+        out["expire"] = RECORD_RETENTION_MS
     if ack is not None:
         out["ack"] = [ack.group, ack.entry_id]
     # cjson turns an empty {} into an empty table either way; HSET is skipped then.
@@ -159,3 +168,13 @@ async def load_tracked(redis: aioredis.Redis, request_id: str) -> Tracked | None
     fields = text_map(raw)
     tracked = fields.get(TRACKED_MS)
     return Tracked(RequestRecord.from_hash(fields), int(tracked) if tracked else None)
+
+
+async def forget_old_requests(redis: aioredis.Redis, *, older_than_ms: int) -> int:
+    """Drop request ids made before ``older_than_ms`` from the index (their records expired).
+
+    Request ids are ULIDs, so everything below the ULID of that instant is older.
+    """
+    horizon = f"req_{ulid(older_than_ms, bytes(10))}"
+    removed: int = await redis.zremrangebylex(keys.REQUESTS, "-", f"({horizon}")
+    return removed
