@@ -14,8 +14,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from relay.admin import app as admin
 from relay.admin.common import ApiError, json_body, list_response, parse_limit
+from relay.admin.routing import Route
+from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.deliveries import DeliveryStore
-from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.models import Delivery, DeliveryStatus
 
 _REFUSALS = {
     "not_final": "the delivery is still queued; it can be replayed once it succeeded or died",
@@ -31,6 +33,23 @@ class Recover(BaseModel):
 
     since: AwareDatetime
     subscription: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Recovered(BaseModel):
+    """Answer of ``POST /v1/deliveries/recover``: how many deliveries were queued again."""
+
+    recovered: int
+
+
+class DeliveryQuery(ListQuery):
+    """Query string of ``GET /v1/deliveries``."""
+
+    subscription: str | None = Field(default=None, description="only this subscription's")
+    status: DeliveryStatus | None = None
+
+
+class DeliveryPage(Page[Delivery]):
+    pass
 
 
 def _store(request: web.Request) -> DeliveryStore:
@@ -93,8 +112,35 @@ async def recover(request: web.Request) -> web.Response:
     return web.json_response({"recovered": count}, status=202)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/deliveries", list_all)
-    app.router.add_post("/deliveries/recover", recover)
-    app.router.add_get("/deliveries/{id}", get_one)
-    app.router.add_post("/deliveries/{id}/replay", replay)
+ROUTES = (
+    Route(
+        "GET",
+        "/deliveries",
+        list_all,
+        "List deliveries with their attempts, newest first",
+        200,
+        response=DeliveryPage,
+        query=DeliveryQuery,
+        errors=(400,),
+    ),
+    Route(
+        "POST",
+        "/deliveries/recover",
+        recover,
+        "Queue every dead delivery since a time again",
+        202,
+        response=Recovered,
+        body=Recover,
+        errors=(400, 413, 422),
+    ),
+    Route("GET", "/deliveries/{id}", get_one, "Show a delivery", 200, Delivery, errors=(404,)),
+    Route(
+        "POST",
+        "/deliveries/{id}/replay",
+        replay,
+        "Queue a succeeded or dead delivery again",
+        202,
+        response=Delivery,
+        errors=(404, 409),
+    ),
+)

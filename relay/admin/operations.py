@@ -15,12 +15,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from relay import keys
 from relay.admin import app as admin
 from relay.admin.common import ApiError, list_response, object_response, page_ids, parse_limit
-from relay.commands import PORTFOLIO_ID_RE
+from relay.admin.routing import Route
+from relay.admin.schemas import ListQuery, Page
+from relay.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
 from relay.events import EventError, EventRequester
 from relay.queue import load_record
 from relay.records import RequestRecord, RequestState
@@ -70,6 +72,17 @@ class OperationView(BaseModel):
             error=error,
             retryAt=record.retry_at,
         )
+
+
+class OperationPage(Page[OperationView]):
+    pass
+
+
+class OperationQuery(ListQuery):
+    """Query string of ``GET /v1/operations``."""
+
+    state: RequestState | None = None
+    portfolio: str | None = Field(default=None, pattern=PORTFOLIO_ID_PATTERN)
 
 
 def _filters(request: web.Request) -> tuple[RequestState | None, str | None]:
@@ -151,6 +164,24 @@ async def get_operation(request: web.Request) -> web.Response:
     return object_response(OperationView.of(record))
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/operations", list_operations)
-    app.router.add_get("/operations/{request_id}", get_operation)
+ROUTES = (
+    Route(
+        "GET",
+        "/operations",
+        list_operations,
+        "List tracked commands and their Glider operations, newest first",
+        200,
+        response=OperationPage,
+        query=OperationQuery,
+        errors=(400,),
+    ),
+    Route(
+        "GET",
+        "/operations/{request_id}",
+        get_operation,
+        "Show one tracked command by its request id",
+        200,
+        response=OperationView,
+        errors=(404,),
+    ),
+)

@@ -13,12 +13,25 @@ from aiohttp.abc import AbstractResolver
 
 from relay.admin import app as admin
 from relay.admin.common import ApiError, json_body, list_response, parse_limit
+from relay.admin.routing import Route
+from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.models import Subscription
 from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
 
-# Tests put a table-driven resolver here; production resolves with the system's.
+# Tests put a table-driven resolver here (on this app or the one it is mounted in);
+# production resolves with the system's.
 RESOLVER = web.AppKey("webhook_resolver", AbstractResolver)
+
+
+class SubscriptionWithSecret(Subscription):
+    """A subscription as created or rotated: the one time its secret is shown."""
+
+    secret: str
+
+
+class SubscriptionPage(Page[Subscription]):
+    pass
 
 
 def _store(request: web.Request) -> SubscriptionStore:
@@ -27,7 +40,7 @@ def _store(request: web.Request) -> SubscriptionStore:
 
 async def _check_url(request: web.Request, url: str) -> None:
     allow_private = request.app[admin.SETTINGS].relay_allow_private_urls
-    inner = request.app.get(RESOLVER)
+    inner = request.config_dict.get(RESOLVER)
     try:
         await check_destination(
             url, GuardedResolver(inner, allow_private=allow_private), allow_private=allow_private
@@ -88,10 +101,54 @@ async def rotate_secret(request: web.Request) -> web.Response:
     return web.json_response(rotated.public())
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/subscriptions", create)
-    app.router.add_get("/subscriptions", list_all)
-    app.router.add_get("/subscriptions/{id}", get_one)
-    app.router.add_patch("/subscriptions/{id}", patch)
-    app.router.add_delete("/subscriptions/{id}", delete)
-    app.router.add_post("/subscriptions/{id}/rotate-secret", rotate_secret)
+ROUTES = (
+    Route(
+        "POST",
+        "/subscriptions",
+        create,
+        "Create a subscription; the answer carries its signing secret",
+        201,
+        response=SubscriptionWithSecret,
+        body=SubscriptionCreate,
+        errors=(400, 413, 422),
+    ),
+    Route(
+        "GET",
+        "/subscriptions",
+        list_all,
+        "List subscriptions, newest first",
+        200,
+        response=SubscriptionPage,
+        query=ListQuery,
+        errors=(400,),
+    ),
+    Route(
+        "GET",
+        "/subscriptions/{id}",
+        get_one,
+        "Show a subscription",
+        200,
+        Subscription,
+        errors=(404,),
+    ),
+    Route(
+        "PATCH",
+        "/subscriptions/{id}",
+        patch,
+        "Change url, events, enabled (or description, maxInFlight)",
+        200,
+        response=Subscription,
+        body=SubscriptionPatch,
+        errors=(400, 404, 413, 422),
+    ),
+    Route("DELETE", "/subscriptions/{id}", delete, "Delete a subscription", 204, errors=(404,)),
+    Route(
+        "POST",
+        "/subscriptions/{id}/rotate-secret",
+        rotate_secret,
+        "A new signing secret; the old one still signs for 24 h",
+        200,
+        response=SubscriptionWithSecret,
+        errors=(404,),
+    ),
+)
