@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
@@ -133,3 +134,35 @@ async def test_private_literal_url_is_refused_at_send(
         [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
     assert dead.subscriptionId == sub.id
     assert dead.attempts[0].error == "refused: url points at a link-local address"
+
+
+async def test_hanging_endpoint_times_out(any_redis: aioredis.Redis, receiver: Receiver) -> None:
+    """An endpoint that never answers is a timed-out attempt, retried, then dead."""
+    release = asyncio.Event()
+    url = receiver.on("/silent", hang(release))
+    await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    try:
+        async with dispatching(any_redis, timeout_s=0.2):
+            await publish(any_redis, event())
+            [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
+    finally:
+        release.set()
+    assert [(a.statusCode, a.error) for a in dead.attempts] == [(None, "timed out")] * 3
+
+
+async def test_malformed_stream_entry_is_dead_lettered(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """An events-stream entry that is not an event goes to the dead-letter stream; others flow."""
+    await SubscriptionStore(any_redis).create(
+        SubscriptionCreate(url=receiver.url("/a"), events=["*"])
+    )
+    async with dispatching(any_redis):
+        await any_redis.xadd(keys.EVENTS, {"id": "evt_x", "type": "nope", "body": "{"})
+        await publish(any_redis, event())
+        await receiver.wait_for("/a")
+        await eventually(lambda: any_redis.xlen(keys.EVENTS + ":dead"))
+    entries: Any = await any_redis.xrange(keys.EVENTS + ":dead")
+    [(_, fields)] = entries
+    assert fields[b"id"] == b"evt_x"
+    assert b"not an event" in fields[b"dead_reason"]

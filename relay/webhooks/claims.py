@@ -21,6 +21,7 @@ from relay.webhooks.secrets import SigningKeys
 
 LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
 _MAX_STEPS = 64  # steps per script call: keeps any one call short
+_FLUSHERS = 2  # calls in Redis at once: a step never waits a whole round trip for a slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,7 @@ class StepBatcher:
         self._default_cap = default_cap
         self._lease_ms = lease_ms
         self._pending: list[tuple[str, dict[str, Any], asyncio.Future[StepReply]]] = []
-        self._flushing = False
+        self._flushers = 0
 
     async def step(self, sid: str, report: Report, *, now_ms: int, want: int) -> StepReply:
         """As :func:`step`, batched with the other subscriptions' steps."""
@@ -165,8 +166,8 @@ class StepBatcher:
         )
         future: asyncio.Future[StepReply] = asyncio.get_running_loop().create_future()
         self._pending.append((sid, request, future))
-        if not self._flushing:
-            self._flushing = True
+        if self._flushers < _FLUSHERS:
+            self._flushers += 1
             asyncio.create_task(self._flush())  # noqa: RUF006 - it settles every future it takes
         return await future
 
@@ -189,4 +190,4 @@ class StepBatcher:
                     if not future.done():
                         future.set_result(_reply(sid, item, self._default_cap))
         finally:
-            self._flushing = False
+            self._flushers -= 1
