@@ -52,6 +52,8 @@ class Chaos:
         self._window = -1
         self._window_count = 0
         self.latency_s = config.latency_ms / 1000
+        # Public like latency_s, so a test can start and end a 429 storm mid-run.
+        self.ip_limit_per_s = config.ip_rate_limit_per_s
         self.journal: list[RecordedRequest] = []
 
     def record(self, method: str, path: str) -> RecordedRequest:
@@ -81,7 +83,7 @@ class Chaos:
 
     def rate_limited(self) -> int | None:
         """Seconds to wait if this request is over the per-IP limit (fixed one-second windows)."""
-        limit = self._config.ip_rate_limit_per_s
+        limit = self.ip_limit_per_s
         if limit is None:
             return None
         now = self._clock().timestamp()
