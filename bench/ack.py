@@ -1,13 +1,27 @@
 """Slash-command ack throughput and latency: ``glider-relay web`` against a bare Bolt app.
 
 Both servers run as subprocesses on loopback: ours (``glider-relay web`` on a
-real Redis, a spare database flushed before and after) and a bare Bolt app
-behind the same aiohttp adapter whose listener only acks. Signed ``/rebalance``
-requests (distinct trigger and portfolio ids, so none dedupe) are fired at
-concurrency 16, in rounds that alternate between the two targets (ABBA) so
-machine noise lands on both alike.
+real Redis: a redis-server of the bench's own, persistence off) and a bare Bolt
+app behind the same aiohttp adapter whose listener only acks (bench/bare_bolt.py).
+Signed ``/rebalance`` requests (distinct trigger and portfolio ids, so none
+dedupe) are fired at concurrency 16.
 
-    python bench/ack.py [--requests 3000] [--rounds 6] [--concurrency 16]
+Making the comparison fair on a small shared machine (2 cores here):
+
+- The CPUs are split once: both servers run on one CPU, the load generator and
+  Redis on the other(s); both targets get exactly the same layout. Otherwise the
+  scheduler decides per run which of four busy processes share a core, and
+  that, not the servers, sets the numbers. Redis sits with the load generator,
+  so the CPU Redis spends on our writes still competes with our own load.
+- Rounds alternate between the targets (ABBA) so drifts in machine load land on
+  both alike, and every figure printed is the median over rounds.
+- Beside wall-clock throughput and latency, each round records the CPU time
+  the server process spent per request (from /proc), which is far less
+  sensitive to other users of the machine; and the load generator's and
+  Redis's CPU per request, which show when the server is not the bottleneck.
+- The baseline is a plain ``AsyncApp`` with Bolt's defaults, nothing slowed.
+
+    python bench/ack.py [--requests 8000] [--rounds 8] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -15,13 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,67 +43,49 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.ack_procs import (  # noqa: E402
+    Layout,
+    cpu_seconds,
+    free_port,
+    pinned,
+    private_redis,
+    server,
+)
 from relay import keys  # noqa: E402
 from tests.fixtures.slack import SIGNING_SECRET, signed_command  # noqa: E402
 
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-# The same claim keys as tests/fixtures/redis.py, so a bench never flushes a test session's db.
-CLAIM_KEY = "glider-relay:test-db-claim:"
 CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
 READY_S = 20.0
+Requests = list[tuple[str, dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round against one target: wall-clock figures and CPU per request (us)."""
+
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    server_us: float
+    client_us: float
+    redis_us: float
 
 
 @dataclass
-class Sample:
-    """Latencies (s) and busy time of every measured request against one target."""
-
+class Target:
     name: str
-    latencies: list[float] = field(default_factory=list)
-    elapsed: float = 0.0
+    url: str
+    pid: int
+    rounds: list[Round] = field(default_factory=list)
 
-    def throughput(self) -> float:
-        return len(self.latencies) / self.elapsed
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+    def median(self, metric: str) -> float:
+        values: list[float] = [getattr(r, metric) for r in self.rounds]
+        return statistics.median(values)
 
 
-@contextmanager
-def spare_db() -> Iterator[str]:
-    """A Redis database no test session holds, flushed before and after."""
-    admin = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    for db in range(15, 0, -1):
-        if admin.set(f"{CLAIM_KEY}{db}", f"bench:{os.getpid()}", nx=True, ex=3600):
-            break
-    else:
-        raise SystemExit("every Redis database 1-15 is claimed")
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
-    client.flushdb()
-    try:
-        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
-    finally:
-        client.flushdb()
-        admin.delete(f"{CLAIM_KEY}{db}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(argv: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
-    try:
-        yield
-    finally:
-        proc.terminate()
-        if proc.wait(timeout=15) != 0:
-            print(f"{argv[2:4]} exited {proc.returncode}; log: {log}", file=sys.stderr)
+def percentile(latencies: list[float], p: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
 async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
@@ -107,7 +101,7 @@ async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
             await asyncio.sleep(0.05)
 
 
-def build(count: int, tag: str) -> list[tuple[str, dict[str, str]]]:
+def build(count: int, tag: str) -> Requests:
     """Signed /rebalance requests with distinct portfolio and trigger ids."""
     out = []
     for i in range(count):
@@ -117,17 +111,14 @@ def build(count: int, tag: str) -> list[tuple[str, dict[str, str]]]:
 
 
 async def fire(
-    session: aiohttp.ClientSession,
-    url: str,
-    requests: list[tuple[str, dict[str, str]]],
-    concurrency: int,
-    sample: Sample | None,
-) -> None:
-    """Send ``requests`` with ``concurrency`` in flight; record into ``sample`` if given.
+    session: aiohttp.ClientSession, url: str, requests: Requests, concurrency: int
+) -> list[float]:
+    """Send ``requests`` with ``concurrency`` in flight; the latency (s) of each.
 
     Every answer must be a 200 ack with text (ours says "Queued", the bare app "ok").
     """
     pending = iter(requests)
+    latencies: list[float] = []
 
     async def worker() -> None:
         for body, headers in pending:
@@ -136,62 +127,95 @@ async def fire(
                 payload = await r.read()
                 if r.status != 200 or not (b"Queued" in payload or payload == b"ok"):
                     raise RuntimeError(f"{url}: {r.status} {payload[:200]!r}")
-            if sample is not None:
-                sample.latencies.append(time.perf_counter() - start)
+            latencies.append(time.perf_counter() - start)
 
-    start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    if sample is not None:
-        sample.elapsed += time.perf_counter() - start
+    return latencies
 
 
-async def measure(args: argparse.Namespace, targets: dict[str, str]) -> dict[str, Sample]:
-    samples = {name: Sample(name) for name in targets}
-    per_round = args.requests // args.rounds
-    connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for url in targets.values():
-            await wait_ready(session, url)
-        for name, url in targets.items():
-            await fire(session, url, build(args.warmup, f"w{name[0]}"), args.concurrency, None)
-        names = list(targets)
-        for round_no in range(args.rounds):
-            order = names if round_no % 2 == 0 else names[::-1]  # ABBA
-            for name in order:
-                batch = build(per_round, f"{name[0]}{round_no}")
-                await fire(session, targets[name], batch, args.concurrency, samples[name])
-    return samples
-
-
-def report(ours: Sample, bare: Sample) -> None:
-    for sample in (ours, bare):
-        print(
-            f"{sample.name:>9}: {len(sample.latencies)} requests, {sample.throughput():7.0f} req/s,"
-            f" p50 {sample.percentile(50):6.2f} ms, p99 {sample.percentile(99):6.2f} ms"
-        )
-    throughput_ratio = ours.throughput() / bare.throughput()
-    p99_ratio = ours.percentile(99) / bare.percentile(99)
-    p50_ratio = ours.percentile(50) / bare.percentile(50)
-    print(f"ratios: throughput {throughput_ratio:.2f}, p50 {p50_ratio:.2f}, p99 {p99_ratio:.2f}")
-    print(
-        f"ack: ours {ours.throughput():.0f} req/s p99 {ours.percentile(99):.1f} ms"
-        f" | bare Bolt {bare.throughput():.0f} req/s p99 {bare.percentile(99):.1f} ms"
-        f" | throughput ratio {throughput_ratio:.2f}, p99 ratio {p99_ratio:.2f}"
+async def measure_round(
+    session: aiohttp.ClientSession,
+    target: Target,
+    requests: Requests,
+    concurrency: int,
+    redis_pid: int,
+) -> Round:
+    count = len(requests)
+    server0, redis0, client0 = cpu_seconds(target.pid), cpu_seconds(redis_pid), time.process_time()
+    start = time.perf_counter()
+    latencies = await fire(session, target.url, requests, concurrency)
+    elapsed = time.perf_counter() - start
+    per_request_us = 1e6 / count
+    return Round(
+        throughput=count / elapsed,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        server_us=(cpu_seconds(target.pid) - server0) * per_request_us,
+        client_us=(time.process_time() - client0) * per_request_us,
+        redis_us=(cpu_seconds(redis_pid) - redis0) * per_request_us,
     )
 
 
-def main() -> None:
+async def measure(args: argparse.Namespace, targets: list[Target], redis_pid: int) -> None:
+    per_round = args.requests // args.rounds
+    connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for target in targets:
+            await wait_ready(session, target.url)
+            await fire(
+                session, target.url, build(args.warmup, f"w{target.name[0]}"), args.concurrency
+            )
+        for round_no in range(args.rounds):
+            for target in targets if round_no % 2 == 0 else targets[::-1]:  # ABBA
+                batch = build(per_round, f"{target.name[0]}{round_no}")
+                result = await measure_round(session, target, batch, args.concurrency, redis_pid)
+                target.rounds.append(result)
+
+
+def report(ours: Target, bare: Target) -> None:
+    for t in (ours, bare):
+        server, client, store = (t.median(m) for m in ("server_us", "client_us", "redis_us"))
+        print(
+            f"{t.name:>9}: {t.median('throughput'):6.0f} req/s, p50 {t.median('p50_ms'):5.2f} ms,"
+            f" p99 {t.median('p99_ms'):5.2f} ms | CPU per request: server {server:4.0f} us,"
+            f" load generator {client:4.0f} us, Redis {store:3.0f} us"
+        )
+    throughput = ours.median("throughput") / bare.median("throughput")
+    p50 = ours.median("p50_ms") / bare.median("p50_ms")
+    p99 = ours.median("p99_ms") / bare.median("p99_ms")
+    cpu = ours.median("server_us") / bare.median("server_us")
+    print(
+        f"ratios: throughput {throughput:.2f}, p50 {p50:.2f}, p99 {p99:.2f}, server CPU {cpu:.2f}"
+    )
+    print(
+        f"ack: ours {ours.median('throughput'):.0f} req/s p99 {ours.median('p99_ms'):.1f} ms"
+        f" | bare Bolt {bare.median('throughput'):.0f} req/s p99 {bare.median('p99_ms'):.1f} ms"
+        f" | throughput ratio {throughput:.2f}, p99 ratio {p99:.2f}"
+    )
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="measured, per target")
-    parser.add_argument("--warmup", type=int, default=300, help="unmeasured, per target")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--requests", type=int, default=8000, help="measured, per target")
+    parser.add_argument("--warmup", type=int, default=500, help="unmeasured, per target")
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of glider-relay web")
-    args = parser.parse_args()
-    ours_port, bare_port = free_port(), free_port()
+    parser.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    layout = None if args.no_pin else Layout.split()
+    print(
+        layout.describe() if layout else "processes not pinned", f"(load: {os.getloadavg()[0]:.2f})"
+    )
+    load_cpus, server_cpus = (layout.load, layout.server) if layout else (None, None)
     logs = Path(tempfile.mkdtemp(prefix="glider-relay-bench-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_"))}
-    with spare_db() as redis_url:
+    ours_port, bare_port = free_port(), free_port()
+    with pinned(load_cpus), private_redis() as (redis_url, redis_pid):
         env = base_env | {
             "REDIS_URL": redis_url,
             "PORT": str(ours_port),
@@ -201,19 +225,17 @@ def main() -> None:
         }
         ours_cmd = [sys.executable, "-c", CLI, "web", "--host", "127.0.0.1"]
         bare_cmd = [sys.executable, str(ROOT / "bench" / "bare_bolt.py"), str(bare_port)]
-        with (
-            server(ours_cmd, env, logs / "ours.log"),
-            server(bare_cmd, base_env, logs / "bare.log"),
-        ):
-            targets = {
-                "ours": f"http://127.0.0.1:{ours_port}",
-                "bare Bolt": f"http://127.0.0.1:{bare_port}",
-            }
-            samples = asyncio.run(measure(args, targets))
+        with ExitStack() as servers:
+            with pinned(server_cpus):
+                ours_pid = servers.enter_context(server(ours_cmd, env, logs / "ours.log"))
+                bare_pid = servers.enter_context(server(bare_cmd, base_env, logs / "bare.log"))
+            ours = Target("ours", f"http://127.0.0.1:{ours_port}", ours_pid)
+            bare = Target("bare Bolt", f"http://127.0.0.1:{bare_port}", bare_pid)
+            asyncio.run(measure(args, [ours, bare], redis_pid))
         queued = redis.Redis.from_url(redis_url).xlen(keys.COMMANDS)
     expected = args.warmup + args.requests // args.rounds * args.rounds
     print(f"stream entries written by ours: {queued} (expected {expected})")
-    report(samples["ours"], samples["bare Bolt"])
+    report(ours, bare)
 
 
 if __name__ == "__main__":
