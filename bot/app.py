@@ -53,6 +53,13 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         authorize=_authorize(settings),
         process_before_response=True,
         logger=logging.getLogger("bot.bolt"),
+        # Slash commands only (the manifest subscribes to no events): request
+        # verification and Slack's ssl_check of the command URL stay; the Events API
+        # and AI-assistant middleware go (re-enable url_verification with events).
+        url_verification_enabled=False,
+        ignoring_self_events_enabled=False,
+        attaching_function_token_enabled=False,
+        attaching_conversation_kwargs_enabled=False,
     )
 
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:

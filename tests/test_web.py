@@ -116,6 +116,16 @@ async def test_oversized_body_is_413_and_queues_nothing(
     assert await any_redis.dbsize() == 0
 
 
+async def test_slack_ssl_check_is_answered(
+    web_factory: WebFactory, any_redis: aioredis.Redis
+) -> None:
+    """Slack's unsigned ssl_check of a command URL gets 200 and has no side effect."""
+    web = await web_factory(any_redis)
+    response = await web.client.post("/slack/events", data="ssl_check=1&token=legacy-token")
+    assert response.status == 200
+    assert await any_redis.dbsize() == 0
+
+
 async def test_unknown_command_is_not_acted_on(
     web_factory: WebFactory, any_redis: aioredis.Redis
 ) -> None:
