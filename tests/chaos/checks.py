@@ -1,0 +1,118 @@
+"""What the chaos tests drive and count: commands queued as Slack would, records, events, rates."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from relay import keys
+from relay.commands import Action, QueuedCommand, Requester
+from relay.events import Event, EventType
+from relay.ids import new_id
+from relay.queue import EnqueueStatus, enqueue
+from relay.records import RequestRecord, RequestState
+from relay.redis_conn import text_map
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+
+TERMINAL_EVENTS = frozenset(
+    {
+        EventType.COMPLETED,
+        EventType.FAILED,
+        EventType.CANCELLED,
+        EventType.REJECTED,
+        EventType.PAUSED,
+        EventType.RESUMED,
+    }
+)
+
+# Worker timings shrunk so that a SIGKILLed worker's work is taken over in about 2 s.
+FAST_RECOVERY = (
+    *("--claim-idle-ms", "1500", "--lease-ms", "1500"),
+    *("--poll-first-s", "0.2", "--grace-s", "0.5"),
+)
+
+
+async def queue(
+    redis: aioredis.Redis,
+    portfolio_id: str,
+    action: Action = Action.REBALANCE,
+    *,
+    response_base: str | None = None,
+) -> str:
+    """Accept a command as the Slack side does; its replies go to ``response_base/<request id>``."""
+    request_id = new_id("req")
+    command = QueuedCommand(
+        request_id=request_id,
+        action=action,
+        portfolio_id=portfolio_id,
+        requested_by=Requester(team_id="T1", user_id="U1", user_name="chaos", channel_id="C1"),
+        response_url=f"{response_base}/{request_id}" if response_base else None,
+        trigger_id=f"trig.{request_id}",
+    )
+    result = await enqueue(redis, command)
+    assert result.status is EnqueueStatus.QUEUED, (portfolio_id, result)
+    return request_id
+
+
+async def subscribe(redis: aioredis.Redis, url: str, events: Iterable[str] = ("*",)) -> str:
+    """A webhook subscription (as ``glider-relay subscriptions add`` makes one); its id."""
+    store = SubscriptionStore(redis)
+    created = await store.create(SubscriptionCreate(url=url, events=list(events)))
+    return created.id
+
+
+async def states(redis: aioredis.Redis, request_ids: Iterable[str]) -> dict[str, str | None]:
+    """Each request's recorded state (None when there is no record), in one round trip."""
+    ids = list(request_ids)
+    pipe = redis.pipeline(transaction=False)
+    for request_id in ids:
+        pipe.hget(keys.request(request_id), "state")
+    found: list[Any] = await pipe.execute()
+    return {
+        request_id: None if raw is None else raw.decode()
+        for request_id, raw in zip(ids, found, strict=True)
+    }
+
+
+async def all_final(redis: aioredis.Redis, request_ids: Iterable[str]) -> bool:
+    found = await states(redis, request_ids)
+    return all(state is not None and RequestState(state).is_final for state in found.values())
+
+
+async def records(redis: aioredis.Redis, request_ids: Iterable[str]) -> list[RequestRecord]:
+    ids = list(request_ids)
+    pipe = redis.pipeline(transaction=False)
+    for request_id in ids:
+        pipe.hgetall(keys.request(request_id))
+    return [RequestRecord.from_hash(text_map(raw)) for raw in await pipe.execute()]
+
+
+async def events(redis: aioredis.Redis) -> list[Event]:
+    """Every event on the events stream, oldest first."""
+    raw: Any = await redis.xrange(keys.EVENTS)
+    return [Event.from_stream(text_map(fields)) for _, fields in raw]
+
+
+def terminal_counts(found: Iterable[Event]) -> Counter[str]:
+    """How many terminal events each request got (the guarantee: exactly one)."""
+    return Counter(e.data.requestId for e in found if e.type in TERMINAL_EVENTS)
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most requests that fell in any one-second window."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, at in enumerate(ordered):
+        while ordered[start] <= at - 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def chaos_pause(rng: random.Random, low: float, high: float) -> float:
+    """Seconds until the next act of chaos (a schedule, not a wait for a condition)."""
+    return rng.uniform(low, high)

@@ -1,0 +1,65 @@
+"""Slash commands sent to a running ``glider-relay web`` the way Slack sends them, acks sorted.
+
+A command Slack was told is queued (the ack names its ``req_`` id) must never be
+lost; a command whose ack said the store is unreachable was, by its own words,
+not done. Anything else (an HTTP error, a timeout) is kept apart as ``unclear``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from tests.fixtures.slack import FakeSlack, signed_command
+
+QUEUED = re.compile(r"^Queued .* as `(req_[0-9A-Z]{26})`\.$")
+NOT_QUEUED = "Could not queue your command"
+
+
+@dataclass
+class Acks:
+    """What Slack was told about each command it sent, by portfolio."""
+
+    queued: dict[str, str] = field(default_factory=dict)  # portfolio -> request id
+    refused: list[str] = field(default_factory=list)  # "could not queue" (store down)
+    unclear: list[str] = field(default_factory=list)  # no usable answer within Slack's 3 s
+
+    @property
+    def sent(self) -> int:
+        return len(self.queued) + len(self.refused) + len(self.unclear)
+
+
+async def send_rebalance(
+    http: aiohttp.ClientSession, slack: FakeSlack, portfolio_id: str, acks: Acks
+) -> None:
+    """POST ``/rebalance <portfolio_id>`` signed; file the ack under what it said."""
+    command = signed_command(
+        "/rebalance", portfolio_id, response_url=slack.response_url(portfolio_id)
+    )
+    try:
+        async with (
+            asyncio.timeout(3),
+            http.post("/slack/events", data=command.body, headers=command.headers) as response,
+        ):
+            text = str((await response.json())["text"]) if response.status == 200 else ""
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+        text = ""
+    matched = QUEUED.match(text)
+    if matched:
+        acks.queued[portfolio_id] = matched.group(1)
+    elif NOT_QUEUED in text:
+        acks.refused.append(portfolio_id)
+    else:
+        acks.unclear.append(portfolio_id)
+
+
+async def ready_status(http: aiohttp.ClientSession) -> int:
+    """The status ``GET /readyz`` answers (0 when the web process does not answer at all)."""
+    try:
+        async with asyncio.timeout(3), http.get("/readyz") as response:
+            return response.status
+    except (aiohttp.ClientError, TimeoutError):
+        return 0
