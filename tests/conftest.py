@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.glider",
     "tests.fixtures.cluster",
     "tests.fixtures.webhooks",
+    "tests.fixtures.chaos",
 ]
