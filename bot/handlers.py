@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
 
@@ -61,10 +62,15 @@ class SlashCommand(BaseModel):
         )
 
 
+@cache
+def _counter(name: str, outcome: str) -> Counter:
+    # labels() locks and builds its key on every call; the label pairs are few and fixed.
+    return COMMANDS.labels(command=name, outcome=outcome)
+
+
 def _count(command: str, outcome: str) -> None:
     """Count a command by outcome; unknown command names share one label."""
-    name = command if command in FORMS else "other"
-    COMMANDS.labels(command=name, outcome=outcome).inc()
+    _counter(command if command in FORMS else "other", outcome).inc()
 
 
 def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
