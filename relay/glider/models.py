@@ -8,6 +8,7 @@ Attributes are snake_case; the wire names are camelCase aliases.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -83,6 +84,14 @@ class RateLimitBody(GliderModel):
     retry_after: float | None = None
     correlation_id: str | None = None
     request_id: str | None = None
+
+    @field_validator("retry_after")
+    @classmethod
+    def _usable_wait(cls, value: float | None) -> float | None:
+        # As for the Retry-After header: NaN or infinite means no wait given, negative means now.
+        if value is None or not math.isfinite(value):
+            return None
+        return max(0.0, value)
 
 
 class RebalanceAccepted(GliderModel):
