@@ -31,6 +31,7 @@ from relay.settings import Settings
 from relay.slack_api import SlackApi, create_slack_api
 from relay.webhooks.dispatcher import DispatcherConfig
 from relay.webhooks.runner import RunnerConfig
+from relay.webhooks.schedule import DEFAULT_DELAYS_S, RetrySchedule
 from relay.webhooks.service import build_dispatcher
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Tuning:
     retry_budget_s: float = 300.0  # how long a command is retried on 5xx/timeouts
     upkeep_every_s: float = 600.0
     retention_ms: int = 7 * 24 * 3600 * 1000  # acknowledged stream entries kept this long
+    webhook_delays_s: tuple[float, ...] = DEFAULT_DELAYS_S  # a delivery's retry schedule
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,11 @@ async def notifier(ctx: WorkerContext) -> Component:
 
 async def dispatcher(ctx: WorkerContext) -> Component:
     """Webhook fan-out and delivery (relay.webhooks), on the worker's timings."""
-    runner = RunnerConfig(lease_ms=ctx.tuning.lease_ms, stop_grace_s=ctx.tuning.grace_s)
+    runner = RunnerConfig(
+        schedule=RetrySchedule(delays_s=ctx.tuning.webhook_delays_s),
+        lease_ms=ctx.tuning.lease_ms,
+        stop_grace_s=ctx.tuning.grace_s,
+    )
     config = DispatcherConfig(
         runner=runner, claim_idle_ms=ctx.tuning.claim_idle_ms, stop_grace_s=ctx.tuning.grace_s
     )

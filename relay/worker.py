@@ -133,7 +133,19 @@ def _tuning(args: argparse.Namespace) -> Tuning:
         lease_ms=args.lease_ms or defaults.lease_ms,
         grace_s=defaults.grace_s if args.grace_s is None else args.grace_s,
         poll=poll,
+        webhook_delays_s=args.webhook_delays_s or defaults.webhook_delays_s,
     )
+
+
+def parse_delays(value: str) -> tuple[float, ...]:
+    """``0,0.5,30`` -> (0.0, 0.5, 30.0): a webhook retry schedule in seconds."""
+    try:
+        delays = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of seconds: {value!r}") from None
+    if any(delay < 0 for delay in delays):
+        raise argparse.ArgumentTypeError(f"delays cannot be negative: {value!r}")
+    return delays
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,4 +188,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         parser.add_argument(flag, type=int, default=None, help=argparse.SUPPRESS)
     for flag in ("--poll-first-s", "--grace-s"):
         parser.add_argument(flag, type=float, default=None, help=argparse.SUPPRESS)
+    # Hidden: compress the webhook retry schedule (hours of retries in seconds, for tests).
+    parser.add_argument(
+        "--webhook-delays-s", type=parse_delays, default=None, help=argparse.SUPPRESS
+    )
     parser.set_defaults(func=run)
