@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
 from bot.handlers import Commands
+from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
 from relay.glider.client import GliderClient
@@ -50,11 +52,25 @@ SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, well inside SPEC
 BOLT = web.AppKey("bolt", AsyncApp)
 BACKGROUND = web.AppKey("background", Background)
 REDIS = web.AppKey("redis", aioredis.Redis)
+SIGNING_SECRET = web.AppKey("slack_signing_secret", bytes)
 
 
 async def slack_events(request: web.Request) -> web.Response:
-    bolt = request.app[BOLT]
-    bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+    headers, body = request.headers, await request.read()
+    signed = is_slack_signed(
+        request.app[SIGNING_SECRET],
+        body,
+        headers.get("X-Slack-Request-Timestamp"),
+        headers.get("X-Slack-Signature"),
+        now=time.time(),
+    )
+    if not signed and not is_ssl_check(body):
+        return web.json_response({"error": "invalid request"}, status=401)
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:  # signed, yet not text Bolt can parse (bad UTF-8 or JSON)
+        return web.json_response({"error": "invalid request"}, status=400)
+    bolt_response = await request.app[BOLT].async_dispatch(bolt_request)
     return await to_aiohttp_response(bolt_response)
 
 
@@ -112,7 +128,8 @@ def create_web_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_metrics_route(app, redis)
-    if not settings.socket_mode:
+    if not settings.socket_mode and settings.slack_signing_secret is not None:
+        app[SIGNING_SECRET] = settings.slack_signing_secret.get_secret_value().encode()
         app.router.add_post("/slack/events", slack_events)
     app.add_subapp("/v1", create_admin_app(redis, settings))
 
