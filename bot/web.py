@@ -22,12 +22,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
 from redis.exceptions import RedisError
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
+from bot.bolt_request import bolt_request
 from bot.enqueuer import GroupEnqueuer
 from bot.handlers import Commands
 from bot.signature import is_slack_signed, is_ssl_check
@@ -67,10 +68,10 @@ async def slack_events(request: web.Request) -> web.Response:
     if not signed and not is_ssl_check(body):
         return web.json_response({"error": "invalid request"}, status=401)
     try:
-        bolt_request = await to_bolt_request(request)
+        bolt_input = await bolt_request(request)
     except ValueError:  # signed, yet not text Bolt can parse (bad UTF-8 or JSON)
         return web.json_response({"error": "invalid request"}, status=400)
-    bolt_response = await request.app[BOLT].async_dispatch(bolt_request)
+    bolt_response = await request.app[BOLT].async_dispatch(bolt_input)
     return await to_aiohttp_response(bolt_response)
 
 
