@@ -113,13 +113,6 @@ async def test_failing_subscribers_leave_the_healthy_p99_within_1_2x(
     # Every event reached the failing subscribers, and most came back as retries.
     assert seen["/reset"] >= 2 * EVENTS
     assert seen["/error"] >= 2 * EVENTS
-    print(
-        "STATS",
-        p99(baseline),
-        p99(with_bad),
-        statistics.median(baseline),
-        statistics.median(with_bad),
-        seen,
-    )
-    assert p99(with_bad) <= max(1.2 * p99(baseline), p99(baseline) + 0.05)
+    before, after = p99(baseline), p99(with_bad)
+    assert after <= max(1.2 * before, before + 0.05), f"p99 {after:.3f} s vs {before:.3f} s"
     await redis.aclose()
