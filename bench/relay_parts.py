@@ -184,6 +184,8 @@ async def arq_run(setup: Setup, events: list[Event], rate: float | None) -> Star
                 await enqueue(item)
         await setup.receivers.wait_for(len(events))
     finally:
+        worker.allow_pick_jobs = False  # let jobs in progress finish, take no more
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
