@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from relay import keys
@@ -117,10 +118,22 @@ _Call = tuple[list[str], list[str | int]]
 
 
 async def _evalsha_all(redis: aioredis.Redis, sha: str, calls: list[_Call]) -> list[Any]:
+    if isinstance(redis, RedisCluster):
+        # redis-py refuses scripts in a cluster pipeline. Every key is in one slot, so
+        # one call after another on that node keeps the order (each still atomic).
+        return [await _evalsha_one(redis, sha, call) for call in calls]
     pipe = redis.pipeline(transaction=False)
     for script_keys, script_args in calls:
         pipe.evalsha(sha, len(script_keys), *script_keys, *script_args)
     return await pipe.execute(raise_on_error=False)
+
+
+async def _evalsha_one(redis: aioredis.Redis, sha: str, call: _Call) -> Any:
+    script_keys, script_args = call
+    try:
+        return await redis.evalsha(sha, len(script_keys), *script_keys, *script_args)
+    except RedisError as exc:  # in its slot, as the pipeline's raise_on_error=False gives it
+        return exc
 
 
 def _script_call(command: QueuedCommand) -> _Call:
