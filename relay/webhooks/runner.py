@@ -4,7 +4,8 @@ A runner only ever touches its own subscription's queue, with at most the
 subscription's cap of requests in flight, so a subscriber that hangs for the
 full timeout or fails every call holds only its own slots. Results are recorded
 in batches: whatever finished while the previous step was in Redis goes in the
-next one, so a busy subscription costs one round trip per batch, not per request.
+next one, and the :class:`StepBatcher` sends the steps of every busy subscription
+of the worker together, so delivery costs a round trip per batch, not per request.
 """
 
 from __future__ import annotations
