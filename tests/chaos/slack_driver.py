@@ -25,24 +25,30 @@ class Acks:
 
     queued: dict[str, str] = field(default_factory=dict)  # portfolio -> request id
     refused: list[str] = field(default_factory=list)  # "could not queue" (store down)
-    unclear: list[str] = field(default_factory=list)  # no usable answer within Slack's 3 s
+    unclear: list[str] = field(default_factory=list)  # any other answer, or none within 3 s
 
     @property
     def sent(self) -> int:
         return len(self.queued) + len(self.refused) + len(self.unclear)
 
 
-async def send_rebalance(
-    http: aiohttp.ClientSession, slack: FakeSlack, portfolio_id: str, acks: Acks
+async def send_slash(
+    http: aiohttp.ClientSession,
+    slack: FakeSlack,
+    portfolio_id: str,
+    acks: Acks,
+    *,
+    command: str = "/rebalance",
 ) -> None:
-    """POST ``/rebalance <portfolio_id>`` signed; file the ack under what it said."""
-    command = signed_command(
-        "/rebalance", portfolio_id, response_url=slack.response_url(portfolio_id)
-    )
+    """POST ``/rebalance <portfolio_id>`` (or ``command``) signed; file the ack by what it said.
+
+    Its replies go to the fake Slack's ``response_url`` named after the portfolio.
+    """
+    signed = signed_command(command, portfolio_id, response_url=slack.response_url(portfolio_id))
     try:
         async with (
             asyncio.timeout(3),
-            http.post("/slack/events", data=command.body, headers=command.headers) as response,
+            http.post("/slack/events", data=signed.body, headers=signed.headers) as response,
         ):
             text = str((await response.json())["text"]) if response.status == 200 else ""
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):

@@ -14,7 +14,7 @@ from relay.records import RequestState
 from relay.sim.config import ADMIN_KEY
 from tests.chaos.checks import FAST_RECOVERY, all_final, records
 from tests.chaos.sink import WebhookSink
-from tests.chaos.slack_driver import Acks, ready_status, send_rebalance
+from tests.chaos.slack_driver import Acks, ready_status, send_slash
 from tests.fixtures.chaos import RelayProcesses, ServerFactory, SimStarter, portfolio_ids
 from tests.fixtures.glider import free_port
 from tests.fixtures.slack import BOT_TOKEN, RESPONSE, SIGNING_SECRET, FakeSlack
@@ -39,7 +39,7 @@ async def keep_sending(
     for portfolio_id in portfolios:
         if stop.is_set():
             break
-        sending.append(asyncio.create_task(send_rebalance(http, slack, portfolio_id, acks)))
+        sending.append(asyncio.create_task(send_slash(http, slack, portfolio_id, acks)))
         await asyncio.sleep(PACE_S)
     await asyncio.gather(*sending)
 
