@@ -27,8 +27,8 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
 
-    def add(self, label: str) -> None:
-        self.counts[label] += 1
+    def add(self, label: str, count: int = 1) -> None:
+        self.counts[label] += count
 
     @property
     def total(self) -> int:
