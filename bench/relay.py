@@ -100,10 +100,13 @@ async def bench(args: argparse.Namespace) -> None:
                 f"{args.cap} in flight per subscription, {args.rounds} rounds (arq: 1)",
                 flush=True,
             )
-            # Rounds alternate the order of ours and bare so machine noise lands on both.
+            # Rounds alternate the order of ours and bare so machine noise lands on both;
+            # arq's one long run sits in the middle round, between runs of the other two.
             for round_ in range(args.rounds):
                 order = ["ours", "bare"] if round_ % 2 == 0 else ["bare", "ours"]
-                for name in (["arq"] if round_ == 0 else []) + order:
+                if round_ == args.rounds // 2:
+                    order.insert(1, "arq")
+                for name in order:
                     await _throughput(results[name], systems[name], setup, args.events)
             for name, run in systems.items():
                 await _latency(results[name], run, setup, args.paced, args.rate)
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=16, help="in flight per subscription")
     parser.add_argument("--paced", type=int, default=1_000, help="events in the latency run")
     parser.add_argument("--rate", type=float, default=250.0, help="events/s in the latency run")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput runs of ours and bare")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput runs of ours and bare")
     args = parser.parse_args(argv)
     asyncio.run(bench(args))
     return 0
