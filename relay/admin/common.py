@@ -76,14 +76,15 @@ async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
     """Parse the body into ``model``: 400 for non-JSON, 422 with field errors otherwise."""
     try:
         payload = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also: bad UTF-8, an over-long int, too deep
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     return model.model_validate(payload)
 
 
 def parse_limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only, and few: str.isdigit() also passes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
