@@ -69,7 +69,7 @@ async def slack_events(request: web.Request) -> web.Response:
         return web.json_response({"error": "invalid request"}, status=401)
     try:
         bolt_input = await bolt_request(request)
-    except ValueError:  # signed, yet not text Bolt can parse (bad UTF-8 or JSON)
+    except (ValueError, RecursionError):  # signed, yet not text Bolt can parse
         return web.json_response({"error": "invalid request"}, status=400)
     bolt_response = await request.app[BOLT].async_dispatch(bolt_input)
     return await to_aiohttp_response(bolt_response)

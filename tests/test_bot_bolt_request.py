@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
+import pytest
 import redis.asyncio as aioredis
 
 from tests.fixtures.slack import slack_signature
@@ -33,12 +34,17 @@ async def test_user_named_payload_is_served(
     assert queued.requested_by.user_name == "payloadbot"
 
 
-async def test_payload_field_is_still_read_as_json(
-    web_factory: WebFactory, fake_redis: aioredis.Redis
+@pytest.mark.parametrize(
+    "body",
+    [urlencode({"payload": "{not json"}), "{" + "[" * 3000 + "]" * 3000 + "}"],
+    ids=["bad-payload-json", "too-deep-json"],
+)
+async def test_signed_bodies_bolt_cannot_parse_are_400(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, body: str
 ) -> None:
-    """A signed body with a payload field is parsed as Bolt does (bad JSON: 400, not 500)."""
+    """A signed body Bolt cannot parse (bad payload JSON, JSON too deep) is a 400, not a 500."""
     web = await web_factory(fake_redis)
-    body, now = urlencode({"payload": "{not json"}), int(time.time())
+    now = int(time.time())
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": str(now),
