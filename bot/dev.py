@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"glider-relay dev: {exc}", flush=True)
         return 2
-    configure_logging(args.log_level or env.log_level)
+    configure_logging(args.log_level or env.log_level, secrets=env.secret_values())
 
     async def main() -> None:
         stopped = asyncio.Event()

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -142,20 +141,6 @@ def create_web_app(
     return app
 
 
-def _secret_values(settings: Settings) -> list[str | None]:
-    """Every secret the process holds, for the log scrubber."""
-    secrets = (
-        settings.slack_signing_secret,
-        settings.slack_bot_token,
-        settings.slack_app_token,
-        settings.glider_api_key,
-        settings.relay_admin_token,
-        settings.pagerduty_routing_key,
-    )
-    redis_password = urlsplit(settings.redis_url).password if settings.redis_url else None
-    return [s.get_secret_value() for s in secrets if s is not None] + [redis_password]
-
-
 def _glider(settings: Settings, redis: aioredis.Redis) -> GliderClient | None:
     if settings.glider_api_key is None:
         return None
@@ -230,7 +215,7 @@ def _command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, secrets=_secret_values(settings))
+    configure_logging(settings.log_level, secrets=settings.secret_values())
     return run_web(settings, host=args.host)
 
 

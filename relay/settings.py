@@ -7,6 +7,7 @@ invalid variable fails at start with one line that names it.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,20 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds (for the log scrubber), Redis password included."""
+        secrets = (
+            self.glider_api_key,
+            self.slack_signing_secret,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.relay_admin_token,
+            self.pagerduty_routing_key,
+        )
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        password = urlsplit(self.redis_url).password if self.redis_url else None
+        return values + ([password] if password else [])
 
     def require(self, process: Process) -> Settings:
         """Raise :class:`ConfigError` naming the first variable ``process`` lacks."""

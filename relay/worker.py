@@ -13,7 +13,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
@@ -110,19 +109,6 @@ async def _wind_down(
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _secret_values(settings: Settings) -> list[str | None]:
-    secrets = (
-        settings.glider_api_key,
-        settings.slack_bot_token,
-        settings.slack_app_token,
-        settings.slack_signing_secret,
-        settings.relay_admin_token,
-        settings.pagerduty_routing_key,
-    )
-    redis_password = urlsplit(settings.redis_url).password if settings.redis_url else None
-    return [s.get_secret_value() for s in secrets if s is not None] + [redis_password]
-
-
 def _tuning(args: argparse.Namespace) -> Tuning:
     defaults = Tuning()
     poll = defaults.poll
@@ -155,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, secrets=_secret_values(settings))
+    configure_logging(settings.log_level, secrets=settings.secret_values())
 
     async def main() -> None:
         stop = asyncio.Event()

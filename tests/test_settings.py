@@ -166,3 +166,19 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+def test_secret_values_lists_every_secret_and_the_redis_password() -> None:
+    """The log scrubber gets every secret the process holds, the Redis password included."""
+    settings = load_settings(
+        redis_url="redis://:hunter2-redis-pass@127.0.0.1:6379/0",
+        glider_api_key="gldr_sk_live_0123456789",
+        slack_bot_token="xoxb-secret-token",
+        relay_admin_token="admin-token-abcdef",
+    )
+    assert set(settings.secret_values()) == {
+        "hunter2-redis-pass",
+        "gldr_sk_live_0123456789",
+        "xoxb-secret-token",
+        "admin-token-abcdef",
+    }
