@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -111,8 +110,3 @@ def busiest_second(times: list[float]) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-def chaos_pause(rng: random.Random, low: float, high: float) -> float:
-    """Seconds until the next act of chaos (a schedule, not a wait for a condition)."""
-    return rng.uniform(low, high)

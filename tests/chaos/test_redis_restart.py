@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from relay.events import EventType
 from relay.records import RequestState
 from relay.sim.config import ADMIN_KEY
-from tests.chaos.checks import FAST_RECOVERY, all_final, records
+from tests.chaos.checks import FAST_RECOVERY, all_final, records, states
 from tests.chaos.sink import WebhookSink
 from tests.chaos.slack_driver import Acks, ready_status, send_slash
 from tests.fixtures.chaos import RelayProcesses, ServerFactory, SimStarter, portfolio_ids
@@ -81,6 +81,8 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
             keep_sending(http, fake_slack, iter(portfolio_ids(PORTFOLIOS)), acks, stop)
         )
         await eventually(lambda: len(acks.queued) >= BEFORE, within=30)
+        async with aioredis.Redis.from_url(server.url) as before:
+            open_at_kill = await not_final(before, acks.queued.values())
         await server.kill()
         await eventually(lambda: ready_is(http, 503), within=10)
         # Down long enough for every worker's loops to fail and back off (about 2 s).
@@ -93,8 +95,8 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
         await eventually(lambda: len(acks.queued) >= queued_while_down + AFTER, within=30)
         stop.set()
         await sender
-    redis = aioredis.Redis.from_url(server.url)
     told_queued = list(acks.queued.values())
+    redis = aioredis.Redis.from_url(server.url)
     await eventually(lambda: all_final(redis, told_queued), within=90, step=0.2)
 
     def terminal_delivered() -> bool:
@@ -106,6 +108,7 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
 
     assert len(told_queued) >= BEFORE + AFTER
     assert len(acks.refused) >= REFUSED
+    assert open_at_kill  # some were still queued or running at Glider when Redis died
     found = await records(redis, told_queued)
     assert Counter(r.state for r in found) == {RequestState.COMPLETED: len(told_queued)}
     for portfolio_id in acks.queued:
@@ -115,6 +118,11 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
         assert process.running, process.name
         assert await process.terminate() == 0, process.name
     await redis.aclose()
+
+
+async def not_final(redis: aioredis.Redis, request_ids: Iterable[str]) -> list[str]:
+    found = await states(redis, request_ids)
+    return [rid for rid, state in found.items() if not RequestState(state or "queued").is_final]
 
 
 async def ready_is(http: aiohttp.ClientSession, status: int) -> bool:
