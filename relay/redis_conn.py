@@ -43,6 +43,11 @@ def connect(url: str | None, **options: Any) -> aioredis.Redis:
     options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
     options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT_S)
     if is_cluster_url(url):
+        # After every 5th MOVED, redis-py rebuilds its cluster map by closing every
+        # connection, even those other tasks are using (they fail with AttributeError,
+        # not a RedisError). A fresh client's first concurrent calls are MOVED often
+        # enough to trigger that; each MOVED still updates the map, one slot at a time.
+        options.setdefault("reinitialize_steps", 0)
         scheme, rest = url.split("://", 1)
         seed = f"{scheme.removesuffix('+cluster')}://{rest}"
         cluster: aioredis.Redis = RedisCluster.from_url(seed, **options)  # type: ignore[assignment]
