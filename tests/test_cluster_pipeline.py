@@ -84,6 +84,8 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
         await eventually(lambda: len(webhook_sink.events("partner")) == expected, within=30)
         await eventually(lambda: len(fake_slack.calls_to(RESPONSE)) >= len(request_ids))
         listed = await completed_operations(http)
+        replayed = await replay_one_delivery(http, expected)
+        await eventually(lambda: len(webhook_sink.hits["/partner"]) == expected + 1)
 
     found = await records(cluster_redis, request_ids)
     assert Counter(r.state for r in found) == {
@@ -103,6 +105,7 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
     received = webhook_sink.events("partner")
     assert {request_id for request_id, _ in received} == set(request_ids)
     assert all(len(webhook_ids) == 1 for webhook_ids in received.values())
+    assert webhook_sink.hits["/partner"][-1].webhook_id == replayed
     assert {call.path.rsplit("/", 1)[-1] for call in fake_slack.calls_to(RESPONSE)} == set(
         acks.queued
     )
@@ -117,6 +120,21 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
 
 async def ready_is(http: aiohttp.ClientSession, status: int) -> bool:
     return await ready_status(http) == status
+
+
+async def replay_one_delivery(http: aiohttp.ClientSession, expected: int) -> str:
+    """List the subscriber's succeeded deliveries (all ``expected`` of them, with their
+    attempts) and replay one through the admin API; its ``webhook-id``."""
+    query = "/v1/deliveries?status=succeeded&limit=500"
+    async with http.get(query, headers=AUTH) as response:
+        assert response.status == 200
+        deliveries = (await response.json())["data"]
+    assert len(deliveries) == expected
+    assert all(len(d["attempts"]) == 1 for d in deliveries)
+    chosen = deliveries[0]
+    async with http.post(f"/v1/deliveries/{chosen['id']}/replay", headers=AUTH) as response:
+        assert response.status == 202
+    return str(chosen["webhookId"])
 
 
 async def completed_operations(http: aiohttp.ClientSession) -> set[str]:
