@@ -2,7 +2,7 @@
 
 Scale: issue 7's 2,000 rebalances (400 portfolios x 5 rounds, each round queued once the
 previous one is final, as a /rebalance in flight refuses a second), three workers, a
-kill every 0.5-1.5 s (typically 20-50 kills), two webhook subscribers. Operations take
+kill every 1-2.5 s (typically 10-30 kills), two webhook subscribers. Operations take
 0.3 s and have no cooldown, so the run is bounded by our own throughput: 20-70 s on
 two shared cores.
 """
@@ -46,7 +46,7 @@ SUBSCRIBERS = ("partner-a", "partner-b")
 
 
 class Monkey:
-    """SIGKILLs a random worker every 0.5-1.5 s and starts its replacement at once."""
+    """SIGKILLs a random worker every 1-2.5 s and starts its replacement at once."""
 
     def __init__(self, procs: RelayProcesses, workers: dict[str, RelayProcess]) -> None:
         self.procs = procs
@@ -60,7 +60,7 @@ class Monkey:
         while not self.stopping.is_set():
             try:
                 # The chaos schedule: a random pause, cut short when the run is over.
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.rng.uniform(0.5, 1.5))
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.rng.uniform(1.0, 2.5))
             except TimeoutError:
                 name = self.rng.choice(sorted(self.workers))
                 await self.workers.pop(name).kill()
