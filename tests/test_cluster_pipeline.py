@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from relay import keys
@@ -34,6 +35,8 @@ from tests.fixtures.glider import free_port
 from tests.fixtures.slack import BOT_TOKEN, RESPONSE, SIGNING_SECRET, FakeSlack
 from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH
 from tests.fixtures.worker import eventually
+
+pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
 
 PORTFOLIOS = 12
 MAX_RPS = 8  # low, so the shared limiter visibly paces the two workers

@@ -18,6 +18,8 @@ from tests.fixtures.chaos import ROOT, RelayProcesses, ServerFactory, base_env
 from tests.fixtures.dispatch import event, publish
 from tests.fixtures.worker import eventually
 
+pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
+
 RATE = 50  # events per second, evenly paced
 EVENTS = 1000  # per run, so p99 is the 10th slowest of 1,000
 SIMULATED_HOUR_S = 20.0  # the retry schedule runs this many times faster than real time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 import redis.asyncio as aioredis
 
 from relay.commands import Action
@@ -28,6 +29,8 @@ from tests.fixtures.chaos import (
     portfolio_ids,
 )
 from tests.fixtures.worker import eventually
+
+pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
 
 COMPLETING, FAILING, CANCELLED = 60, 10, 10  # rebalances by how Glider will end them
 MAX_RPS = 20

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from relay.events import EventType
@@ -20,6 +21,8 @@ from tests.fixtures.glider import free_port
 from tests.fixtures.slack import BOT_TOKEN, RESPONSE, SIGNING_SECRET, FakeSlack
 from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH
 from tests.fixtures.worker import eventually
+
+pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
 
 PORTFOLIOS = 400  # one rebalance each: more than the run can send
 PACE_S = 0.04  # a slash command every 40 ms, each on its own portfolio

@@ -13,6 +13,7 @@ import asyncio
 import random
 from collections import Counter
 
+import pytest
 import redis.asyncio as aioredis
 
 from relay import keys
@@ -38,6 +39,8 @@ from tests.fixtures.chaos import (
 )
 from tests.fixtures.slack import RESPONSE, FakeSlack
 from tests.fixtures.worker import eventually
+
+pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
 
 PORTFOLIOS = 400
 ROUNDS = 5  # rebalances per portfolio, one after the other
