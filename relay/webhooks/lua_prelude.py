@@ -49,10 +49,11 @@ local function create(d, now)
   if redis.call('EXISTS', key) == 1 then return 0 end
   redis.call('HSET', key, 'id', d[1], 'subscriptionId', d[2], 'eventId', d[3],
              'eventType', d[4], 'webhookId', d[5], 'body', d[6], 'createdAt', now,
-             'tries', 0, 'n', 0)
+             'tries', 0, 'n', 0, 'status', 'pending')
   redis.call('ZADD', L.all, 0, d[1])
   redis.call('ZADD', L.sub .. d[2] .. ':dlvs', 0, d[1])
-  set_status(d[1], d[2], false, 'pending')
+  redis.call('ZADD', L.bystatus .. 'pending', 0, d[1])
+  redis.call('ZADD', L.sub .. d[2] .. ':dlvs:pending', 0, d[1])
   redis.call('ZADD', due_key(d[2]), now, d[1])
   wake(d[2], now)
   return 1

@@ -11,12 +11,14 @@ of the worker together, so delivery costs a round trip per batch, not per reques
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
@@ -45,6 +47,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@functools.lru_cache(maxsize=8)
+def _counter(status: str) -> Counter:
+    """The attempts counter of one outcome (labels looked up once, not per attempt)."""
+    return metrics.DELIVERIES.labels(result=status)
+
+
 def _observe(
     batch: list[tuple[Claimed, AttemptResult]],
     report: Report,
@@ -53,7 +61,7 @@ def _observe(
 ) -> None:
     """Count recorded attempts (by outcome) and a disable this step carried out."""
     for (_, result), finished in zip(batch, report.finished, strict=True):
-        metrics.DELIVERIES.labels(result=finished.status).inc()
+        _counter(finished.status).inc()
         metrics.DELIVERY_LATENCY.observe(result.attempt.latencyMs / 1000)
     if report.disable and (before is None or before.enabled) and after and not after.enabled:
         metrics.SUBSCRIPTIONS_DISABLED.labels(reason=report.disable).inc()

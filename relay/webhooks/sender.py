@@ -103,7 +103,9 @@ class Sender:
             return await self._post(url, headers, body, at, start)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             latency = int((time.monotonic() - start) * 1000)
-            return AttemptResult(Attempt(at=at, latencyMs=latency, error=_error_text(exc)))
+            return AttemptResult(
+                Attempt.model_construct(at=at, latencyMs=latency, error=_error_text(exc))
+            )
 
     def _request(self, target: Target, claimed: Claimed) -> tuple[str, dict[str, str], bytes]:
         if target.kind is TargetKind.PAGERDUTY:
@@ -130,7 +132,7 @@ class Sender:
             retry_after = parse_retry_after(_first(headers.get("retry-after")))
         latency = int((time.monotonic() - start) * 1000)
         answer = json.dumps(response.data)[: self.body_limit] if response.data else None
-        attempt = Attempt(
+        attempt = Attempt.model_construct(
             at=at,
             statusCode=response.status_code,
             latencyMs=latency,
@@ -166,7 +168,7 @@ class Sender:
             retry_after = None
             if code in THROTTLE_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        attempt = Attempt(
+        attempt = Attempt.model_construct(
             at=at, statusCode=code, latencyMs=latency, error=error, responseBody=text or None
         )
         return AttemptResult(attempt, retry_after)
