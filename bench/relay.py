@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.relay_parts import Setup, Started, arq_run, bare_run, make_events, ours_run  # noqa: E402
 from bench.relay_receivers import Receivers, claimed_database, serve_receivers  # noqa: E402
+from relay.worker import tune_gc  # noqa: E402
 
 __all__ = ["main"]
 
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=250.0, help="events/s in the latency run")
     parser.add_argument("--rounds", type=int, default=5, help="throughput runs of ours and bare")
     args = parser.parse_args(argv)
+    tune_gc()  # the garbage-collector settings of `glider-relay worker`, for all three senders
     asyncio.run(bench(args))
     return 0
 
