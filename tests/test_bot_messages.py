@@ -66,7 +66,7 @@ def test_queued_names_portfolio_request_and_is_ephemeral() -> None:
     assert "`req_01JX`" in reply.text
 
 
-@pytest.mark.parametrize(("raw", "escaped"), zip(INJECTIONS, ESCAPED, strict=True))
+@pytest.mark.parametrize(("raw", "escaped"), list(zip(INJECTIONS, ESCAPED, strict=True)))
 def test_queued_pause_escapes_the_reason(raw: str, escaped: str) -> None:
     """A pause reason with mentions, links or & is shown escaped."""
     reply = messages.queued(Action.PAUSE, "pf_1", "req_1", f"because {raw}")
