@@ -7,7 +7,8 @@ subscription, answering 200). The same signed deliveries are made three ways:
   like the test suite's), fanned out and delivered by ``relay.webhooks``'
   dispatcher: per-subscription queues, leases, attempt records;
 - **arq**: what a user would write on arq: one job per delivery that signs and
-  POSTs (``pip install -e '.[bench]'``);
+  POSTs (``pip install --no-deps 'arq>=0.26' click``: arq pins redis-py below 6,
+  so it is installed beside ours rather than allowed to downgrade it);
 - **bare**: an aiohttp sender that signs and POSTs from memory, no bookkeeping
   at all: the practical limit of this machine.
 
