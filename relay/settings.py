@@ -96,11 +96,17 @@ class Settings(BaseSettings):
         password = urlsplit(self.redis_url).password if self.redis_url else None
         return values + ([password] if password else [])
 
-    def require(self, process: Process) -> Settings:
-        """Raise :class:`ConfigError` naming the first variable ``process`` lacks."""
+    def require(self, process: Process, *, calls_glider: bool = True) -> Settings:
+        """Raise :class:`ConfigError` naming the first variable ``process`` lacks.
+
+        ``calls_glider=False``: a worker running only parts that never call Glider
+        (``--only dispatcher,notifier``) needs no ``GLIDER_API_KEY``.
+        """
         needed = list(_REQUIRED.get(process, ()))
         if process == "web" and not self.socket_mode:
             needed.append("slack_signing_secret")
+        if not calls_glider:
+            needed = [name for name in needed if name != "glider_api_key"]
         for name in needed:
             if getattr(self, name) is None:
                 raise ConfigError(f"{name.upper()} is required for glider-relay {process}")

@@ -27,6 +27,9 @@ from relay.streams import consumer_name
 
 log = logging.getLogger(__name__)
 
+# The components that talk to Glider (and so need GLIDER_API_KEY).
+GLIDER_CALLERS = frozenset({"executor", "poller"})
+
 # Blocking stream reads wait up to 1 s: the socket must wait longer than that.
 REDIS_SOCKET_TIMEOUT_S = 10.0
 
@@ -149,7 +152,8 @@ def tune_gc() -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point: check the configuration, then serve until SIGTERM/SIGINT; 0 on a clean stop."""
     try:
-        settings = load_settings().require("worker")
+        calls_glider = bool(GLIDER_CALLERS.intersection(args.only or COMPONENTS))
+        settings = load_settings().require("worker", calls_glider=calls_glider)
     except ConfigError as exc:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2

@@ -182,3 +182,12 @@ def test_secret_values_lists_every_secret_and_the_redis_password() -> None:
         "xoxb-secret-token",
         "admin-token-abcdef",
     }
+
+
+def test_worker_without_glider_parts_needs_no_glider_key(clean_env: pytest.MonkeyPatch) -> None:
+    """A worker running only the dispatcher or notifier starts without GLIDER_API_KEY."""
+    clean_env.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    settings = load_settings()
+    assert settings.require("worker", calls_glider=False) is settings
+    with pytest.raises(ConfigError, match="GLIDER_API_KEY"):
+        settings.require("worker")
