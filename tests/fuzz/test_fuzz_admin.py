@@ -82,8 +82,9 @@ async def test_any_query_string_is_200_or_400(
     tally.add(str(response.status))
     assert response.status in (200, 400), (response.status, await response.text(), query)
     if response.content_type != "application/json":
-        # aiohttp's HTTP parser refused a request line over 8 KiB before the app saw it.
-        assert "too long" in (await response.text()).lower()
+        # aiohttp's HTTP parser refused a request line over 8 KiB before the app saw it
+        # (its wording varies between aiohttp releases; the status does not).
+        assert response.status == 400
         return
     body = await response.json()
     if response.status == 200:
