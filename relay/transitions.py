@@ -223,20 +223,30 @@ def finished(record: RequestRecord, now: datetime, operation: Operation) -> Plan
     return _end_tracking(record, after, event)
 
 
+def _tracking_failed(
+    record: RequestRecord, now: datetime, state: RequestState, code: str, message: str
+) -> Plan:
+    """Tracking ends without Glider's word: ``rebalance.failed`` with our own error code.
+
+    Only a vanished operation has a known end (now); a stuck one may still be running.
+    """
+    update: dict[str, object] = {
+        "state": state,
+        "error_code": code,
+        "error_message": message,
+        "updated_at": now,
+    }
+    if state is RequestState.FAILED:
+        update["finished_at"] = now
+    after = record.model_copy(update=update)
+    error = EventError(code=code, message=message)
+    event = _event(after, EventType.FAILED, state.value, now, error)
+    return _end_tracking(record, after, event)
+
+
 def vanished(record: RequestRecord, now: datetime, message: str) -> Plan:
     """Glider no longer knows the operation (404): it ended in a way we cannot see."""
-    after = record.model_copy(
-        update={
-            "state": RequestState.FAILED,
-            "error_code": VANISHED_CODE,
-            "error_message": message,
-            "finished_at": now,
-            "updated_at": now,
-        }
-    )
-    error = EventError(code=VANISHED_CODE, message=message)
-    event = _event(after, EventType.FAILED, RequestState.FAILED.value, now, error)
-    return _end_tracking(record, after, event)
+    return _tracking_failed(record, now, RequestState.FAILED, VANISHED_CODE, message)
 
 
 def progressed(
@@ -273,14 +283,4 @@ def stuck(record: RequestRecord, now: datetime, deadline: timedelta) -> Plan:
         f"no final state from Glider after {hours:g} h of polling "
         f"(last state: {record.operation_state or 'unknown'})"
     )
-    after = record.model_copy(
-        update={
-            "state": RequestState.STUCK,
-            "error_code": STUCK_CODE,
-            "error_message": message,
-            "updated_at": now,
-        }
-    )
-    error = EventError(code=STUCK_CODE, message=message)
-    event = _event(after, EventType.FAILED, RequestState.STUCK.value, now, error)
-    return _end_tracking(record, after, event)
+    return _tracking_failed(record, now, RequestState.STUCK, STUCK_CODE, message)
