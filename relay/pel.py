@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay.redis_conn import text
+from relay.redis_conn import text, text_map
 
 # XAUTOCLAIM the idle entries, then dead-letter those delivered too often (XADD to
 # the dead stream + XACK), in one step so an entry is never both dead and pending.
@@ -144,7 +144,7 @@ class Reclaimed:
 def entry_fields(raw: Any) -> dict[str, str]:
     """Stream entry fields from a dict (client parsing) or a flat list (Lua reply)."""
     if isinstance(raw, dict):
-        return {text(k): text(v) for k, v in raw.items()}
+        return text_map(raw)
     items = [text(item) for item in raw]
     return dict(zip(items[::2], items[1::2], strict=True))
 
