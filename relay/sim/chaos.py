@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import MutableSequence
 from dataclasses import dataclass
 
 from relay.sim.clock import Clock
@@ -18,6 +19,9 @@ from relay.sim.config import SimConfig
 
 # Statuses a random fault picks from: Glider's own 500 more often than a proxy's 502/503.
 _RANDOM_STATUSES = (500, 500, 502, 503)
+
+# The journal keeps the latest requests only, so a long-running simulator stays small.
+JOURNAL_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ class Chaos:
         self.latency_s = config.latency_ms / 1000
         # Public like latency_s, so a test can start and end a 429 storm mid-run.
         self.ip_limit_per_s = config.ip_rate_limit_per_s
-        self.journal: list[RecordedRequest] = []
+        # Tests may swap in a list of their own (one that also times each arrival).
+        self.journal: MutableSequence[RecordedRequest] = deque(maxlen=JOURNAL_LIMIT)
 
     def record(self, method: str, path: str) -> RecordedRequest:
         entry = RecordedRequest(method, path)
@@ -62,7 +67,8 @@ class Chaos:
         return entry
 
     def count(self, method: str, path_suffix: str = "") -> int:
-        """How many requests with ``method`` whose raw path ends with ``path_suffix`` arrived."""
+        """How many of the journaled requests have ``method`` and a raw path ending with
+        ``path_suffix``."""
         return sum(1 for r in self.journal if r.method == method and r.path.endswith(path_suffix))
 
     def fail_next(
