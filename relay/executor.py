@@ -156,7 +156,7 @@ class Executor:
             return
         if record.state is not RequestState.QUEUED:
             # A redelivery of a command whose outcome is already recorded.
-            await outcomes.acknowledge(self._redis, delivery)
+            await self.consumer.ack(delivery)
             return
         context = {"request_id": record.request_id, "portfolio_id": record.portfolio_id}
         log.info("executing %s", record.action.value, extra=context)
@@ -171,7 +171,7 @@ class Executor:
             attempt += 1
             noted = await outcomes.note_post(self._redis, record.request_id, _ms(self._clock()))
             if noted is None:  # another worker recorded an outcome meanwhile
-                await outcomes.acknowledge(self._redis, delivery)
+                await self.consumer.ack(delivery)
                 return
             first_ms, posts = noted
             if posts > 1 and await self._rebalanced_since(delivery, record, first_ms):

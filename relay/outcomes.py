@@ -136,11 +136,6 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = Non
     return Applied(bool(applied), RequestState(before) if before else None)
 
 
-async def acknowledge(redis: aioredis.Redis, delivery: Delivery) -> None:
-    """Acknowledge an entry whose outcome is already recorded (a redelivery)."""
-    await redis.xack(delivery.stream, delivery.group, delivery.entry_id)
-
-
 async def note_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> tuple[int, int] | None:
     """Record that a POST is about to go out: (first POST ms, POST count), None if not queued."""
     reply = await redis.register_script(_NOTE_POST)(
