@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, json_body, list_response, parse_limit
+from relay.admin.common import ApiError, json_body, list_response, object_response, parse_limit
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.deliveries import DeliveryStore
@@ -83,7 +83,7 @@ async def get_one(request: web.Request) -> web.Response:
     delivery = await _store(request).get(did)
     if delivery is None:
         raise ApiError(404, "not_found", f"no delivery {did}")
-    return web.json_response(delivery.model_dump(mode="json"))
+    return object_response(delivery)
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -96,7 +96,7 @@ async def replay(request: web.Request) -> web.Response:
         raise ApiError(409, outcome, _REFUSALS.get(outcome, outcome))
     delivery = await store.get(did)
     assert delivery is not None
-    return web.json_response(delivery.model_dump(mode="json"), status=202)
+    return object_response(delivery, status=202)
 
 
 async def recover(request: web.Request) -> web.Response:
