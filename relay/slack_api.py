@@ -21,7 +21,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from relay.backoff import backoff_delay, parse_retry_after
+from relay.backoff import backoff_delay, parse_retry_after, retry_wait
 from relay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def retry_wait_for(
     """
     if not (status == 429 or status >= 500):
         return None
-    wait = retry_after if retry_after is not None else backoff_delay(attempt, cap=max_wait_s)
+    wait = retry_wait(attempt, retry_after, cap=max_wait_s)
     return wait if wait <= max_wait_s else None
 
 
