@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Sequence
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -16,6 +17,8 @@ from relay.redis_conn import text
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class ApiError(Exception):
@@ -87,6 +90,18 @@ def parse_limit(request: web.Request) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+def query_enum(request: web.Request, name: str, enum: type[E]) -> E | None:
+    """An optional enum in the query string: absent or empty is None, an unknown value a 400."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return enum(raw)
+    except ValueError:
+        allowed = "|".join(member.value for member in enum)
+        raise ApiError(400, f"bad_{name}", f"{name} must be one of {allowed}") from None
 
 
 async def page_ids(

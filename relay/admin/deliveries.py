@@ -13,7 +13,14 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, json_body, list_response, object_response, parse_limit
+from relay.admin.common import (
+    ApiError,
+    json_body,
+    list_response,
+    object_response,
+    parse_limit,
+    query_enum,
+)
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.deliveries import DeliveryStore
@@ -56,22 +63,11 @@ def _store(request: web.Request) -> DeliveryStore:
     return DeliveryStore(request.app[admin.REDIS])
 
 
-def _status(request: web.Request) -> DeliveryStatus | None:
-    raw = request.query.get("status")
-    if raw is None or raw == "":
-        return None
-    try:
-        return DeliveryStatus(raw)
-    except ValueError:
-        allowed = "|".join(s.value for s in DeliveryStatus)
-        raise ApiError(400, "bad_status", f"status must be one of {allowed}") from None
-
-
 async def list_all(request: web.Request) -> web.Response:
     limit = parse_limit(request)
     items, cursor = await _store(request).page(
         subscription_id=request.query.get("subscription") or None,
-        status=_status(request),
+        status=query_enum(request, "status", DeliveryStatus),
         cursor=request.query.get("cursor"),
         limit=limit,
     )

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from relay import keys
 from relay.admin import app as admin
-from relay.admin.common import ApiError, list_response, object_response, page_ids, parse_limit
+from relay.admin.common import (
+    ApiError,
+    list_response,
+    object_response,
+    page_ids,
+    parse_limit,
+    query_enum,
+)
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
@@ -86,15 +93,8 @@ class OperationQuery(ListQuery):
 
 
 def _filters(request: web.Request) -> tuple[RequestState | None, str | None]:
-    raw_state = request.query.get("state") or None
+    state = query_enum(request, "state", RequestState)
     portfolio = request.query.get("portfolio") or None
-    state = None
-    if raw_state is not None:
-        try:
-            state = RequestState(raw_state)
-        except ValueError:
-            allowed = "|".join(s.value for s in RequestState)
-            raise ApiError(400, "bad_state", f"state must be one of {allowed}") from None
     if portfolio is not None and not PORTFOLIO_ID_RE.fullmatch(portfolio):
         raise ApiError(400, "bad_portfolio", "portfolio must be 1-64 letters, digits, _ or -")
     return state, portfolio
