@@ -18,6 +18,7 @@ from relay.webhooks.ssrf import (
     check_destination,
     check_url,
 )
+from tests.fixtures.webhooks import resolve_results
 from tests.fuzz.support import FUZZ, Tally
 
 EXAMPLES = 600
@@ -92,17 +93,7 @@ class Answers(AbstractResolver):
     ) -> list[ResolveResult]:
         if self.addresses is None:
             raise OSError(f"no such host {host}")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=addr,
-                port=port,
-                family=socket.AF_INET6 if ":" in addr else socket.AF_INET,
-                proto=0,
-                flags=0,
-            )
-            for addr in self.addresses
-        ]
+        return resolve_results(host, port, self.addresses)
 
     async def close(self) -> None:
         return None
