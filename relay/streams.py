@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from relay import pel
+from relay.backoff import backoff_delay
 from relay.pel import Delivery, entry_fields
 from relay.queue import ensure_group
 from relay.redis_conn import text
@@ -119,7 +120,7 @@ class StreamConsumer:
                 except RedisError as exc:
                     failures += 1
                     log.warning("reading %s failed: %s", self.stream, exc)
-                    await self._pause(min(30.0, 0.5 * 2**failures))
+                    await self._pause(backoff_delay(failures + 1, cap=30.0, jitter=0))
                     continue
                 for delivery in deliveries:
                     self._start(delivery)
