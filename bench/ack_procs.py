@@ -74,17 +74,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def private_redis() -> Iterator[tuple[str, int]]:
+def private_redis(*config: str) -> Iterator[tuple[str, int]]:
     """A redis-server of the bench's own (no test session shares it): (url, pid).
 
-    Persistence is off, as on the shared development server.
+    ``config`` are more ``redis-server`` arguments; by default persistence is off,
+    as on the shared development server.
     """
     binary = shutil.which("redis-server")
     if binary is None:
-        raise SystemExit("bench/ack.py needs a redis-server binary on PATH")
+        raise SystemExit("the bench needs a redis-server binary on PATH")
     port, workdir = free_port(), tempfile.mkdtemp(prefix="glider-relay-bench-redis-")
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
-    proc = subprocess.Popen([*argv, "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([*argv, *(config or ("--appendonly", "no"))], stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port)
         deadline = time.monotonic() + READY_S

@@ -22,14 +22,9 @@ import asyncio
 import math
 import os
 import random
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +37,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.ack_procs import private_redis  # noqa: E402
 from relay import keys, transitions  # noqa: E402
 from relay.commands import Action, Requester  # noqa: E402
 from relay.ids import new_id  # noqa: E402
@@ -212,40 +208,6 @@ def spare_db() -> Iterator[redis.Redis]:
     raise SystemExit("no spare Redis database")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def private_redis() -> Iterator[tuple[redis.Redis, str]]:
-    """A redis-server configured as the README asks (AOF, noeviction, listpack values)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is needed for the private instance")
-    port, workdir = _free_port(), tempfile.mkdtemp(prefix="bench-poller-")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", ""]
-    proc = subprocess.Popen([*args, *RECOMMENDED], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield client, f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -295,7 +257,8 @@ def main() -> None:
         config = shared.config_get("hash-max-listpack-value")["hash-max-listpack-value"]
         default = load(shared, args.operations)
     _footprint(f"shared Redis as configured (hash-max-listpack-value {config})", default)
-    with private_redis() as (private, url):
+    with private_redis(*RECOMMENDED) as (url, _pid):
+        private = redis.Redis.from_url(url)
         recommended = load(private, args.operations)
         _footprint(f"Redis as the README asks ({' '.join(RECOMMENDED)})", recommended)
         rss, polled = asyncio.run(worker_rss(url, private, 8.0))
