@@ -9,6 +9,7 @@ queuing a second.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ redis.call('SET', KEYS[5], request_id)
 if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
 return {'queued', request_id}
 """
+# EVALSHA's name for the script, computed once rather than by register_script per batch.
+_ENQUEUE_SHA = hashlib.sha1(_ENQUEUE.encode(), usedforsecurity=False).hexdigest()
 
 
 class EnqueueStatus(StrEnum):
@@ -104,13 +107,12 @@ async def enqueue_many(
     in-flight markers. A command whose script failed gets its error in its slot;
     a connection failure raises for all (then nothing of this call was queued).
     """
-    script = redis.register_script(_ENQUEUE)
     calls = [_script_call(command) for command in commands]
-    results: list[Any] = await _evalsha_all(redis, script.sha, calls)
+    results: list[Any] = await _evalsha_all(redis, _ENQUEUE_SHA, calls)
     if any(isinstance(r, NoScriptError) for r in results):
         # Not executed at all; load the script (a restarted Redis) and send them again.
         await redis.script_load(_ENQUEUE)
-        results = await _evalsha_all(redis, script.sha, calls)
+        results = await _evalsha_all(redis, _ENQUEUE_SHA, calls)
     return [r if isinstance(r, RedisError) else _result(r) for r in results]
 
 
