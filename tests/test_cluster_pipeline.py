@@ -30,10 +30,16 @@ from tests.chaos.checks import (
 )
 from tests.chaos.sink import WebhookSink
 from tests.chaos.slack_driver import Acks, ready_status, send_slash
-from tests.fixtures.chaos import RelayProcesses, SimStarter, arrival_times, portfolio_ids
+from tests.fixtures.chaos import (
+    RelayProcesses,
+    SimStarter,
+    arrival_times,
+    full_env,
+    portfolio_ids,
+)
 from tests.fixtures.glider import free_port
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, SIGNING_SECRET, FakeSlack
-from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH
+from tests.fixtures.slack import RESPONSE, FakeSlack
+from tests.fixtures.webhooks import AUTH
 from tests.fixtures.worker import eventually
 
 pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
@@ -56,18 +62,7 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
     created through the admin API, requesters get replies, and the admin API lists them."""
     sim = await chaos_sim(PORTFOLIOS, "--op-duration", "0.3", "--cooldown", "0")
     port = free_port()
-    relay_procs.env = {
-        "REDIS_URL": redis_cluster_url,
-        "GLIDER_API_URL": sim.url,
-        "GLIDER_API_KEY": ADMIN_KEY,
-        "GLIDER_MAX_RPS": str(MAX_RPS),
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake_slack.api_url,
-        "BOT_ALLOWED_USERS": "*",
-        "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
-        "RELAY_ALLOW_PRIVATE_URLS": "true",
-    }
+    relay_procs.env = full_env(redis_cluster_url, sim, fake_slack, max_rps=MAX_RPS)
     web = await relay_procs.web(port)
     workers = [await relay_procs.worker(f"c{n}", *FAST_RECOVERY) for n in range(2)]
     ids = portfolio_ids(PORTFOLIOS)

@@ -12,14 +12,19 @@ import redis.asyncio as aioredis
 
 from relay.events import EventType
 from relay.records import RequestState
-from relay.sim.config import ADMIN_KEY
 from tests.chaos.checks import FAST_RECOVERY, all_final, records, states
 from tests.chaos.sink import WebhookSink
 from tests.chaos.slack_driver import Acks, ready_status, send_slash
-from tests.fixtures.chaos import RelayProcesses, ServerFactory, SimStarter, portfolio_ids
+from tests.fixtures.chaos import (
+    RelayProcesses,
+    ServerFactory,
+    SimStarter,
+    full_env,
+    portfolio_ids,
+)
 from tests.fixtures.glider import free_port
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, SIGNING_SECRET, FakeSlack
-from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH
+from tests.fixtures.slack import RESPONSE, FakeSlack
+from tests.fixtures.webhooks import AUTH
 from tests.fixtures.worker import eventually
 
 pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
@@ -60,18 +65,7 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
     server = await redis_servers(aof=True)
     sim = await chaos_sim(PORTFOLIOS, "--op-duration", "0.3", "--cooldown", "0")
     port = free_port()
-    relay_procs.env = {
-        "REDIS_URL": server.url,
-        "GLIDER_API_URL": sim.url,
-        "GLIDER_API_KEY": ADMIN_KEY,
-        "GLIDER_MAX_RPS": "200",
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake_slack.api_url,
-        "BOT_ALLOWED_USERS": "*",
-        "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
-        "RELAY_ALLOW_PRIVATE_URLS": "true",
-    }
+    relay_procs.env = full_env(server.url, sim, fake_slack, max_rps=200)
     web = await relay_procs.web(port)
     workers = [await relay_procs.worker(f"w{n}", *FAST_RECOVERY) for n in range(2)]
     acks, stop = Acks(), asyncio.Event()
