@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Slack waits 3 s for the ack; a store that has not answered by then never will in time.
 ENQUEUE_BUDGET_S = 2.0
+_ACTIONS = {Rebalance: Action.REBALANCE, Pause: Action.PAUSE, Resume: Action.RESUME}
 
 
 class SlashCommand(BaseModel):
@@ -80,10 +81,9 @@ def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
 
 def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> QueuedCommand:
     """The stream entry for an accepted command, under a fresh ``req_`` id."""
-    action = {Rebalance: Action.REBALANCE, Pause: Action.PAUSE, Resume: Action.RESUME}
     return QueuedCommand(
         request_id=new_id("req"),
-        action=action[type(parsed)],
+        action=_ACTIONS[type(parsed)],
         portfolio_id=parsed.portfolio_id,
         reason=parsed.reason if isinstance(parsed, Pause) else None,
         requested_by=slash.requester(),
