@@ -42,12 +42,9 @@ def _changes(before: RequestRecord, after: RequestRecord) -> tuple[dict[str, str
 
 
 def _event(
-    record: RequestRecord,
-    kind: EventType,
-    state: str,
-    at: datetime,
-    error: EventError | None = None,
+    record: RequestRecord, kind: EventType, at: datetime, error: EventError | None = None
 ) -> Event:
+    """``kind`` for ``record`` as it is after the move (its state is the event's)."""
     return Event(
         type=kind,
         timestamp=at,
@@ -55,7 +52,7 @@ def _event(
             requestId=record.request_id,
             portfolioId=record.portfolio_id,
             operationId=record.operation_id,
-            state=state,
+            state=record.state.value,
             submittedAt=record.submitted_at,
             finishedAt=record.finished_at,
             requestedBy=EventRequester.of(record.requested_by),
@@ -115,7 +112,7 @@ def submitted(
             "updated_at": now,
         }
     )
-    event = _event(after, EventType.SUBMITTED, "submitted", now)
+    event = _event(after, EventType.SUBMITTED, now)
     poll = PollChange(op="schedule", at_ms=_ms(first_poll))
     tracked = {TRACKED_MS: str(_ms(now))}
     # The POST bookkeeping only matters while queued; tracked records stay small.
@@ -152,7 +149,7 @@ def _unsuccessful(
     event = None
     if record.action is Action.REBALANCE:
         kind = EventType.REJECTED if state is RequestState.REJECTED else EventType.FAILED
-        event = _event(after, kind, state.value, now, error)
+        event = _event(after, kind, now, error)
     return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
 
 
@@ -180,7 +177,7 @@ def schedule_changed(record: RequestRecord, now: datetime) -> Plan:
     state = RequestState.PAUSED if pause else RequestState.RESUMED
     after = record.model_copy(update={"state": state, "finished_at": now, "updated_at": now})
     kind = EventType.PAUSED if pause else EventType.RESUMED
-    event = _event(after, kind, state.value, now)
+    event = _event(after, kind, now)
     return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL)
 
 
@@ -191,7 +188,7 @@ def completed_unconfirmed(record: RequestRecord, now: datetime, completed_at: da
     after = record.model_copy(
         update={"state": RequestState.COMPLETED, "finished_at": completed_at, "updated_at": now}
     )
-    event = _event(after, EventType.COMPLETED, "completed", now)
+    event = _event(after, EventType.COMPLETED, now)
     return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
 
 
@@ -219,7 +216,7 @@ def finished(record: RequestRecord, now: datetime, operation: Operation) -> Plan
     )
     # SPEC section 5: `error` is set on failed (and rejected) only.
     error = EventError(code=code or "", message=message or "") if kind is EventType.FAILED else None
-    event = _event(after, kind, state.value, now, error)
+    event = _event(after, kind, now, error)
     return _end_tracking(record, after, event)
 
 
@@ -240,7 +237,7 @@ def _tracking_failed(
         update["finished_at"] = now
     after = record.model_copy(update=update)
     error = EventError(code=code, message=message)
-    event = _event(after, EventType.FAILED, state.value, now, error)
+    event = _event(after, EventType.FAILED, now, error)
     return _end_tracking(record, after, event)
 
 
@@ -264,7 +261,7 @@ def progressed(
     poll = PollChange(op="reschedule", at_ms=_ms(next_poll))
     if not waiting:
         return _plan(record, after, TRACKED, poll=poll)
-    event = _event(after, EventType.AWAITING_USER, state.value, now)
+    event = _event(after, EventType.AWAITING_USER, now)
     return _plan(
         record, after, TRACKED, poll=poll, event=event, once=AWAITED, reply=Reply.AWAITING_USER
     )
