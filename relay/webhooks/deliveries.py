@@ -69,8 +69,11 @@ class DeliveryStore:
         """Newest first, filtered; entries swept meanwhile are skipped."""
         index = index_for(subscription_id, status)
         ids, next_cursor = await page_ids(self.redis, index, cursor=cursor, limit=limit)
-        found = [await self.get(did) for did in ids]
-        return [d for d in found if d is not None], next_cursor
+        pipe = self.redis.pipeline(transaction=False)
+        for did in ids:
+            pipe.hgetall(keys.delivery(did))
+        found = [text_map(raw) for raw in await pipe.execute()]
+        return [Delivery.from_hash(fields) for fields in found if fields.get("id")], next_cursor
 
     async def _requeue(self, ids: list[str], *, only_dead: bool) -> RequeueOutcome:
         if not ids:

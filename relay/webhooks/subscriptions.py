@@ -143,8 +143,16 @@ class SubscriptionStore:
         ids, next_cursor = await page_ids(
             self.redis, keys.SUBSCRIPTIONS, cursor=cursor, limit=limit
         )
-        found = [await self.get(sid) for sid in ids]
-        return [s for s in found if s is not None], next_cursor
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(keys.subscription(sid))
+        found = [text_map(raw) for raw in await pipe.execute()]
+        subscriptions = [
+            Subscription.from_hash(fields)
+            for fields in found
+            if fields.get("kind") == TargetKind.WEBHOOK
+        ]
+        return subscriptions, next_cursor
 
     async def update(
         self, sid: str, patch: SubscriptionPatch, *, now_ms: int | None = None
