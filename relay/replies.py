@@ -9,12 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from relay.commands import Action
 from relay.plans import Reply
 from relay.records import RequestRecord, RequestState
 from relay.slackfmt import context, escape, section, slack_date
-
-_VERBS = {Action.REBALANCE: "rebalance", Action.PAUSE: "pause", Action.RESUME: "resume"}
 
 _REFUSALS = {
     "not_found": "Glider does not know portfolio {pf} (or it belongs to another tenant).",
@@ -63,14 +60,14 @@ def _final(record: RequestRecord, now: datetime) -> str:
     template = _FINAL.get(record.state, "The {verb} of {pf} is {state}.")
     return template.format(
         pf=_pf(record),
-        verb=_VERBS[record.action],
+        verb=record.action.value,
         why=_why(record),
         state=escape(record.state.value),
     )
 
 
 def _rejected(record: RequestRecord, now: datetime) -> str:
-    pf, verb = _pf(record), _VERBS[record.action]
+    pf, verb = _pf(record), record.action.value
     if record.error_code == "cooldown":
         when = f" You can retry {slack_date(record.retry_at, now=now)}." if record.retry_at else ""
         return f":hourglass: Glider refused the rebalance of {pf}: it is in its cooldown.{when}"
