@@ -88,7 +88,7 @@ class StreamConsumer:
         self._claim_every_s = min(claim_idle_ms / 4000, 10.0)  # taken over by ~idle + 10 s
         self._max_deliveries = max_deliveries
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._errors: dict[str, str] = {}
+        self._errors: dict[str, str] = {}  # last handler error per entry, for its dead reason
         self._cursor = "0-0"
         self._last_claim = float("-inf")
         self._stopping = asyncio.Event()
@@ -184,7 +184,7 @@ class StreamConsumer:
             cursor=self._cursor,
             count=room,
             max_deliveries=self._max_deliveries,
-            errors={k: v[:500] for k, v in self._errors.items()},
+            errors=self._errors,
         )
         self._cursor = result.cursor
         if self._cursor == "0-0":
@@ -206,7 +206,7 @@ class StreamConsumer:
             await self._handler(delivery)
             self._errors.pop(delivery.entry_id, None)
         except Exception as exc:
-            self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"
+            self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]
             log.exception(
                 "handler failed on %s entry %s",
                 self.stream,
