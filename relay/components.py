@@ -156,7 +156,7 @@ _TRIMMED = (
 
 
 async def upkeep(ctx: WorkerContext) -> Component:
-    """Trims old acknowledged entries of the command and reply streams, and forgets
+    """Trims old acknowledged entries of the command, reply and event streams, and forgets
     consumers (old ``host:pid`` names) that hold nothing and were silent for a day."""
     stopping = asyncio.Event()
 
