@@ -22,7 +22,15 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
-from relay.webhooks.claims import Claimed, Finished, Report, StepBatcher, StepReply, Target
+from relay.webhooks.claims import (
+    LEASE_MS,
+    Claimed,
+    Finished,
+    Report,
+    StepBatcher,
+    StepReply,
+    Target,
+)
 from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
@@ -38,7 +46,7 @@ DisableAlerts = Callable[[str, str, int], list[list[str]]]
 class RunnerConfig:
     schedule: RetrySchedule = field(default_factory=RetrySchedule)
     default_cap: int = 10
-    lease_ms: int = 60_000
+    lease_ms: int = LEASE_MS
     stop_grace_s: float = 5.0
     rng: random.Random = field(default_factory=random.Random)
 
