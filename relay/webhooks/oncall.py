@@ -17,6 +17,7 @@ from typing import Any
 from relay.events import Event, EventType
 from relay.slackfmt import context, escape, section
 from relay.webhooks.models import iso_ms
+from relay.webhooks.policy import GONE
 
 SLACK_TARGET = "sys_oncall_slack"
 PAGERDUTY_TARGET = "sys_pagerduty"
@@ -123,7 +124,7 @@ def event_alerts(event: Event, rules: OnCallRules) -> list[Alert]:
 def disabled_alerts(subscription_id: str, reason: str, rules: OnCallRules) -> list[Alert]:
     """The alerts for a subscription the dispatcher disabled (410 Gone, or failing 5 days)."""
     marker = subscription_key(subscription_id)
-    why = "answered 410 Gone" if reason == "gone" else "failed every delivery for 5 days"
+    why = "answered 410 Gone" if reason == GONE else "failed every delivery for 5 days"
     text = f":warning: Webhook subscription `{escape(subscription_id)}` was disabled: it {why}"
     detail = "Re-enable it with PATCH /v1/subscriptions/{id}, then recover its dead deliveries."
     alerts: list[Alert] = []
