@@ -29,7 +29,7 @@ from tests.chaos.checks import (
     subscribe,
 )
 from tests.chaos.sink import WebhookSink
-from tests.chaos.slack_driver import Acks, ready_status, send_slash
+from tests.chaos.slack_driver import Acks, ready_is, send_slash
 from tests.fixtures.chaos import (
     RelayProcesses,
     SimStarter,
@@ -114,10 +114,6 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
         errors = [line for line in process.log_lines() if line.get("level") == "ERROR"]
         assert errors == [], process.name
         assert await process.terminate() == 0, process.name
-
-
-async def ready_is(http: aiohttp.ClientSession, status: int) -> bool:
-    return await ready_status(http) == status
 
 
 async def replay_one_delivery(http: aiohttp.ClientSession, expected: int) -> str:

@@ -69,3 +69,8 @@ async def ready_status(http: aiohttp.ClientSession) -> int:
             return response.status
     except (aiohttp.ClientError, TimeoutError):
         return 0
+
+
+async def ready_is(http: aiohttp.ClientSession, status: int) -> bool:
+    """Whether ``GET /readyz`` answers ``status`` now."""
+    return await ready_status(http) == status

@@ -14,7 +14,7 @@ from relay.events import EventType
 from relay.records import RequestState
 from tests.chaos.checks import FAST_RECOVERY, all_final, records, states
 from tests.chaos.sink import WebhookSink
-from tests.chaos.slack_driver import Acks, ready_status, send_slash
+from tests.chaos.slack_driver import Acks, ready_is, send_slash
 from tests.fixtures.chaos import (
     RelayProcesses,
     ServerFactory,
@@ -120,10 +120,6 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
 async def not_final(redis: aioredis.Redis, request_ids: Iterable[str]) -> list[str]:
     found = await states(redis, request_ids)
     return [rid for rid, state in found.items() if not RequestState(state or "queued").is_final]
-
-
-async def ready_is(http: aiohttp.ClientSession, status: int) -> bool:
-    return await ready_status(http) == status
 
 
 def replied_to(slack: FakeSlack) -> set[str]:
