@@ -8,7 +8,6 @@ and "everything since T" is a lexical range.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from relay.admin.common import page_ids
 from relay.ids import ulid
 from relay.redis_conn import text, text_map
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms
+from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms, epoch_ms
 
 RETENTION_MS = 7 * 24 * 3600 * 1000
 MAX_PER_SUBSCRIPTION = 10_000
@@ -80,7 +79,7 @@ class DeliveryStore:
             return RequeueOutcome([], {})
         words = await self._scripts.requeue(
             keys=[keys.DELIVERIES],
-            args=[str(int(time.time() * 1000)), "1" if only_dead else "0", *ids],
+            args=[str(epoch_ms()), "1" if only_dead else "0", *ids],
         )
         queued, refused = [], {}
         for did, word in zip(ids, (text(w) for w in words), strict=True):
@@ -119,7 +118,7 @@ class DeliveryStore:
         per_subscription: int = MAX_PER_SUBSCRIPTION,
     ) -> int:
         """Delete final deliveries past retention, and beyond the per-subscription cap."""
-        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        now = now_ms if now_ms is not None else epoch_ms()
         cutoff = "dlv_" + ulid(now - RETENTION_MS, bytes(10))
         old = [
             text(i)

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,7 @@ from relay.webhooks.claims import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.fanout import FanOutBatcher, alert_rows
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import TargetKind
+from relay.webhooks.models import TargetKind, epoch_ms
 from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
 from relay.webhooks.sender import Sender
@@ -57,10 +56,6 @@ class DispatcherConfig:
     block_ms: int = 1000  # longest wait for a new event (and so for a stop to take effect)
     claim_idle_ms: int = 60_000  # a dead worker's events are fanned out by another after this
     stop_grace_s: float = 5.0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Dispatcher:
@@ -171,7 +166,7 @@ class Dispatcher:
         A subscription whose runner here already has all its slots busy is skipped:
         its next step reschedules it, so it must not keep this loop spinning.
         """
-        now = _now_ms()
+        now = epoch_ms()
         entries: list[Any] = await self.redis.zrange(
             keys.SUBSCRIPTIONS_READY, 0, _SCAN - 1, withscores=True
         )

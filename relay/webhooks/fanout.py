@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 
 from relay import keys
 from relay.events import Event
 from relay.ids import ulid
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import datetime_to_ms
+from relay.webhooks.models import datetime_to_ms, epoch_ms
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
 from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
 
@@ -151,7 +150,7 @@ class FanOutBatcher:
                 group=self._group,
                 version=table.version,
                 batch=rows,
-                now_ms=int(time.time() * 1000),
+                now_ms=epoch_ms(),
             )
             if created is not None:
                 return created

@@ -7,6 +7,7 @@ milliseconds on the wire and epoch milliseconds in Redis.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +35,11 @@ class TargetKind(StrEnum):
 
 
 ALL_EVENTS = "*"
+
+
+def epoch_ms() -> int:
+    """The current time in epoch milliseconds (as Redis holds it)."""
+    return int(time.time() * 1000)
 
 
 def ms_to_datetime(ms: int) -> datetime:

@@ -14,7 +14,6 @@ import asyncio
 import functools
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from relay.webhooks.claims import (
     StepReply,
     Target,
 )
-from relay.webhooks.models import TargetKind
+from relay.webhooks.models import TargetKind, epoch_ms
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
 from relay.webhooks.sender import Sender
@@ -49,10 +48,6 @@ class RunnerConfig:
     lease_ms: int = LEASE_MS
     stop_grace_s: float = 5.0
     rng: random.Random = field(default_factory=random.Random)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,7 +137,7 @@ class SubscriptionRunner:
     async def _step(
         self, batch: list[tuple[Claimed, AttemptResult]], released: list[str], want: int
     ) -> tuple[StepReply, Report]:
-        now = _now_ms()
+        now = epoch_ms()
         report = self._report(batch, now)
         report.released = released
         return await self._steps.step(self.sid, report, now_ms=now, want=want), report

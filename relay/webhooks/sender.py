@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from relay.backoff import parse_retry_after
 from relay.slack_api import SlackApi
 from relay.webhooks.claims import Claimed, Target
-from relay.webhooks.models import Attempt, TargetKind
+from relay.webhooks.models import Attempt, TargetKind, epoch_ms
 from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult
 from relay.webhooks.signing import webhook_headers
 from relay.webhooks.ssrf import BlockedAddress, GuardedResolver, UnsafeURL, check_url
@@ -113,7 +113,7 @@ class Sender:
         _checked_url(target.url, allow_private=self.allow_private)
         if target.signing is None:
             raise ValueError("subscription has no secret")
-        keys = target.signing.active(int(time.time() * 1000))
+        keys = target.signing.active(epoch_ms())
         headers = webhook_headers(keys, claimed.webhook_id, int(time.time()), claimed.body)
         return target.url, headers, claimed.body
 

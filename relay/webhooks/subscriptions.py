@@ -10,7 +10,6 @@ checked by the callers, which know the settings and the resolver.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -21,7 +20,7 @@ from relay.admin.common import page_ids
 from relay.ids import new_id
 from relay.redis_conn import text, text_map
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind
+from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind, epoch_ms
 from relay.webhooks.secrets import ROTATION_GRACE_MS, new_secret
 
 MAX_URL_LENGTH = 2048
@@ -87,10 +86,6 @@ class RoutingTable:
         return sorted(exact | self.by_type.get(ALL_EVENTS, frozenset()))
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class SubscriptionStore:
     """Subscriptions on one Redis client."""
 
@@ -113,7 +108,7 @@ class SubscriptionStore:
 
     async def create(self, data: SubscriptionCreate, *, now_ms: int | None = None) -> Subscription:
         """A new enabled subscription; the answer carries its secret."""
-        sid, now = new_id("sub"), str(now_ms or _now_ms())
+        sid, now = new_id("sub"), str(now_ms or epoch_ms())
         extra = {"maxInFlight": str(data.maxInFlight)} if data.maxInFlight else {}
         await self._save(
             sid,
@@ -162,7 +157,7 @@ class SubscriptionStore:
         if fields is None:
             return None
         current = Subscription.from_hash(fields)
-        changes = {"updatedAt": str(now_ms or _now_ms())}
+        changes = {"updatedAt": str(now_ms or epoch_ms())}
         if patch.url is not None:
             changes["url"] = patch.url
         if "description" in patch.model_fields_set:
@@ -183,7 +178,7 @@ class SubscriptionStore:
         """A new secret; the previous one keeps signing for 24 hours."""
         if await self._fields(sid) is None:
             return None
-        now = now_ms or _now_ms()
+        now = now_ms or epoch_ms()
         await self._scripts.rotate_secret(
             keys=[keys.subscription(sid)],
             args=[new_secret(), str(now + ROTATION_GRACE_MS), str(now)],
@@ -192,7 +187,7 @@ class SubscriptionStore:
 
     async def ensure_target(self, target_id: str, kind: TargetKind, max_in_flight: int) -> None:
         """Create (or refresh) an internal delivery target such as the on-call Slack channel."""
-        now = str(_now_ms())
+        now = str(epoch_ms())
         await self._save(
             target_id,
             True,
