@@ -102,6 +102,7 @@ return redis.call('XTRIM', KEYS[1], 'MINID', floor)
 # Forget consumers that hold nothing and have been silent for long (old hostname:pid
 # names); checked and deleted in one step so no entry can be handed to one meanwhile.
 _PRUNE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local removed = 0
 for _, flat in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local info = {}
@@ -236,7 +237,5 @@ async def prune_consumers(
     redis: aioredis.Redis, stream: str, group: str, *, idle_ms: int, keep: str
 ) -> int:
     """Delete consumers of ``group`` with no pending entries, silent over ``idle_ms``."""
-    if not await redis.exists(stream):
-        return 0
     removed = await redis.register_script(_PRUNE)(keys=[stream], args=[group, idle_ms, keep])
     return int(removed)
