@@ -57,7 +57,7 @@ async def _portfolio(
     try:
         async with asyncio.timeout(LOOKUP_BUDGET_S):
             return await glider.get_portfolio(portfolio_id), None
-    except (GliderError, TimeoutError) as exc:
+    except (GliderError, TimeoutError, RedisError) as exc:
         log.info(
             "status: no Glider details", extra={"portfolio_id": portfolio_id, "error": str(exc)}
         )

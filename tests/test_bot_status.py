@@ -8,8 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from relay.glider.client import GliderClient
+from relay.ratelimit import SharedRateLimiter
 from relay.sim.config import PF_MAIN, PF_ULID, SimConfig, SimPortfolio
-from tests.fixtures.glider import GliderSim, SimFactory
+from tests.fixtures.glider import GliderSim, SimFactory, free_port
 from tests.fixtures.slack import RESPONSE
 from tests.fixtures.web import WebFactory
 
@@ -112,3 +113,17 @@ async def test_glider_text_is_escaped_in_status(
     assert "*&lt;!channel&gt; &lt;http://x|y&gt; &amp; co*" in text
     assert "<!channel>" not in text
     assert "<http://x|y>" not in text
+
+
+async def test_status_survives_the_rate_budget_store_being_down(
+    any_redis: aioredis.Redis, web_factory: WebFactory, glider_sim: GliderSim
+) -> None:
+    """Redis failing under the shared Glider budget gives a note, not a failed command."""
+    dead_store = aioredis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    limiter = SharedRateLimiter(dead_store, 10)
+    async with glider_sim.client(rate_limiter=limiter) as glider:
+        web = await web_factory(any_redis, glider)
+        ack = await web.command("/rebalance", f"status {PF_MAIN}")
+        replies = [ack] + [c.payload for c in await web.slack.wait_for(RESPONSE, 1, within=15)]
+    await dead_store.aclose()
+    assert "the relay's store did not answer" in str(replies)
