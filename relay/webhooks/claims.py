@@ -8,13 +8,13 @@ counted in Redis, so it holds across every worker process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from relay import keys
 from relay.redis_conn import text
+from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys
@@ -156,38 +156,22 @@ class StepBatcher:
         self._scripts = scripts
         self._default_cap = default_cap
         self._lease_ms = lease_ms
-        self._pending: list[tuple[str, dict[str, Any], asyncio.Future[StepReply]]] = []
-        self._flushers = 0
+        self._batches: Coalescer[tuple[str, dict[str, Any]], StepReply] = Coalescer(
+            self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
+        )
 
     async def step(self, sid: str, report: Report, *, now_ms: int, want: int) -> StepReply:
         """As :func:`step`, batched with the other subscriptions' steps."""
         request = _request(
             sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
         )
-        future: asyncio.Future[StepReply] = asyncio.get_running_loop().create_future()
-        self._pending.append((sid, request, future))
-        if self._flushers < _FLUSHERS:
-            self._flushers += 1
-            asyncio.create_task(self._flush())  # noqa: RUF006 - it settles every future it takes
-        return await future
+        return await self._batches.submit((sid, request))
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[:_MAX_STEPS]
-                del self._pending[: len(batch)]
-                try:
-                    raw = await self._scripts.steps(
-                        keys=[keys.SUBSCRIPTIONS_READY],
-                        args=[json.dumps([request for _, request, _ in batch])],
-                    )
-                except Exception as exc:  # handed to every waiting runner
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (sid, _, future), item in zip(batch, raw, strict=True):
-                    if not future.done():
-                        future.set_result(_reply(sid, item, self._default_cap))
-        finally:
-            self._flushers -= 1
+    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> list[StepReply]:
+        raw = await self._scripts.steps(
+            keys=[keys.SUBSCRIPTIONS_READY],
+            args=[json.dumps([request for _, request in batch])],
+        )
+        return [
+            _reply(sid, item, self._default_cap) for (sid, _), item in zip(batch, raw, strict=True)
+        ]

@@ -8,13 +8,13 @@ written and :class:`FanOutBatcher` re-reads the table and plans again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 
 from relay import keys
 from relay.events import Event
 from relay.ids import ulid
+from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import datetime_to_ms, epoch_ms
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
@@ -103,47 +103,22 @@ class FanOutBatcher:
         self._subscriptions = subscriptions
         self._rules = rules
         self._group = group
-        self._max_batch = max_batch
         self._table: RoutingTable | None = None
-        self._pending: list[tuple[str, Event, str | None, asyncio.Future[int]]] = []
-        self._flushing = False
+        self._batches: Coalescer[tuple[str, Event, str | None], int] = Coalescer(
+            self._write, max_batch=max_batch
+        )
 
     async def submit(self, entry_id: str, event: Event, body: str | None = None) -> int:
         """Fan ``event`` out (acknowledging ``entry_id``); the number of deliveries made."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((entry_id, event, body, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.create_task(self._flush())  # noqa: RUF006 - it settles every future it takes
-        return await future
+        return await self._batches.submit((entry_id, event, body))
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: len(batch)]
-                try:
-                    counts = await self._write(batch)
-                except Exception as exc:  # handed to every waiting caller
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (*_, future), count in zip(batch, counts, strict=True):
-                    if not future.done():
-                        future.set_result(count)
-        finally:
-            self._flushing = False
-
-    async def _write(
-        self, batch: list[tuple[str, Event, str | None, asyncio.Future[int]]]
-    ) -> list[int]:
+    async def _write(self, batch: list[tuple[str, Event, str | None]]) -> list[int]:
         for _ in range(5):
             table = self._table or await self._subscriptions.routing_table()
             self._table = table
             rows = [
                 (entry_id, plan(event, table, self._rules, body=body))
-                for entry_id, event, body, _ in batch
+                for entry_id, event, body in batch
             ]
             created = await fan_out(
                 self._scripts,
