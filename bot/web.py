@@ -20,7 +20,6 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
-from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -40,18 +39,25 @@ from relay.ratelimit import SharedRateLimiter
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
 from relay.slack_api import SlackApi
+from relay.store_health import (
+    StoreMonitor,
+    StoreRefused,
+    StoreState,
+    refuse_evicting,
+    wait_for_redis,
+)
 
 log = logging.getLogger(__name__)
 
 # Slack's payloads are a few KiB; anything this big is not from Slack.
 MAX_BODY_BYTES = 64 * 1024
-READY_TIMEOUT_S = 1.0
 DRAIN_GRACE_S = 3.0
 SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, well inside SPEC's 10 s
 
 BOLT = web.AppKey("bolt", AsyncApp)
 BACKGROUND = web.AppKey("background", Background)
 REDIS = web.AppKey("redis", aioredis.Redis)
+STORE_MONITOR = web.AppKey("store_monitor", StoreMonitor)
 SIGNING_SECRET = web.AppKey("slack_signing_secret", bytes)
 
 
@@ -80,14 +86,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: Redis answers PING."""
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_S):
-            await request.app[REDIS].ping()
-    except (RedisError, TimeoutError, OSError) as exc:
-        log.warning("not ready: Redis unreachable", extra={"error": repr(exc)})
-        return web.json_response({"status": "unavailable", "redis": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "redis": "ok"})
+    """Readiness: Redis answers, accepts writes (not OOM) and does not evict keys."""
+    status = await request.app[STORE_MONITOR].check()
+    if status.state is StoreState.UNREACHABLE:
+        log.warning("not ready: Redis unreachable")
+    body = {"status": "ok" if status.ready else "unavailable", **status.as_json()}
+    return web.json_response(body, status=200 if status.ready else 503)
 
 
 def _slack_api(settings: Settings) -> SlackApi:
@@ -125,6 +129,7 @@ def create_web_app(
     app[BOLT] = create_bolt_app(settings, commands)
     app[BACKGROUND] = background
     app[REDIS] = redis
+    app[STORE_MONITOR] = StoreMonitor(redis, allow_evicting=settings.relay_allow_evicting_redis)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_metrics_route(app, redis)
@@ -172,22 +177,35 @@ async def _socket_mode(bolt: AsyncApp, app_token: SecretStr | None) -> AsyncIter
 
 
 async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
-    """Run the web process until ``stop`` is set, then shut down gracefully."""
+    """Run the web process until ``stop`` is set, then shut down gracefully.
+
+    Serves at once (``/readyz`` says 503 until Redis answers) and waits for Redis;
+    raises :class:`StoreRefused` on an evicting policy that settings do not accept.
+    """
     redis = connect(settings.redis_url)
     glider = _glider(settings, redis)
     app = create_web_app(settings, redis, glider)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
+    watching: asyncio.Task[None] | None = None
     try:
         await web.TCPSite(runner, host, settings.port).start()
-        async with _socket_mode(app[BOLT], settings.slack_app_token):
-            log.info(
-                "web listening",
-                extra={"address": runner.addresses, "socket_mode": settings.socket_mode},
-            )
-            await stop.wait()
-            log.info("web stopping")
+        if await wait_for_redis(redis, stop, process="web"):
+            if settings.redis_url is not None:
+                allow = settings.relay_allow_evicting_redis
+                await refuse_evicting(redis, allow=allow, process="web")
+            watching = asyncio.create_task(app[STORE_MONITOR].run(stop))
+            async with _socket_mode(app[BOLT], settings.slack_app_token):
+                log.info(
+                    "web listening",
+                    extra={"address": runner.addresses, "socket_mode": settings.socket_mode},
+                )
+                await stop.wait()
+        log.info("web stopping")
     finally:
+        if watching is not None:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         # Stops accepting, lets in-flight requests finish, then runs on_cleanup.
         await runner.cleanup()
         if glider is not None:
@@ -205,7 +223,11 @@ def run_web(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, host=host, stop=stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StoreRefused as exc:
+        print(f"glider-relay web: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -21,14 +21,15 @@ from redis.exceptions import RedisError
 from relay import keys, pel
 from relay.executor import Executor, ExecutorOptions
 from relay.glider import GliderClient
+from relay.health import ReadProgress
 from relay.notify import Notifier
 from relay.outcomes import RECORD_RETENTION_MS, forget_old_requests
 from relay.poll_policy import PollPolicy
 from relay.poller import Poller, PollerOptions
-from relay.queue import ensure_group
 from relay.ratelimit import SharedRateLimiter
 from relay.settings import Settings
 from relay.slack_api import SlackApi, create_slack_api
+from relay.streams import restore_group
 from relay.webhooks.dispatcher import DispatcherConfig
 from relay.webhooks.runner import RunnerConfig
 from relay.webhooks.schedule import DEFAULT_DELAYS_S, RetrySchedule
@@ -47,6 +48,7 @@ class Tuning:
     poll: PollPolicy = field(default_factory=PollPolicy)
     retry_budget_s: float = 300.0  # how long a command is retried on 5xx/timeouts
     upkeep_every_s: float = 600.0
+    store_check_s: float = 30.0  # how often Redis's eviction policy and memory are read
     retention_ms: int = 7 * 24 * 3600 * 1000  # acknowledged stream entries kept this long
     webhook_delays_s: tuple[float, ...] = DEFAULT_DELAYS_S  # a delivery's retry schedule
 
@@ -58,6 +60,7 @@ class Component:
     run: Callable[[], Coroutine[Any, Any, None]]
     stop: Callable[[], None]
     close: Callable[[], Awaitable[None]] | None = None
+    readers: tuple[ReadProgress, ...] = ()  # what the worker's /readyz checks
 
 
 class WorkerContext:
@@ -112,7 +115,9 @@ async def executor(ctx: WorkerContext) -> Component:
         options=ExecutorOptions(retry_budget_s=ctx.tuning.retry_budget_s),
         claim_idle_ms=ctx.tuning.claim_idle_ms,
     )
-    return Component(worker.run, lambda: worker.stop(ctx.tuning.grace_s))
+    return Component(
+        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=(worker.consumer.progress,)
+    )
 
 
 async def poller(ctx: WorkerContext) -> Component:
@@ -123,14 +128,18 @@ async def poller(ctx: WorkerContext) -> Component:
         policy=ctx.tuning.poll,
         options=PollerOptions(lease_ms=ctx.tuning.lease_ms),
     )
-    return Component(worker.run, lambda: worker.stop(ctx.tuning.grace_s))
+    return Component(
+        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=(worker.progress,)
+    )
 
 
 async def notifier(ctx: WorkerContext) -> Component:
     worker = Notifier(
         ctx.redis, ctx.slack(), consumer=ctx.consumer, claim_idle_ms=ctx.tuning.claim_idle_ms
     )
-    return Component(worker.run, lambda: worker.stop(ctx.tuning.grace_s))
+    return Component(
+        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=(worker.consumer.progress,)
+    )
 
 
 async def dispatcher(ctx: WorkerContext) -> Component:
@@ -144,7 +153,7 @@ async def dispatcher(ctx: WorkerContext) -> Component:
         runner=runner, claim_idle_ms=ctx.tuning.claim_idle_ms, stop_grace_s=ctx.tuning.grace_s
     )
     worker = build_dispatcher(ctx.redis, ctx.settings, config=config, consumer=ctx.consumer)
-    return Component(worker.run, worker.stop, worker.close)
+    return Component(worker.run, worker.stop, worker.close, readers=(worker.progress,))
 
 
 # Streams whose acknowledged entries upkeep trims, with their consumer group.
@@ -161,9 +170,11 @@ async def upkeep(ctx: WorkerContext) -> Component:
     stopping = asyncio.Event()
 
     async def run() -> None:
+        rounds = 0
         while not stopping.is_set():
             try:
-                await _tidy(ctx)
+                await _tidy(ctx, recovering=rounds > 0)
+                rounds += 1
             except RedisError as exc:
                 log.warning("upkeep failed (next round retries): %s", exc)
             try:
@@ -174,7 +185,8 @@ async def upkeep(ctx: WorkerContext) -> Component:
     return Component(run, stopping.set)
 
 
-async def _tidy(ctx: WorkerContext) -> None:
+async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:
+    """One upkeep round; ``recovering``: a group missing now was lost (a first round creates it)."""
     now_ms = int(time.time() * 1000)
     forgotten = await forget_old_requests(ctx.redis, older_than_ms=now_ms - RECORD_RETENTION_MS)
     if forgotten:
@@ -182,7 +194,7 @@ async def _tidy(ctx: WorkerContext) -> None:
     older_than_ms = now_ms - ctx.tuning.retention_ms
     for stream, group in _TRIMMED:
         trimmed = await pel.trim_acknowledged(ctx.redis, stream, older_than_ms=older_than_ms)
-        await ensure_group(ctx.redis, stream, group)
+        await restore_group(ctx.redis, stream, group, recovering=recovering)
         pruned = await pel.prune_consumers(
             ctx.redis, stream, group, idle_ms=24 * 3600 * 1000, keep=ctx.consumer
         )

@@ -29,6 +29,9 @@ POLL_DUE = f"{PREFIX}:poll:due"  # zset request id by next-poll-at ms (a lease p
 # Shared Glider rate budget
 GLIDER_BUCKET = f"{PREFIX}:ratelimit:glider"
 
+# Readiness: a short-lived key written to learn whether Redis accepts writes (not OOM)
+WRITE_PROBE = f"{PREFIX}:health:probe"
+
 # Events (outcomes -> dispatcher)
 EVENTS = f"{PREFIX}:events"
 EVENTS_GROUP = "dispatchers"

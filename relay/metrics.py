@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
@@ -67,6 +67,19 @@ SUBSCRIPTIONS_DISABLED = Counter(
     "glider_relay_subscriptions_disabled_total",
     "Subscriptions disabled automatically, by reason (gone, failing).",
     ["reason"],
+)
+STORE_RECOVERIES = Counter(
+    "glider_relay_store_recoveries_total",
+    "State a reader found missing in Redis and recreated (Redis lost data), by what.",
+    ["what"],
+)
+REDIS_EVICTING = Gauge(
+    "glider_relay_redis_evicting",
+    "1 while Redis's maxmemory-policy evicts keys (anything but noeviction).",
+)
+REDIS_FULL = Gauge(
+    "glider_relay_redis_full",
+    "1 while Redis answers OOM to writes.",
 )
 
 
@@ -127,16 +140,21 @@ async def metrics_server(
     redis: aioredis.Redis,
     port: int | None,
     host: str = "0.0.0.0",  # noqa: S104 - scraped
+    *,
+    routes: Callable[[web.Application], None] | None = None,
 ) -> AsyncIterator[str | None]:
     """Serve ``/metrics`` on ``port`` while the body runs (a worker's metrics port).
 
-    Yields the bound address as ``host:port``, or None when ``port`` is None.
+    ``routes`` adds more (the worker's health routes). Yields the bound address as
+    ``host:port``, or None when ``port`` is None.
     """
     if port is None:
         yield None
         return
     app = web.Application()
     add_metrics_route(app, redis)
+    if routes is not None:
+        routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

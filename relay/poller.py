@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from relay import keys, outcomes, transitions
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
+from relay.health import ReadProgress
 from relay.plans import TRACKED, Plan
 from relay.poll_policy import PollPolicy
 from relay.ratelimit import SharedRateLimiter
@@ -92,6 +93,7 @@ class Poller:
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
         self._grace_s = 5.0
+        self.progress = ReadProgress("poll schedule")
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop claiming; in-flight polls get ``grace_s``, the rest are handed back."""
@@ -105,10 +107,14 @@ class Poller:
             while not self._stopping.is_set():
                 room = self._options.concurrency - len(self._in_flight)
                 started = 0
-                if room > 0:
+                if room <= 0:
+                    self.progress.ok()  # busy, not stuck: every poll is bounded in time
+                else:
                     try:
                         started = len(await self._claim_and_start(room))
+                        self.progress.ok()
                     except RedisError as exc:
+                        self.progress.failed(exc)
                         log.warning("claiming due polls failed: %s", exc)
                 if started == 0:
                     await self._idle()

@@ -78,13 +78,20 @@ class EnqueueResult:
     request_id: str  # the new request, or the earlier one it matched
 
 
-async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
-    """Create ``group`` on ``stream`` (and the stream) unless it exists."""
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> bool:
+    """Create ``group`` on ``stream`` (and the stream) unless it exists; True if it was created.
+
+    It starts at ``0``, not ``$``: when Redis lost the group (a restart without
+    persistence, ``FLUSHALL``, a failover to a replica behind), the web may have
+    written commands since, and they must not be skipped.
+    """
     try:
         await redis.xgroup_create(stream, group, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+        return False
+    return True
 
 
 async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResult:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     pagerduty_events_url: AnyHttpUrl = AnyHttpUrl("https://events.pagerduty.com/v2/enqueue")
     relay_admin_token: SecretStr | None = None
     relay_allow_private_urls: bool = False
+    relay_allow_evicting_redis: bool = False
     port: int = Field(default=3000, ge=0, le=65535)
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

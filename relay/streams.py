@@ -13,6 +13,10 @@ What it guarantees, whatever instruction a worker dies at:
   never stolen from it.
 - An entry delivered more than ``max_deliveries`` times is moved to a dead-letter
   stream with its reason, atomically with its acknowledgement.
+- A group Redis lost (restart without persistence, ``FLUSHALL``, failover to a
+  replica that is behind) is recreated from id ``0`` as soon as a read fails, so
+  reading carries on within seconds; :func:`restore_group` logs it as an ERROR and
+  counts it (``glider_relay_store_recoveries_total``).
 - Nothing here trims a stream by length; :func:`relay.pel.trim_acknowledged` removes only
   entries that every group has acknowledged.
 """
@@ -28,16 +32,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
-from relay import pel
+from relay import metrics, pel
 from relay.backoff import backoff_delay
+from relay.health import ReadProgress
 from relay.pel import Delivery, entry_fields
 from relay.queue import ensure_group
 from relay.redis_conn import text
 
 log = logging.getLogger(__name__)
-__all__ = ["Delivery", "Handler", "StreamConsumer", "consumer_name"]
+__all__ = ["Delivery", "Handler", "StreamConsumer", "consumer_name", "restore_group"]
 
 
 def consumer_name(name: str | None = None) -> str:
@@ -46,6 +51,29 @@ def consumer_name(name: str | None = None) -> str:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+GroupHook = Callable[[], Awaitable[None]]
+
+
+async def restore_group(
+    redis: aioredis.Redis, stream: str, group: str, *, recovering: bool
+) -> bool:
+    """Make sure ``group`` exists on ``stream``; True when it had to be created.
+
+    With ``recovering`` (the group existed before, so Redis lost it), a creation is
+    logged as an ERROR and counted: whatever the stream held may be gone.
+    """
+    created = await ensure_group(redis, stream, group)
+    if created and recovering:
+        metrics.STORE_RECOVERIES.labels(what=f"group {group} of {stream}").inc()
+        log.error(
+            "Redis lost consumer group %s of %s (restart without persistence, FLUSHALL or "
+            "failover); recreated it (MKSTREAM, from id 0): commands, events or records "
+            "written before may have been lost",
+            group,
+            stream,
+            extra={"stream": stream, "group": group},
+        )
+    return created
 
 
 class StreamConsumer:
@@ -72,6 +100,7 @@ class StreamConsumer:
         heartbeat_ms: int | None = None,
         max_deliveries: int = 5,
         dead_stream: str | None = None,
+        on_group: GroupHook | None = None,
     ) -> None:
         if batch < 1 or claim_idle_ms < 1 or max_deliveries < 1:
             raise ValueError("batch, claim_idle_ms and max_deliveries must be positive")
@@ -95,6 +124,9 @@ class StreamConsumer:
         self._slot_free = asyncio.Event()
         self._grace_s = 5.0
         self.claim_passes = 0  # completed sweeps over the whole pending list
+        self.progress = ReadProgress(f"{stream} ({group})")
+        self._on_group = on_group  # re-creates what goes with the group (after a loss too)
+        self._group_seen = False  # the group existed once: a missing one now is a loss
 
     @property
     def in_flight(self) -> int:
@@ -108,25 +140,63 @@ class StreamConsumer:
         self._slot_free.set()
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; then drain or hand back what is in flight."""
-        await ensure_group(self.redis, self.stream, self.group)
+        """Consume until :meth:`stop`; then drain or hand back what is in flight.
+
+        A Redis that is down (at start too) is retried with backoff; a group it lost
+        is recreated at once.
+        """
         heartbeat = asyncio.create_task(self._heartbeat_loop())
-        failures = 0
+        group_ok = retried = False
         try:
             while await self._wait_for_slot():
                 try:
+                    if not group_ok:
+                        await self._ensure_group()
+                        group_ok = True
                     deliveries = await self._next_deliveries(self._batch - self.in_flight)
-                    failures = 0
-                except RedisError as exc:
-                    failures += 1
-                    log.warning("reading %s failed: %s", self.stream, exc)
-                    await self._pause(backoff_delay(failures + 1, cap=30.0, jitter=0))
+                except ResponseError as exc:
+                    # NOGROUP, or a blocked read whose key vanished: is the group gone? Read
+                    # again at once if it is back (here, or by another worker), else back off.
+                    group_ok = retried = await self._recreated(exc) and not retried
+                    if not retried:
+                        await self._failed(exc)
                     continue
+                except RedisError as exc:
+                    group_ok = False
+                    await self._failed(exc)
+                    continue
+                retried = False
+                self.progress.ok()
                 for delivery in deliveries:
                     self._start(delivery)
         finally:
             heartbeat.cancel()
             await self._drain()
+
+    async def _ensure_group(self) -> bool:
+        created = await restore_group(
+            self.redis, self.stream, self.group, recovering=self._group_seen
+        )
+        self._group_seen = True
+        if created:
+            self._cursor = "0-0"  # a new pending list: sweep it from the start
+        if self._on_group is not None:
+            await self._on_group()
+        return created
+
+    async def _recreated(self, exc: ResponseError) -> bool:
+        """After a read error: True once the group exists again (recreated here or elsewhere)."""
+        try:
+            await self._ensure_group()
+            return True
+        except RedisError as again:
+            log.warning("reading %s failed: %s; then: %s", self.stream, exc, again)
+            return False
+
+    async def _failed(self, exc: RedisError) -> None:
+        self.progress.failed(exc)
+        log.warning("reading %s failed: %s", self.stream, exc)
+        await self._pause(backoff_delay(self.progress.failures + 1, cap=30.0, jitter=0))
 
     async def ack(self, delivery: Delivery) -> None:
         """Acknowledge an entry whose outcome lives outside Redis (e.g. a Slack message sent)."""

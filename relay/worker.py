@@ -18,11 +18,13 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from relay.components import COMPONENTS, Component, Tuning, WorkerContext
+from relay.health import WorkerHealth
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.poll_policy import PollPolicy
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
+from relay.store_health import StoreMonitor, StoreRefused, refuse_evicting, wait_for_redis
 from relay.streams import consumer_name
 
 log = logging.getLogger(__name__)
@@ -61,43 +63,82 @@ async def serve(
 ) -> None:
     """Run the chosen components until ``stop`` is set.
 
-    Raises :class:`WorkerFailed` (after stopping the others) when a component ended by itself.
+    Waits for Redis first (``/healthz`` answers meanwhile, ``/readyz`` says 503).
+    Raises :class:`StoreRefused` on an evicting ``maxmemory-policy`` that settings do
+    not accept, and :class:`WorkerFailed` (after stopping the others) when a
+    component ended by itself.
     """
     client = redis or connect(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S)
-    ctx = WorkerContext(client, settings, consumer=consumer_name(name), tuning=tuning or Tuning())
-    names = list(only or COMPONENTS)
+    monitor = StoreMonitor(client, allow_evicting=settings.relay_allow_evicting_redis)
+    health = WorkerHealth(monitor)
+    try:
+        async with metrics_server(
+            client, settings.worker_metrics_port, routes=health.add_routes
+        ) as address:
+            if not await _store_ready(client, settings, stop):
+                return
+            ctx = WorkerContext(
+                client, settings, consumer=consumer_name(name), tuning=tuning or Tuning()
+            )
+            watching = asyncio.create_task(monitor.run(stop, every_s=ctx.tuning.store_check_s))
+            try:
+                await _run_components(ctx, list(only or COMPONENTS), stop, health, address)
+            finally:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
+    finally:
+        if redis is None:
+            await client.aclose()
+
+
+async def _run_components(
+    ctx: WorkerContext,
+    names: list[str],
+    stop: asyncio.Event,
+    health: WorkerHealth,
+    metrics_address: str | None,
+) -> None:
     components: list[Component] = [await COMPONENTS[n](ctx) for n in names]
+    health.readers = [reader for c in components for reader in c.readers]
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(c.run(), name=n) for n, c in zip(names, components, strict=True)
     ]
     stopping = asyncio.create_task(stop.wait())
     failed: list[str] = []
     try:
-        async with metrics_server(client, settings.worker_metrics_port) as metrics_address:
-            log.info(
-                "worker started",
-                extra={"consumer": ctx.consumer, "components": names, "metrics": metrics_address},
+        health.started = True
+        log.info(
+            "worker started",
+            extra={"consumer": ctx.consumer, "components": names, "metrics": metrics_address},
+        )
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stopping}:
+            failed.append(task.get_name())
+            log.error(
+                "%s ended unexpectedly; stopping the worker",
+                task.get_name(),
+                exc_info=task.exception(),
             )
-            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done - {stopping}:
-                failed.append(task.get_name())
-                log.error(
-                    "%s ended unexpectedly; stopping the worker",
-                    task.get_name(),
-                    exc_info=task.exception(),
-                )
-            await _wind_down(components, tasks, ctx.tuning.grace_s)
+        health.started = False
+        await _wind_down(components, tasks, ctx.tuning.grace_s)
     finally:
         stopping.cancel()
         for component in components:
             if component.close is not None:
                 await component.close()
         await ctx.close()
-        if redis is None:
-            await client.aclose()
     log.info("worker stopped", extra={"consumer": ctx.consumer})
     if failed:
         raise WorkerFailed(", ".join(failed))
+
+
+async def _store_ready(client: aioredis.Redis, settings: Settings, stop: asyncio.Event) -> bool:
+    """Wait for Redis and check its eviction policy; False when stopped while waiting."""
+    if not await wait_for_redis(client, stop, process="worker"):
+        return False
+    if settings.redis_url is not None:  # the embedded store has no policy to read
+        await refuse_evicting(client, allow=settings.relay_allow_evicting_redis, process="worker")
+    return True
 
 
 async def _wind_down(
@@ -171,6 +212,9 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except WorkerFailed:
         return 1  # non-zero, so that a supervisor restarts the worker
+    except StoreRefused as exc:
+        print(f"glider-relay worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

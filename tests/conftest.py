@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.webhooks",
     "tests.fixtures.chaos",
+    "tests.fixtures.redis_config",
 ]

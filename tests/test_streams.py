@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from relay.pel import Delivery
 from relay.queue import ensure_group
@@ -222,3 +225,64 @@ def test_consumer_name_defaults_to_host_and_pid() -> None:
     host, pid = consumer_name().rsplit(":", 1)
     assert host
     assert pid.isdigit()
+
+
+async def test_a_lost_group_is_recreated_and_reading_carries_on(
+    any_redis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the store lost everything (FLUSHDB), an entry written since is still handled:
+    the group is recreated from 0, counted, and logged as an ERROR naming it."""
+    seen: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        seen.append(delivery.fields["n"])
+        await consumer.ack(delivery)
+
+    consumer = StreamConsumer(any_redis, STREAM, GROUP, "c1", handler, block_ms=50)
+    label = {"what": f"group {GROUP} of {STREAM}"}
+    before = REGISTRY.get_sample_value("glider_relay_store_recoveries_total", label) or 0
+    async with running(consumer):
+        await any_redis.xadd(STREAM, {"n": "1"})
+        await eventually(lambda: seen == ["1"])
+        await any_redis.flushdb()
+        await any_redis.xadd(STREAM, {"n": "2"})  # as the web does: a stream with no group
+        await eventually(lambda: seen == ["1", "2"])
+        assert consumer.progress.problem() is None
+    after = REGISTRY.get_sample_value("glider_relay_store_recoveries_total", label)
+    assert after == before + 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"lost consumer group {GROUP} of {STREAM}" in e and "lost" in e for e in errors)
+
+
+async def test_the_group_hook_runs_again_after_a_loss(any_redis: aioredis.Redis) -> None:
+    """``on_group`` (e.g. the dispatcher's on-call targets) runs at start and after a loss."""
+    hooked = 0
+
+    async def hook() -> None:
+        nonlocal hooked
+        hooked += 1
+
+    async def handler(delivery: Delivery) -> None:
+        await consumer.ack(delivery)
+
+    consumer = StreamConsumer(any_redis, STREAM, GROUP, "c1", handler, block_ms=50, on_group=hook)
+    async with running(consumer):
+        await eventually(lambda: hooked == 1)
+        await any_redis.flushdb()
+        await eventually(lambda: hooked == 2)
+
+
+async def test_a_reader_that_cannot_read_says_so(any_redis: aioredis.Redis) -> None:
+    """A stream key of the wrong type fails every read: the progress names the problem,
+    and once the key is fixed the reader reads again."""
+
+    async def handler(delivery: Delivery) -> None:
+        await consumer.ack(delivery)
+
+    await any_redis.set(STREAM, "not a stream")
+    consumer = StreamConsumer(any_redis, STREAM, GROUP, "c1", handler, block_ms=50)
+    async with running(consumer):
+        await eventually(lambda: consumer.progress.problem() is not None, within=15)
+        assert "reads failed in a row" in (consumer.progress.problem() or "")
+        await any_redis.delete(STREAM)
+        await eventually(lambda: consumer.progress.problem() is None, within=15)

@@ -46,7 +46,9 @@ async def test_readyz_503_when_redis_is_down(web_factory: WebFactory) -> None:
         web = await web_factory(down)
         response = await web.client.get("/readyz")
         assert response.status == 503
-        assert await response.json() == {"status": "unavailable", "redis": "unreachable"}
+        body = await response.json()
+        assert (body["status"], body["redis"]) == ("unavailable", "unreachable")
+        assert body["detail"] == "the relay's store is unreachable"
     finally:
         await down.aclose()
 

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from relay import keys
 from relay.events import Event
+from relay.health import ReadProgress
 from relay.pel import Delivery as StreamEntry
 from relay.redis_conn import text
 from relay.streams import StreamConsumer, consumer_name
@@ -94,7 +95,15 @@ class Dispatcher:
             batch=self.config.fanout_concurrency,
             block_ms=self.config.block_ms,
             claim_idle_ms=self.config.claim_idle_ms,
+            # The on-call targets are subscriptions in Redis: made again with the group,
+            # so alerts still go out after Redis lost its data.
+            on_group=self._ensure_targets,
         )
+
+    @property
+    def progress(self) -> ReadProgress:
+        """The events reader's progress (for the worker's readiness)."""
+        return self._consumer.progress
 
     def stop(self) -> None:
         """Stop taking work; in-flight sends get the grace time, the rest is handed back."""
@@ -107,7 +116,6 @@ class Dispatcher:
         await self.sender.close()
 
     async def run(self) -> None:
-        await self._ensure_targets()
         loops = [
             asyncio.create_task(self._consumer.run()),
             asyncio.create_task(self._schedule_loop()),
