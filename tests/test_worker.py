@@ -25,7 +25,6 @@ from relay.records import RequestState
 from relay.sim.clock import utc_now
 from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_ULID, SimConfig, SimPortfolio
 from relay.sim.server import SimServer, start_sim
-from tests.fixtures.glider import free_port
 from tests.fixtures.worker import (
     eventually,
     pending_rows,
