@@ -29,7 +29,7 @@ from relay.poller import Poller, PollerOptions
 from relay.ratelimit import SharedRateLimiter
 from relay.settings import Settings
 from relay.slack_api import SlackApi, create_slack_api
-from relay.streams import restore_group
+from relay.store_health import restore_group
 from relay.webhooks.dispatcher import DispatcherConfig
 from relay.webhooks.runner import RunnerConfig
 from relay.webhooks.schedule import DEFAULT_DELAYS_S, RetrySchedule

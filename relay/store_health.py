@@ -13,7 +13,8 @@
   ``OOM``; :func:`accepts_writes` finds out with one tiny expiring write.
 
 :class:`StoreMonitor` turns these into one :class:`StoreStatus` for readiness,
-sets the gauges and logs each change once.
+sets the gauges and logs each change once. :func:`restore_group` recreates a
+consumer group Redis lost, and says so.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from relay import keys, metrics
 from relay.backoff import backoff_delay
+from relay.queue import ensure_group
 from relay.redis_conn import text
 
 log = logging.getLogger(__name__)
@@ -203,3 +205,25 @@ class StoreMonitor:
                 log.info("ready again: %s", STATE_TEXT[status.state])
             self._last = status.state
         return status
+
+
+async def restore_group(
+    redis: aioredis.Redis, stream: str, group: str, *, recovering: bool
+) -> bool:
+    """Make sure ``group`` exists on ``stream``; True when it had to be created.
+
+    With ``recovering`` (the group existed before, so Redis lost it), a creation is
+    logged as an ERROR and counted: whatever the stream held may be gone.
+    """
+    created = await ensure_group(redis, stream, group)
+    if created and recovering:
+        metrics.STORE_RECOVERIES.labels(what=f"group {group} of {stream}").inc()
+        log.error(
+            "Redis lost consumer group %s of %s (restart without persistence, FLUSHALL or "
+            "failover); recreated it (MKSTREAM, from id 0): commands, events or records "
+            "written before may have been lost",
+            group,
+            stream,
+            extra={"stream": stream, "group": group},
+        )
+    return created

@@ -15,8 +15,8 @@ What it guarantees, whatever instruction a worker dies at:
   stream with its reason, atomically with its acknowledgement.
 - A group Redis lost (restart without persistence, ``FLUSHALL``, failover to a
   replica that is behind) is recreated from id ``0`` as soon as a read fails, so
-  reading carries on within seconds; :func:`restore_group` logs it as an ERROR and
-  counts it (``glider_relay_store_recoveries_total``).
+  reading carries on within seconds; :func:`relay.store_health.restore_group` logs
+  it as an ERROR and counts it (``glider_relay_store_recoveries_total``).
 - Nothing here trims a stream by length; :func:`relay.pel.trim_acknowledged` removes only
   entries that every group has acknowledged.
 """
@@ -34,15 +34,15 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from relay import metrics, pel
+from relay import pel
 from relay.backoff import backoff_delay
 from relay.health import ReadProgress
 from relay.pel import Delivery, entry_fields
-from relay.queue import ensure_group
 from relay.redis_conn import text
+from relay.store_health import restore_group
 
 log = logging.getLogger(__name__)
-__all__ = ["Delivery", "Handler", "StreamConsumer", "consumer_name", "restore_group"]
+__all__ = ["Delivery", "Handler", "StreamConsumer", "consumer_name"]
 
 
 def consumer_name(name: str | None = None) -> str:
@@ -52,28 +52,6 @@ def consumer_name(name: str | None = None) -> str:
 
 Handler = Callable[[Delivery], Awaitable[None]]
 GroupHook = Callable[[], Awaitable[None]]
-
-
-async def restore_group(
-    redis: aioredis.Redis, stream: str, group: str, *, recovering: bool
-) -> bool:
-    """Make sure ``group`` exists on ``stream``; True when it had to be created.
-
-    With ``recovering`` (the group existed before, so Redis lost it), a creation is
-    logged as an ERROR and counted: whatever the stream held may be gone.
-    """
-    created = await ensure_group(redis, stream, group)
-    if created and recovering:
-        metrics.STORE_RECOVERIES.labels(what=f"group {group} of {stream}").inc()
-        log.error(
-            "Redis lost consumer group %s of %s (restart without persistence, FLUSHALL or "
-            "failover); recreated it (MKSTREAM, from id 0): commands, events or records "
-            "written before may have been lost",
-            group,
-            stream,
-            extra={"stream": stream, "group": group},
-        )
-    return created
 
 
 class StreamConsumer:
