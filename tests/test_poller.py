@@ -259,3 +259,17 @@ async def test_stop_hands_back_polls_in_flight(
 
 async def _score_is(redis: aioredis.Redis, member: str, score: float) -> bool:
     return await redis.zscore(keys.POLL_DUE, member) == score
+
+
+async def test_a_lost_poll_schedule_is_no_error_and_new_work_is_followed(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, client: GliderClient, submit: Submit
+) -> None:
+    """After Redis lost its data the schedule is just empty: a claim finds nothing, and an
+    operation submitted afterwards is polled to its end."""
+    poller = make_poller(any_redis, glider_sim, client)
+    await submit(PF_MAIN)
+    await any_redis.flushdb()
+    assert await poller.tick() == 0
+    request_id = await submit(PF_SHORT)
+    await _poll_until_final(poller, glider_sim, any_redis)
+    assert (await request_record(any_redis, request_id)).state is RequestState.COMPLETED

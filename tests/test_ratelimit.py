@@ -99,3 +99,13 @@ async def test_a_429_slows_every_worker(any_redis: aioredis.Redis) -> None:
     await first.penalize(30)
     await second.acquire()
     assert clock.waits == [30.0]
+
+
+async def test_a_lost_bucket_starts_afresh(any_redis: aioredis.Redis) -> None:
+    """With the bucket gone (Redis lost its data) the next request goes at once."""
+    clock = FakeTime()
+    limiter = SharedRateLimiter(any_redis, 1, clock=clock)
+    assert await limiter.reserve() == 0
+    assert await limiter.reserve() == 1.0
+    await any_redis.flushdb()
+    assert await limiter.reserve() == 0
