@@ -59,14 +59,17 @@ def attempts_logged(process: RelayProcess) -> int:
     return sum("Redis is not up yet" in str(x.get("message", "")) for x in process.log_lines())
 
 
-async def test_flushall_under_a_running_worker_loses_no_later_command(
+@pytest.mark.parametrize("loss", ["flushall", "restart without persistence"])
+async def test_lost_state_under_a_running_worker_loses_no_later_command(
     private_redis: PrivateRedis,
     relay_procs: RelayProcesses,
     chaos_sim: SimStarter,
     fake_slack: FakeSlack,
+    loss: str,
 ) -> None:
-    """FLUSHALL under a running worker: every reader recreates its group (counted, ERROR
-    logged) and commands queued after the flush still run to completion, no restart."""
+    """FLUSHALL, or a restart of a Redis without persistence, under a running worker: every
+    reader recreates its group (counted, ERROR logged) and commands queued afterwards
+    still run to completion, without a worker restart."""
     server = await private_redis()
     sim = await chaos_sim(4, "--op-duration", "0.3", "--cooldown", "0")
     metrics_port = free_port()
@@ -78,7 +81,12 @@ async def test_flushall_under_a_running_worker_loses_no_later_command(
         pf = portfolio_ids(4)
         first = await queue(redis, pf[0])
         await eventually(lambda: all_final(redis, [first]), within=20)
-        await redis.flushall()
+        if loss == "flushall":
+            await redis.flushall()
+        else:
+            await server.kill()
+            await server.start()
+    async with aioredis.Redis.from_url(server.url) as redis:
         after = [await queue(redis, portfolio) for portfolio in pf[1:]]
         await eventually(lambda: all_final(redis, after), within=20, step=0.1)
         assert set((await states(redis, after)).values()) == {RequestState.COMPLETED.value}
