@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -29,7 +30,8 @@ from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
 from bot.bolt_request import bolt_request
 from bot.enqueuer import GroupEnqueuer
-from bot.handlers import Commands
+from bot.handlers import Commands, post_late
+from bot.settle import OutcomeChecker
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
@@ -119,6 +121,7 @@ def create_web_app(
         slack=slack,
         background=background,
         enqueuer=GroupEnqueuer(redis),
+        checker=OutcomeChecker(redis, partial(post_late, slack), background),
         status_patience=status_patience,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES)
