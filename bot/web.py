@@ -29,7 +29,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
 from bot.bolt_request import bolt_request
-from bot.enqueuer import GroupEnqueuer
+from bot.enqueuer import ENQUEUE_BUDGET_S, GroupEnqueuer
 from bot.handlers import Commands, post_late
 from bot.settle import OutcomeChecker
 from bot.signature import is_slack_signed, is_ssl_check
@@ -106,10 +106,12 @@ def create_web_app(
     glider: GliderClient | None = None,
     *,
     status_patience: float = SLOW_GLIDER_S,
+    enqueue_budget: float = ENQUEUE_BUDGET_S,
 ) -> web.Application:
     """The web process's application; ``glider`` (if any) serves ``/rebalance status``.
 
-    A status lookup slower than ``status_patience`` seconds is answered late.
+    A status lookup slower than ``status_patience`` seconds is answered late; a command
+    Redis has not answered within ``enqueue_budget`` seconds is acked as unknown.
     """
     require_signing_secret(settings)
     background = Background()
@@ -120,7 +122,7 @@ def create_web_app(
         glider=glider,
         slack=slack,
         background=background,
-        enqueuer=GroupEnqueuer(redis),
+        enqueuer=GroupEnqueuer(redis, budget=enqueue_budget),
         checker=OutcomeChecker(redis, partial(post_late, slack), background),
         status_patience=status_patience,
     )

@@ -13,9 +13,11 @@ from bot.enqueuer import GroupEnqueuer
 from relay import keys
 from relay.commands import Action, QueuedCommand, Requester
 from relay.ids import new_id
-from relay.queue import EnqueueStatus, enqueue_many
+from relay.queue import _ENQUEUE as ENQUEUE_SCRIPT
+from relay.queue import EnqueueNotSent, EnqueueOutcomeUnknown, EnqueueStatus, enqueue_many
 from relay.redis_conn import connect, text_map
 from tests.fixtures.glider import free_port
+from tests.fixtures.redis import StalledRedis
 
 
 def _command(
@@ -78,6 +80,51 @@ async def test_redis_down_fails_every_caller() -> None:
     finally:
         await down.aclose()
     assert all(isinstance(o, RedisConnectionError) for o in outcomes)
+    assert all(isinstance(o, EnqueueNotSent) for o in outcomes)  # provably nothing was done
+
+
+async def test_write_without_an_answer_is_unknown(any_redis: aioredis.Redis) -> None:
+    """Redis ran the write but its answer did not come within the budget: the caller is
+    told the outcome is unknown, never that nothing was done."""
+    await any_redis.script_load(ENQUEUE_SCRIPT)
+    enqueuer = GroupEnqueuer(StalledRedis(any_redis, lands=True), budget=0.2)  # type: ignore[arg-type]
+    command = _command("pf_ghost")
+    with pytest.raises(EnqueueOutcomeUnknown):
+        await enqueuer.enqueue(command)
+    assert await _stream_ids(any_redis) == [command.request_id]
+
+
+class _SlowConnect:
+    """A client whose connections take until ``gate`` is set to be made."""
+
+    def __init__(self, inner: aioredis.Redis) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.connection_pool = self
+        self.connected = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def get_connection(self) -> Any:
+        await self.gate.wait()
+        connection = await self.inner.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        self.connected.set()
+        return connection
+
+
+async def test_caller_that_gave_up_while_connecting_is_never_written(
+    any_redis: aioredis.Redis,
+) -> None:
+    """Still connecting when the budget ran out: "not sent" is the truth, because the
+    batch drops callers that gave up before it writes."""
+    slow = _SlowConnect(any_redis)
+    enqueuer = GroupEnqueuer(slow, budget=0.2)  # type: ignore[arg-type]
+    with pytest.raises(EnqueueNotSent):
+        await enqueuer.enqueue(_command("pf_never"))
+    slow.gate.set()
+    await enqueuer.enqueue(last := _command("pf_last"))
+    assert await _stream_ids(any_redis) == [last.request_id]
 
 
 async def test_enqueue_many_reloads_a_flushed_script(real_redis: aioredis.Redis) -> None:
