@@ -1,10 +1,12 @@
 """Group commit for slash commands: concurrent enqueues share one Redis round trip.
 
 The first command to arrive starts a flush on the next turn of the event loop;
-commands that arrive while a flush is in flight wait and go together in the
-next one. A lone command is therefore sent at once (no added latency) while a
-burst is written in a few pipelines instead of one round trip each, which is
-what keeps the web process's acks cheap under load. Each command's own Lua
+the commands that arrived by then go together in one pipeline. Up to
+``MAX_BATCHES_IN_FLIGHT`` batches are written at once; commands that arrive while
+all are in flight wait and go together in the next one. A lone command is
+therefore sent at once (no added latency) while a burst is written in a few
+pipelines instead of one round trip each, which is what keeps the web process's
+acks cheap under load. Each command's own Lua
 call stays atomic, and its caller hears back only once Redis has answered.
 
 Each caller waits at most ``budget`` seconds, and then learns which of two very
@@ -28,6 +30,9 @@ from relay.queue import EnqueueNotSent, EnqueueOutcomeUnknown, EnqueueResult, en
 
 # Slack waits 3 s for the ack; a store that has not answered by then never will in time.
 ENQUEUE_BUDGET_S = 2.0
+# Batches written at once, each on its own connection: one stalled connection (a slow or
+# reset Redis link) must not hold back every command behind it until its budget is gone.
+MAX_BATCHES_IN_FLIGHT = 8
 
 
 @dataclass(eq=False)
@@ -40,11 +45,19 @@ class _Waiter:
 class GroupEnqueuer:
     """``await enqueue(command)``: like :func:`relay.queue.enqueue`, batched with its peers."""
 
-    def __init__(self, redis: aioredis.Redis, *, budget: float = ENQUEUE_BUDGET_S) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        budget: float = ENQUEUE_BUDGET_S,
+        max_batches: int = MAX_BATCHES_IN_FLIGHT,
+    ) -> None:
         self._redis = redis
         self._budget = budget
+        self._slots = asyncio.Semaphore(max_batches)
         self._waiting: list[_Waiter] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, command: QueuedCommand) -> EnqueueResult:
         """Queue ``command`` within the budget.
@@ -69,10 +82,19 @@ class GroupEnqueuer:
     async def _flush(self) -> None:
         try:
             while self._waiting:
+                await self._slots.acquire()
                 batch, self._waiting = self._waiting, []
-                await self._send(batch)
+                task = asyncio.create_task(self._send_in_slot(batch), name="enqueue-batch")
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
         finally:
             self._flusher = None
+
+    async def _send_in_slot(self, batch: list[_Waiter]) -> None:
+        try:
+            await self._send(batch)
+        finally:
+            self._slots.release()
 
     def _take(self, batch: list[_Waiter]) -> list[QueuedCommand]:
         """The commands whose callers still wait, marked sent: called right before the write."""

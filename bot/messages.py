@@ -139,13 +139,11 @@ def outcome_unknown(action: Action, portfolio_id: str, request_id: str) -> Reply
     """The write got no answer in time: it may or may not be queued, and we are finding out."""
     text = (
         f":hourglass_flowing_sand: Could not confirm that {_WHAT[action]} {_code(portfolio_id)} "
-        "was queued; checking. The answer follows here."
+        f"was queued as {_code(request_id)}; checking. The answer follows here."
     )
     return _reply(
         section(text),
-        context(
-            f"Request {_code(request_id)} · please wait for the answer before sending it again."
-        ),
+        context("Please wait for the answer before sending the command again."),
         text=text,
     )
 

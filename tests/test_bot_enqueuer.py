@@ -18,6 +18,7 @@ from relay.queue import EnqueueNotSent, EnqueueOutcomeUnknown, EnqueueStatus, en
 from relay.redis_conn import connect, text_map
 from tests.fixtures.glider import free_port
 from tests.fixtures.redis import StalledRedis
+from tests.fixtures.worker import eventually
 
 
 def _command(
@@ -161,9 +162,10 @@ class _GatedRedis:
 
 
 async def test_caller_that_gave_up_is_never_written(any_redis: aioredis.Redis) -> None:
-    """A command whose caller timed out while Redis stalled is dropped, not queued later."""
+    """With one batch at a time, a command whose caller timed out while Redis stalled is
+    dropped, not queued later."""
     gated = _GatedRedis(any_redis)
-    enqueuer = GroupEnqueuer(gated)  # type: ignore[arg-type]
+    enqueuer = GroupEnqueuer(gated, max_batches=1)  # type: ignore[arg-type]
     first = asyncio.ensure_future(enqueuer.enqueue(_command("pf_first")))
     await asyncio.wait_for(gated.sent.wait(), 5)
     abandoned = _command("pf_abandoned")
@@ -177,3 +179,17 @@ async def test_caller_that_gave_up_is_never_written(any_redis: aioredis.Redis) -
     assert abandoned.request_id not in queued
     assert queued[-1] == last.request_id
     assert len(queued) == 2
+
+
+async def test_a_stalled_batch_does_not_hold_back_the_next(any_redis: aioredis.Redis) -> None:
+    """One connection that never answers delays nobody else: the next command goes out on
+    its own connection and is queued within the budget."""
+    stalled = StalledRedis(any_redis, lands=False)
+    enqueuer = GroupEnqueuer(stalled, budget=1.0)  # type: ignore[arg-type]
+    stuck = asyncio.ensure_future(enqueuer.enqueue(_command("pf_stuck")))
+    await eventually(lambda: stalled.held)  # the first batch is written, and hangs
+    result = await enqueuer.enqueue(after := _command("pf_after"))
+    assert result.status is EnqueueStatus.QUEUED
+    with pytest.raises(EnqueueOutcomeUnknown):
+        await stuck
+    assert await _stream_ids(any_redis) == [after.request_id]
