@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.exceptions import OutOfMemoryError
 
 from relay import keys
 from relay.abandon import ABANDONED_TTL_S, Settled, Settlement, settle_many
 from relay.commands import Action, QueuedCommand, Requester
 from relay.ids import new_id
 from relay.queue import EnqueueResult, EnqueueStatus, enqueue_many
+from tests.fixtures.chaos import ServerFactory
 
 
 def _command(
@@ -98,3 +100,25 @@ async def test_resent_copy_of_an_accepted_request_adds_nothing(any_redis: aiored
     again = await _enqueue(any_redis, command)
     assert first == again == EnqueueResult(EnqueueStatus.QUEUED, command.request_id)
     assert await any_redis.xlen(keys.COMMANDS) == 1
+
+
+async def test_out_of_memory_neither_queues_nor_abandons(redis_servers: ServerFactory) -> None:
+    """At maxmemory with noeviction both scripts are refused at their first write, so
+    nothing half-happens: a queued request is still found, a lost one stays unsettled
+    (to be retried), and its late copy does not run either."""
+    server = await redis_servers()
+    redis = aioredis.Redis.from_url(server.url)
+    try:
+        landed, lost = _command("pf_landed"), _command("pf_lost")
+        await _enqueue(redis, landed)
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1")
+        found, refused = await settle_many(redis, [landed, lost])
+        assert found == Settled(Settlement.QUEUED, landed.request_id)
+        assert isinstance(refused, OutOfMemoryError)
+        (late,) = await enqueue_many(redis, [lost])
+        assert isinstance(late, OutOfMemoryError)
+        assert await redis.xlen(keys.COMMANDS) == 1
+        assert not await redis.exists(keys.abandoned(lost.request_id))
+    finally:
+        await redis.aclose()

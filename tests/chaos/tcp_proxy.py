@@ -77,9 +77,10 @@ class TcpProxy:
             self._server.close()
         for writer in list(self._writers):
             _reset(writer)
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -89,21 +90,28 @@ class TcpProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
+        me = asyncio.current_task()
+        if me is not None:
+            self._tasks.add(me)  # stop() cancels and waits for this handler too
+        pair: tuple[asyncio.StreamWriter, ...] = (writer,)
+        self._writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            pair = (writer, up_writer)
+            self._writers.add(up_writer)
+            pumps = [
+                self._spawn(self._pump(reader, up_writer, pair)),
+                self._spawn(self._pump(up_reader, writer, pair)),
+            ]
+            await asyncio.gather(*pumps, return_exceptions=True)
         except OSError:
             _reset(writer)
-            return
-        pair = (writer, up_writer)
-        self._writers.update(pair)
-        pumps = [
-            self._spawn(self._pump(reader, up_writer, pair)),
-            self._spawn(self._pump(up_reader, writer, pair)),
-        ]
-        await asyncio.gather(*pumps, return_exceptions=True)
-        for end in pair:
-            self._writers.discard(end)
-            end.close()
+        finally:
+            for end in pair:
+                self._writers.discard(end)
+                end.close()
+            if me is not None:
+                self._tasks.discard(me)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -115,7 +123,7 @@ class TcpProxy:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+        pair: tuple[asyncio.StreamWriter, ...],
     ) -> None:
         """Read chunks and hand them, in order, to a writer that delivers each when due."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
