@@ -15,8 +15,9 @@ import redis.asyncio as aioredis
 
 from bot.background import Background
 from bot.messages import Reply
-from bot.settle import OutcomeChecker
+from bot.settle import OutcomeChecker, settled_reply
 from relay import keys
+from relay.abandon import Settled, Settlement
 from relay.commands import Action, QueuedCommand, Requester
 from relay.ids import new_id
 from relay.queue import _ENQUEUE as ENQUEUE_SCRIPT
@@ -154,3 +155,19 @@ async def test_checker_is_bounded(fake_redis: aioredis.Redis, limit: int) -> Non
     accepted = [checker.check(_command()) for _ in range(limit + 1)]
     assert accepted == [True] * limit + [False]
     await background.drain(0)
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (Settlement.QUEUED, "Queued after all: a rebalance of `pf_settle` as `req_1`."),
+        (Settlement.DUPLICATE, "This command for `pf_settle` is already queued."),
+        (Settlement.ABANDONED, "Not queued: a rebalance of `pf_settle`. Nothing was done."),
+    ],
+)
+def test_each_settlement_tells_its_own_truth(status: Settlement, said: str) -> None:
+    """Queued after all names the request; a duplicate names the earlier one; only the
+    abandoned one says nothing was done."""
+    reply = settled_reply(_command(), Settled(status, "req_1"))
+    assert said in str(reply.payload())
+    assert ("Nothing was done" in str(reply.payload())) is (status is Settlement.ABANDONED)
