@@ -1,8 +1,11 @@
 """What each slash command does, from Slack's payload to the reply that becomes the ack.
 
 Order matters: parse (usage replies need no permission), then authorise, and only
-then touch Redis. The ack is returned after :func:`relay.queue.enqueue` has
-answered, so "queued" is never said of a command that is not in Redis.
+then touch Redis. The ack is returned after Redis has answered, so "queued" is never
+said of a command that is not in Redis, and "nothing was done" only when that is
+certain: the write never left (no connection), or Redis refused it as out of memory
+(the script did not run). A write that got no answer may still run, so its ack says
+"could not confirm; checking" and bot/settle.py tells the requester the truth later.
 """
 
 from __future__ import annotations
@@ -17,26 +20,33 @@ import aiohttp
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from bot import messages
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
 from bot.messages import Reply
 from bot.parse import FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
+from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
 from relay.commands import Action, QueuedCommand, Requester
 from relay.glider.client import GliderClient
 from relay.ids import new_id
 from relay.metrics import COMMANDS
-from relay.queue import EnqueueResult, EnqueueStatus, load_record
+from relay.queue import (
+    EnqueueNotSent,
+    EnqueueOutcomeUnknown,
+    EnqueueResult,
+    EnqueueStatus,
+    load_record,
+)
 from relay.settings import Settings
 from relay.slack_api import SlackApi
 
 log = logging.getLogger(__name__)
 
-# Slack waits 3 s for the ack; a store that has not answered by then never will in time.
-ENQUEUE_BUDGET_S = 2.0
+# In-flight record lookups for the ack; the enqueue's own budget is bot/enqueuer.py's.
+LOOKUP_BUDGET_S = 1.0
 _ACTIONS = {Rebalance: Action.REBALANCE, Pause: Action.PAUSE, Resume: Action.RESUME}
 
 
@@ -102,6 +112,7 @@ class Commands:
     slack: SlackApi
     background: Background
     enqueuer: GroupEnqueuer
+    checker: OutcomeChecker
     status_patience: float = SLOW_GLIDER_S
 
     async def reply(self, payload: dict[str, Any]) -> Reply:
@@ -127,7 +138,7 @@ class Commands:
                 parsed.portfolio_id,
                 redis=self.redis,
                 glider=self.glider,
-                late=partial(self._late, slash.response_url),
+                late=partial(post_late, self.slack, slash.response_url),
                 background=self.background,
                 patience=self.status_patience,
             )
@@ -135,35 +146,38 @@ class Commands:
         count(outcome)
         return reply
 
-    async def _late(self, response_url: str | None, reply: Reply) -> None:
-        """A reply after the ack, through the command's response_url."""
-        if response_url is None:
-            log.warning("late reply dropped: the command had no response_url")
-            return
-        status: int | None = None
-        error: str | None = None
-        try:
-            status = await self.slack.post_response(response_url, reply.payload())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = repr(exc)
-        if status is None or not 200 <= status < 300:
-            log.error("late reply not delivered", extra={"status": status, "error": error})
-
     async def _enqueue(self, command: QueuedCommand) -> tuple[Reply, str]:
-        """The ack and the outcome label (queued, duplicate, inflight or redis_unavailable)."""
+        """The ack and the outcome label (queued, duplicate, inflight, redis_unavailable,
+        store_full or unknown)."""
         context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
         try:
-            async with asyncio.timeout(ENQUEUE_BUDGET_S):
-                result = await self.enqueuer.enqueue(command)
-        except (RedisError, TimeoutError) as exc:
+            result = await self.enqueuer.enqueue(command)
+        except EnqueueNotSent as exc:
             log.error("could not queue command", extra={**context, "error": repr(exc)})
             return messages.not_queued(), "redis_unavailable"
+        except OutOfMemoryError as exc:
+            log.error(
+                "could not queue command: Redis is full", extra={**context, "error": repr(exc)}
+            )
+            return messages.store_full(), "store_full"
+        except (EnqueueOutcomeUnknown, RedisError) as exc:
+            # No answer, or an error reply that does not prove the script did nothing.
+            log.error("command may or may not be queued", extra={**context, "error": repr(exc)})
+            return self._unknown(command), "unknown"
         log.info(
             "command %s",
             result.status.value,
             extra={**context, "action": command.action.value, "existing": result.request_id},
         )
         return await self._answer(command, result), result.status.value
+
+    def _unknown(self, command: QueuedCommand) -> Reply:
+        if self.checker.check(command):
+            return messages.outcome_unknown(
+                command.action, command.portfolio_id, command.request_id
+            )
+        log.error("too many unknown enqueues to check", extra={"request_id": command.request_id})
+        return messages.still_unknown(command.action, command.portfolio_id)
 
     async def _answer(self, command: QueuedCommand, result: EnqueueResult) -> Reply:
         if result.status is EnqueueStatus.QUEUED:
@@ -172,9 +186,28 @@ class Commands:
             )
         if result.status is EnqueueStatus.DUPLICATE:
             return messages.already_queued(command.portfolio_id, result.request_id)
+        if result.status is EnqueueStatus.ABANDONED:  # only a late copy can meet its tombstone
+            return messages.settled_not_queued(command.action, command.portfolio_id)
         try:
-            async with asyncio.timeout(ENQUEUE_BUDGET_S / 2):
+            async with asyncio.timeout(LOOKUP_BUDGET_S):
                 record = await load_record(self.redis, result.request_id)
         except (RedisError, TimeoutError):
             record = None
         return messages.in_flight(command.portfolio_id, result.request_id, record)
+
+
+async def post_late(slack: SlackApi, response_url: str | None, reply: Reply) -> None:
+    """A reply after the ack, through the command's response_url (late status, settled
+    outcomes): every web-side POST to a response_url goes through here, so a check of
+    the host (SLACK_RESPONSE_URL_HOSTS) belongs here too."""
+    if response_url is None:
+        log.warning("late reply dropped: the command had no response_url")
+        return
+    status: int | None = None
+    error: str | None = None
+    try:
+        status = await slack.post_response(response_url, reply.payload())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        error = repr(exc)
+    if status is None or not 200 <= status < 300:
+        log.error("late reply not delivered", extra={"status": status, "error": error})

@@ -123,6 +123,54 @@ def not_queued() -> Reply:
     return _reply(section(text), context("Please try again in a minute."), text=text)
 
 
+def store_full() -> Reply:
+    """Redis refused the write as out of memory: an OOM reply means the script did not run."""
+    text = ":x: Could not queue your command: the relay's store is full. Nothing was done."
+    return _reply(
+        section(text),
+        context(
+            "Its operator needs to free memory in Redis (or raise `maxmemory`); try again then."
+        ),
+        text=text,
+    )
+
+
+def outcome_unknown(action: Action, portfolio_id: str, request_id: str) -> Reply:
+    """The write got no answer in time: it may or may not be queued, and we are finding out."""
+    text = (
+        f":hourglass_flowing_sand: Could not confirm that {_WHAT[action]} {_code(portfolio_id)} "
+        f"was queued as {_code(request_id)}; checking. The answer follows here."
+    )
+    return _reply(
+        section(text),
+        context("Please wait for the answer before sending the command again."),
+        text=text,
+    )
+
+
+def queued_after_all(action: Action, portfolio_id: str, request_id: str) -> Reply:
+    """Settled: the write had landed; the outcome follows as for any queued command."""
+    what = f"{_WHAT[action]} {_code(portfolio_id)}"
+    text = f":inbox_tray: Queued after all: {what} as {_code(request_id)}."
+    return _reply(section(text), context("The outcome will be posted here."), text=text)
+
+
+def settled_not_queued(action: Action, portfolio_id: str) -> Reply:
+    """Settled: the write never ran, and a tombstone makes sure it never will."""
+    text = f":x: Not queued: {_WHAT[action]} {_code(portfolio_id)}. Nothing was done."
+    return _reply(section(text), context("You can send the command again."), text=text)
+
+
+def still_unknown(action: Action, portfolio_id: str) -> Reply:
+    """The store never answered while we checked: we still do not know, and say so."""
+    text = (
+        f":warning: Still could not confirm whether {_WHAT[action]} {_code(portfolio_id)} was "
+        "queued: the relay's store did not answer."
+    )
+    hint = f"Check {_code('/rebalance status ' + portfolio_id)} before sending it again."
+    return _reply(section(text), context(hint), text=text)
+
+
 def looking_up(portfolio_id: str) -> Reply:
     """Glider is slow: the ack says the status follows."""
     text = f":mag: Looking up {_code(portfolio_id)} on Glider; the status follows here."

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -27,8 +28,9 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
 from bot.bolt_request import bolt_request
-from bot.enqueuer import GroupEnqueuer
-from bot.handlers import Commands
+from bot.enqueuer import ENQUEUE_BUDGET_S, GroupEnqueuer
+from bot.handlers import Commands, post_late
+from bot.settle import OutcomeChecker
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
@@ -108,10 +110,12 @@ def create_web_app(
     glider: GliderClient | None = None,
     *,
     status_patience: float = SLOW_GLIDER_S,
+    enqueue_budget: float = ENQUEUE_BUDGET_S,
 ) -> web.Application:
     """The web process's application; ``glider`` (if any) serves ``/rebalance status``.
 
-    A status lookup slower than ``status_patience`` seconds is answered late.
+    A status lookup slower than ``status_patience`` seconds is answered late; a command
+    Redis has not answered within ``enqueue_budget`` seconds is acked as unknown.
     """
     require_signing_secret(settings)
     background = Background()
@@ -122,7 +126,8 @@ def create_web_app(
         glider=glider,
         slack=slack,
         background=background,
-        enqueuer=GroupEnqueuer(redis),
+        enqueuer=GroupEnqueuer(redis, budget=enqueue_budget),
+        checker=OutcomeChecker(redis, partial(post_late, slack), background),
         status_patience=status_patience,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES)

@@ -14,6 +14,8 @@ COMMANDS = f"{PREFIX}:commands"  # stream of accepted commands
 COMMANDS_GROUP = "executors"
 COMMANDS_DEAD = f"{PREFIX}:commands:dead"  # stream of commands delivered too often
 TRIGGER_SEEN = f"{PREFIX}:trigger:"  # + trigger_id -> request id (idempotent enqueue)
+# + request id -> "1": the web declared this request not queued; a late enqueue does nothing
+ABANDONED = f"{PREFIX}:abandoned:"
 
 # Tracked requests and their Glider operations
 REQUEST = f"{PREFIX}:req:"  # + request id -> hash (the request record)
@@ -56,6 +58,10 @@ ONCALL_OPEN = f"{PREFIX}:oncall:open:"  # + dedup key -> "1" while an alert is o
 
 def trigger_seen(trigger_id: str) -> str:
     return TRIGGER_SEEN + trigger_id
+
+
+def abandoned(request_id: str) -> str:
+    return ABANDONED + request_id
 
 
 def request(request_id: str) -> str:

@@ -29,6 +29,12 @@ COMMANDS = Counter(
     "Slack commands by outcome at intake (accepted, or refused with a reason).",
     ["command", "outcome"],
 )
+UNKNOWN_ACKS = Counter(
+    "glider_relay_unknown_acks_settled_total",
+    "Commands acked as 'could not confirm it was queued', by what settling found "
+    "(queued, duplicate, abandoned, still_unknown).",
+    ["result"],
+)
 GLIDER_REQUESTS = Counter(
     "glider_relay_glider_requests_total",
     "Requests to the Glider API by route template and HTTP status (or error kind).",

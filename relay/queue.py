@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from enum import StrEnum
@@ -19,7 +19,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay import keys
 from relay.commands import Action, QueuedCommand
@@ -35,9 +37,15 @@ INFLIGHT_TTL_S = 7 * 3600
 # Event.body()'s JSON form; one encoder, as json.dumps(separators=...) builds one per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
+# KEYS[8] is the request's abandoned tombstone (relay/abandon.py): once the web has told the
+# requester "not queued", a copy of this script arriving late must do nothing. KEYS[3] is the
+# request's own record: the client resends a pipeline after a dropped connection, and a
+# second copy of an accepted request must not add a second stream entry.
 _ENQUEUE = """
 local trigger_id, request_id, command = ARGV[1], ARGV[2], ARGV[3]
 local check_inflight, inflight_ttl, trigger_ttl = ARGV[4], ARGV[5], ARGV[6]
+if redis.call('EXISTS', KEYS[8]) == 1 then return {'abandoned', request_id} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'queued', request_id} end
 if trigger_id ~= '' then
   local prev = redis.call('GET', KEYS[2])
   if prev then return {'duplicate', prev} end
@@ -70,6 +78,18 @@ class EnqueueStatus(StrEnum):
     QUEUED = "queued"  # a new entry is on the stream
     DUPLICATE = "duplicate"  # this trigger id was queued before: nothing new
     INFLIGHT = "inflight"  # a rebalance of this portfolio is still running: nothing new
+    ABANDONED = "abandoned"  # the web declared this request not queued first: nothing new
+
+
+class EnqueueNotSent(RedisConnectionError):
+    """No connection to Redis could be made: the command never left this process."""
+
+
+class EnqueueOutcomeUnknown(RedisError):
+    """The command may have reached Redis, but no answer came: it may or may not be queued."""
+
+
+_Call = tuple[list[str], list[str | int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +117,9 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> bool:
 async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResult:
     """Accept ``command`` durably; idempotent on its ``trigger_id``.
 
-    Raises ``redis.exceptions.RedisError`` when Redis cannot be reached: then
-    nothing was queued.
+    Raises ``redis.exceptions.RedisError`` when Redis fails; after a dropped connection
+    the command may or may not be queued (the web's ack path uses
+    :func:`enqueue_when_connected`, which tells the two apart).
     """
     script_keys, script_args = _script_call(command)
     result = await redis.register_script(_ENQUEUE)(keys=script_keys, args=script_args)
@@ -108,25 +129,83 @@ async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResul
 async def enqueue_many(
     redis: aioredis.Redis, commands: Sequence[QueuedCommand]
 ) -> list[EnqueueResult | RedisError]:
-    """Accept several commands in one round trip (a pipeline); each is still atomic alone.
+    """Accept several commands in one round trip; see :func:`enqueue_when_connected`."""
+    return await enqueue_when_connected(redis, lambda: commands)
 
-    They run in order, so a later command sees an earlier one's trigger-id and
-    in-flight markers. A command whose script failed gets its error in its slot;
-    a connection failure raises for all (then nothing of this call was queued).
+
+async def enqueue_when_connected(
+    redis: aioredis.Redis, take: Callable[[], Sequence[QueuedCommand]]
+) -> list[EnqueueResult | RedisError]:
+    """Connect, then accept the commands ``take()`` names at that moment, in one pipeline.
+
+    Each command is atomic alone, and they run in order, so a later one sees an earlier
+    one's trigger-id and in-flight markers. Raises :class:`EnqueueNotSent` when no
+    connection could be made: then nothing was written, and ``take`` was not called. Once
+    ``take`` has been called every failure is in the commands' slots: a reply error from
+    Redis (an ``OutOfMemoryError`` means that script did not run), or
+    :class:`EnqueueOutcomeUnknown` when the connection failed after the write may have left.
     """
-    calls = [_script_call(command) for command in commands]
-    results: list[Any] = await _evalsha_all(redis, _ENQUEUE_SHA, calls)
-    if any(isinstance(r, NoScriptError) for r in results):
-        # Not executed at all; load the script (a restarted Redis) and send them again.
+    if isinstance(redis, RedisCluster):
+        # Connections are made per node inside each call, so a failure is never provably
+        # before the write: every one is an unknown outcome.
+        commands = take()
+        calls = [_script_call(command) for command in commands]
+        raw = [await _evalsha_one(redis, _ENQUEUE_SHA, call) for call in calls]
+    else:
+        pipe = redis.pipeline(transaction=False)
+        try:
+            pipe.connection = await redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise EnqueueNotSent(f"could not connect to Redis: {exc}") from exc
+        commands = take()  # the callers still waiting, decided right before the write
+        calls = [_script_call(command) for command in commands]
+        raw = await _pipeline_results(pipe, calls)
+    results = [_slot(r) for r in raw]
+    return await _reload_and_resend(redis, commands, results)
+
+
+async def _pipeline_results(pipe: Any, calls: list[_Call]) -> list[Any]:
+    """EVALSHA each call on ``pipe`` (already holding its connection); errors in the slots."""
+    if not calls:
+        await pipe.reset()  # releases the connection
+        return []
+    for script_keys, script_args in calls:
+        pipe.evalsha(_ENQUEUE_SHA, len(script_keys), *script_keys, *script_args)
+    try:
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        return [EnqueueOutcomeUnknown(f"no answer from Redis: {exc}")] * len(calls)
+    return results
+
+
+def _slot(raw: Any) -> EnqueueResult | RedisError:
+    if isinstance(raw, RedisConnectionError | RedisTimeoutError):
+        return EnqueueOutcomeUnknown(f"no answer from Redis: {raw}")
+    return raw if isinstance(raw, RedisError) else _result(raw)
+
+
+async def _reload_and_resend(
+    redis: aioredis.Redis,
+    commands: Sequence[QueuedCommand],
+    results: list[EnqueueResult | RedisError],
+) -> list[EnqueueResult | RedisError]:
+    """Send again the commands that got NOSCRIPT (not executed at all: a restarted Redis)."""
+    missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if not missing:
+        return results
+    again: list[EnqueueResult | RedisError]
+    try:
         await redis.script_load(_ENQUEUE)
-        results = await _evalsha_all(redis, _ENQUEUE_SHA, calls)
-    return [r if isinstance(r, RedisError) else _result(r) for r in results]
+        again = await enqueue_when_connected(redis, lambda: [commands[i] for i in missing])
+    except RedisError as exc:  # loading failed: those commands still never ran
+        again = [EnqueueNotSent(f"could not load the enqueue script: {exc}")] * len(missing)
+    for index, result in zip(missing, again, strict=True):
+        results[index] = result
+    return results
 
 
-_Call = tuple[list[str], list[str | int]]
-
-
-async def _evalsha_all(redis: aioredis.Redis, sha: str, calls: list[_Call]) -> list[Any]:
+async def evalsha_all(redis: aioredis.Redis, sha: str, calls: list[_Call]) -> list[Any]:
+    """EVALSHA each call in one round trip (one after another on Cluster); errors in slots."""
     if isinstance(redis, RedisCluster):
         # redis-py refuses scripts in a cluster pipeline. Every key is in one slot, so
         # one call after another on that node keeps the order (each still atomic).
@@ -159,6 +238,7 @@ def _script_call(command: QueuedCommand) -> _Call:
         keys.portfolio_latest(command.portfolio_id),
         keys.portfolio_inflight(command.portfolio_id),
         keys.EVENTS,
+        keys.abandoned(command.request_id),
     ]
     script_args: list[str | int] = [
         command.trigger_id or "",

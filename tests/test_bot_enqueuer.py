@@ -13,9 +13,12 @@ from bot.enqueuer import GroupEnqueuer
 from relay import keys
 from relay.commands import Action, QueuedCommand, Requester
 from relay.ids import new_id
-from relay.queue import EnqueueStatus, enqueue_many
+from relay.queue import _ENQUEUE as ENQUEUE_SCRIPT
+from relay.queue import EnqueueNotSent, EnqueueOutcomeUnknown, EnqueueStatus, enqueue_many
 from relay.redis_conn import connect, text_map
 from tests.fixtures.glider import free_port
+from tests.fixtures.redis import StalledRedis
+from tests.fixtures.worker import eventually
 
 
 def _command(
@@ -78,6 +81,51 @@ async def test_redis_down_fails_every_caller() -> None:
     finally:
         await down.aclose()
     assert all(isinstance(o, RedisConnectionError) for o in outcomes)
+    assert all(isinstance(o, EnqueueNotSent) for o in outcomes)  # provably nothing was done
+
+
+async def test_write_without_an_answer_is_unknown(any_redis: aioredis.Redis) -> None:
+    """Redis ran the write but its answer did not come within the budget: the caller is
+    told the outcome is unknown, never that nothing was done."""
+    await any_redis.script_load(ENQUEUE_SCRIPT)
+    enqueuer = GroupEnqueuer(StalledRedis(any_redis, lands=True), budget=0.2)  # type: ignore[arg-type]
+    command = _command("pf_ghost")
+    with pytest.raises(EnqueueOutcomeUnknown):
+        await enqueuer.enqueue(command)
+    assert await _stream_ids(any_redis) == [command.request_id]
+
+
+class _SlowConnect:
+    """A client whose connections take until ``gate`` is set to be made."""
+
+    def __init__(self, inner: aioredis.Redis) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.connection_pool = self
+        self.connected = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def get_connection(self) -> Any:
+        await self.gate.wait()
+        connection = await self.inner.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        self.connected.set()
+        return connection
+
+
+async def test_caller_that_gave_up_while_connecting_is_never_written(
+    any_redis: aioredis.Redis,
+) -> None:
+    """Still connecting when the budget ran out: "not sent" is the truth, because the
+    batch drops callers that gave up before it writes."""
+    slow = _SlowConnect(any_redis)
+    enqueuer = GroupEnqueuer(slow, budget=0.2)  # type: ignore[arg-type]
+    with pytest.raises(EnqueueNotSent):
+        await enqueuer.enqueue(_command("pf_never"))
+    slow.gate.set()
+    await enqueuer.enqueue(last := _command("pf_last"))
+    assert await _stream_ids(any_redis) == [last.request_id]
 
 
 async def test_enqueue_many_reloads_a_flushed_script(real_redis: aioredis.Redis) -> None:
@@ -114,9 +162,10 @@ class _GatedRedis:
 
 
 async def test_caller_that_gave_up_is_never_written(any_redis: aioredis.Redis) -> None:
-    """A command whose caller timed out while Redis stalled is dropped, not queued later."""
+    """With one batch at a time, a command whose caller timed out while Redis stalled is
+    dropped, not queued later."""
     gated = _GatedRedis(any_redis)
-    enqueuer = GroupEnqueuer(gated)  # type: ignore[arg-type]
+    enqueuer = GroupEnqueuer(gated, max_batches=1)  # type: ignore[arg-type]
     first = asyncio.ensure_future(enqueuer.enqueue(_command("pf_first")))
     await asyncio.wait_for(gated.sent.wait(), 5)
     abandoned = _command("pf_abandoned")
@@ -130,3 +179,17 @@ async def test_caller_that_gave_up_is_never_written(any_redis: aioredis.Redis) -
     assert abandoned.request_id not in queued
     assert queued[-1] == last.request_id
     assert len(queued) == 2
+
+
+async def test_a_stalled_batch_does_not_hold_back_the_next(any_redis: aioredis.Redis) -> None:
+    """One connection that never answers delays nobody else: the next command goes out on
+    its own connection and is queued within the budget."""
+    stalled = StalledRedis(any_redis, lands=False)
+    enqueuer = GroupEnqueuer(stalled, budget=1.0)  # type: ignore[arg-type]
+    stuck = asyncio.ensure_future(enqueuer.enqueue(_command("pf_stuck")))
+    await eventually(lambda: stalled.held)  # the first batch is written, and hangs
+    result = await enqueuer.enqueue(after := _command("pf_after"))
+    assert result.status is EnqueueStatus.QUEUED
+    with pytest.raises(EnqueueOutcomeUnknown):
+        await stuck
+    assert await _stream_ids(any_redis) == [after.request_id]

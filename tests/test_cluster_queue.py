@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from relay import keys
+from relay.abandon import Settled, Settlement, settle_many
 from relay.commands import Action, QueuedCommand, Requester
 from relay.ids import new_id
 from relay.queue import EnqueueResult, EnqueueStatus, enqueue_many
@@ -58,3 +59,18 @@ async def test_a_burst_reloads_the_script_on_a_fresh_cluster(
         EnqueueStatus.QUEUED,
     ]
     assert len(await stream_entries(cluster_redis, keys.COMMANDS)) == 3
+
+
+async def test_settling_on_a_cluster(cluster_redis: aioredis.Redis) -> None:
+    """Settle and the tombstone check run on a cluster too: an abandoned request's late
+    copy does nothing, a queued one is found."""
+    landed, lost = _command("t-landed", "pf_a"), _command("t-lost", "pf_b")
+    await enqueue_many(cluster_redis, [landed])
+    found = await settle_many(cluster_redis, [landed, lost])
+    assert found == [
+        Settled(Settlement.QUEUED, landed.request_id),
+        Settled(Settlement.ABANDONED, lost.request_id),
+    ]
+    (late,) = await enqueue_many(cluster_redis, [lost])
+    assert late == EnqueueResult(EnqueueStatus.ABANDONED, lost.request_id)
+    assert len(await stream_entries(cluster_redis, keys.COMMANDS)) == 1

@@ -2,7 +2,8 @@
 
 A command Slack was told is queued (the ack names its ``req_`` id) must never be
 lost; a command whose ack said the store is unreachable was, by its own words,
-not done. Anything else (an HTTP error, a timeout) is kept apart as ``unclear``.
+not done; one whose ack said "could not confirm" is settled later through its
+response_url. Anything else (an HTTP error, a timeout) is kept apart as ``unclear``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from tests.fixtures.slack import FakeSlack, signed_command
 
 QUEUED = re.compile(r"^Queued .* as `(req_[0-9A-Z]{26})`\.$")
 NOT_QUEUED = "Could not queue your command"
+# The write got no answer: queued or not, the truth follows through response_url.
+UNKNOWN = re.compile(r"Could not confirm that .* was queued as `(req_[0-9A-Z]{26})`; checking")
 
 
 @dataclass
@@ -25,11 +28,12 @@ class Acks:
 
     queued: dict[str, str] = field(default_factory=dict)  # portfolio -> request id
     refused: list[str] = field(default_factory=list)  # "could not queue" (store down)
+    unknown: dict[str, str] = field(default_factory=dict)  # "could not confirm; checking"
     unclear: list[str] = field(default_factory=list)  # any other answer, or none within 3 s
 
     @property
     def sent(self) -> int:
-        return len(self.queued) + len(self.refused) + len(self.unclear)
+        return len(self.queued) + len(self.refused) + len(self.unknown) + len(self.unclear)
 
 
 async def send_slash(
@@ -53,9 +57,11 @@ async def send_slash(
             text = str((await response.json())["text"]) if response.status == 200 else ""
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
         text = ""
-    matched = QUEUED.match(text)
+    matched, unknown = QUEUED.match(text), UNKNOWN.search(text)
     if matched:
         acks.queued[portfolio_id] = matched.group(1)
+    elif unknown:
+        acks.unknown[portfolio_id] = unknown.group(1)
     elif NOT_QUEUED in text:
         acks.refused.append(portfolio_id)
     else:
