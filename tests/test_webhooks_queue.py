@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
 
@@ -104,14 +105,15 @@ async def test_rotation_signs_with_both_secrets(
     Webhook(rotated.secret or "").verify(request.body, request.headers)
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "::127.0.0.1", "::ffff:127.0.0.1"])
 async def test_name_now_resolving_to_private_address_is_refused_at_send(
-    any_redis: aioredis.Redis, receiver: Receiver
+    any_redis: aioredis.Redis, receiver: Receiver, address: str
 ) -> None:
-    """DNS rebinding: a saved name that now resolves to loopback is refused when connecting."""
+    """DNS rebinding: a saved name that now resolves to loopback (v4 or in v6) is refused."""
     port = receiver.base_url.rsplit(":", 1)[1]
     url = f"https://hooks.partner.test:{port}/x"
     sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
-    resolver = StaticResolver({"hooks.partner.test": ["127.0.0.1"]})
+    resolver = StaticResolver({"hooks.partner.test": [address]})
     async with dispatching(any_redis, allow_private=False, resolver=resolver):
         await publish(any_redis, event())
         [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
@@ -122,13 +124,14 @@ async def test_name_now_resolving_to_private_address_is_refused_at_send(
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize(
+    "url", ["https://169.254.169.254/latest", "https://[::169.254.169.254]/latest"]
+)
 async def test_private_literal_url_is_refused_at_send(
-    any_redis: aioredis.Redis, receiver: Receiver
+    any_redis: aioredis.Redis, receiver: Receiver, url: str
 ) -> None:
-    """A stored URL on a private literal address is never connected to."""
-    sub = await SubscriptionStore(any_redis).create(
-        SubscriptionCreate(url="https://169.254.169.254/latest", events=["*"])
-    )
+    """A stored URL on a private literal address (v4, or embedded in v6) is never used."""
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
     async with dispatching(any_redis, allow_private=False):
         await publish(any_redis, event())
         [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
