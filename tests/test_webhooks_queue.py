@@ -15,7 +15,8 @@ from relay.webhooks.claims import Report, step
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import DeliveryStatus
-from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from relay.webhooks.secrets import MAX_PREVIOUS
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
 from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
 from tests.fixtures.webhooks import Receiver, StaticResolver, hang
 
@@ -103,6 +104,38 @@ async def test_rotation_signs_with_both_secrets(
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     Webhook(sub.secret or "").verify(request.body, request.headers)
     Webhook(rotated.secret or "").verify(request.body, request.headers)
+
+
+async def test_two_rotations_in_a_day_keep_the_original_signing(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """A receiver still on the original secret verifies after two rotations within a day."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url=receiver.url("/r"), events=["*"]))
+    middle = await subs.rotate_secret(sub.id)
+    newest = await subs.rotate_secret(sub.id)
+    assert middle is not None
+    assert newest is not None
+    async with dispatching(any_redis):
+        await publish(any_redis, event())
+        [request] = await receiver.wait_for("/r")
+    assert len(request.headers["webhook-signature"].split(" ")) == 3
+    for secret in (sub.secret, middle.secret, newest.secret):
+        Webhook(secret or "").verify(request.body, request.headers)
+
+
+async def test_rotation_beyond_the_bound_is_refused_and_keeps_every_secret(
+    any_redis: aioredis.Redis,
+) -> None:
+    """Past MAX_PREVIOUS secrets in grace, a rotation is refused and nothing changes."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url="https://hooks.partner.test/", events=["*"]))
+    for _ in range(MAX_PREVIOUS):
+        assert await subs.rotate_secret(sub.id) is not None
+    before = await any_redis.hgetall(keys.subscription(sub.id))
+    with pytest.raises(TooManySecrets):
+        await subs.rotate_secret(sub.id)
+    assert await any_redis.hgetall(keys.subscription(sub.id)) == before
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::127.0.0.1", "::ffff:127.0.0.1"])
