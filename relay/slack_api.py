@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from relay.backoff import backoff_delay, parse_retry_after, retry_wait
 from relay.settings import Settings
+from relay.timeouts import exact_timeout
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class SlackApi:
         max_wait_s: float = 60.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
+        self._session = aiohttp.ClientSession(timeout=exact_timeout(total=TIMEOUT_S))
         self._max_retries = max_retries
         self._max_wait_s = max_wait_s
         self._sleep = sleep

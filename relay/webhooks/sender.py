@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from relay.backoff import parse_retry_after
 from relay.slack_api import SlackApi
+from relay.timeouts import exact_timeout
 from relay.webhooks.claims import Claimed, Target
 from relay.webhooks.models import Attempt, TargetKind, epoch_ms
 from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult
@@ -83,7 +84,7 @@ class Sender:
         self.session = session
         self.allow_private = allow_private
         self.oncall = oncall or OnCallConfig()
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout = exact_timeout(total=timeout_s)
         self.body_limit = body_limit
 
     async def close(self) -> None:
