@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlencode
 
@@ -53,3 +54,54 @@ async def test_signed_bodies_bolt_cannot_parse_are_400(
     response = await web.client.post("/slack/events", data=body, headers=headers)
     assert response.status == 400
     assert await web.queued() == []
+
+
+def _form(payload: object) -> str:
+    return urlencode({"payload": json.dumps(payload)})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "payload=1",
+        "payload=null",
+        _form([1, 2]),
+        _form("text"),
+        _form({"type": "block_actions", "actions": []}),
+        _form({"type": "block_actions"}),
+        _form({"type": "block_actions", "actions": [1]}),
+        _form({"type": "block_actions", "team": [], "user": 3, "actions": [{}]}),
+        _form({"actions": [{"action_id": "a"}]}),
+        json.dumps({"type": "block_actions", "actions": []}),
+        json.dumps({"team": [], "user": 1}),
+        json.dumps({"type": "x", "command": "/rebalance", "text": 3, "user_id": []}),
+    ],
+    ids=[
+        "payload-1",
+        "payload-null",
+        "payload-list",
+        "payload-string",
+        "no-actions",
+        "actions-missing",
+        "action-not-object",
+        "team-not-object",
+        "no-type",
+        "json-no-actions",
+        "json-no-type",
+        "json-command-fields-not-text",
+    ],
+)
+async def test_signed_odd_payloads_are_answered_not_500(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, body: str
+) -> None:
+    """Signed payloads of the wrong shape get a 400 (never a 500) and change nothing."""
+    web = await web_factory(fake_redis)
+    now = int(time.time())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(now),
+        "X-Slack-Signature": slack_signature(body, now),
+    }
+    response = await web.client.post("/slack/events", data=body, headers=headers)
+    assert response.status == 400
+    assert await fake_redis.dbsize() == 0
