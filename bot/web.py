@@ -33,6 +33,7 @@ from bot.handlers import Commands
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
+from relay.admin.common import json_errors
 from relay.glider.client import GliderClient
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
@@ -121,7 +122,7 @@ def create_web_app(
         enqueuer=GroupEnqueuer(redis),
         status_patience=status_patience,
     )
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[BOLT] = create_bolt_app(settings, commands)
     app[BACKGROUND] = background
     app[REDIS] = redis
