@@ -30,6 +30,7 @@ from relay.glider.client import GliderClient
 from relay.ids import new_id
 from relay.metrics import COMMANDS
 from relay.queue import EnqueueResult, EnqueueStatus, load_record
+from relay.response_urls import DisallowedResponseUrl
 from relay.settings import Settings
 from relay.slack_api import SlackApi
 
@@ -144,7 +145,7 @@ class Commands:
         error: str | None = None
         try:
             status = await self.slack.post_response(response_url, reply.payload())
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, DisallowedResponseUrl) as exc:
             error = repr(exc)
         if status is None or not 200 <= status < 300:
             log.error("late reply not delivered", extra={"status": status, "error": error})

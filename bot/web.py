@@ -95,7 +95,11 @@ def _slack_api(settings: Settings) -> SlackApi:
     # Late replies only: a user is waiting, so few retries and short waits.
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return SlackApi(
-        base_url=str(settings.slack_api_url), token=token, max_retries=2, max_wait_s=5.0
+        base_url=str(settings.slack_api_url),
+        token=token,
+        max_retries=2,
+        max_wait_s=5.0,
+        response_url_hosts=settings.response_url_hosts,
     )
 
 
