@@ -30,6 +30,7 @@ from bot.background import Background
 from bot.bolt_request import bolt_request
 from bot.enqueuer import GroupEnqueuer
 from bot.handlers import Commands
+from bot.server_limits import GuardedRunner, body_in_time
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
@@ -126,7 +127,7 @@ def create_web_app(
         enqueuer=GroupEnqueuer(redis),
         status_patience=status_patience,
     )
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, body_in_time])
     app[BOLT] = create_bolt_app(settings, commands)
     app[BACKGROUND] = background
     app[REDIS] = redis
@@ -181,7 +182,7 @@ async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     redis = connect(settings.redis_url)
     glider = _glider(settings, redis)
     app = create_web_app(settings, redis, glider)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = GuardedRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, settings.port).start()
