@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.fixtures.slack import slack_signature
+from tests.fixtures.slack import signed_headers
 from tests.fixtures.web import WebFactory
 
 
@@ -45,13 +44,7 @@ async def test_signed_bodies_bolt_cannot_parse_are_400(
 ) -> None:
     """A signed body Bolt cannot parse (bad payload JSON, JSON too deep) is a 400, not a 500."""
     web = await web_factory(fake_redis)
-    now = int(time.time())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(now),
-        "X-Slack-Signature": slack_signature(body, now),
-    }
-    response = await web.client.post("/slack/events", data=body, headers=headers)
+    response = await web.client.post("/slack/events", data=body, headers=signed_headers(body))
     assert response.status == 400
     assert await web.queued() == []
 
@@ -96,12 +89,6 @@ async def test_signed_odd_payloads_are_answered_not_500(
 ) -> None:
     """Signed payloads of the wrong shape get a 400 (never a 500) and change nothing."""
     web = await web_factory(fake_redis)
-    now = int(time.time())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(now),
-        "X-Slack-Signature": slack_signature(body, now),
-    }
-    response = await web.client.post("/slack/events", data=body, headers=headers)
+    response = await web.client.post("/slack/events", data=body, headers=signed_headers(body))
     assert response.status == 400
     assert await fake_redis.dbsize() == 0

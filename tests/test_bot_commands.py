@@ -14,7 +14,7 @@ from relay.records import RequestState
 from relay.redis_conn import connect
 from relay.slackfmt import escape
 from tests.fixtures.glider import free_port
-from tests.fixtures.slack import SignedRequest, slack_signature
+from tests.fixtures.slack import SignedRequest, signed_headers
 from tests.fixtures.web import WebFactory, WebHarness
 
 PF = "pf_01JWZG3KH9P4N5QXJVNK7M3WTV"
@@ -81,12 +81,7 @@ def _without_trigger_id(web: WebHarness, text: str, timestamp: int) -> SignedReq
     """A signed /pause as a client that sends no trigger_id would: same body, same signature."""
     form = {k: v for k, v in web.sign("/pause", text).form.items() if k != "trigger_id"}
     body = urlencode(form)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(timestamp),
-        "X-Slack-Signature": slack_signature(body, timestamp),
-    }
-    return SignedRequest(body=body, headers=headers, form=form)
+    return SignedRequest(body=body, headers=signed_headers(body, timestamp), form=form)
 
 
 async def test_replayed_command_without_trigger_id_queues_once(

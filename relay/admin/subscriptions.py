@@ -154,9 +154,9 @@ ROUTES = (
         "POST",
         "/subscriptions/{id}/rotate-secret",
         rotate_secret,
-        "A new signing secret; the old one still signs for 24 h",
+        "A new signing secret; every earlier one still signs for 24 h after its replacement",
         200,
         response=SubscriptionWithSecret,
-        errors=(404,),
+        errors=(404, 409),
     ),
 )
