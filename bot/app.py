@@ -9,15 +9,17 @@ ack never waits on, or fails with, Slack's Web API.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
 from bot.parse import COMMANDS
+from bot.signature import replay_key
 from relay.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,19 @@ def require_signing_secret(settings: Settings) -> None:
         raise ConfigError("SLACK_SIGNING_SECRET is required for the Slack HTTP endpoint")
 
 
+def with_dedupe_id(command: dict[str, Any], headers: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """``command`` with a ``trigger_id`` to deduplicate on: Slack's, else the signature's.
+
+    The enqueue is idempotent on ``trigger_id``; a signed command without one, replayed
+    inside the 5-minute window, would queue again. Socket Mode has no signature (and
+    Slack redelivers there by envelope), so it keeps what it has.
+    """
+    if command.get("trigger_id"):
+        return command
+    key = replay_key(next(iter(headers.get("x-slack-signature", ())), None))
+    return command if key is None else {**command, "trigger_id": key}
+
+
 def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     """The Bolt ``AsyncApp`` with /rebalance, /pause and /resume bound to ``commands``."""
     require_signing_secret(settings)
@@ -62,8 +77,8 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         attaching_conversation_kwargs_enabled=False,
     )
 
-    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        reply = await commands.reply(command)
+    async def on_command(ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
+        reply = await commands.reply(with_dedupe_id(command, request.headers))
         await ack(reply.payload())
 
     for name in COMMANDS:

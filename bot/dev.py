@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -65,6 +66,10 @@ class DevStack:
         await self.redis.aclose()
 
 
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or "127.0.0.1"
+
+
 def dev_settings(env: Settings, *, sim_url: str, slack: LocalSlack, port: int) -> Settings:
     """The environment's settings with Glider, Slack and secrets pointed at local stand-ins."""
     return env.model_copy(
@@ -75,6 +80,8 @@ def dev_settings(env: Settings, *, sim_url: str, slack: LocalSlack, port: int) -
             "slack_bot_token": SecretStr("xoxb-local-dev"),
             "slack_app_token": None,
             "slack_api_url": AnyHttpUrl(slack.api_url),
+            # the stand-in serves the response_urls too, on loopback
+            "slack_response_url_hosts": f"{env.slack_response_url_hosts},{_host(slack.api_url)}",
             "bot_allowed_users": env.bot_allowed_users or "*",
             "oncall_slack_channel": env.oncall_slack_channel or LOCAL_ONCALL_CHANNEL,
             "relay_admin_token": env.relay_admin_token or SecretStr(secrets.token_urlsafe(18)),

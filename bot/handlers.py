@@ -40,6 +40,7 @@ from relay.queue import (
     EnqueueStatus,
     load_record,
 )
+from relay.response_urls import DisallowedResponseUrl
 from relay.settings import Settings
 from relay.slack_api import SlackApi
 
@@ -198,8 +199,8 @@ class Commands:
 
 async def post_late(slack: SlackApi, response_url: str | None, reply: Reply) -> None:
     """A reply after the ack, through the command's response_url (late status, settled
-    outcomes): every web-side POST to a response_url goes through here, so a check of
-    the host (SLACK_RESPONSE_URL_HOSTS) belongs here too."""
+    outcomes): every web-side POST to a response_url goes through here; the Slack
+    client refuses a host outside SLACK_RESPONSE_URL_HOSTS."""
     if response_url is None:
         log.warning("late reply dropped: the command had no response_url")
         return
@@ -207,7 +208,7 @@ async def post_late(slack: SlackApi, response_url: str | None, reply: Reply) -> 
     error: str | None = None
     try:
         status = await slack.post_response(response_url, reply.payload())
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError, DisallowedResponseUrl) as exc:
         error = repr(exc)
     if status is None or not 200 <= status < 300:
         log.error("late reply not delivered", extra={"status": status, "error": error})

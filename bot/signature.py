@@ -31,6 +31,18 @@ def is_slack_signed(
     return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
 
 
+def replay_key(signature: str | None) -> str | None:
+    """A dedupe id for a signed request that has no ``trigger_id``, or None when unsigned.
+
+    The v0 signature is an HMAC of timestamp and body, so a replay inside the window
+    carries the same one and any other request a different one. Digested, so the
+    stored id is short and never the header itself.
+    """
+    if not signature:
+        return None
+    return "sig." + hashlib.sha256(signature.encode("utf-8", "replace")).hexdigest()[:32]
+
+
 def is_ssl_check(body: bytes) -> bool:
     """Slack's unsigned ``ssl_check=1`` probe of a command URL (Bolt answers it, 200)."""
     form = parse_qs(body.decode("utf-8", "replace"))

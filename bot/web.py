@@ -30,10 +30,12 @@ from bot.background import Background
 from bot.bolt_request import bolt_request
 from bot.enqueuer import ENQUEUE_BUDGET_S, GroupEnqueuer
 from bot.handlers import Commands, post_late
+from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
 from relay.admin.app import create_admin_app
+from relay.admin.common import json_errors
 from relay.glider.client import GliderClient
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
@@ -100,7 +102,11 @@ def _slack_api(settings: Settings) -> SlackApi:
     # Late replies only: a user is waiting, so few retries and short waits.
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return SlackApi(
-        base_url=str(settings.slack_api_url), token=token, max_retries=2, max_wait_s=5.0
+        base_url=str(settings.slack_api_url),
+        token=token,
+        max_retries=2,
+        max_wait_s=5.0,
+        response_url_hosts=settings.response_url_hosts,
     )
 
 
@@ -130,7 +136,7 @@ def create_web_app(
         checker=OutcomeChecker(redis, partial(post_late, slack), background),
         status_patience=status_patience,
     )
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, body_in_time])
     app[BOLT] = create_bolt_app(settings, commands)
     app[BACKGROUND] = background
     app[REDIS] = redis
@@ -190,7 +196,7 @@ async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     redis = connect(settings.redis_url)
     glider = _glider(settings, redis)
     app = create_web_app(settings, redis, glider)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = GuardedRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     watching: asyncio.Task[None] | None = None
     try:

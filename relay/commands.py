@@ -41,5 +41,7 @@ class QueuedCommand(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
     requested_by: Requester
     response_url: str | None = None
+    # The enqueue's dedupe id: Slack's trigger_id, or for a request without one a digest of
+    # its signature (bot.signature.replay_key), so a replayed request never queues twice.
     trigger_id: str | None = None
     accepted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

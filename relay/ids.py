@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -52,3 +53,13 @@ _monotonic = MonotonicUlid()
 def new_id(prefix: str) -> str:
     """``prefix`` + ``_`` + a monotonic ULID, e.g. ``req_01JWZ...``."""
     return f"{prefix}_{_monotonic()}"
+
+
+# What the admin API accepts as a path id (SPEC section 6): anything else is a 404 that
+# never reaches the store (``sub_x:dlvs`` would name another key).
+_WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_well_formed(value: str) -> bool:
+    """True when ``value`` is 1 to 64 of ``A-Za-z0-9_-``: the shape of every id we hand out."""
+    return _WELL_FORMED.fullmatch(value) is not None

@@ -59,6 +59,11 @@ DELIVERIES = Counter(
     "Webhook delivery attempts by result (succeeded, failed, dead).",
     ["result"],
 )
+DELIVERIES_REJECTED = Counter(
+    "glider_relay_deliveries_rejected_total",
+    "Deliveries dead at once because the receiver refused the message itself "
+    "(PagerDuty's 400 invalid event): retrying could never succeed.",
+)
 DELIVERY_LATENCY = Histogram(
     "glider_relay_delivery_seconds",
     "Latency of webhook delivery attempts.",

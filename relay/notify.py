@@ -3,7 +3,8 @@
 It consumes ``keys.REPLIES`` (appended by the same atomic step that records an
 outcome) under its own consumer group. A reply goes to the command's
 ``response_url`` while Slack still accepts it (30 minutes, at most 5 uses,
-counted in the request record), otherwise as a direct message
+counted in the request record) if its host is in ``SLACK_RESPONSE_URL_HOSTS``
+(no other host is ever contacted), otherwise as a direct message
 (``conversations.open`` + ``chat.postMessage``). Slack 429s and 5xx are retried
 per ``Retry-After`` by :mod:`relay.slack_api`; an error past those retries
 leaves the entry pending, to be retried after the claim timeout.
@@ -18,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay import keys
+from relay import keys, response_urls
 from relay.plans import REPLY_USES, Reply
 from relay.queue import load_record
 from relay.records import RequestRecord
@@ -103,6 +104,12 @@ class Notifier:
         """Post to the command's response_url if it is still usable; True when Slack took it."""
         url = record.response_url
         if not url or self._clock() - record.accepted_at >= RESPONSE_URL_TTL:
+            return False
+        if not response_urls.is_allowed(url, self._slack.response_url_hosts):
+            log.warning(
+                "response_url host not in SLACK_RESPONSE_URL_HOSTS; sending a direct message",
+                extra={"request_id": record.request_id, "host": response_urls.host_of(url)},
+            )
             return False
         taken = await self._redis.register_script(_TAKE_USE)(
             keys=[keys.request(record.request_id)], args=[REPLY_USES, RESPONSE_URL_USES]

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.response_urls import is_host_name, parse_hosts
+
 Process = Literal["web", "worker", "sim", "dev", "demo", "subscriptions", "deliveries"]
 
 # What each process cannot start without. `dev`/`demo` need nothing: they embed
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     relay_admin_token: SecretStr | None = None
     relay_allow_private_urls: bool = False
     relay_allow_evicting_redis: bool = False
+    slack_response_url_hosts: str = "hooks.slack.com"
     port: int = Field(default=3000, ge=0, le=65535)
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -78,6 +81,21 @@ class Settings(BaseSettings):
         if not self.bot_allowed_users:
             return frozenset()
         return frozenset(u.strip() for u in self.bot_allowed_users.split(",") if u.strip())
+
+    @field_validator("slack_response_url_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        hosts = parse_hosts(value)
+        if not hosts:
+            raise ValueError("give at least one host (Slack's is hooks.slack.com)")
+        if not all(is_host_name(host) for host in hosts):
+            raise ValueError("host names only, comma-separated: no scheme, path or port")
+        return value
+
+    @property
+    def response_url_hosts(self) -> frozenset[str]:
+        """Hosts a command's response_url may name (lower case)."""
+        return parse_hosts(self.slack_response_url_hosts)
 
     @property
     def socket_mode(self) -> bool:

@@ -21,8 +21,10 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from relay import response_urls
 from relay.backoff import backoff_delay, parse_retry_after, retry_wait
 from relay.settings import Settings
+from relay.timeouts import exact_timeout
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,10 @@ class SlackApi:
         max_retries: int = 4,
         max_wait_s: float = 60.0,
         sleep: Sleep = asyncio.sleep,
+        response_url_hosts: frozenset[str] = response_urls.DEFAULT_HOSTS,
     ) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
+        self.response_url_hosts = response_url_hosts
+        self._session = aiohttp.ClientSession(timeout=exact_timeout(total=TIMEOUT_S))
         self._max_retries = max_retries
         self._max_wait_s = max_wait_s
         self._sleep = sleep
@@ -136,8 +140,11 @@ class SlackApi:
     async def post_response(self, url: str, message: dict[str, Any]) -> int:
         """POST ``message`` to a command's ``response_url``; returns Slack's last HTTP status.
 
-        Connection errors past the retries propagate as ``aiohttp.ClientError``.
+        Connection errors past the retries propagate as ``aiohttp.ClientError``. A URL
+        whose host is not in ``response_url_hosts`` is never contacted: it raises
+        :class:`relay.response_urls.DisallowedResponseUrl`.
         """
+        response_urls.check(url, self.response_url_hosts)
         attempt = 0
         while True:
             attempt += 1
@@ -164,4 +171,9 @@ class SlackApi:
 def create_slack_api(settings: Settings, *, sleep: Sleep = asyncio.sleep) -> SlackApi:
     """A :class:`SlackApi` for ``SLACK_API_URL`` with the bot token and the retry policy."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return SlackApi(base_url=str(settings.slack_api_url), token=token, sleep=sleep)
+    return SlackApi(
+        base_url=str(settings.slack_api_url),
+        token=token,
+        sleep=sleep,
+        response_url_hosts=settings.response_url_hosts,
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import json
 from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.fixtures.slack import slack_signature
+from tests.fixtures.slack import signed_headers
 from tests.fixtures.web import WebFactory
 
 
@@ -44,12 +44,51 @@ async def test_signed_bodies_bolt_cannot_parse_are_400(
 ) -> None:
     """A signed body Bolt cannot parse (bad payload JSON, JSON too deep) is a 400, not a 500."""
     web = await web_factory(fake_redis)
-    now = int(time.time())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(now),
-        "X-Slack-Signature": slack_signature(body, now),
-    }
-    response = await web.client.post("/slack/events", data=body, headers=headers)
+    response = await web.client.post("/slack/events", data=body, headers=signed_headers(body))
     assert response.status == 400
     assert await web.queued() == []
+
+
+def _form(payload: object) -> str:
+    return urlencode({"payload": json.dumps(payload)})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "payload=1",
+        "payload=null",
+        _form([1, 2]),
+        _form("text"),
+        _form({"type": "block_actions", "actions": []}),
+        _form({"type": "block_actions"}),
+        _form({"type": "block_actions", "actions": [1]}),
+        _form({"type": "block_actions", "team": [], "user": 3, "actions": [{}]}),
+        _form({"actions": [{"action_id": "a"}]}),
+        json.dumps({"type": "block_actions", "actions": []}),
+        json.dumps({"team": [], "user": 1}),
+        json.dumps({"type": "x", "command": "/rebalance", "text": 3, "user_id": []}),
+    ],
+    ids=[
+        "payload-1",
+        "payload-null",
+        "payload-list",
+        "payload-string",
+        "no-actions",
+        "actions-missing",
+        "action-not-object",
+        "team-not-object",
+        "no-type",
+        "json-no-actions",
+        "json-no-type",
+        "json-command-fields-not-text",
+    ],
+)
+async def test_signed_odd_payloads_are_answered_not_500(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, body: str
+) -> None:
+    """Signed payloads of the wrong shape get a 400 (never a 500) and change nothing."""
+    web = await web_factory(fake_redis)
+    response = await web.client.post("/slack/events", data=body, headers=signed_headers(body))
+    assert response.status == 400
+    assert await fake_redis.dbsize() == 0

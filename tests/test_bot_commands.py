@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from urllib.parse import urlencode
+
 import redis.asyncio as aioredis
 
 from relay import keys
@@ -11,7 +14,8 @@ from relay.records import RequestState
 from relay.redis_conn import connect
 from relay.slackfmt import escape
 from tests.fixtures.glider import free_port
-from tests.fixtures.web import WebFactory
+from tests.fixtures.slack import SignedRequest, signed_headers
+from tests.fixtures.web import WebFactory, WebHarness
 
 PF = "pf_01JWZG3KH9P4N5QXJVNK7M3WTV"
 
@@ -71,6 +75,31 @@ async def test_slack_retry_never_queues_twice(
     assert entry.request_id in first["text"]
     assert entry.request_id in again["text"]
     assert "already queued" in _texts(again)
+
+
+def _without_trigger_id(web: WebHarness, text: str, timestamp: int) -> SignedRequest:
+    """A signed /pause as a client that sends no trigger_id would: same body, same signature."""
+    form = {k: v for k, v in web.sign("/pause", text).form.items() if k != "trigger_id"}
+    body = urlencode(form)
+    return SignedRequest(body=body, headers=signed_headers(body, timestamp), form=form)
+
+
+async def test_replayed_command_without_trigger_id_queues_once(
+    web_factory: WebFactory, any_redis: aioredis.Redis
+) -> None:
+    """A signed command with no trigger_id, replayed inside the window, finds the first request;
+    another such command (other timestamp, so another signature) queues on its own."""
+    web = await web_factory(any_redis)
+    now = int(time.time())
+    signed = _without_trigger_id(web, "pf_1", now)
+    first, replayed = await web.post(signed), await web.post(signed)
+    other = await web.post(_without_trigger_id(web, "pf_1", now - 1))
+    assert [first.status, replayed.status, other.status] == [200, 200, 200]
+    entries = await web.queued()
+    assert len(entries) == 2
+    assert entries[0].request_id in str(await replayed.json())
+    assert "already queued" in str(await replayed.json())
+    assert entries[0].trigger_id != entries[1].trigger_id
 
 
 async def test_second_rebalance_answers_with_the_one_in_flight(

@@ -17,9 +17,11 @@ from relay.pel import Delivery
 from relay.plans import REPLY_USES, Plan
 from relay.queue import ensure_group
 from relay.redis_conn import text, text_map
+from relay.response_urls import DisallowedResponseUrl
 from relay.settings import load_settings
 from relay.slack_api import SlackApi, create_slack_api
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, FakeSlack
+from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, RESPONSE, FakeSlack
+from tests.fixtures.webhooks import Receiver
 from tests.fixtures.worker import pending_rows, queue_command, request_record, take_command
 
 Waits = list[float]
@@ -35,7 +37,11 @@ async def slack(fake_slack: FakeSlack, waits: Waits) -> AsyncIterator[SlackApi]:
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    settings = load_settings(slack_api_url=fake_slack.api_url, slack_bot_token=BOT_TOKEN)
+    settings = load_settings(
+        slack_api_url=fake_slack.api_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_response_url_hosts=LOOPBACK_HOST,
+    )
     api = create_slack_api(settings, sleep=sleep)
     yield api
     await api.close()
@@ -124,6 +130,27 @@ async def test_refused_response_url_falls_back_to_a_direct_message(
     delivery = await outcome(any_redis, fake_slack.response_url(), _paused, Action.PAUSE)
     await notifier(any_redis, slack).handle(delivery)
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_response_url_on_another_host_is_never_contacted(
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi, receiver: Receiver
+) -> None:
+    """A response_url naming a host outside SLACK_RESPONSE_URL_HOSTS gets nothing (here a
+    live server on loopback under another name); the requester gets a DM instead."""
+    port = receiver.base_url.rsplit(":", 1)[1]
+    delivery = await outcome(any_redis, f"http://localhost:{port}/steal", _paused, Action.PAUSE)
+    await notifier(any_redis, slack).handle(delivery)
+    assert receiver.requests == []
+    assert fake_slack.calls_to(RESPONSE) == []
+    [posted] = fake_slack.calls_to("chat.postMessage")
+    assert posted.payload["channel"] == "DU7"
+    assert await any_redis.hget(keys.request(delivery.fields["request_id"]), REPLY_USES) is None
+
+
+async def test_post_response_refuses_a_host_outside_the_list(slack: SlackApi) -> None:
+    """SlackApi.post_response itself never POSTs to a host outside the list."""
+    with pytest.raises(DisallowedResponseUrl, match=r"'example\.com'"):
+        await slack.post_response("https://example.com/hook", {"text": "x"})
 
 
 async def test_slack_rate_limit_is_waited_out(

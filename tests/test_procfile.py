@@ -24,7 +24,14 @@ import pytest
 from relay.sim.config import ADMIN_KEY, PF_MAIN, SimConfig
 from relay.sim.server import SimServer, start_sim
 from tests.fixtures.glider import free_port
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, SIGNING_SECRET, FakeSlack, signed_command
+from tests.fixtures.slack import (
+    BOT_TOKEN,
+    LOOPBACK_HOST,
+    RESPONSE,
+    SIGNING_SECRET,
+    FakeSlack,
+    signed_command,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "adm_4f1c9b2e7d3a48c6a1f0e5d2c7b9a3e1"
@@ -48,6 +55,7 @@ def _honcho_env(redis_url: str, sim: SimServer, slack: FakeSlack) -> dict[str, s
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_API_URL=slack.api_url,
+        SLACK_RESPONSE_URL_HOSTS=LOOPBACK_HOST,
         BOT_ALLOWED_USERS="U1",
         RELAY_ADMIN_TOKEN=ADMIN_TOKEN,
         PAGERDUTY_ROUTING_KEY=PAGERDUTY_KEY,

@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 
 from relay.settings import load_settings
 from relay.slack_api import SlackApi, create_slack_api, retry_wait_for
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, FakeSlack
+from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, RESPONSE, FakeSlack
 
 
 class RecordedSleep:
@@ -29,7 +29,11 @@ def sleeps() -> RecordedSleep:
 
 @pytest.fixture
 async def slack(fake_slack: FakeSlack, sleeps: RecordedSleep) -> AsyncIterator[SlackApi]:
-    settings = load_settings(slack_api_url=fake_slack.api_url, slack_bot_token=BOT_TOKEN)
+    settings = load_settings(
+        slack_api_url=fake_slack.api_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_response_url_hosts=LOOPBACK_HOST,
+    )
     api = create_slack_api(settings, sleep=sleeps)
     try:
         yield api
@@ -88,7 +92,10 @@ async def test_too_long_retry_after_is_not_slept_through(
 
 async def test_no_bot_token_means_no_web_client(fake_slack: FakeSlack) -> None:
     """Without SLACK_BOT_TOKEN only response_url replies are possible."""
-    api = create_slack_api(load_settings(slack_api_url=fake_slack.api_url))
+    settings = load_settings(
+        slack_api_url=fake_slack.api_url, slack_response_url_hosts=LOOPBACK_HOST
+    )
+    api = create_slack_api(settings)
     try:
         assert api.web is None
         assert await api.post_response(fake_slack.response_url(), {"text": "x"}) == 200

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from relay import keys
-from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_command
+from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, SIGNING_SECRET, FakeSlack, signed_command
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -152,6 +152,7 @@ async def test_web_serves_queues_and_stops_on_sigterm(
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
             SLACK_BOT_TOKEN=BOT_TOKEN,
             SLACK_API_URL=fake_slack.api_url,
+            SLACK_RESPONSE_URL_HOSTS=LOOPBACK_HOST,
             BOT_ALLOWED_USERS="U1",
             GLIDER_API_URL=glider_url,
             GLIDER_API_KEY="gldr_sk_test",

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from relay import keys
+from relay import keys, metrics
 from relay.events import EventError, EventType
 from relay.settings import load_settings
 from relay.slack_api import SlackApi
@@ -26,9 +26,9 @@ from relay.webhooks.oncall import (
 )
 from relay.webhooks.service import build_dispatcher, oncall_rules
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
-from tests.fixtures.dispatch import dispatching, event, eventually, publish
+from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
 from tests.fixtures.slack import BOT_TOKEN, FakeSlack
-from tests.fixtures.webhooks import Receiver, status
+from tests.fixtures.webhooks import AUTH, ClientFactory, Receiver, admin_client, sequence, status
 
 BOTH = OnCallRules(slack_channel="C0NCALL", pagerduty=True)
 FAILED = EventError(code="glider_failed", message="slippage <!channel> too high")
@@ -200,3 +200,50 @@ async def test_dispatcher_built_from_settings_alerts_slack(
         await asyncio.wait_for(task, timeout=15)
         await dispatcher.close()
     assert call.payload["channel"] == "C0NCALL"
+
+
+PD_INVALID = json.dumps(
+    {
+        "status": "invalid event",
+        "message": "Event object is invalid",
+        "errors": ["'summary' is missing"],
+    }
+)
+
+
+async def test_pagerduty_invalid_event_is_dead_at_once_with_the_reason(
+    any_redis: aioredis.Redis, receiver: Receiver, aiohttp_client: ClientFactory
+) -> None:
+    """PagerDuty's 400 is final: one attempt, dead, the reason in the deliveries list, counted."""
+    rejected = metrics.DELIVERIES_REJECTED._value.get()
+    pd_url = receiver.on("/v2/enqueue", status(400, PD_INVALID))
+    rules = OnCallRules(pagerduty=True)
+    async with dispatching(any_redis, rules=rules, pagerduty_url=pd_url):
+        await publish(any_redis, event(EventType.FAILED, error=FAILED))
+        [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
+    assert len(receiver.to("/v2/enqueue")) == 1
+    assert dead.subscriptionId == PAGERDUTY_TARGET
+    [attempt] = dead.attempts
+    assert attempt.statusCode == 400
+    assert attempt.error is not None
+    assert "invalid" in attempt.error
+    assert "'summary' is missing" in attempt.error
+    assert metrics.DELIVERIES_REJECTED._value.get() == rejected + 1
+    admin = await admin_client(aiohttp_client, any_redis)
+    listed = await admin.get("/deliveries?status=dead", headers=AUTH)
+    [shown] = (await listed.json())["data"]
+    assert shown["attempts"][0]["error"] == attempt.error
+
+
+async def test_pagerduty_throttling_and_outages_are_retried(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """429 and 5xx from PagerDuty stay ordinary failures: retried until it accepts."""
+    pd_url = receiver.on(
+        "/v2/enqueue",
+        sequence(status(429), status(502), status(202, '{"status":"success"}')),
+    )
+    async with dispatching(any_redis, rules=OnCallRules(pagerduty=True), pagerduty_url=pd_url):
+        await publish(any_redis, event(EventType.FAILED, error=FAILED))
+        [done] = await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
+    assert [a.statusCode for a in done.attempts] == [429, 502, 202]

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
 
@@ -14,7 +15,8 @@ from relay.webhooks.claims import Report, step
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import DeliveryStatus
-from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from relay.webhooks.secrets import MAX_PREVIOUS
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
 from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
 from tests.fixtures.webhooks import Receiver, StaticResolver, hang
 
@@ -104,14 +106,47 @@ async def test_rotation_signs_with_both_secrets(
     Webhook(rotated.secret or "").verify(request.body, request.headers)
 
 
-async def test_name_now_resolving_to_private_address_is_refused_at_send(
+async def test_two_rotations_in_a_day_keep_the_original_signing(
     any_redis: aioredis.Redis, receiver: Receiver
 ) -> None:
-    """DNS rebinding: a saved name that now resolves to loopback is refused when connecting."""
+    """A receiver still on the original secret verifies after two rotations within a day."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url=receiver.url("/r"), events=["*"]))
+    middle = await subs.rotate_secret(sub.id)
+    newest = await subs.rotate_secret(sub.id)
+    assert middle is not None
+    assert newest is not None
+    async with dispatching(any_redis):
+        await publish(any_redis, event())
+        [request] = await receiver.wait_for("/r")
+    assert len(request.headers["webhook-signature"].split(" ")) == 3
+    for secret in (sub.secret, middle.secret, newest.secret):
+        Webhook(secret or "").verify(request.body, request.headers)
+
+
+async def test_rotation_beyond_the_bound_is_refused_and_keeps_every_secret(
+    any_redis: aioredis.Redis,
+) -> None:
+    """Past MAX_PREVIOUS secrets in grace, a rotation is refused and nothing changes."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url="https://hooks.partner.test/", events=["*"]))
+    for _ in range(MAX_PREVIOUS):
+        assert await subs.rotate_secret(sub.id) is not None
+    before = await any_redis.hgetall(keys.subscription(sub.id))
+    with pytest.raises(TooManySecrets):
+        await subs.rotate_secret(sub.id)
+    assert await any_redis.hgetall(keys.subscription(sub.id)) == before
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::127.0.0.1", "::ffff:127.0.0.1"])
+async def test_name_now_resolving_to_private_address_is_refused_at_send(
+    any_redis: aioredis.Redis, receiver: Receiver, address: str
+) -> None:
+    """DNS rebinding: a saved name that now resolves to loopback (v4 or in v6) is refused."""
     port = receiver.base_url.rsplit(":", 1)[1]
     url = f"https://hooks.partner.test:{port}/x"
     sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
-    resolver = StaticResolver({"hooks.partner.test": ["127.0.0.1"]})
+    resolver = StaticResolver({"hooks.partner.test": [address]})
     async with dispatching(any_redis, allow_private=False, resolver=resolver):
         await publish(any_redis, event())
         [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
@@ -122,13 +157,14 @@ async def test_name_now_resolving_to_private_address_is_refused_at_send(
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize(
+    "url", ["https://169.254.169.254/latest", "https://[::169.254.169.254]/latest"]
+)
 async def test_private_literal_url_is_refused_at_send(
-    any_redis: aioredis.Redis, receiver: Receiver
+    any_redis: aioredis.Redis, receiver: Receiver, url: str
 ) -> None:
-    """A stored URL on a private literal address is never connected to."""
-    sub = await SubscriptionStore(any_redis).create(
-        SubscriptionCreate(url="https://169.254.169.254/latest", events=["*"])
-    )
+    """A stored URL on a private literal address (v4, or embedded in v6) is never used."""
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
     async with dispatching(any_redis, allow_private=False):
         await publish(any_redis, event())
         [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)

@@ -69,6 +69,18 @@ def test_rotation_signs_with_both_secrets_during_grace() -> None:
     Webhook(keys.current).verify(BODY, header)
 
 
+def test_second_rotation_keeps_the_first_secret_in_its_window() -> None:
+    """Two rotations in a day: the original, the middle and the new secret all sign, and
+    each earlier one stops at the end of its own 24 h."""
+    first, second, third = new_secret(), new_secret(), new_secret()
+    keys = SigningKeys(first).rotated(second, 0).rotated(third, 3_600_000)
+    header = webhook_headers(keys.active(7_200_000), "msg_4", int(time.time()), BODY)
+    for secret in (first, second, third):
+        Webhook(secret).verify(BODY, header)
+    assert keys.active(ROTATION_GRACE_MS) == [secret_bytes(third), secret_bytes(second)]
+    assert keys.active(ROTATION_GRACE_MS + 3_600_000) == [secret_bytes(third)]
+
+
 def test_old_secret_stops_signing_after_grace() -> None:
     """After 24 h only the new secret signs, so the old one no longer verifies."""
     old = new_secret()

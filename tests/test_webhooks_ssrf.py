@@ -6,12 +6,15 @@ import ipaddress
 import socket
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.webhooks.ssrf import (
     BlockedAddress,
     GuardedResolver,
     UnsafeURL,
     blocked_reason,
+    check_addresses,
     check_destination,
     check_url,
 )
@@ -42,6 +45,14 @@ from tests.fixtures.webhooks import StaticResolver
         ("::ffff:10.0.0.1", "private"),
         ("64:ff9b::a00:1", "private"),
         ("2002:7f00:1::", "loopback"),
+        ("::127.0.0.1", "loopback"),
+        ("::8.8.8.8", "IPv4-compatible"),
+        ("::ffff:8.8.8.8", "IPv4-mapped"),
+        ("::ffff:0:8.8.8.8", "IPv4-translated"),
+        ("::ffff:0:192.168.1.1", "private"),
+        ("64:ff9b:1::808:808", "local-use NAT64"),
+        ("2001:0:808:808::80ff:fffe", "loopback"),  # Teredo client 127.0.0.1 (inverted)
+        ("2001:0:a00:1::f7f7:f7f7", "private"),  # Teredo server 10.0.0.1
     ],
 )
 def test_non_public_addresses_are_blocked(address: str, reason: str) -> None:
@@ -50,10 +61,18 @@ def test_non_public_addresses_are_blocked(address: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"]
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "2606:4700::1111",
+        "64:ff9b::8.8.8.8",
+        "2002:808:808::1",
+        "2001:0:808:808::f7f7:f7f7",
+    ],
 )
 def test_public_addresses_pass(address: str) -> None:
-    """Globally routable addresses (v4, v6 and v4-mapped) are allowed."""
+    """Globally routable addresses, and NAT64/6to4/Teredo forms of public IPv4, are allowed."""
     assert blocked_reason(ipaddress.ip_address(address)) is None
 
 
@@ -68,6 +87,8 @@ def test_public_addresses_pass(address: str) -> None:
         ("https://[::1]:8443/hook", "loopback"),
         ("https://169.254.169.254/latest/meta-data", "link-local"),
         ("https://[::ffff:192.168.0.1]/", "private"),
+        ("https://[::127.0.0.1]/", "loopback"),
+        ("https://[64:ff9b::a9fe:a9fe]/latest/meta-data", "link-local"),
         ("not a url", "must start with https://"),
     ],
 )
@@ -116,3 +137,59 @@ async def test_unresolvable_name_is_refused_at_save() -> None:
     resolver = GuardedResolver(StaticResolver({}), allow_private=False)
     with pytest.raises(UnsafeURL, match="does not resolve"):
         await check_destination("https://nowhere.test/", resolver, allow_private=False)
+
+
+_NON_PUBLIC_V4 = [
+    ipaddress.IPv4Network(net)
+    for net in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+]
+_PUBLIC_V4 = [ipaddress.IPv4Network(net) for net in ("8.0.0.0/8", "93.184.0.0/16", "1.1.1.0/24")]
+
+
+def _in(networks: list[ipaddress.IPv4Network]) -> st.SearchStrategy[ipaddress.IPv4Address]:
+    return st.sampled_from(networks).flatmap(
+        lambda net: st.integers(0, net.num_addresses - 1).map(lambda i: net[i])
+    )
+
+
+def _forms(v4: ipaddress.IPv4Address, noise: int) -> dict[str, ipaddress.IPv6Address]:
+    """Every IPv6 spelling that carries ``v4``; ``noise`` fills the bits the form leaves free."""
+    n, low16 = int(v4), noise & 0xFFFF
+    teredo_server = int(ipaddress.IPv4Address("65.54.227.120"))
+    public_client = int(ipaddress.IPv4Address("8.8.8.8"))
+    return {
+        "compatible": ipaddress.IPv6Address(n),
+        "mapped": ipaddress.IPv6Address((0xFFFF << 32) | n),
+        "translated": ipaddress.IPv6Address((0xFFFF << 48) | n),
+        "nat64": ipaddress.IPv6Address((0x64FF9B << 96) | n),
+        "local-nat64": ipaddress.IPv6Address((0x64FF9B0001 << 80) | (noise << 32) | n),
+        "6to4": ipaddress.IPv6Address((0x2002 << 112) | (n << 80) | noise),
+        "teredo-client": ipaddress.IPv6Address(
+            (0x20010000 << 96) | (teredo_server << 64) | (low16 << 32) | (n ^ 0xFFFFFFFF)
+        ),
+        "teredo-server": ipaddress.IPv6Address(
+            (0x20010000 << 96) | (n << 64) | (low16 << 32) | (public_client ^ 0xFFFFFFFF)
+        ),
+    }
+
+
+@given(v4=_in(_NON_PUBLIC_V4), noise=st.integers(0, 2**32 - 1))
+def test_every_v6_form_of_a_private_ipv4_is_refused(v4: ipaddress.IPv4Address, noise: int) -> None:
+    """Loopback, private or link-local IPv4 embedded in any IPv6 form is refused."""
+    for form, address in _forms(v4, noise).items():
+        assert blocked_reason(address) is not None, (form, str(address))
+        with pytest.raises(UnsafeURL):
+            check_url(f"https://[{address}]/", allow_private=False)
+        with pytest.raises(BlockedAddress):
+            check_addresses("hooks.partner.test", [str(address)])
+
+
+@given(v4=_in(_PUBLIC_V4), noise=st.integers(0, 2**32 - 1))
+def test_public_ipv4_passes_only_through_translators(v4: ipaddress.IPv4Address, noise: int) -> None:
+    """A public IPv4 passes as NAT64, 6to4 or Teredo; compatible, mapped, translated and
+    local-use NAT64 forms are refused whatever they carry."""
+    forms = _forms(v4, noise)
+    for form in ("nat64", "6to4", "teredo-client", "teredo-server"):
+        assert blocked_reason(forms[form]) is None, (form, str(forms[form]))
+    for form in ("compatible", "mapped", "translated", "local-nat64"):
+        assert blocked_reason(forms[form]) is not None, (form, str(forms[form]))

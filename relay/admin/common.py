@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -12,8 +13,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, SecretStr, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relay.ids import is_well_formed
 from relay.redis_conn import text
+
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -47,8 +53,45 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (404, 405, 413, ...) in the JSON error shape, its headers kept."""
+    response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+def store_down_response() -> web.Response:
+    return error_response(503, "store_unavailable", "the relay's store (Redis) is unreachable")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error the web process raises, in the JSON error shape: unknown routes, 405,
+    413, the store down (503), and any other exception (500, logged with its traceback)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return http_error_response(exc)
+    except (RedisConnectionError, RedisTimeoutError):
+        log.warning("store unreachable", extra={"path": request.path})
+        return store_down_response()
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(500, "internal", "internal error")
+
+
+def _bad_path_id(request: web.Request) -> str | None:
+    for value in request.match_info.values():
+        if not is_well_formed(value):
+            return value
+    return None
+
+
 def admin_middleware(token: SecretStr | None) -> Middleware:
-    """Bearer-token check (503 while no token is configured) and JSON errors."""
+    """Bearer-token check (503 while no token is configured), path ids, and JSON errors."""
     expected = token.get_secret_value().encode() if token else None
 
     @web.middleware
@@ -59,18 +102,19 @@ def admin_middleware(token: SecretStr | None) -> Middleware:
         scheme, _, credential = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(credential.encode(), expected):
             return error_response(401, "unauthorized", "a valid bearer token is required")
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, exc.details)
-        except ValidationError as exc:
-            return error_response(
-                422, "invalid", "request failed validation", validation_details(exc)
-            )
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        if _bad_path_id(request) is not None:  # never a store key: "sub_x:dlvs" names another
+            return error_response(404, "not_found", "no such resource (malformed id)")
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return error_response(exc.status, exc.code, exc.message, exc.details)
+            except ValidationError as exc:
+                details = validation_details(exc)
+                return error_response(422, "invalid", "request failed validation", details)
+
+        return await json_errors(request, answer)
 
     return middleware
 

@@ -17,7 +17,12 @@ from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.models import Subscription
 from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
-from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
+from relay.webhooks.subscriptions import (
+    SubscriptionCreate,
+    SubscriptionPatch,
+    SubscriptionStore,
+    TooManySecrets,
+)
 
 # Tests put a table-driven resolver here (on this app or the one it is mounted in);
 # production resolves with the system's.
@@ -97,7 +102,10 @@ async def delete(request: web.Request) -> web.Response:
 
 async def rotate_secret(request: web.Request) -> web.Response:
     sid = request.match_info["id"]
-    rotated = _found(await _store(request).rotate_secret(sid), sid)
+    try:
+        rotated = _found(await _store(request).rotate_secret(sid), sid)
+    except TooManySecrets as exc:
+        raise ApiError(409, "too_many_secrets", str(exc)) from None
     return web.json_response(rotated.public())
 
 
@@ -146,9 +154,9 @@ ROUTES = (
         "POST",
         "/subscriptions/{id}/rotate-secret",
         rotate_secret,
-        "A new signing secret; the old one still signs for 24 h",
+        "A new signing secret; every earlier one still signs for 24 h after its replacement",
         200,
         response=SubscriptionWithSecret,
-        errors=(404,),
+        errors=(404, 409),
     ),
 )

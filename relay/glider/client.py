@@ -27,6 +27,7 @@ from relay.glider.models import Operation, PortfolioDetail, RebalanceAccepted, W
 from relay.glider.responses import MAX_BODY_BYTES, MESSAGE_CHARS, ModelT, interpret, read_capped
 from relay.logs import register_secrets
 from relay.metrics import GLIDER_LATENCY, GLIDER_REQUESTS
+from relay.timeouts import exact_timeout
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,7 @@ class GliderClient:
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeout, sock_connect=min(connect_timeout, timeout)
-        )
+        self._timeout = exact_timeout(total=timeout, sock_connect=min(connect_timeout, timeout))
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._sleep = sleep

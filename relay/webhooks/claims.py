@@ -17,7 +17,7 @@ from relay.redis_conn import text
 from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import TargetKind
-from relay.webhooks.secrets import SigningKeys
+from relay.webhooks.secrets import SigningKeys, parse_previous
 
 LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
 _MAX_STEPS = 64  # steps per script call: keeps any one call short
@@ -79,12 +79,17 @@ def _opt(raw: Any) -> str | None:
 
 
 def _target(sid: str, raw: list[Any], default_cap: int) -> Target | None:
-    kind, enabled, cap, _throttled, url, secret, prev, prev_until, failing = (_opt(v) for v in raw)
+    kind, enabled, cap, _throttled, url, secret, prevs, prev, prev_until, failing = (
+        _opt(v) for v in raw
+    )
     if kind is None:
         return None
     signing = None
     if kind == TargetKind.WEBHOOK and secret:
-        signing = SigningKeys(secret, prev or None, int(prev_until or 0))
+        previous = parse_previous(prevs)
+        if prev:  # rotated before prevSecrets existed
+            previous = (*previous, (prev, int(prev_until or 0)))
+        signing = SigningKeys(secret, previous)
     return Target(
         id=sid,
         kind=TargetKind(kind),

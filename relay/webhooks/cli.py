@@ -22,7 +22,7 @@ from relay.settings import ConfigError, Process, Settings, load_settings
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import Delivery, DeliveryStatus
 from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
-from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
 
 Command = Callable[[aioredis.Redis, Settings, argparse.Namespace], Awaitable[int]]
 
@@ -90,11 +90,14 @@ async def _rm(redis: aioredis.Redis, settings: Settings, args: argparse.Namespac
 
 
 async def _rotate(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
-    rotated = await SubscriptionStore(redis).rotate_secret(args.id)
+    try:
+        rotated = await SubscriptionStore(redis).rotate_secret(args.id)
+    except TooManySecrets as exc:
+        return _fail(str(exc))
     if rotated is None:
         return _fail(f"no subscription {args.id}")
     print(f"{rotated.id} new secret: {rotated.secret}")
-    print("the previous secret keeps signing for 24 hours")
+    print("each earlier secret keeps signing for 24 hours after it was replaced")
     return 0
 
 

@@ -119,14 +119,27 @@ return 1
 """
 )
 
-# KEYS[1] subscription hash. ARGV: new secret, grace-until ms, now.
+# KEYS[1] subscription hash. ARGV: new secret, grace-until ms, now, most secrets in grace.
+# 1 rotated, 0 no such subscription, -1 refused: that many earlier secrets still sign.
 ROTATE_SECRET = (
     PRELUDE
     + """
 local old = redis.call('HGET', KEYS[1], 'secret')
 if not old then return 0 end
-redis.call('HSET', KEYS[1], 'secret', ARGV[1], 'prevSecret', old, 'prevSecretUntil', ARGV[2],
+local kept = {}
+for _, pair in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'prevSecrets') or '[]')) do
+  if tonumber(pair[2]) > tonumber(ARGV[3]) then table.insert(kept, pair) end
+end
+-- a subscription rotated before prevSecrets existed keeps its one previous secret
+local legacy = redis.call('HMGET', KEYS[1], 'prevSecret', 'prevSecretUntil')
+if legacy[1] and tonumber(legacy[2] or 0) > tonumber(ARGV[3]) then
+  table.insert(kept, {legacy[1], legacy[2]})
+end
+if #kept >= tonumber(ARGV[4]) then return -1 end
+table.insert(kept, {old, ARGV[2]})
+redis.call('HSET', KEYS[1], 'secret', ARGV[1], 'prevSecrets', cjson.encode(kept),
            'updatedAt', ARGV[3])
+redis.call('HDEL', KEYS[1], 'prevSecret', 'prevSecretUntil')
 return 1
 """
 )

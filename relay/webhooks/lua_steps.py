@@ -103,7 +103,8 @@ local function step(q)
   local skey, due, inflight = L.sub .. q.sub, due_key(q.sub), inflight_key(q.sub)
   record(q, due, inflight)
   local sub = redis.call('HMGET', skey, 'kind', 'enabled', 'maxInFlight', 'throttledUntil',
-                         'url', 'secret', 'prevSecret', 'prevSecretUntil', 'failingSince')
+                         'url', 'secret', 'prevSecrets', 'prevSecret', 'prevSecretUntil',
+                         'failingSince')
   if sub[1] then health(q, skey, sub) end
   for _, did in ipairs(q.released) do
     if redis.call('ZREM', inflight, did) == 1 then redis.call('ZADD', due, q.now, did) end

@@ -17,7 +17,7 @@ from typing import Any
 from relay.events import Event, EventType
 from relay.slackfmt import context, escape, section
 from relay.webhooks.models import iso_ms
-from relay.webhooks.policy import GONE
+from relay.webhooks.policy import GONE, AttemptResult
 
 SLACK_TARGET = "sys_oncall_slack"
 PAGERDUTY_TARGET = "sys_pagerduty"
@@ -70,6 +70,34 @@ def _pagerduty(action: str, dedup_key: str, summary: str, severity: str) -> byte
     if action == "trigger":
         event["payload"] = {"summary": summary[:1024], "source": SOURCE, "severity": severity}
     return _json(event)
+
+
+def pagerduty_verdict(result: AttemptResult) -> AttemptResult:
+    """PagerDuty's 400 is an invalid event: final (dead at once) with PagerDuty's reason.
+
+    429 and 5xx stay ordinary failures, retried. The reason comes from PagerDuty's JSON
+    answer (``message`` and ``errors``), cut short, since the body is kept anyway.
+    """
+    attempt = result.attempt
+    if attempt.statusCode != 400:
+        return result
+    why = _pagerduty_reason(attempt.responseBody or "")
+    error = f"PagerDuty rejected the event as invalid (not retried): {why}"[:300]
+    return AttemptResult(attempt.model_copy(update={"error": error}), final=True)
+
+
+def _pagerduty_reason(body: str) -> str:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body[:200] or "no reason given"
+    if not isinstance(answer, dict):
+        return "no reason given"
+    parts = [str(answer.get("message") or "")]
+    errors = answer.get("errors")
+    if isinstance(errors, list):
+        parts.extend(str(e) for e in errors[:3])
+    return "; ".join(p for p in parts if p)[:200] or "no reason given"
 
 
 def _is_stuck(event: Event) -> bool:

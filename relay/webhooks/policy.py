@@ -20,10 +20,15 @@ FAILING = "failing"  # disabled because every attempt failed for FAILING_DISABLE
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
-    """What the sender observed; ``retry_after_s`` is the parsed header on 429/503."""
+    """What the sender observed; ``retry_after_s`` is the parsed header on 429/503.
+
+    ``final``: the receiver said the message itself is wrong (PagerDuty's 400), so no
+    retry can succeed; the delivery is dead at once.
+    """
 
     attempt: Attempt
     retry_after_s: float | None = None
+    final: bool = False
 
     @property
     def ok(self) -> bool:
@@ -56,6 +61,8 @@ def decide(
     """
     if result.ok:
         return Decision(DeliveryStatus.SUCCEEDED)
+    if result.final:
+        return Decision(DeliveryStatus.DEAD)
     code = result.attempt.statusCode
     if code == 410 and not system:
         return Decision(DeliveryStatus.DEAD, disable=GONE)

@@ -65,6 +65,8 @@ def _observe(
     """Count recorded attempts (by outcome) and a disable this step carried out."""
     for (_, result), finished in zip(batch, report.finished, strict=True):
         _counter(finished.status).inc()
+        if result.final:
+            metrics.DELIVERIES_REJECTED.inc()
         metrics.DELIVERY_LATENCY.observe(result.attempt.latencyMs / 1000)
     if report.disable and (before is None or before.enabled) and after and not after.enabled:
         metrics.SUBSCRIPTIONS_DISABLED.labels(reason=report.disable).inc()

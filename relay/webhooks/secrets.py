@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ PREFIX = "whsec_"
 SECRET_BYTES = 32
 MIN_BYTES, MAX_BYTES = 24, 64
 ROTATION_GRACE_MS = 24 * 3600 * 1000
+# Secrets in grace at once, current excluded: a bound on the signature header, far above any
+# real rotation schedule. A rotation beyond it is refused rather than dropping one that signs.
+MAX_PREVIOUS = 10
 
 
 class InvalidSecret(ValueError):
@@ -43,20 +47,30 @@ def secret_bytes(secret: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class SigningKeys:
-    """A subscription's current secret and, for a while after a rotation, the previous one."""
+    """A subscription's current secret and every earlier one still inside its grace window.
+
+    ``previous`` holds ``(secret, until_ms)`` pairs, oldest first: a receiver may still hold
+    any secret that signed in the last 24 hours, so each keeps signing until its own end.
+    """
 
     current: str
-    previous: str | None = None
-    previous_until_ms: int = 0
+    previous: tuple[tuple[str, int], ...] = ()
 
     def active(self, now_ms: int) -> list[bytes]:
-        """The keys to sign with at ``now_ms``: current first, then previous while in grace."""
+        """The keys to sign with at ``now_ms``: current first, then every one in grace."""
         keys = [secret_bytes(self.current)]
-        if self.previous is not None and now_ms < self.previous_until_ms:
-            keys.append(secret_bytes(self.previous))
+        keys.extend(secret_bytes(old) for old, until in self.previous if now_ms < until)
         return keys
 
     def rotated(self, new: str, now_ms: int, grace_ms: int = ROTATION_GRACE_MS) -> SigningKeys:
         """``new`` becomes current; the old current keeps signing for ``grace_ms``."""
         secret_bytes(new)
-        return SigningKeys(current=new, previous=self.current, previous_until_ms=now_ms + grace_ms)
+        kept = tuple((old, until) for old, until in self.previous if now_ms < until)
+        return SigningKeys(current=new, previous=(*kept, (self.current, now_ms + grace_ms)))
+
+
+def parse_previous(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """The stored ``prevSecrets`` field (JSON ``[[secret, until_ms], ...]``) as pairs."""
+    if not raw:
+        return ()
+    return tuple((str(old), int(until)) for old, until in json.loads(raw))

@@ -20,8 +20,10 @@ from slack_sdk.errors import SlackApiError
 
 from relay.backoff import parse_retry_after
 from relay.slack_api import SlackApi
+from relay.timeouts import exact_timeout
 from relay.webhooks.claims import Claimed, Target
 from relay.webhooks.models import Attempt, TargetKind, epoch_ms
+from relay.webhooks.oncall import pagerduty_verdict
 from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult
 from relay.webhooks.signing import webhook_headers
 from relay.webhooks.ssrf import BlockedAddress, GuardedResolver, UnsafeURL, check_url
@@ -83,7 +85,7 @@ class Sender:
         self.session = session
         self.allow_private = allow_private
         self.oncall = oncall or OnCallConfig()
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout = exact_timeout(total=timeout_s)
         self.body_limit = body_limit
 
     async def close(self) -> None:
@@ -100,7 +102,10 @@ class Sender:
             if target.kind is TargetKind.SLACK:
                 return await self._slack(claimed, at, start)
             url, headers, body = self._request(target, claimed)
-            return await self._post(url, headers, body, at, start)
+            result = await self._post(url, headers, body, at, start)
+            if target.kind is TargetKind.PAGERDUTY:
+                return pagerduty_verdict(result)
+            return result
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             latency = int((time.monotonic() - start) * 1000)
             return AttemptResult(

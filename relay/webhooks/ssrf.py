@@ -48,28 +48,78 @@ _BLOCKED: tuple[tuple[IPv4Network | IPv6Network, str], ...] = tuple(
         ("ff00::/8", "multicast"),
     )
 )
+# IPv6 forms that always carry an IPv4 address to a host we cannot judge as IPv6: a v6
+# socket to one of these reaches an IPv4 host (or a local translator), so they are refused
+# whatever the IPv4 is; the reason names the embedded IPv4's class when it has one.
+_V4_CARRIERS: tuple[tuple[IPv6Network, str], ...] = tuple(
+    (IPv6Network(net), reason)
+    for net, reason in (
+        ("::/96", "IPv4-compatible"),
+        ("::ffff:0:0/96", "IPv4-mapped"),
+        ("::ffff:0:0:0/96", "IPv4-translated"),
+    )
+)
+_LOCAL_NAT64 = IPv6Network("64:ff9b:1::/48")
+_UNSPECIFIED_OR_LOOPBACK = (IPv6Address("::"), IPv6Address("::1"))
+# Forms that route through a public translator or relay to the IPv4 they embed: they are
+# judged by that IPv4 (Teredo by its server and its client).
 _NAT64 = IPv6Network("64:ff9b::/96")
+_TEREDO = IPv6Network("2001::/32")
 
 
-def _embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), if any."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
+def _low_ipv4(address: IPv6Address) -> IPv4Address:
+    return IPv4Address(int(address) & 0xFFFFFFFF)
+
+
+def _embedded_ipv4(address: IPv6Address) -> tuple[IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 one carries to (NAT64, 6to4, Teredo), if any."""
     if address in _NAT64:
-        return IPv4Address(int(address) & 0xFFFFFFFF)
+        return (_low_ipv4(address),)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address in _TEREDO and address.teredo is not None:
+        return address.teredo
+    return ()
+
+
+def _carrier_reason(address: IPv6Address) -> str | None:
+    if address in _LOCAL_NAT64:
+        return "local-use NAT64"  # a site's own translator, to addresses only it knows
+    for network, reason in _V4_CARRIERS:
+        if address in network:
+            inner = blocked_reason(_low_ipv4(address))
+            return inner or reason
     return None
+
+
+def _v6_reason(address: IPv6Address) -> str | None:
+    """The verdict on an IPv6 address from its embedded IPv4, or None to judge it as v6.
+
+    "" means public: every IPv4 it embeds is.
+    """
+    if address.scope_id is not None:
+        return "link-local"
+    if address in _UNSPECIFIED_OR_LOOPBACK:
+        return None  # inside ::/96 but named as themselves by _BLOCKED
+    carrier = _carrier_reason(address)
+    if carrier is not None:
+        return carrier
+    embedded = _embedded_ipv4(address)
+    for inner in embedded:
+        reason = blocked_reason(inner)
+        if reason is not None:
+            return reason
+    # Every embedded IPv4 is public: the translator reaches only that public host, so the
+    # form is as public as it (Python calls all of 2001::/23, Teredo included, not global).
+    return "" if embedded else None
 
 
 def blocked_reason(address: IPAddress) -> str | None:
     """Why ``address`` must not be a webhook target ("loopback", ...), or None if public."""
     if isinstance(address, IPv6Address):
-        if address.scope_id is not None:
-            return "link-local"
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            return blocked_reason(embedded)
+        verdict = _v6_reason(address)
+        if verdict is not None:
+            return verdict or None
     for network, reason in _BLOCKED:
         if address.version == network.version and address in network:
             return reason

@@ -21,7 +21,7 @@ from relay.ids import new_id
 from relay.redis_conn import text, text_map
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind, epoch_ms
-from relay.webhooks.secrets import ROTATION_GRACE_MS, new_secret
+from relay.webhooks.secrets import MAX_PREVIOUS, ROTATION_GRACE_MS, new_secret
 
 MAX_URL_LENGTH = 2048
 MAX_IN_FLIGHT = 100
@@ -71,6 +71,10 @@ class SubscriptionPatch(BaseModel):
         if not self.model_fields_set:
             raise ValueError("give at least one of url, events, enabled")
         return self
+
+
+class TooManySecrets(Exception):
+    """A rotation refused: it would push a secret still inside its grace out of signing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +179,22 @@ class SubscriptionStore:
         return bool(deleted)
 
     async def rotate_secret(self, sid: str, *, now_ms: int | None = None) -> Subscription | None:
-        """A new secret; the previous one keeps signing for 24 hours."""
+        """A new secret; every earlier one keeps signing until 24 hours after it was replaced.
+
+        Raises :class:`TooManySecrets` when ``MAX_PREVIOUS`` earlier secrets still sign.
+        """
         if await self._fields(sid) is None:
             return None
         now = now_ms or epoch_ms()
-        await self._scripts.rotate_secret(
+        done = await self._scripts.rotate_secret(
             keys=[keys.subscription(sid)],
-            args=[new_secret(), str(now + ROTATION_GRACE_MS), str(now)],
+            args=[new_secret(), str(now + ROTATION_GRACE_MS), str(now), str(MAX_PREVIOUS)],
         )
+        if int(done) < 0:
+            raise TooManySecrets(
+                f"{MAX_PREVIOUS} earlier secrets still sign (each for 24 h after it was replaced);"
+                " rotate again when the oldest expires"
+            )
         return await self.get(sid, with_secret=True)
 
     async def ensure_target(self, target_id: str, kind: TargetKind, max_in_flight: int) -> None:
