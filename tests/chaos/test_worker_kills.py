@@ -10,7 +10,6 @@ two shared cores.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import Counter
 
 import pytest
@@ -29,9 +28,9 @@ from tests.chaos.checks import (
     subscribe,
     terminal_counts,
 )
+from tests.chaos.monkey import Monkey
 from tests.chaos.sink import WebhookSink
 from tests.fixtures.chaos import (
-    RelayProcess,
     RelayProcesses,
     ServerFactory,
     SimStarter,
@@ -46,32 +45,6 @@ PORTFOLIOS = 400
 ROUNDS = 5  # rebalances per portfolio, one after the other
 WORKERS = 3
 SUBSCRIBERS = ("partner-a", "partner-b")
-
-
-class Monkey:
-    """SIGKILLs a random worker every 1-2.5 s and starts its replacement at once."""
-
-    def __init__(self, procs: RelayProcesses, workers: dict[str, RelayProcess]) -> None:
-        self.procs = procs
-        self.workers = workers
-        self.kills = 0
-        self.rng = random.Random(7)
-        self.stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        generation = 0
-        while not self.stopping.is_set():
-            try:
-                # The chaos schedule: a random pause, cut short when the run is over.
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.rng.uniform(1.0, 2.5))
-            except TimeoutError:
-                name = self.rng.choice(sorted(self.workers))
-                await self.workers.pop(name).kill()
-                self.kills += 1
-                generation += 1
-                # Half come back under the same stable name (a supervisor restart), half anew.
-                new_name = name if self.rng.random() < 0.5 else f"{name.split('.')[0]}.{generation}"
-                self.workers[new_name] = await self.procs.worker(new_name, *FAST_RECOVERY)
 
 
 async def drive(redis: aioredis.Redis, slack: FakeSlack) -> list[str]:
