@@ -31,7 +31,6 @@ pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
 
 COMPLETING, FAILING, CANCELLED = 160, 20, 20
 TIMEOUT_S = 1.5  # GLIDER_TIMEOUT_S of the workers; the proxy's delays are longer
-WORKER_FLAGS = (*FAST_RECOVERY, "--unsure-deadline-s", "8")
 
 
 @dataclass
@@ -76,8 +75,8 @@ async def faulted_run(
             "SLACK_API_URL": slack.api_url,
             "RELAY_ALLOW_PRIVATE_URLS": "true",
         }
-        workers = {f"w{n}": await procs.worker(f"w{n}", *WORKER_FLAGS) for n in range(3)}
-        monkey = Monkey(procs, workers, WORKER_FLAGS)
+        workers = {f"w{n}": await procs.worker(f"w{n}", *FAST_RECOVERY) for n in range(3)}
+        monkey = Monkey(procs, workers)
         chaos = asyncio.create_task(monkey.run()) if kill else None
         base = slack.base_url + "/response"
         request_ids = [await queue(redis, pid, response_base=base) for pid in ids]

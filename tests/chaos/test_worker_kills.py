@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from relay import keys
+from relay.post_rules import UNKNOWN_OUTCOME
 from relay.records import RequestRecord, RequestState
 from relay.sim.config import ADMIN_KEY
 from relay.sim.server import SimServer
@@ -121,7 +122,14 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
 
     assert monkey.kills >= 5
     assert len(request_ids) == len(set(request_ids)) == PORTFOLIOS * ROUNDS
-    assert Counter(r.state for r in found) == {RequestState.COMPLETED: len(request_ids)}
+    # A kill between noting a POST and sending it leaves the POST in doubt for good: that
+    # rebalance ends unknown_outcome (Glider has no operation for it), at most one per kill.
+    unknown = [r for r in found if r.error_code == UNKNOWN_OUTCOME]
+    assert len(unknown) <= monkey.kills
+    assert Counter(r.state for r in found) == {
+        RequestState.COMPLETED: len(request_ids) - len(unknown),
+        **({RequestState.FAILED: len(unknown)} if unknown else {}),
+    }
     stream = await events(redis)
     assert len(stream) == expected_events
     assert terminal_counts(stream) == Counter({request_id: 1 for request_id in request_ids})
@@ -142,13 +150,16 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
 
 
 def assert_one_glider_operation_per_command(sim: SimServer, found: list[RequestRecord]) -> None:
-    """Each portfolio has exactly ROUNDS operations at Glider, and every operation id a
-    record names is one of them, named by no other record."""
+    """Each portfolio has one operation at Glider per completed rebalance (none for one whose
+    POST never left), and every operation id a record names is one of them, named once."""
+    completed = Counter(r.portfolio_id for r in found if r.state is RequestState.COMPLETED)
     operations = {
         pid: [op.operation_id for op in sim.context.state.operations(pid)]
         for pid in portfolio_ids(PORTFOLIOS)
     }
-    assert Counter(len(ops) for ops in operations.values()) == {ROUNDS: PORTFOLIOS}
+    assert {pid: len(ops) for pid, ops in operations.items()} == {
+        pid: completed[pid] for pid in operations
+    }
     recorded = [r.operation_id for r in found if r.operation_id]
     assert len(recorded) == len(set(recorded))
     assert set(recorded) <= {op for ops in operations.values() for op in ops}
