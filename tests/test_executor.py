@@ -17,7 +17,8 @@ from relay.executor import Executor, ExecutorOptions, KeyedLocks
 from relay.glider import GliderClient
 from relay.records import RequestState
 from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_NO_SCHEDULE, PF_OTHER_TENANT, READONLY_KEY
-from tests.fixtures.glider import GliderSim, free_port
+from tests.chaos.http_proxy import FaultKind, ProxyConfig, faulty_proxy
+from tests.fixtures.glider import GliderSim, SimFactory, free_port
 from tests.fixtures.worker import (
     events_of,
     eventually,
@@ -380,3 +381,48 @@ async def test_keyed_locks_are_fifo_and_forgotten() -> None:
     await asyncio.gather(*tasks, other)
     assert order == ["a", "x", "b", "c"]
     assert len(locks) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "state", "operations"),
+    [
+        (FaultKind.TRUNCATE, RequestState.COMPLETED, 1),
+        (FaultKind.RESET_AFTER, RequestState.COMPLETED, 1),
+        (FaultKind.RESET_BEFORE, RequestState.FAILED, 0),
+    ],
+)
+async def test_a_lost_answer_to_the_post_is_resolved_from_glider_never_reposted(
+    any_redis: aioredis.Redis,
+    sim_factory: SimFactory,
+    *,
+    kind: FaultKind,
+    state: RequestState,
+    operations: int,
+) -> None:
+    """The 202 truncated or the connection reset after Glider ran the POST: completed (not
+    'cooldown' from a second POST, though Glider has a cooldown); reset before Glider saw
+    it: unknown_outcome, as nothing tells the two apart. One POST either way."""
+    sim = await sim_factory(cooldown_s=30)
+    config = ProxyConfig(rate=1.0, max_faults=1, kinds=(kind,))
+    async with (
+        faulty_proxy(sim.url, config) as proxy,
+        GliderClient(proxy.url, SecretStr(ADMIN_KEY), sleep=sim.clock.sleep) as client,
+    ):
+        command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+        options = ExecutorOptions(unsure_deadline_s=120)
+        executor = Executor(
+            any_redis,
+            client,
+            consumer="w1",
+            options=options,
+            clock=sim.clock,
+            sleep=sim.clock.sleep,
+        )
+        await executor.handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is state
+    assert record.error_code == (None if state is RequestState.COMPLETED else "unknown_outcome")
+    assert [f.kind for f in proxy.faults] == [kind]
+    assert sim.requests("POST", "/rebalance") == operations
+    assert len(sim.state.operations(PF_MAIN)) == operations
+    await _no_pending(any_redis)
