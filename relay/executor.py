@@ -236,6 +236,8 @@ class Executor:
         except GliderError as exc:
             extra = {"request_id": record.request_id}
             log.warning("cannot check the portfolio: %s", exc, extra=extra)
+            if isinstance(exc, RateLimited) and self._limiter is not None:
+                await self._limiter.penalize(exc.retry_after or 1.0)
             return post_rules.check_failed(exc)
         last = portfolio.schedule.last_rebalance_at if portfolio.schedule else None
         return post_rules.Answer(post_rules.Kind.CHECKED, last_rebalance_at=last)

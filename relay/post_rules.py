@@ -164,6 +164,7 @@ def _in_doubt(log: PostLog, answer: Answer | None, now_ms: int, rules: Rules) ->
     if left_s <= 0:
         return Decision(Step.FAILED, code=UNKNOWN_OUTCOME, message=unknown_message(answer))
     wait = min(rules.check_cap_s, max(rules.check_min_s, rules.check_fraction * elapsed_s))
+    wait = max(wait, answer.retry_after_s or 0.0)  # Glider's Retry-After is a floor
     return Decision(Step.CHECK, wait_s=min(wait, left_s))
 
 
@@ -184,7 +185,9 @@ def post_answer(exc: GliderError) -> Answer:
 
 
 def check_failed(exc: GliderError) -> Answer:
-    return Answer(Kind.CHECK_FAILED, error_code(exc), error_message(exc))
+    return Answer(
+        Kind.CHECK_FAILED, error_code(exc), error_message(exc), retry_after_s=exc.retry_after
+    )
 
 
 def unknown_message(answer: Answer) -> str:

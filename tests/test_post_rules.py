@@ -178,3 +178,8 @@ def test_records_of_older_workers_count_from_their_first_post() -> None:
     old = PostLog(first_ms=T0, posts=2)
     assert old.in_doubt
     assert decide(old, checked(T0 + 1), T0 + 5_000, RULES).step is Step.COMPLETED
+
+
+def test_a_retry_after_on_a_check_is_a_floor() -> None:
+    limited = check_failed(RateLimited("slow down", status=429, retry_after=12))
+    assert decide(IN_DOUBT, limited, T0 + 2_000, RULES).wait_s == 12

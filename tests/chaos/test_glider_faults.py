@@ -100,7 +100,9 @@ async def test_5xx_slowness_and_429_storm_end_every_command_within_the_budget(
         "GLIDER_API_KEY": ADMIN_KEY,
         "GLIDER_MAX_RPS": str(MAX_RPS),
     }
-    workers = [await relay_procs.worker(f"w{n}", *FAST_RECOVERY) for n in range(3)]
+    # A POST in doubt is watched for 15 s: long enough to see through 20% 5xx and the storm.
+    flags = (*FAST_RECOVERY, "--unsure-deadline-s", "15")
+    workers = [await relay_procs.worker(f"w{n}", *flags) for n in range(3)]
     expected = await queue_all(redis, ids)
     request_ids = [rid for group in expected.values() for rid in group]
 
