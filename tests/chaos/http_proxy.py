@@ -60,6 +60,7 @@ class FaultyProxy:
     upstream: str
     config: ProxyConfig
     url: str = ""
+    received: int = 0  # requests in all
     forwarded: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     faults: list[Fault] = field(default_factory=list)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -78,6 +79,7 @@ class FaultyProxy:
         return [f for f in self.faults if f.method == method and f.path.endswith(path_suffix)]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.received += 1
         kind = self._draw()
         path = request.rel_url.raw_path_qs
         if kind is not None:

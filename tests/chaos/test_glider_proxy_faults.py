@@ -121,6 +121,7 @@ def assert_truthful(run: Run) -> Counter[str]:
         counts[f"told {record.state.value} = glider {operation.state}"] += 1
         assert record.state.value in run.replies[record.request_id], run.replies
     assert unexplained <= run.kills, counts
+    counts["glider requests"] = run.proxy.received
     counts["faults injected"] = len(run.proxy.faults)
     counts["POST faults"] = len(run.proxy.faulted("POST", "/rebalance"))
     counts["kills"] = run.kills
