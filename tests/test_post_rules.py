@@ -3,6 +3,7 @@ every answer of Glider means for the requester."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -183,3 +184,73 @@ def test_records_of_older_workers_count_from_their_first_post() -> None:
 def test_a_retry_after_on_a_check_is_a_floor() -> None:
     limited = check_failed(RateLimited("slow down", status=429, retry_after=12))
     assert decide(IN_DOUBT, limited, T0 + 2_000, RULES).wait_s == 12
+
+
+@dataclass
+class ModelGlider:
+    """Glider as the rules see it, drawn by hypothesis: each POST either never runs (its
+    failure proves it, or the answer is lost) or starts a run whose answer may be lost;
+    the run ends ``outcome`` after ``duration_ms``; any check may fail."""
+
+    script: list[tuple[bool, bool]]  # per POST: (runs, answer arrives)
+    outcome: str
+    duration_ms: int
+    check_fails: list[bool]
+    operations: list[int] = field(default_factory=list)  # start times
+
+    def post(self, now_ms: int) -> Answer:
+        runs, answered = self.script.pop(0) if self.script else (True, True)
+        in_flight = any(now_ms < start + self.duration_ms for start in self.operations)
+        if runs and not in_flight:  # Glider's in-flight replay: no second run meanwhile
+            self.operations.append(now_ms)
+        if answered and runs:
+            return Answer(Kind.ACCEPTED, operation_id="op", submitted_at=at(now_ms))
+        if answered:
+            return Answer(Kind.NOT_SENT, "unavailable", "cannot connect")
+        return Answer(Kind.UNSURE, "timeout", "no answer")
+
+    def check(self, now_ms: int) -> Answer:
+        if self.check_fails and self.check_fails.pop(0):
+            return Answer(Kind.CHECK_FAILED, "timeout", "no answer")
+        done = [s + self.duration_ms for s in self.operations if s + self.duration_ms <= now_ms]
+        completed = self.outcome == "completed" and done
+        return checked(done[0] if completed else T0 - 86_400_000)
+
+
+@given(
+    script=st.lists(st.tuples(st.booleans(), st.booleans()), max_size=6),
+    outcome=st.sampled_from(["completed", "failed", "cancelled"]),
+    duration_ms=st.integers(0, 1_200_000),
+    check_fails=st.lists(st.booleans(), max_size=40),
+)
+def test_whatever_glider_does_one_operation_and_a_true_outcome(
+    script: list[tuple[bool, bool]], outcome: str, duration_ms: int, check_fails: list[bool]
+) -> None:
+    """Drive decide() against the model until the request ends: Glider never gets a second
+    run, and the requester hears Glider's truth or, only after a lost answer, unknown."""
+    glider = ModelGlider(list(script), outcome, duration_ms, list(check_fails))
+    log, answer, now, lost = PostLog(), None, T0, False
+    for _ in range(500):
+        decision = decide(log, answer, now, RULES, backoff_s=2.0)
+        now += int(decision.wait_s * 1000)
+        if decision.step is Step.POST:
+            doubt = PostLog(log.first_ms or now, log.posts + 1, log.refused, now)
+            answer = glider.post(now)
+            lost = lost or answer.kind is Kind.UNSURE
+            refused = answer.kind is Kind.NOT_SENT
+            log = replace(doubt, refused=doubt.refused + 1, doubt_ms=None) if refused else doubt
+        elif decision.step is Step.CHECK:
+            answer = glider.check(now)
+        else:
+            break
+    assert len(glider.operations) <= 1
+    if decision.step is Step.TRACK:
+        assert glider.operations
+    elif decision.step is Step.COMPLETED:
+        assert glider.operations
+        assert outcome == "completed"
+    elif decision.code == UNKNOWN_OUTCOME:
+        assert lost
+    else:
+        assert decision.step is Step.FAILED
+        assert not glider.operations  # an ordinary failure: Glider never ran it
