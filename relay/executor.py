@@ -174,8 +174,8 @@ class Executor:
         answer: post_rules.Answer | None = None
         attempt = 0
         while True:
-            log = await outcomes.post_log(self._redis, record.request_id)
-            if log is None:  # another worker recorded an outcome meanwhile
+            posts = await outcomes.post_log(self._redis, record.request_id)
+            if posts is None:  # another worker recorded an outcome meanwhile
                 await self.consumer.ack(delivery)
                 return
             backoff = 0.0
@@ -183,7 +183,7 @@ class Executor:
                 attempt += 1
                 backoff = retry_wait(attempt, answer.retry_after_s, cap=self._rules.retry_cap_s)
             decision = post_rules.decide(
-                log, answer, _ms(self._clock()), self._rules, backoff_s=backoff
+                posts, answer, _ms(self._clock()), self._rules, backoff_s=backoff
             )
             if decision.step is post_rules.Step.POST:
                 await self._wait_before_post(decision.wait_s, answer)
