@@ -10,7 +10,8 @@ A 429 from Glider pushes the TAT past its ``Retry-After``: everyone slows down.
 A reservation is a promise to send at the slot's time. A process that is descheduled
 while it sleeps (a busy host) wakes late, and all its missed slots would go out at
 once beside the others' punctual ones: Glider would see a burst above the budget. So a
-slot missed by more than one interval is given up and a new one reserved.
+slot missed by more than one interval (20 ms at least) is given up and a new one
+reserved.
 
 Times are integer microseconds. Redis's own clock is the default so that
 workers with skewed clocks still agree; tests pass their own ``now``.
@@ -33,6 +34,7 @@ Clock = Callable[[], float]  # seconds since the epoch
 
 # A request that keeps waking late is sent after this many fresh reservations anyway.
 LATE_RESERVATIONS = 3
+MIN_SLACK_S = 0.02
 
 _NOW = """
 local now = tonumber(ARGV[1])
@@ -114,7 +116,9 @@ class SharedRateLimiter:
         self._redis = redis
         self._key = key
         self._interval_us = interval_us(max_rps)
-        self._slack_s = self._interval_us / 1_000_000  # how late a slot may still be used
+        # How late a slot may still be used: one interval, and at high rates 20 ms (an
+        # event loop is often that late; the budget then stretches by at most 2%).
+        self._slack_s = max(self._interval_us / 1_000_000, MIN_SLACK_S)
         self._tolerance_us = (burst - 1) * self._interval_us
         self._clock = clock
         self._sleep = sleep
