@@ -47,6 +47,7 @@ class Tuning:
     grace_s: float = 6.0  # in-flight work's time to finish on SIGTERM (exit within 10 s)
     poll: PollPolicy = field(default_factory=PollPolicy)
     retry_budget_s: float = 300.0  # how long a command is retried on 5xx/timeouts
+    unsure_deadline_s: float = 900.0  # how long a rebalance POST in doubt is watched for
     upkeep_every_s: float = 600.0
     store_check_s: float = 30.0  # how often Redis's eviction policy and memory are read
     retention_ms: int = 7 * 24 * 3600 * 1000  # acknowledged stream entries kept this long
@@ -85,6 +86,7 @@ class WorkerContext:
             self._glider = GliderClient(
                 str(self.settings.glider_api_url),
                 self.settings.glider_api_key,
+                timeout=self.settings.glider_timeout_s,
                 max_retries=0,
                 rate_limiter=self.limiter,
             )
@@ -112,7 +114,10 @@ async def executor(ctx: WorkerContext) -> Component:
         consumer=ctx.consumer,
         limiter=ctx.limiter,
         policy=ctx.tuning.poll,
-        options=ExecutorOptions(retry_budget_s=ctx.tuning.retry_budget_s),
+        options=ExecutorOptions(
+            retry_budget_s=ctx.tuning.retry_budget_s,
+            unsure_deadline_s=ctx.tuning.unsure_deadline_s,
+        ),
         claim_idle_ms=ctx.tuning.claim_idle_ms,
     )
     return Component(

@@ -1,19 +1,16 @@
 """The executor: consumes the command stream and carries each command out on Glider.
 
 - rebalance: ``POST .../rebalance``; a 202 records the operation and schedules its
-  first poll. Glider has no idempotency key, so before a POST that may repeat an
-  earlier one (a redelivery, or a retry after a timeout or 5xx), the executor
-  notes it in the record first and checks what is known: a record no longer
-  queued is only acknowledged; a portfolio whose ``lastRebalanceAt`` is later
-  than our first POST has been rebalanced since, so nothing is posted again.
-  Otherwise it posts again: while the first operation still runs Glider answers
-  with the same ``operationId`` (its in-flight dedupe). The accepted risk: an
-  operation that *failed* within the redelivery delay (about a minute) after a
-  crash between POST and record is followed by a second one.
+  first poll. Glider has no idempotency key, so what may be sent and what each
+  answer means is :mod:`relay.post_rules` (pure): a POST is noted in the record
+  just before it leaves, and once one may have reached Glider it is never sent
+  again; the request watches ``lastRebalanceAt`` until a deadline instead, and
+  ends completed or ``failed`` with code ``unknown_outcome``. A POST Glider
+  provably never processed (failed connect, per-IP 429) is retried with backoff
+  for ``retry_budget_s``; a refusal (cooldown 429, 400/401/403/404) is ``rejected``.
 - pause / resume: ``POST .../stop`` / ``.../start`` (idempotent); final at once.
-- Glider refusals (cooldown 429, 400/401/403/404) are ``rejected``, not retried;
-  5xx, 429 rate limits, timeouts and connection errors are retried with backoff
-  for ``retry_budget_s`` counted from the first attempt, then ``failed``.
+  Their refusals are ``rejected``; 5xx, 429 rate limits, timeouts and connection
+  errors are retried with backoff for ``retry_budget_s``, then ``failed``.
 """
 
 from __future__ import annotations
@@ -28,20 +25,17 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from relay import keys, outcomes, transitions
+from relay import keys, outcomes, post_rules, transitions
 from relay.backoff import retry_wait
 from relay.commands import Action, QueuedCommand
 from relay.error_codes import error_code, error_message
 from relay.glider import (
-    BadRequest,
     CooldownActive,
-    Forbidden,
     GliderClient,
     GliderError,
-    NotFound,
     RateLimited,
-    Unauthorized,
 )
+from relay.plans import Plan
 from relay.poll_policy import PollPolicy
 from relay.queue import load_record
 from relay.ratelimit import SharedRateLimiter
@@ -52,7 +46,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-REFUSALS = (BadRequest, Unauthorized, Forbidden, NotFound, CooldownActive)
+REFUSALS = post_rules.REFUSALS
 
 
 def utc_now() -> datetime:
@@ -61,6 +55,10 @@ def utc_now() -> datetime:
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
+
+
+class _NotPosted(Exception):
+    """Raised from the POST's before-send hook: a POST of this request is in doubt."""
 
 
 class KeyedLocks:
@@ -91,6 +89,7 @@ class KeyedLocks:
 class ExecutorOptions:
     retry_budget_s: float = 300.0
     retry_cap_s: float = 30.0
+    unsure_deadline_s: float = 900.0  # how long a rebalance POST in doubt is watched for
 
 
 class Executor:
@@ -115,6 +114,11 @@ class Executor:
         self._limiter = limiter
         self._policy = policy or PollPolicy()
         self._options = options or ExecutorOptions()
+        self._rules = post_rules.Rules(
+            retry_budget_s=self._options.retry_budget_s,
+            retry_cap_s=self._options.retry_cap_s,
+            deadline_s=self._options.unsure_deadline_s,
+        )
         self._clock = clock
         self._sleep = sleep
         self._locks = KeyedLocks()
@@ -166,53 +170,102 @@ class Executor:
             await self._set_schedule(delivery, record)
 
     async def _rebalance(self, delivery: Delivery, record: RequestRecord) -> None:
+        """Carry out :func:`relay.post_rules.decide` until the request is tracked or final."""
+        answer: post_rules.Answer | None = None
         attempt = 0
         while True:
-            attempt += 1
-            noted = await outcomes.note_post(self._redis, record.request_id, _ms(self._clock()))
-            if noted is None:  # another worker recorded an outcome meanwhile
+            posts = await outcomes.post_log(self._redis, record.request_id)
+            if posts is None:  # another worker recorded an outcome meanwhile
                 await self.consumer.ack(delivery)
                 return
-            first_ms, posts = noted
-            if posts > 1 and await self._rebalanced_since(delivery, record, first_ms):
+            backoff = 0.0
+            if answer is not None and answer.kind is post_rules.Kind.NOT_SENT:
+                attempt += 1
+                backoff = retry_wait(attempt, answer.retry_after_s, cap=self._rules.retry_cap_s)
+            decision = post_rules.decide(
+                posts, answer, _ms(self._clock()), self._rules, backoff_s=backoff
+            )
+            if decision.step is post_rules.Step.POST:
+                await self._wait_before_post(decision.wait_s, answer)
+                answer = await self._post(record)
+            elif decision.step is post_rules.Step.CHECK:
+                await self._sleep(decision.wait_s)
+                answer = await self._check(record)
+            else:
+                await outcomes.apply(self._redis, self._final_plan(record, decision), ack=delivery)
                 return
-            try:
-                accepted = await self._glider.trigger_rebalance(record.portfolio_id)
-            except GliderError as exc:
-                if await self._settle_error(delivery, record, exc, attempt, first_ms):
-                    return
-                continue
-            now = self._clock()
-            first_poll = now + timedelta(seconds=self._policy.delay(0))
-            plan = transitions.submitted(
-                record, now, accepted.operation_id, accepted.submitted_at, first_poll
-            )
-            await outcomes.apply(self._redis, plan, ack=delivery)
-            log.info(
-                "rebalance submitted",
-                extra={"request_id": record.request_id, "operation_id": accepted.operation_id},
-            )
-            return
 
-    async def _rebalanced_since(
-        self, delivery: Delivery, record: RequestRecord, first_ms: int
-    ) -> bool:
-        """Did a rebalance of the portfolio complete after our first POST? Then record that."""
+    async def _wait_before_post(self, wait_s: float, answer: post_rules.Answer | None) -> None:
+        if wait_s <= 0:
+            return
+        if answer is not None and answer.code == "rate_limited" and self._limiter is not None:
+            await self._limiter.penalize(wait_s)
+        await self._sleep(wait_s)
+
+    async def _post(self, record: RequestRecord) -> post_rules.Answer | None:
+        """One POST, noted in the record just before it leaves; None if it was not sent
+        because a POST of this request is in doubt (another worker's, or before a crash)."""
+        request_id = record.request_id
+
+        async def note() -> None:
+            if not await outcomes.begin_post(self._redis, request_id, _ms(self._clock())):
+                raise _NotPosted
+
+        try:
+            accepted = await self._glider.trigger_rebalance(record.portfolio_id, before_send=note)
+        except _NotPosted:
+            return None
+        except GliderError as exc:
+            answer = post_rules.post_answer(exc)
+            if answer.kind in (post_rules.Kind.REFUSED, post_rules.Kind.NOT_SENT):
+                await outcomes.post_refused(self._redis, request_id)
+            log.warning(
+                "rebalance POST: %s (%s)", exc, answer.kind.value, extra={"request_id": request_id}
+            )
+            return answer
+        return post_rules.Answer(
+            post_rules.Kind.ACCEPTED,
+            operation_id=accepted.operation_id,
+            submitted_at=accepted.submitted_at,
+        )
+
+    async def _check(self, record: RequestRecord) -> post_rules.Answer:
+        """Has a rebalance of the portfolio completed since our POST in doubt?"""
         try:
             portfolio = await self._glider.get_portfolio(record.portfolio_id)
         except GliderError as exc:
-            log.warning("cannot check the portfolio before re-posting: %s", exc)
-            return False
+            extra = {"request_id": record.request_id}
+            log.warning("cannot check the portfolio: %s", exc, extra=extra)
+            if isinstance(exc, RateLimited) and self._limiter is not None:
+                await self._limiter.penalize(exc.retry_after or 1.0)
+            return post_rules.check_failed(exc)
         last = portfolio.schedule.last_rebalance_at if portfolio.schedule else None
-        if last is None or _ms(last) < first_ms:
-            return False
-        plan = transitions.completed_unconfirmed(record, self._clock(), last)
-        await outcomes.apply(self._redis, plan, ack=delivery)
-        log.warning(
-            "a rebalance completed after an earlier POST; not posting again",
-            extra={"request_id": record.request_id, "portfolio_id": record.portfolio_id},
-        )
-        return True
+        return post_rules.Answer(post_rules.Kind.CHECKED, last_rebalance_at=last)
+
+    def _final_plan(self, record: RequestRecord, decision: post_rules.Decision) -> Plan:
+        """The transition a tracked or final decision records."""
+        now = self._clock()
+        step, operation_id = decision.step, decision.operation_id
+        submitted_at = decision.submitted_at
+        if step is post_rules.Step.TRACK and operation_id and submitted_at:
+            first_poll = now + timedelta(seconds=self._policy.delay(0))
+            log.info(
+                "rebalance submitted",
+                extra={"request_id": record.request_id, "operation_id": operation_id},
+            )
+            return transitions.submitted(record, now, operation_id, submitted_at, first_poll)
+        if step is post_rules.Step.COMPLETED and decision.completed_at:
+            log.warning(
+                "a rebalance completed after a POST in doubt; not posting again",
+                extra={"request_id": record.request_id, "portfolio_id": record.portfolio_id},
+            )
+            return transitions.completed_unconfirmed(record, now, decision.completed_at)
+        if step is post_rules.Step.REJECTED:
+            retry_at = None
+            if decision.code == "cooldown":
+                retry_at = now + timedelta(seconds=decision.retry_after_s or 0)
+            return transitions.rejected(record, now, decision.code, decision.message, retry_at)
+        return transitions.failed(record, now, decision.code, decision.message)
 
     async def _set_schedule(self, delivery: Delivery, record: RequestRecord) -> None:
         attempt = 0

@@ -23,7 +23,8 @@ import redis.asyncio as aioredis
 from relay import keys
 from relay.ids import ulid
 from relay.pel import Delivery
-from relay.plans import FIRST_POST_MS, POSTS, TRACKED_MS, Plan
+from relay.plans import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, TRACKED_MS, Plan
+from relay.post_rules import PostLog
 from relay.records import RequestRecord, RequestState
 from relay.redis_conn import text, text_map
 
@@ -73,13 +74,29 @@ if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) 
 return {applied, state or ''}
 """
 
-# Before a POST that must not run twice: note when it was first sent and how often,
-# only while the request is still queued. Returns {first_ms, posts} or {} if not queued.
-_NOTE_POST = """
+# Before a POST that must not run twice: only while the request is queued and no
+# earlier POST is in doubt (posts > refused), note when it leaves and count it. The
+# check and the note are one step, so two workers can never both send. Returns
+# {1} when it may be sent, {0} when not, {} when the request is no longer queued.
+_BEGIN_POST = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return {} end
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
-local posts = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-return {redis.call('HGET', KEYS[1], ARGV[1]), posts}
+local posts = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+local refused = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0')
+if posts > refused then return {0} end
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[2], posts + 1, ARGV[4], ARGV[5])
+return {1}
+"""
+
+# Glider proved the POST in doubt was never processed: it no longer is.
+_POST_REFUSED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+local posts = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local refused = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+if refused >= posts then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], refused + 1)
+if refused + 1 >= posts then redis.call('HDEL', KEYS[1], ARGV[3]) end
+return 1
 """
 
 
@@ -136,15 +153,35 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = Non
     return Applied(bool(applied), RequestState(before) if before else None)
 
 
-async def note_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> tuple[int, int] | None:
-    """Record that a POST is about to go out: (first POST ms, POST count), None if not queued."""
-    reply = await redis.register_script(_NOTE_POST)(
-        keys=[keys.request(request_id)], args=[FIRST_POST_MS, POSTS, now_ms]
+async def begin_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> bool | None:
+    """Note that a POST is about to leave: True (send it), False (a POST is in doubt:
+    do not), None (the request is no longer queued)."""
+    reply = await redis.register_script(_BEGIN_POST)(
+        keys=[keys.request(request_id)], args=[FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS, now_ms]
     )
-    if not reply:
+    return bool(int(reply[0])) if reply else None
+
+
+async def post_refused(redis: aioredis.Redis, request_id: str) -> None:
+    """Glider's answer proved the POST in doubt never ran: it may be sent again."""
+    await redis.register_script(_POST_REFUSED)(
+        keys=[keys.request(request_id)], args=[POSTS, REFUSED, DOUBT_MS]
+    )
+
+
+async def post_log(redis: aioredis.Redis, request_id: str) -> PostLog | None:
+    """The record of our POSTs, or None when the request is no longer queued."""
+    state, first, posts, refused, doubt = await redis.hmget(
+        keys.request(request_id), ["state", FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS]
+    )
+    if state is None or text(state) != RequestState.QUEUED.value:
         return None
-    first, posts = reply
-    return int(text(first)), int(posts)
+    return PostLog(
+        first_ms=int(first) if first is not None else None,
+        posts=int(posts or 0),
+        refused=int(refused or 0),
+        doubt_ms=int(doubt) if doubt is not None else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     glider_api_url: AnyHttpUrl = AnyHttpUrl("https://api.glider.fi")
     glider_api_key: SecretStr | None = None
     glider_max_rps: float = Field(default=10.0, gt=0, le=10_000)
+    glider_timeout_s: float = Field(default=10.0, gt=0, le=120)
     slack_signing_secret: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None

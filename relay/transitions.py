@@ -17,8 +17,7 @@ from relay.events import Event, EventData, EventError, EventRequester, EventType
 from relay.glider import Operation, OperationState
 from relay.plans import (
     AWAITED,
-    FIRST_POST_MS,
-    POSTS,
+    POST_FIELDS,
     QUEUED,
     STUCK_CODE,
     TRACKED,
@@ -123,7 +122,7 @@ def submitted(
         event=event,
         poll=poll,
         extra_fields=tracked,
-        drop_fields=(FIRST_POST_MS, POSTS),
+        drop_fields=POST_FIELDS,
     )
 
 

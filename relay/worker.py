@@ -165,6 +165,7 @@ def _tuning(args: argparse.Namespace) -> Tuning:
         grace_s=defaults.grace_s if args.grace_s is None else args.grace_s,
         poll=poll,
         webhook_delays_s=args.webhook_delays_s or defaults.webhook_delays_s,
+        unsure_deadline_s=args.unsure_deadline_s or defaults.unsure_deadline_s,
     )
 
 
@@ -233,7 +234,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     # Hidden: shrink the crash-recovery timings (tests and demos), never needed in production.
     for flag in ("--claim-idle-ms", "--lease-ms"):
         parser.add_argument(flag, type=int, default=None, help=argparse.SUPPRESS)
-    for flag in ("--poll-first-s", "--grace-s"):
+    for flag in ("--poll-first-s", "--grace-s", "--unsure-deadline-s"):
         parser.add_argument(flag, type=float, default=None, help=argparse.SUPPRESS)
     # Hidden: compress the webhook retry schedule (hours of retries in seconds, for tests).
     parser.add_argument(

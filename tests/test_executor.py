@@ -8,14 +8,17 @@ from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from relay import keys, outcomes
 from relay.commands import Action
 from relay.events import EventType
 from relay.executor import Executor, ExecutorOptions, KeyedLocks
+from relay.glider import GliderClient
 from relay.records import RequestState
-from relay.sim.config import PF_MAIN, PF_NO_SCHEDULE, PF_OTHER_TENANT, READONLY_KEY
-from tests.fixtures.glider import GliderSim
+from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_NO_SCHEDULE, PF_OTHER_TENANT, READONLY_KEY
+from tests.chaos.http_proxy import FaultKind, ProxyConfig, faulty_proxy
+from tests.fixtures.glider import GliderSim, SimFactory, free_port
 from tests.fixtures.worker import (
     events_of,
     eventually,
@@ -37,14 +40,22 @@ async def make_executor(
     """Executors on the simulator; their clock and sleeps are the simulator's fake time."""
     clients = []
 
-    def make(key: str | None = None, budget_s: float = 300.0) -> Executor:
+    def make(
+        key: str | None = None,
+        budget_s: float = 300.0,
+        deadline_s: float = 900.0,
+        url: str | None = None,
+    ) -> Executor:
         client = glider_sim.client(key) if key else glider_sim.client()
+        if url is not None:
+            client = GliderClient(url, SecretStr(ADMIN_KEY), sleep=glider_sim.clock.sleep)
         clients.append(client)
+        options = ExecutorOptions(retry_budget_s=budget_s, unsure_deadline_s=deadline_s)
         return Executor(
             any_redis,
             client,
             consumer="w1",
-            options=ExecutorOptions(retry_budget_s=budget_s),
+            options=options,
             clock=glider_sim.clock,
             sleep=glider_sim.clock.sleep,
             claim_idle_ms=200,
@@ -93,23 +104,30 @@ async def test_redelivered_command_does_not_post_twice(
     await _no_pending(any_redis)
 
 
-async def test_crash_after_post_reuses_the_in_flight_operation(
+async def _dead_worker_posted(redis: aioredis.Redis, sim: GliderSim, request_id: str) -> None:
+    """What a worker SIGKILLed after its POST left did: noted it, and Glider ran it."""
+    now_ms = int(sim.clock().timestamp() * 1000)
+    assert await outcomes.begin_post(redis, request_id, now_ms)
+    async with sim.client() as dead_workers_client:
+        await dead_workers_client.trigger_rebalance(PF_MAIN)
+
+
+async def test_crash_after_post_never_posts_again_and_waits_for_the_outcome(
     any_redis: aioredis.Redis,
     glider_sim: GliderSim,
     make_executor: MakeExecutor,
 ) -> None:
-    """A worker died between POST and record: the redelivery gets Glider's in-flight
-    operation back, so one Slack command is still one Glider operation."""
+    """A worker died between POST and record, its operation still running: the redelivery
+    sends nothing, and reports completed once lastRebalanceAt passes that POST."""
     command = await queue_command(any_redis, portfolio_id=PF_MAIN)
     delivery = await take_command(any_redis)
-    now_ms = int(glider_sim.clock().timestamp() * 1000)
-    await outcomes.note_post(any_redis, command.request_id, now_ms)  # what the dead worker did
-    async with glider_sim.client() as dead_workers_client:
-        first = await dead_workers_client.trigger_rebalance(PF_MAIN)
+    await _dead_worker_posted(any_redis, glider_sim, command.request_id)
     glider_sim.clock.advance(1)
     await make_executor().handle(delivery)
     record = await request_record(any_redis, command.request_id)
-    assert record.operation_id == first.operation_id
+    assert record.state is RequestState.COMPLETED
+    assert glider_sim.requests("POST", "/rebalance") == 1
+    assert glider_sim.requests("GET", PF_MAIN) >= 2  # checked again until it completed
     assert len(glider_sim.state.operations(PF_MAIN)) == 1
     await _no_pending(any_redis)
 
@@ -122,10 +140,7 @@ async def test_crash_after_post_of_a_finished_rebalance_does_not_post_again(
     """The dead worker's operation already completed: reported completed, no second POST."""
     command = await queue_command(any_redis, portfolio_id=PF_MAIN)
     delivery = await take_command(any_redis)
-    now_ms = int(glider_sim.clock().timestamp() * 1000)
-    await outcomes.note_post(any_redis, command.request_id, now_ms)
-    async with glider_sim.client() as dead_workers_client:
-        await dead_workers_client.trigger_rebalance(PF_MAIN)
+    await _dead_worker_posted(any_redis, glider_sim, command.request_id)
     glider_sim.clock.advance(60)
     await make_executor().handle(delivery)
     record = await request_record(any_redis, command.request_id)
@@ -136,6 +151,31 @@ async def test_crash_after_post_of_a_finished_rebalance_does_not_post_again(
     assert completed.type is EventType.COMPLETED
     assert completed.data.operationId is None
     assert await any_redis.get(keys.portfolio_inflight(PF_MAIN)) is None
+
+
+async def test_crash_after_post_of_a_failed_rebalance_ends_unknown_never_twice(
+    any_redis: aioredis.Redis,
+    glider_sim: GliderSim,
+    make_executor: MakeExecutor,
+) -> None:
+    """The dead worker's operation *failed* (no trace in lastRebalanceAt): the redelivery
+    never posts a second one; at the deadline it ends failed / unknown_outcome."""
+    glider_sim.state.force_outcome(PF_MAIN, "failed")
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    delivery = await take_command(any_redis)
+    await _dead_worker_posted(any_redis, glider_sim, command.request_id)
+    glider_sim.clock.advance(60)
+    started = glider_sim.clock()
+    await make_executor(deadline_s=300).handle(delivery)
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.FAILED
+    assert record.error_code == "unknown_outcome"
+    assert record.error_message is not None
+    assert "Check the portfolio on Glider" in record.error_message
+    assert glider_sim.clock() - started <= timedelta(seconds=300)
+    assert glider_sim.requests("POST", "/rebalance") == 1
+    assert len(glider_sim.state.operations(PF_MAIN)) == 1
+    await _no_pending(any_redis)
 
 
 async def test_cooldown_is_rejected_with_retry_time(
@@ -189,36 +229,56 @@ async def test_refusals_are_rejected_without_retry(
     await _no_pending(any_redis)
 
 
-async def test_server_errors_are_retried_until_submitted(
+async def test_a_5xx_after_glider_ran_the_post_is_never_posted_again(
     any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
 ) -> None:
-    """5xx (even one answered after the operation started) is retried; still one operation."""
+    """A 502 answered after the operation started: no second POST; completed once
+    lastRebalanceAt shows it."""
     glider_sim.chaos.fail_next(1, status=502, after=True, method="POST")
-    glider_sim.chaos.fail_next(1, status=500, method="POST")
     command = await queue_command(any_redis, portfolio_id=PF_MAIN)
     await make_executor().handle(await take_command(any_redis))
     record = await request_record(any_redis, command.request_id)
-    assert record.state is RequestState.SUBMITTED
+    assert record.state is RequestState.COMPLETED
     assert len(glider_sim.state.operations(PF_MAIN)) == 1
-    assert glider_sim.requests("POST", "/rebalance") == 3
+    assert glider_sim.requests("POST", "/rebalance") == 1
 
 
-async def test_persistent_server_errors_fail_after_the_budget(
+async def test_a_5xx_before_glider_ran_the_post_ends_unknown_at_the_deadline(
     any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
 ) -> None:
-    """Retries stop once the retry budget is spent: failed, with Glider's status as reason."""
-    glider_sim.chaos.fail_next(1000, status=503, method="POST")
+    """A 500 that Glider answered without running anything looks like any other 5xx: the
+    relay cannot tell, so it never re-posts and, at the deadline, says so."""
+    glider_sim.chaos.fail_next(1, status=500, method="POST")
     command = await queue_command(any_redis, portfolio_id=PF_MAIN)
-    started = glider_sim.clock()
-    await make_executor(budget_s=120).handle(await take_command(any_redis))
+    await make_executor(deadline_s=120).handle(await take_command(any_redis))
     record = await request_record(any_redis, command.request_id)
     assert record.state is RequestState.FAILED
-    assert record.error_code == "server_error"
-    assert glider_sim.clock() - started <= timedelta(seconds=120)
-    assert glider_sim.requests("POST", "/rebalance") > 2
+    assert record.error_code == "unknown_outcome"
+    assert glider_sim.requests("POST", "/rebalance") == 1
+    assert glider_sim.state.operations(PF_MAIN) == []
     [*_, failed] = await events_of(any_redis, command.request_id)
     assert failed.type is EventType.FAILED
     assert await any_redis.get(keys.portfolio_inflight(PF_MAIN)) is None
+
+
+async def test_posts_that_never_left_are_retried_until_the_budget(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """Connection refused proves nothing reached Glider: retried with backoff, then failed
+    with that reason once the retry budget is spent."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    started = glider_sim.clock()
+    await make_executor(budget_s=120, url=closed).handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is RequestState.FAILED
+    assert record.error_code == "unavailable"
+    assert record.error_message is not None
+    assert "attempts" in record.error_message
+    assert glider_sim.clock() - started <= timedelta(seconds=120)
+    assert glider_sim.clock.sleeps[1:]  # retried, with waits between
+    [*_, failed] = await events_of(any_redis, command.request_id)
+    assert failed.type is EventType.FAILED
     await _no_pending(any_redis)
 
 
@@ -321,3 +381,48 @@ async def test_keyed_locks_are_fifo_and_forgotten() -> None:
     await asyncio.gather(*tasks, other)
     assert order == ["a", "x", "b", "c"]
     assert len(locks) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "state", "operations"),
+    [
+        (FaultKind.TRUNCATE, RequestState.COMPLETED, 1),
+        (FaultKind.RESET_AFTER, RequestState.COMPLETED, 1),
+        (FaultKind.RESET_BEFORE, RequestState.FAILED, 0),
+    ],
+)
+async def test_a_lost_answer_to_the_post_is_resolved_from_glider_never_reposted(
+    any_redis: aioredis.Redis,
+    sim_factory: SimFactory,
+    *,
+    kind: FaultKind,
+    state: RequestState,
+    operations: int,
+) -> None:
+    """The 202 truncated or the connection reset after Glider ran the POST: completed (not
+    'cooldown' from a second POST, though Glider has a cooldown); reset before Glider saw
+    it: unknown_outcome, as nothing tells the two apart. One POST either way."""
+    sim = await sim_factory(cooldown_s=30)
+    config = ProxyConfig(rate=1.0, max_faults=1, kinds=(kind,))
+    async with (
+        faulty_proxy(sim.url, config) as proxy,
+        GliderClient(proxy.url, SecretStr(ADMIN_KEY), sleep=sim.clock.sleep) as client,
+    ):
+        command = await queue_command(any_redis, portfolio_id=PF_MAIN)
+        options = ExecutorOptions(unsure_deadline_s=120)
+        executor = Executor(
+            any_redis,
+            client,
+            consumer="w1",
+            options=options,
+            clock=sim.clock,
+            sleep=sim.clock.sleep,
+        )
+        await executor.handle(await take_command(any_redis))
+    record = await request_record(any_redis, command.request_id)
+    assert record.state is state
+    assert record.error_code == (None if state is RequestState.COMPLETED else "unknown_outcome")
+    assert [f.kind for f in proxy.faults] == [kind]
+    assert sim.requests("POST", "/rebalance") == operations
+    assert len(sim.state.operations(PF_MAIN)) == operations
+    await _no_pending(any_redis)

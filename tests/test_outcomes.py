@@ -13,6 +13,8 @@ from relay.events import Event, EventType
 from relay.glider import Operation
 from relay.ids import new_id
 from relay.pel import Delivery
+from relay.plans import POST_FIELDS
+from relay.post_rules import PostLog
 from relay.queue import enqueue, ensure_group, load_record
 from relay.records import RequestRecord, RequestState
 from relay.redis_conn import text
@@ -141,14 +143,22 @@ async def test_reschedule_does_not_revive_a_finished_poll(any_redis: aioredis.Re
     assert await any_redis.zcard(keys.POLL_DUE) == 0
 
 
-async def test_note_post_keeps_the_first_time_and_counts(any_redis: aioredis.Redis) -> None:
-    """The first POST time sticks; the count grows; nothing is noted once not queued."""
+async def test_a_post_in_doubt_blocks_every_further_post(any_redis: aioredis.Redis) -> None:
+    """Noting a POST puts it in doubt: no second POST may be noted (by any worker) until
+    Glider proves it refused the first; the first POST time sticks throughout."""
     delivery = await _queued(any_redis)
     request_id = delivery.fields["request_id"]
-    assert await outcomes.note_post(any_redis, request_id, 1000) == (1000, 1)
-    assert await outcomes.note_post(any_redis, request_id, 2000) == (1000, 2)
+    assert await outcomes.begin_post(any_redis, request_id, 1000) is True
+    assert await outcomes.begin_post(any_redis, request_id, 1500) is False
+    assert await outcomes.post_log(any_redis, request_id) == PostLog(1000, 1, 0, 1000)
+    await outcomes.post_refused(any_redis, request_id)
+    assert await outcomes.post_log(any_redis, request_id) == PostLog(1000, 1, 1, None)
+    await outcomes.post_refused(any_redis, request_id)  # nothing in doubt: no effect
+    assert await outcomes.begin_post(any_redis, request_id, 2000) is True
+    assert await outcomes.post_log(any_redis, request_id) == PostLog(1000, 2, 1, 2000)
     queued = await _record(any_redis, delivery)
     await outcomes.apply(any_redis, transitions.submitted(queued, NOW, "op-1", NOW, NOW))
-    assert await outcomes.note_post(any_redis, request_id, 3000) is None
-    leftovers = await any_redis.hmget(keys.request(request_id), ["x_first_post_ms", "x_posts"])
-    assert leftovers == [None, None]  # dropped once submitted: tracked records stay small
+    assert await outcomes.begin_post(any_redis, request_id, 3000) is None
+    assert await outcomes.post_log(any_redis, request_id) is None
+    leftovers = await any_redis.hmget(keys.request(request_id), list(POST_FIELDS))
+    assert leftovers == [None] * len(POST_FIELDS)  # dropped once submitted: records stay small

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import random
 
 import redis.asyncio as aioredis
 
 from relay.ratelimit import SharedRateLimiter, gcra_penalize, gcra_reserve, interval_us
+from tests.chaos.checks import busiest_second
+from tests.fixtures.worker import eventually
 
 
 class FakeTime:
@@ -109,3 +113,61 @@ async def test_a_lost_bucket_starts_afresh(any_redis: aioredis.Redis) -> None:
     assert await limiter.reserve() == 1.0
     await any_redis.flushdb()
     assert await limiter.reserve() == 0
+
+
+class BusyHost:
+    """Simulated time for many concurrent sleepers: each wakes at its due time, except that
+    a wake-up due inside ``stall`` comes only at its end (the host gave the CPU to others)."""
+
+    def __init__(self, stall: tuple[float, float], start: float = 1_800_000_000.0) -> None:
+        self.start = start
+        self.now = start
+        self.stall = (start + stall[0], start + stall[1])
+        self.running = 0  # tasks not asleep and not done
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake = self.now + seconds
+        if self.stall[0] <= wake < self.stall[1]:
+            wake = self.stall[1]
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (wake, id(future), future))
+        self.running -= 1
+        await future  # run() counts this task running again as it wakes it
+
+    async def run(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Move time from one wake-up to the next once every task waits (or is done)."""
+        self.running = len(tasks)
+        while True:
+            await eventually(lambda: self.running == 0, within=10, step=0.001)
+            if not self._sleepers:
+                return
+            wake, _, future = heapq.heappop(self._sleepers)
+            self.now = max(self.now, wake)
+            self.running += 1
+            future.set_result(None)
+
+
+async def test_late_wake_ups_do_not_send_a_burst(any_redis: aioredis.Redis) -> None:
+    """Three workers with a backlog; the host stalls them all for 0.6 s. Requests whose slot
+    passed meanwhile take new slots instead of all going out together when the host is
+    back, so Glider still sees at most the budget (+1 for a window's edge) in any second."""
+    host = BusyHost(stall=(1.0, 1.6))
+    limiters = [SharedRateLimiter(any_redis, 20, clock=host, sleep=host.sleep) for _ in "abc"]
+    sent: list[float] = []
+
+    async def requester(limiter: SharedRateLimiter) -> None:
+        for _ in range(4):
+            await limiter.acquire()
+            sent.append(host.now - host.start)
+        host.running -= 1
+
+    tasks = [asyncio.create_task(requester(limiters[n % 3])) for n in range(30)]
+    await host.run(tasks)
+    await asyncio.gather(*tasks)
+    assert len(sent) == 120
+    assert busiest_second(sent) <= 21
+    assert max(sent) < 120 / 20 + 1.5  # the stall costs its own time, not more

@@ -40,6 +40,7 @@ STOP = PORTFOLIO + "/stop"
 OPERATION = PORTFOLIO + "/operations/{operationId}"
 
 Sleep = Callable[[float], Awaitable[None]]
+BeforeSend = Callable[[], Awaitable[None]]
 
 
 class RateLimiter(Protocol):
@@ -99,10 +100,20 @@ class GliderClient:
             await self._session.close()
         self._session = None
 
-    async def trigger_rebalance(self, portfolio_id: str) -> RebalanceAccepted:
-        """Start a manual rebalance (202). Never re-sent once it may have reached Glider."""
+    async def trigger_rebalance(
+        self, portfolio_id: str, *, before_send: BeforeSend | None = None
+    ) -> RebalanceAccepted:
+        """Start a manual rebalance (202). Never re-sent once it may have reached Glider.
+
+        ``before_send`` is awaited once the rate-limit slot is ours, right before the
+        request leaves (the caller notes the POST there; raising stops it), so a crash
+        between that note and the send is as unlikely as it can be. With it, the client
+        sends once: the caller, which notes every POST, owns the retries.
+        """
         params = {"portfolioId": portfolio_id}
-        return await self._call("POST", REBALANCE, params, RebalanceAccepted, resend=False)
+        return await self._call(
+            "POST", REBALANCE, params, RebalanceAccepted, resend=False, before_send=before_send
+        )
 
     async def start(self, portfolio_id: str) -> PortfolioDetail:
         """Resume the schedule; idempotent. BadRequest when the portfolio has no schedule."""
@@ -145,15 +156,16 @@ class GliderClient:
         model: type[ModelT],
         *,
         resend: bool,
+        before_send: BeforeSend | None = None,
     ) -> ModelT:
         url = self.url_for(route, params)
         attempt = 1
         while True:
             try:
-                return await self._once(method, url, route, model)
+                return await self._once(method, url, route, model, before_send)
             except GliderError as exc:
                 exc.attempts = attempt
-                wait = self._retry_wait(exc, attempt, resend=resend)
+                wait = None if before_send else self._retry_wait(exc, attempt, resend=resend)
                 _log_failure(exc, method, route, attempt, wait)
                 if wait is None:
                     raise
@@ -174,9 +186,18 @@ class GliderClient:
             return None
         return retry_wait(attempt, exc.retry_after, cap=self._max_retry_wait, rng=self._rng)
 
-    async def _once(self, method: str, url: URL, route: str, model: type[ModelT]) -> ModelT:
+    async def _once(
+        self,
+        method: str,
+        url: URL,
+        route: str,
+        model: type[ModelT],
+        before_send: BeforeSend | None = None,
+    ) -> ModelT:
         if self._rate_limiter is not None:
             await self._rate_limiter.acquire()
+        if before_send is not None:
+            await before_send()
         started = time.perf_counter()
         outcome = "error"
         try:

@@ -28,10 +28,12 @@ TERMINAL_EVENTS = frozenset(
     }
 )
 
-# Worker timings shrunk so that a SIGKILLed worker's work is taken over in about 2 s.
+# Worker timings shrunk so that a SIGKILLed worker's work is taken over in about 2 s,
+# and a rebalance POST in doubt is given up on (unknown_outcome) after 8 s.
 FAST_RECOVERY = (
     *("--claim-idle-ms", "1500", "--lease-ms", "1500"),
     *("--poll-first-s", "0.2", "--grace-s", "0.5"),
+    *("--unsure-deadline-s", "8"),
 )
 
 

@@ -1,0 +1,41 @@
+"""A chaos monkey for the relay's worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from tests.chaos.checks import FAST_RECOVERY
+from tests.fixtures.chaos import RelayProcess, RelayProcesses
+
+
+class Monkey:
+    """SIGKILLs a random worker every 1-2.5 s and starts its replacement at once."""
+
+    def __init__(
+        self,
+        procs: RelayProcesses,
+        workers: dict[str, RelayProcess],
+        flags: tuple[str, ...] = FAST_RECOVERY,
+    ) -> None:
+        self.procs = procs
+        self.flags = flags
+        self.workers = workers
+        self.kills = 0
+        self.rng = random.Random(7)
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        generation = 0
+        while not self.stopping.is_set():
+            try:
+                # The chaos schedule: a random pause, cut short when the run is over.
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.rng.uniform(1.0, 2.5))
+            except TimeoutError:
+                name = self.rng.choice(sorted(self.workers))
+                await self.workers.pop(name).kill()
+                self.kills += 1
+                generation += 1
+                # Half come back under the same stable name (a supervisor restart), half anew.
+                new_name = name if self.rng.random() < 0.5 else f"{name.split('.')[0]}.{generation}"
+                self.workers[new_name] = await self.procs.worker(new_name, *self.flags)
