@@ -6,7 +6,9 @@ import re
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from relay.bounds import USER_TEXT_CHARS, clip
 
 PORTFOLIO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PORTFOLIO_ID_RE = re.compile(PORTFOLIO_ID_PATTERN)
@@ -28,6 +30,12 @@ class Requester(BaseModel):
     user_id: str | None = Field(default=None, alias="userId")
     user_name: str | None = Field(default=None, alias="userName")
     channel_id: str | None = Field(default=None, alias="channelId")
+
+    @field_validator("team_id", "user_id", "user_name", "channel_id")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str | None:
+        # Slack's own values are short; a forged or odd payload's are cut, not stored whole.
+        return None if value is None else clip(value, USER_TEXT_CHARS)
 
 
 class QueuedCommand(BaseModel):
