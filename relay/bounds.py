@@ -17,9 +17,11 @@ ELLIPSIS = "…"
 # --- outside text, cut before it is stored ---------------------------------------
 ERROR_MESSAGE_CHARS = 500  # a Glider error message (records, events, replies, alerts)
 ERROR_CODE_CHARS = 64  # a Glider error code (API_200)
+PROXY_TEXT_CHARS = 200  # a non-JSON error body (a proxy's HTML page), whitespace flattened
 NAME_CHARS = 200  # Glider names and labels: portfolio, strategy, frequency, state
 ID_CHARS = 128  # an upstream trace id (X-Request-Id) quoted with an error
 USER_TEXT_CHARS = 80  # Slack user / team / channel names and ids
+REASON_CHARS = 500  # a /pause reason (longer is a usage error, not cut)
 ATTEMPT_ERROR_CHARS = 300  # why one webhook attempt failed
 RESPONSE_BODY_BYTES = 1024  # the start of a subscriber's answer kept with its attempt
 # A stored error: Glider's message (ERROR_MESSAGE_CHARS) with its code and our note

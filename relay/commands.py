@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from relay.bounds import USER_TEXT_CHARS, clip
+from relay.bounds import REASON_CHARS, USER_TEXT_CHARS, clip
 
 PORTFOLIO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PORTFOLIO_ID_RE = re.compile(PORTFOLIO_ID_PATTERN)
@@ -46,7 +46,7 @@ class QueuedCommand(BaseModel):
     request_id: str
     action: Action
     portfolio_id: str = Field(pattern=PORTFOLIO_ID_PATTERN)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=REASON_CHARS)
     requested_by: Requester
     response_url: str | None = None
     trigger_id: str | None = None
