@@ -25,6 +25,7 @@ from relay.glider.models import PortfolioDetail
 from relay.plans import Reply
 from relay.records import RequestRecord, RequestState
 from relay.replies import render
+from relay.slackfmt import context, header, message, section
 from relay.webhooks.oncall import SLACK_TARGET, OnCallRules, disabled_alerts, event_alerts
 from relay.webhooks.policy import GONE
 from tests.fixtures.blockkit import message_errors
@@ -197,3 +198,13 @@ def test_subscription_disabled_alert_is_valid_block_kit(subscription_id: str, re
     """The alert for a disabled subscription, whatever its id."""
     (alert,) = disabled_alerts(subscription_id, reason, OnCallRules(slack_channel="C_ONCALL"))
     assert_valid(json.loads(alert.body))
+
+
+@CHECKS
+@given(TEXT, TEXT, TEXT)
+def test_the_block_builders_fit_any_text(title: str, body: str, note: str) -> None:
+    """header, section and context, fed raw outside text, still make a valid message."""
+    blocks = [header(title), section(body), context(note)] * 20
+    payload = message(body, blocks)
+    assert len(payload["blocks"]) == 50
+    assert message_errors(payload) == []
