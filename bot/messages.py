@@ -12,12 +12,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from relay.bounds import MESSAGE_BLOCKS
 from relay.commands import Action
 from relay.glider.models import PortfolioDetail
 from relay.records import RequestRecord
-from relay.slackfmt import Block, context, escape, section, slack_date
+from relay.slackfmt import Block, context, escape, fallback, section, slack_date
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
 _MAX_NAMED = 5  # at most this many allowed users named in a refusal
@@ -36,6 +37,16 @@ class Reply(BaseModel):
     text: str  # notification / fallback text (mrkdwn, escaped like the blocks)
     blocks: list[Block]
     response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+
+    @field_validator("text")
+    @classmethod
+    def _fit_text(cls, value: str) -> str:
+        return fallback(value)
+
+    @field_validator("blocks")
+    @classmethod
+    def _at_most_50(cls, value: list[Block]) -> list[Block]:
+        return value[:MESSAGE_BLOCKS]
 
     def payload(self) -> dict[str, Any]:
         return self.model_dump()

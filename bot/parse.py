@@ -14,11 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relay.bounds import REASON_CHARS
 from relay.commands import PORTFOLIO_ID_RE
 
 REBALANCE, PAUSE, RESUME = "/rebalance", "/pause", "/resume"
 COMMANDS = (REBALANCE, PAUSE, RESUME)
-MAX_REASON = 500
+MAX_REASON = REASON_CHARS
 _MAX_ID = 64
 _ECHO = 40  # longest piece of user text quoted back in an error
 _ENTITY = re.compile(r"&(amp|lt|gt);")

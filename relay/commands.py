@@ -6,7 +6,9 @@ import re
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from relay.bounds import REASON_CHARS, USER_TEXT_CHARS, clip
 
 PORTFOLIO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PORTFOLIO_ID_RE = re.compile(PORTFOLIO_ID_PATTERN)
@@ -29,6 +31,12 @@ class Requester(BaseModel):
     user_name: str | None = Field(default=None, alias="userName")
     channel_id: str | None = Field(default=None, alias="channelId")
 
+    @field_validator("team_id", "user_id", "user_name", "channel_id")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str | None:
+        # Slack's own values are short; a forged or odd payload's are cut, not stored whole.
+        return None if value is None else clip(value, USER_TEXT_CHARS)
+
 
 class QueuedCommand(BaseModel):
     """One entry of the command stream (``keys.COMMANDS``), JSON in its ``command`` field."""
@@ -38,7 +46,7 @@ class QueuedCommand(BaseModel):
     request_id: str
     action: Action
     portfolio_id: str = Field(pattern=PORTFOLIO_ID_PATTERN)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=REASON_CHARS)
     requested_by: Requester
     response_url: str | None = None
     # The enqueue's dedupe id: Slack's trigger_id, or for a request without one a digest of

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from relay.bounds import ERROR_CODE_CHARS, ERROR_TEXT_CHARS, clip
 from relay.commands import Requester
 from relay.ids import new_id
+from relay.redact import redact
 from relay.redis_conn import text_map
 
 
@@ -45,8 +47,24 @@ def _iso_ms(value: datetime | None) -> str | None:
 
 
 class EventError(BaseModel):
+    """``error`` of an outcome: a stable code and the reason, redacted and bounded.
+
+    The body of every delivery of the event holds this text, so its length is
+    capped here (``ERROR_TEXT_CHARS``) whatever produced it.
+    """
+
     code: str
     message: str
+
+    @field_validator("code")
+    @classmethod
+    def _short_code(cls, value: str) -> str:
+        return clip(redact(value), ERROR_CODE_CHARS)
+
+    @field_validator("message")
+    @classmethod
+    def _bounded_message(cls, value: str) -> str:
+        return clip(redact(value), ERROR_TEXT_CHARS)
 
 
 class EventRequester(BaseModel):

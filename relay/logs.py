@@ -1,8 +1,10 @@
 """One JSON object per line on stderr, with secrets scrubbed.
 
 Context (request id, portfolio, operation id) rides along through ``extra=``.
-Secret values are registered at start-up and replaced wherever they appear in a
-formatted line, so even an exception message that quotes a header cannot leak one.
+Secret values are registered at start-up (:mod:`relay.redact`) and replaced
+wherever they appear in a formatted line, in their raw and their JSON-escaped
+form (the line is JSON, so a secret holding ``"`` or ``\\`` is escaped in it),
+so even an exception message that quotes a header cannot leak one.
 """
 
 from __future__ import annotations
@@ -14,24 +16,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from relay.redact import redact, register_secrets
+
+__all__ = ["JsonFormatter", "configure_logging", "redact", "register_secrets"]
+
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
-_REDACTED = "[REDACTED]"
-_secrets: set[str] = set()
-
-
-def register_secrets(values: Iterable[str | None]) -> None:
-    """Remember secret values so that no log line ever contains them."""
-    for value in values:
-        if value and len(value) >= 6:
-            _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
-
 
 # One encoder for every line: json.dumps with options builds a new one per call.
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 from relay.plans import Reply
 from relay.records import RequestRecord, RequestState
-from relay.slackfmt import context, escape, section, slack_date
+from relay.slackfmt import context, escape, message, section, slack_date
 
 _REFUSALS = {
     "not_found": "Glider does not know portfolio {pf} (or it belongs to another tenant).",
@@ -26,7 +26,7 @@ def render(record: RequestRecord, kind: Reply, *, now: datetime) -> dict[str, An
     details = [f"request `{escape(record.request_id)}`"]
     if record.operation_id:
         details.append(f"operation `{escape(record.operation_id)}`")
-    return {"text": headline, "blocks": [section(headline), context(" · ".join(details))]}
+    return message(headline, [section(headline), context(" · ".join(details))])
 
 
 def _pf(record: RequestRecord) -> str:

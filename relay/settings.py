@@ -7,7 +7,7 @@ invalid variable fails at start with one line that names it.
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,28 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "subscriptions": ("redis_url",),
     "deliveries": ("redis_url",),
 }
+
+
+# The values .env.example ships with: a process started with one of them was never configured.
+PLACEHOLDERS = frozenset(
+    {
+        "gldr_sk_replace_me",
+        "replace_me",
+        "xoxb-replace-me",
+        "xapp-replace-me",
+        "replace_me_with_a_long_random_string",
+    }
+)
+# Long enough that guessing one is out of reach (SPEC section 3).
+MIN_SECRET_CHARS = 16
+_SECRET_FIELDS = (
+    "glider_api_key",
+    "slack_signing_secret",
+    "slack_bot_token",
+    "slack_app_token",
+    "pagerduty_routing_key",
+    "relay_admin_token",
+)
 
 
 class ConfigError(Exception):
@@ -69,6 +91,20 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss://, unix:// or redis+cluster://")
         return value
 
+    @field_validator(*_SECRET_FIELDS)
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDERS:
+            raise ValueError("is still the placeholder of .env.example; set a real secret")
+        return value
+
+    @field_validator("slack_signing_secret", "relay_admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters long")
+        return value
+
     @field_validator("slack_app_token")
     @classmethod
     def _app_token_prefix(cls, value: SecretStr | None) -> SecretStr | None:
@@ -103,18 +139,17 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     def secret_values(self) -> list[str]:
-        """Every secret this configuration holds (for the log scrubber), Redis password included."""
-        secrets = (
-            self.glider_api_key,
-            self.slack_signing_secret,
-            self.slack_bot_token,
-            self.slack_app_token,
-            self.relay_admin_token,
-            self.pagerduty_routing_key,
-        )
+        """Every secret this configuration holds (for redaction), Redis password included.
+
+        The password is listed as the URL spells it (percent-encoded) and as Redis
+        receives it (decoded): either may end up in a message.
+        """
+        secrets = [getattr(self, name) for name in _SECRET_FIELDS]
         values = [s.get_secret_value() for s in secrets if s is not None]
         password = urlsplit(self.redis_url).password if self.redis_url else None
-        return values + ([password] if password else [])
+        if password:
+            values += dict.fromkeys([password, unquote(password)])
+        return values
 
     def require(self, process: Process, *, calls_glider: bool = True) -> Settings:
         """Raise :class:`ConfigError` naming the first variable ``process`` lacks.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -117,3 +118,37 @@ async def test_socket_mode_needs_an_app_level_token(fake_slack: FakeSlack) -> No
         app_token="xapp-1-x"
     )
     assert opened["url"].startswith("ws://127.0.0.1:")
+
+
+async def test_fake_slack_refuses_blocks_slack_would_refuse(fake_slack: FakeSlack) -> None:
+    """Over-long section text, 51 blocks, 11 context elements, an over-long ``text``: all
+    refused as Slack does (``invalid_blocks``, ``msg_too_long``), and not counted as ok."""
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "ok"}}
+    element = {"type": "mrkdwn", "text": "e"}
+    bad: list[list[dict[str, Any]]] = [
+        [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
+        [section] * 51,
+        [{"type": "context", "elements": [element] * 11}],
+        [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+        [{"type": "section", "text": {"type": "mrkdwn", "text": " "}}],
+    ]
+    for blocks in bad:
+        with pytest.raises(SlackApiError, match="invalid_blocks"):
+            await client.chat_postMessage(channel="C1", text="fallback", blocks=blocks)
+    with pytest.raises(SlackApiError, match="msg_too_long"):
+        await client.chat_postMessage(channel="C1", text="t" * 40_001)
+    with pytest.warns(UserWarning, match="text"), pytest.raises(SlackApiError, match="no_text"):
+        await client.chat_postMessage(channel="C1", blocks=[section])
+    assert fake_slack.calls_to("chat.postMessage") == []
+    await client.chat_postMessage(channel="C1", text="fine", blocks=[section] * 50)
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_response_url_refuses_invalid_blocks_with_400(fake_slack: FakeSlack) -> None:
+    """A response_url answers 400 ``invalid_blocks`` to a message Slack would refuse."""
+    webhook = AsyncWebhookClient(fake_slack.response_url("bad"))
+    long_text = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    refused = await webhook.send(text="t", blocks=long_text)
+    assert (refused.status_code, refused.body) == (400, "invalid_blocks")
+    assert fake_slack.calls_to(RESPONSE) == []

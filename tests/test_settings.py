@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from relay.settings import ConfigError, Settings, load_settings
+from relay.settings import MIN_SECRET_CHARS, ConfigError, Settings, load_settings
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
+SECRET_VARIABLES = (
+    "GLIDER_API_KEY",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "PAGERDUTY_ROUTING_KEY",
+    "RELAY_ADMIN_TOKEN",
+)
 
 VARIABLES = (
     "REDIS_URL",
@@ -130,7 +142,7 @@ def test_secrets_never_print(clean_env: pytest.MonkeyPatch) -> None:
         "SLACK_BOT_TOKEN": "xoxb-bot-token-3",
         "SLACK_APP_TOKEN": "xapp-app-token-4",
         "PAGERDUTY_ROUTING_KEY": "pd_routing_key_5",
-        "RELAY_ADMIN_TOKEN": "admin_token_6",
+        "RELAY_ADMIN_TOKEN": "admin_token_6_long_enough",
     }
     for name, value in secrets.items():
         clean_env.setenv(name, value)
@@ -191,3 +203,44 @@ def test_worker_without_glider_parts_needs_no_glider_key(clean_env: pytest.Monke
     assert settings.require("worker", calls_glider=False) is settings
     with pytest.raises(ConfigError, match="GLIDER_API_KEY"):
         settings.require("worker")
+
+
+def _example_secrets() -> dict[str, str]:
+    """The secret variables of .env.example with their placeholder values (commented or not)."""
+    found = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        name, _, value = line.lstrip("# ").partition("=")
+        if name in SECRET_VARIABLES:
+            found[name] = value.strip()
+    return found
+
+
+def test_env_example_names_every_secret() -> None:
+    """.env.example carries a placeholder for every secret, so the next test covers them all."""
+    assert set(_example_secrets()) == set(SECRET_VARIABLES)
+
+
+@pytest.mark.parametrize("name", SECRET_VARIABLES)
+def test_a_placeholder_secret_is_refused(clean_env: pytest.MonkeyPatch, name: str) -> None:
+    """A secret left at its .env.example value stops the process, naming the variable."""
+    clean_env.setenv(name, _example_secrets()[name])
+    with pytest.raises(ConfigError, match=f"^{name} is invalid: .*placeholder"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name", ["RELAY_ADMIN_TOKEN", "SLACK_SIGNING_SECRET"])
+def test_short_admin_token_and_signing_secret_are_refused(
+    clean_env: pytest.MonkeyPatch, name: str
+) -> None:
+    """RELAY_ADMIN_TOKEN and SLACK_SIGNING_SECRET under 16 characters are invalid; 16 is fine."""
+    clean_env.setenv(name, "x" * (MIN_SECRET_CHARS - 1))
+    with pytest.raises(ConfigError, match=f"^{name} is invalid: .*at least 16 characters"):
+        load_settings()
+    clean_env.setenv(name, "x" * MIN_SECRET_CHARS)
+    assert load_settings().secret_values() == ["x" * MIN_SECRET_CHARS]
+
+
+def test_secret_values_hold_both_spellings_of_a_percent_encoded_password() -> None:
+    """The Redis password is listed as the URL spells it and as Redis receives it."""
+    settings = load_settings(redis_url="redis://u:p%40ss%25@127.0.0.1:6379/0")
+    assert settings.secret_values() == ["p%40ss%25", "p@ss%"]

@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay.ids import is_well_formed
+from relay.redact import redact
 from relay.redis_conn import text
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,14 @@ def list_response(
     items: Sequence[BaseModel | dict[str, Any]], next_cursor: str | None
 ) -> web.Response:
     data = [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in items]
-    return web.json_response({"data": data, "nextCursor": next_cursor})
+    return web.json_response({"data": data, "nextCursor": next_cursor}, dumps=_redacted_json)
 
 
 def object_response(item: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(item.model_dump(mode="json"), status=status)
+    return web.json_response(item.model_dump(mode="json"), status=status, dumps=_redacted_json)
+
+
+def _redacted_json(payload: Any) -> str:
+    """JSON of an answer with configured secrets redacted: the admin API's door stays shut
+    even if upstream text slipped past redaction where it entered."""
+    return redact(json.dumps(payload))

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from yarl import URL
 
 from relay.backoff import retry_wait
+from relay.bounds import clip
 from relay.glider.errors import GliderError, GliderTimeout, GliderUnavailable
 from relay.glider.models import Operation, PortfolioDetail, RebalanceAccepted, Whoami
 from relay.glider.responses import MAX_BODY_BYTES, MESSAGE_CHARS, ModelT, interpret, read_capped
@@ -270,7 +271,7 @@ def _log_failure(
             "glider_route": route,
             "glider_status": exc.status,
             "glider_code": exc.code,
-            "glider_error": exc.message[:MESSAGE_CHARS],
+            "glider_error": clip(exc.message, MESSAGE_CHARS),
             "glider_request_id": exc.request_id,
             "glider_correlation_id": exc.correlation_id,
             "attempt": attempt,

@@ -7,6 +7,17 @@ rebalance never is once it may have reached Glider).
 
 from __future__ import annotations
 
+from relay.bounds import ERROR_CODE_CHARS, ERROR_MESSAGE_CHARS, ID_CHARS, clip
+from relay.redact import redact
+
+
+def upstream_text(text: str | None, limit: int) -> str | None:
+    """Text from Glider (or a proxy before it) as the relay may keep it: secrets redacted, cut.
+
+    Redaction comes first, so a cut can never keep half of a secret.
+    """
+    return None if text is None else clip(redact(text), limit)
+
 
 class GliderError(Exception):
     """A failed Glider call, with what Glider said and the ids to quote to its support."""
@@ -23,12 +34,15 @@ class GliderError(Exception):
         correlation_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
+        # Where Glider's words enter the relay: everything after this sees them redacted
+        # and bounded (records, events, webhook bodies, Slack, the admin API, logs).
+        message = upstream_text(message, ERROR_MESSAGE_CHARS) or ""
         super().__init__(message)
         self.message = message
         self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.correlation_id = correlation_id
+        self.code = upstream_text(code, ERROR_CODE_CHARS)
+        self.request_id = upstream_text(request_id, ID_CHARS)
+        self.correlation_id = upstream_text(correlation_id, ID_CHARS)
         self.retry_after = retry_after
         self.attempts = 1
 
@@ -86,7 +100,7 @@ class GliderUnavailable(GliderError):
     retryable = True
 
     def __init__(self, message: str, *, request_sent: bool, permanent: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(message)  # bounded and redacted there
         self.request_sent = request_sent
         # A certificate or TLS failure will not fix itself by retrying.
         self.retryable = not permanent

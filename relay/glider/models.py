@@ -11,10 +11,36 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from relay.bounds import ERROR_MESSAGE_CHARS, NAME_CHARS, OPERATION_ID_CHARS
+from relay.glider.errors import upstream_text
+
+# Words Glider chose (names, labels, an operation's error) are redacted and cut on
+# the way in, like its error messages (relay.glider.errors.upstream_text).
+
+
+def _name(value: str) -> str:
+    return upstream_text(value, NAME_CHARS) or ""
+
+
+def _long_text(value: str) -> str:
+    return upstream_text(value, ERROR_MESSAGE_CHARS) or ""
+
+
+Name = Annotated[str, AfterValidator(_name)]
+LongText = Annotated[str, AfterValidator(_long_text)]
 
 
 class GliderModel(BaseModel):
@@ -97,7 +123,7 @@ class RateLimitBody(GliderModel):
 class RebalanceAccepted(GliderModel):
     """202 of ``POST /v2/portfolios/{id}/rebalance``; the same id while one is in flight."""
 
-    operation_id: str = Field(min_length=1)
+    operation_id: str = Field(min_length=1, max_length=OPERATION_ID_CHARS)
     submitted_at: datetime
 
 
@@ -106,13 +132,13 @@ class Operation(GliderModel):
 
     operation_id: str
     portfolio_id: str
-    kind: str | None = None
+    kind: Name | None = None
     state: OperationState
-    state_raw: str = Field(description="the state exactly as Glider sent it")
+    state_raw: Name = Field(description="the state as Glider sent it (cut to NAME_CHARS)")
     created_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
-    error: str | None = None
+    error: LongText | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -138,7 +164,7 @@ class SmartAccount(GliderModel):
 
 class Schedule(GliderModel):
     status: ScheduleStatus
-    frequency: str | None = None
+    frequency: Name | None = None
     interval_ms: int | None = None
     next_due_at: datetime | None = None
     last_rebalance_at: datetime | None = None
@@ -153,13 +179,13 @@ class PortfolioDetail(GliderModel):
     """PortfolioDetail in the newest shape or the older one (``userAccountId``, ...)."""
 
     portfolio_id: str
-    portfolio_name: str | None = None
+    portfolio_name: Name | None = None
     owner_account_id: str | None = Field(
         default=None, validation_alias=AliasChoices("ownerAccountId", "userAccountId")
     )
     strategy_id: str | None = None
-    strategy_name: str | None = None
-    strategy_description: str | None = None
+    strategy_name: Name | None = None
+    strategy_description: LongText | None = None
     smart_accounts: list[SmartAccount] = Field(
         default_factory=list, validation_alias=AliasChoices("smartAccounts", "vaultAccountIds")
     )

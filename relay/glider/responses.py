@@ -15,6 +15,7 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ValidationError
 
 from relay.backoff import parse_retry_after
+from relay.bounds import PROXY_TEXT_CHARS, clip
 from relay.glider.errors import (
     BadRequest,
     CooldownActive,
@@ -29,7 +30,7 @@ from relay.glider.errors import (
 from relay.glider.models import ErrorEnvelope, RateLimitBody
 
 MAX_BODY_BYTES = 1 << 20
-MESSAGE_CHARS = 200
+MESSAGE_CHARS = PROXY_TEXT_CHARS
 _CHUNK = 64 * 1024
 
 _BY_STATUS: dict[int, type[GliderError]] = {
@@ -141,5 +142,5 @@ def _plain_message(payload: Any, body: bytes, status: int) -> str:
         text = payload["message"]
     else:
         text = body.decode("utf-8", errors="replace")
-    text = " ".join(text.split())[:MESSAGE_CHARS]
+    text = clip(" ".join(text.split()), MESSAGE_CHARS)
     return text or f"HTTP {status}"

@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from relay.bounds import PAGERDUTY_SUMMARY_CHARS, clip
 from relay.events import Event, EventType
-from relay.slackfmt import context, escape, section
+from relay.slackfmt import context, escape, message, section
 from relay.webhooks.models import iso_ms
 from relay.webhooks.policy import GONE, AttemptResult
 
@@ -61,14 +62,18 @@ def _json(payload: dict[str, Any]) -> bytes:
 
 
 def _slack(channel: str, text: str, detail: str) -> bytes:
-    blocks = [section(text), context(detail)]
-    return _json({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": False})
+    body = message(text, [section(text), context(detail)])
+    return _json({"channel": channel, **body, "unfurl_links": False})
 
 
 def _pagerduty(action: str, dedup_key: str, summary: str, severity: str) -> bytes:
     event: dict[str, Any] = {"event_action": action, "dedup_key": dedup_key}
     if action == "trigger":
-        event["payload"] = {"summary": summary[:1024], "source": SOURCE, "severity": severity}
+        event["payload"] = {
+            "summary": clip(summary, PAGERDUTY_SUMMARY_CHARS),
+            "source": SOURCE,
+            "severity": severity,
+        }
     return _json(event)
 
 

@@ -19,6 +19,8 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from relay.backoff import parse_retry_after
+from relay.bounds import ATTEMPT_ERROR_CHARS, RESPONSE_BODY_BYTES, clip, clip_bytes
+from relay.redact import redact_bytes
 from relay.slack_api import SlackApi
 from relay.timeouts import exact_timeout
 from relay.webhooks.claims import Claimed, Target
@@ -31,7 +33,7 @@ from relay.webhooks.ssrf import BlockedAddress, GuardedResolver, UnsafeURL, chec
 TIMEOUT_S = 10.0
 # The check is pure and every attempt repeats it: remember the URLs that passed.
 _checked_url = functools.lru_cache(maxsize=4096)(check_url)
-BODY_LIMIT = 1024
+BODY_LIMIT = RESPONSE_BODY_BYTES
 USER_AGENT = "glider-relay-webhooks/1"
 
 
@@ -67,7 +69,7 @@ def _error_text(exc: BaseException) -> str:
         return f"refused: {exc.os_error}"
     if isinstance(exc, UnsafeURL):
         return f"refused: url {exc}"
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return clip(f"{type(exc).__name__}: {exc}", ATTEMPT_ERROR_CHARS)
 
 
 class Sender:
@@ -119,8 +121,10 @@ class Sender:
         if target.signing is None:
             raise ValueError("subscription has no secret")
         keys = target.signing.active(epoch_ms())
-        headers = webhook_headers(keys, claimed.webhook_id, int(time.time()), claimed.body)
-        return target.url, headers, claimed.body
+        # Defence at the door: no configured secret leaves in a body, whatever stored it.
+        body = redact_bytes(claimed.body)
+        headers = webhook_headers(keys, claimed.webhook_id, int(time.time()), body)
+        return target.url, headers, body
 
     async def _slack(self, claimed: Claimed, at: datetime, start: float) -> AttemptResult:
         """chat.postMessage through the relay's Slack client; retries are ours, not its."""
@@ -129,7 +133,7 @@ class Sender:
             raise ValueError("SLACK_BOT_TOKEN is not set")
         error, retry_after = None, None
         try:
-            response = await web.chat_postMessage(**json.loads(claimed.body))
+            response = await web.chat_postMessage(**json.loads(redact_bytes(claimed.body)))
         except SlackApiError as exc:
             response = exc.response
             error = f"Slack error: {response.get('error', 'unknown')}"
@@ -149,7 +153,7 @@ class Sender:
     def _pagerduty_request(self, claimed: Claimed) -> tuple[str, dict[str, str], bytes]:
         if self.oncall.pagerduty_routing_key is None:
             raise ValueError("PAGERDUTY_ROUTING_KEY is not set")
-        event = json.loads(claimed.body)
+        event = json.loads(redact_bytes(claimed.body))
         event["routing_key"] = self.oncall.pagerduty_routing_key.get_secret_value()
         body = json.dumps(event, separators=(",", ":")).encode()
         return self.oncall.pagerduty_url, {"content-type": "application/json"}, body
@@ -168,7 +172,7 @@ class Sender:
             prefix = await self._read_prefix(response)
             latency = int((time.monotonic() - start) * 1000)
             code = response.status
-            text = prefix.decode("utf-8", errors="replace")
+            text = clip_bytes(prefix, self.body_limit)
             error = _answer_error(code)
             retry_after = None
             if code in THROTTLE_STATUSES:
