@@ -21,7 +21,7 @@ from relay.components import COMPONENTS, Component, Tuning, WorkerContext
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.poll_policy import PollPolicy
-from relay.redis_conn import connect
+from relay.redis_conn import connect_worker
 from relay.settings import ConfigError, Settings, load_settings
 from relay.streams import consumer_name
 
@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 
 # The components that talk to Glider (and so need GLIDER_API_KEY).
 GLIDER_CALLERS = frozenset({"executor", "poller"})
-
-# Blocking stream reads wait up to 1 s: the socket must wait longer than that.
-REDIS_SOCKET_TIMEOUT_S = 10.0
 
 
 class WorkerFailed(Exception):
@@ -63,7 +60,7 @@ async def serve(
 
     Raises :class:`WorkerFailed` (after stopping the others) when a component ended by itself.
     """
-    client = redis or connect(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+    client = redis or connect_worker(settings.redis_url)
     ctx = WorkerContext(client, settings, consumer=consumer_name(name), tuning=tuning or Tuning())
     names = list(only or COMPONENTS)
     components: list[Component] = [await COMPONENTS[n](ctx) for n in names]
