@@ -3,8 +3,8 @@
 Receivers are aiohttp servers on loopback in a subprocess (one port per
 subscription, answering 200). The same signed deliveries are made three ways:
 
-- **ours**: events on the real Redis events stream (a spare database, claimed
-  like the test suite's), fanned out and delivered by ``relay.webhooks``'
+- **ours**: events on the real Redis events stream (a private server of the run's
+  own, from redis.conf with persistence off), fanned out and delivered by ``relay.webhooks``'
   dispatcher: per-subscription queues, leases, attempt records;
 - **arq**: what a user would write on arq: one job per delivery that signs and
   POSTs (``pip install --no-deps 'arq>=0.26' click``: arq pins redis-py below 6,
