@@ -1,12 +1,16 @@
-"""The shipped ``redis.conf``: the settings README asks for, in effect on the suite's server."""
+"""The suite's own Redis: a server it started itself (never a developer's), on the
+shipped ``redis.conf``, which has the settings README asks for."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.fixtures.redis import EXTERNAL_URL_ENV
 from tests.fixtures.redis_server import REDIS_CONF, ROOT, private_server
 
 # README's "Redis requirements" names each setting as `name value`.
@@ -50,3 +54,23 @@ def test_the_suites_private_server_runs_on_redis_conf() -> None:
                     assert client.config_get(name) == {name: value}
         finally:
             client.close()
+
+
+def _parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_the_real_server_is_one_the_suite_started_or_the_one_named(redis_server_url: str) -> None:
+    """Whatever answers on 127.0.0.1:6379 is left alone: the tests' server is a child of
+    this session, unless GLIDER_RELAY_TEST_REDIS_URL names one explicitly."""
+    external = os.environ.get(EXTERNAL_URL_ENV, "").strip()
+    if external:
+        assert redis_server_url == external
+        return
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        pid = int(client.info("server")["process_id"])
+    finally:
+        client.close()
+    assert _parent_pid(pid) == os.getpid()
