@@ -44,14 +44,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ack_procs import (  # noqa: E402
+    NO_PERSISTENCE,
     Layout,
     cpu_seconds,
-    free_port,
     pinned,
     private_redis,
     server,
 )
 from relay import keys  # noqa: E402
+from tests.fixtures.redis_server import free_port  # noqa: E402
 from tests.fixtures.slack import SIGNING_SECRET, signed_command  # noqa: E402
 
 CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -215,7 +216,7 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="glider-relay-bench-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_"))}
     ours_port, bare_port = free_port(), free_port()
-    with pinned(load_cpus), private_redis() as (redis_url, redis_pid):
+    with pinned(load_cpus), private_redis(*NO_PERSISTENCE) as (redis_url, redis_pid):
         env = base_env | {
             "REDIS_URL": redis_url,
             "PORT": str(ours_port),

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
+from tests.fixtures.redis_server import ServerUnavailable, private_server
 
 ROOT = Path(__file__).resolve().parent.parent
-READY_S = 20.0
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+NO_PERSISTENCE = ("--appendonly", "no")
 
 
 @dataclass(frozen=True)
@@ -66,42 +62,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def private_redis(*config: str) -> Iterator[tuple[str, int]]:
-    """A redis-server of the bench's own (no test session shares it): (url, pid).
+    """A server of the bench's own (no test session shares it) from redis.conf: (url, pid).
 
-    ``config`` are more ``redis-server`` arguments; by default persistence is off,
-    as on the shared development server.
+    ``config`` are more server arguments (``NO_PERSISTENCE``, for figures of the
+    relay rather than of the disk).
     """
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("the bench needs a redis-server binary on PATH")
-    port, workdir = free_port(), tempfile.mkdtemp(prefix="glider-relay-bench-redis-")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
-    proc = subprocess.Popen([*argv, *(config or ("--appendonly", "no"))], stdout=subprocess.DEVNULL)
     try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + READY_S
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"redis-server did not start on port {port}") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        shutil.rmtree(workdir, ignore_errors=True)
+        with private_server(*config) as started:
+            yield started
+    except ServerUnavailable as exc:
+        raise SystemExit(f"the bench needs a Redis server: {exc}") from None
 
 
 @contextmanager

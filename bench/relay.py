@@ -3,8 +3,8 @@
 Receivers are aiohttp servers on loopback in a subprocess (one port per
 subscription, answering 200). The same signed deliveries are made three ways:
 
-- **ours**: events on the real Redis events stream (a spare database, claimed
-  like the test suite's), fanned out and delivered by ``relay.webhooks``'
+- **ours**: events on the real Redis events stream (a private server of the run's
+  own, from redis.conf with persistence off), fanned out and delivered by ``relay.webhooks``'
   dispatcher: per-subscription queues, leases, attempt records;
 - **arq**: what a user would write on arq: one job per delivery that signs and
   POSTs (``pip install --no-deps 'arq>=0.26' click``: arq pins redis-py below 6,
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.relay_parts import Setup, Started, arq_run, bare_run, make_events, ours_run  # noqa: E402
-from bench.relay_receivers import Receivers, claimed_database, serve_receivers  # noqa: E402
+from bench.relay_receivers import Receivers, private_database, serve_receivers  # noqa: E402
 from relay.worker import tune_gc  # noqa: E402
 
 __all__ = ["main"]
@@ -93,7 +93,7 @@ async def _latency(result: Result, run: Runner, setup: Setup, count: int, rate: 
 async def bench(args: argparse.Namespace) -> None:
     systems = {"ours": ours_run, "arq": arq_run, "bare": bare_run}
     results = {name: Result(name) for name in systems}
-    async with serve_receivers(args.subscriptions) as ports, claimed_database() as url:
+    async with serve_receivers(args.subscriptions) as ports, private_database() as url:
         redis = aioredis.Redis.from_url(url)
         async with aiohttp.ClientSession() as control:
             setup = Setup(redis, url, Receivers(control, ports), args.cap)

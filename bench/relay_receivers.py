@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis
 from aiohttp import web
 
+from tests.fixtures.redis_server import private_server
+
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-CLAIM_KEY = "glider-relay:test-db-claim:"  # as tests/fixtures/redis.py: never a test's db
 
 
 # --- receivers (a subprocess) ------------------------------------------------------
@@ -136,18 +135,7 @@ class Receivers:
 
 
 @contextlib.asynccontextmanager
-async def claimed_database() -> AsyncIterator[str]:
-    """A Redis database nobody else (no test session) uses; flushed before and after."""
-    admin = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    for db in range(15, 0, -1):
-        if admin.set(f"{CLAIM_KEY}{db}", "bench/relay.py", nx=True, ex=3600):
-            break
-    else:
-        raise RuntimeError("every Redis database 1-15 is claimed")
-    data = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
-    data.flushdb()
-    try:
-        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
-    finally:
-        data.flushdb()
-        admin.delete(f"{CLAIM_KEY}{db}")
+async def private_database() -> AsyncIterator[str]:
+    """A Redis server of the run's own (redis.conf, persistence off): its URL."""
+    with private_server("--appendonly", "no") as (url, _pid):
+        yield url

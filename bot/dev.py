@@ -112,8 +112,10 @@ async def start_stack(
     runners.append(web_runner)
     host, bound = web_runner.addresses[0][:2]
     stop = asyncio.Event()
+    # The worker builds its own client (relay.redis_conn.connect_worker), as ``worker``
+    # does: web's 1 s socket timeout would race its 1 s blocking reads on a real Redis.
     worker_task = asyncio.create_task(
-        worker.serve(settings, stop, name="dev", tuning=DEV_TUNING, redis=redis), name="worker"
+        worker.serve(settings, stop, name="dev", tuning=DEV_TUNING), name="worker"
     )
     web_url = f"http://{host}:{bound}"
     return DevStack(settings, web_url, sim, slack, redis, stop, worker_task, runners, glider)

@@ -16,6 +16,9 @@ from redis.asyncio.cluster import RedisCluster
 # Short socket timeouts: a Slack ack must say "could not queue" well inside 3 s
 # rather than hang on a dead Redis.
 SOCKET_TIMEOUT_S = 1.0
+# The worker's blocking stream reads wait up to 1 s: its socket must wait longer
+# than that, or every idle read races the timeout ("Timeout reading from ...").
+WORKER_SOCKET_TIMEOUT_S = 10.0
 _embedded_server: fakeredis.FakeServer | None = None
 
 
@@ -54,6 +57,11 @@ def connect(url: str | None, **options: Any) -> aioredis.Redis:
         return cluster
     options.setdefault("health_check_interval", 15)
     return aioredis.Redis.from_url(url, **options)
+
+
+def connect_worker(url: str | None) -> aioredis.Redis:
+    """The worker's client (``worker`` and ``dev`` alike): long enough for blocking reads."""
+    return connect(url, socket_timeout=WORKER_SOCKET_TIMEOUT_S)
 
 
 def text(value: bytes | str) -> str:

@@ -22,7 +22,7 @@ from relay.health import WorkerHealth
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.poll_policy import PollPolicy
-from relay.redis_conn import connect
+from relay.redis_conn import connect_worker
 from relay.settings import ConfigError, Settings, load_settings
 from relay.store_health import StoreMonitor, StoreRefused, refuse_evicting, wait_for_redis
 from relay.streams import consumer_name
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 # The components that talk to Glider (and so need GLIDER_API_KEY).
 GLIDER_CALLERS = frozenset({"executor", "poller"})
-
-# Blocking stream reads wait up to 1 s: the socket must wait longer than that.
-REDIS_SOCKET_TIMEOUT_S = 10.0
 
 
 class WorkerFailed(Exception):
@@ -68,7 +65,7 @@ async def serve(
     not accept, and :class:`WorkerFailed` (after stopping the others) when a
     component ended by itself.
     """
-    client = redis or connect(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+    client = redis or connect_worker(settings.redis_url)
     monitor = StoreMonitor(client, allow_evicting=settings.relay_allow_evicting_redis)
     health = WorkerHealth(monitor)
     try:

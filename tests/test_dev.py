@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from relay.sim.config import PF_MAIN
+from tests.fixtures.slack import signed_command
 
 CLI = [sys.executable, "-m", "bot"]
 
@@ -62,3 +71,72 @@ def test_dev_prints_banner_and_stops_cleanly_on_sigterm() -> None:
         assert "Glider sim" in banner
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def _banner_value(banner: str, label: str) -> str:
+    match = re.search(rf"^\s*{label}\s+(\S+)", banner, re.MULTILINE)
+    assert match, f"no {label!r} in the banner:\n{banner}"
+    return match.group(1)
+
+
+def _read_banner(log: Path, proc: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = log.read_text(errors="replace")
+        if "try it:" in text:
+            return text
+        time.sleep(0.05)
+    pytest.fail(f"dev printed no banner:\n{log.read_text(errors='replace')}")
+
+
+def _wait_logged(log: Path, needle: str, within: float) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    pytest.fail(f"{needle!r} not in dev's output within {within} s:\n{log.read_text()}")
+
+
+def _send_rebalance(banner: str) -> None:
+    """A /rebalance signed with the session's secret, as Slack would send it to dev."""
+    request = signed_command(
+        "/rebalance",
+        PF_MAIN,
+        secret=_banner_value(banner, "signing secret"),
+        response_url=f"{_banner_value(banner, 'Slack stand-in')}/response/1",
+    )
+    web_url = _banner_value(banner, "web")
+    http = urllib.request.Request(  # noqa: S310 - loopback URL from dev's banner
+        f"{web_url}/slack/events", data=request.body.encode(), headers=request.headers
+    )
+    with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
+        assert "Queued a rebalance" in json.loads(response.read())["text"]
+
+
+def test_dev_on_a_real_redis_executes_promptly_without_read_timeouts(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """REDIS_URL=... dev: a queued /rebalance is executed and replied to, and the worker's
+    blocking reads never hit the socket timeout (web's 1 s timeout once raced them)."""
+    log = tmp_path / "dev.log"
+    env = _env() | {"REDIS_URL": redis_url, "LOG_LEVEL": "INFO"}
+    with (
+        log.open("wb") as out,
+        subprocess.Popen(
+            [*CLI, "dev", "--port", "0", "--sim-port", "0"], stdout=out, stderr=out, env=env
+        ) as proc,
+    ):
+        try:
+            banner = _read_banner(log, proc)
+            assert f"Redis at {redis_url}" in banner
+            _send_rebalance(banner)
+            # Generous deadlines: the point is that it happens, not how fast.
+            _wait_logged(log, "executing rebalance", within=20)
+            # Until the reply, the worker sat on idle blocking reads for seconds.
+            _wait_logged(log, "via response_url] ", within=60)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+    assert "Timeout reading" not in log.read_text(errors="replace")

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from relay import keys
+from tests.fixtures.redis_server import free_port
 from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, SIGNING_SECRET, FakeSlack, signed_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,8 @@ async def test_missing_redis_url_exits_2_with_one_line() -> None:
 
 async def test_missing_signing_secret_exits_2() -> None:
     """HTTP mode needs SLACK_SIGNING_SECRET."""
-    code, err = await _run(_env(REDIS_URL="redis://127.0.0.1:6379/0"))
+    # A port nothing listens on: the check comes first, and no Redis of the machine is touched.
+    code, err = await _run(_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
     assert code == 2
     assert "SLACK_SIGNING_SECRET" in err
 
