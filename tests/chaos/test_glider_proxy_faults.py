@@ -24,7 +24,7 @@ from tests.chaos.checks import FAST_RECOVERY, all_final, events, queue, records,
 from tests.chaos.http_proxy import FaultyProxy, ProxyConfig, faulty_proxy
 from tests.chaos.monkey import Monkey
 from tests.fixtures.chaos import RelayProcesses, ServerFactory, SimStarter, portfolio_ids
-from tests.fixtures.slack import RESPONSE, FakeSlack
+from tests.fixtures.slack import LOOPBACK_HOST, RESPONSE, FakeSlack
 from tests.fixtures.worker import eventually
 
 pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
@@ -73,6 +73,7 @@ async def faulted_run(
             "GLIDER_MAX_RPS": "200",
             "GLIDER_TIMEOUT_S": str(TIMEOUT_S),
             "SLACK_API_URL": slack.api_url,
+            "SLACK_RESPONSE_URL_HOSTS": LOOPBACK_HOST,
             "RELAY_ALLOW_PRIVATE_URLS": "true",
         }
         workers = {f"w{n}": await procs.worker(f"w{n}", *FAST_RECOVERY) for n in range(3)}
