@@ -51,11 +51,11 @@ from bench.ack_procs import (  # noqa: E402
     private_redis,
     server,
 )
-from relay import keys  # noqa: E402
+from relay.store import keys  # noqa: E402
 from tests.fixtures.redis_server import free_port  # noqa: E402
 from tests.fixtures.slack import SIGNING_SECRET, signed_command  # noqa: E402
 
-CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from bot.cli.main import main; sys.exit(main(sys.argv[1:]))"
 READY_S = 20.0
 Requests = list[tuple[str, dict[str, str]]]
 

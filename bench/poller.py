@@ -1,7 +1,7 @@
 """Poll policy vs fixed 2-second polling, and what 100,000 tracked operations cost.
 
 1. Simulated time: operations with a mix of durations (seconds to 10 minutes) are
-   polled by our policy (relay.poll_policy, jitter on) and by fixed 2 s polling.
+   polled by our policy (relay.core.poll_policy, jitter on) and by fixed 2 s polling.
    Printed: Glider GETs per operation, detection delay (time from the end of an
    operation to the poll that sees it) p50/p95, and p95 relative to the target
    max(2 s, 10% of the duration). The main mix is uniform over 5 s-10 min; a
@@ -37,16 +37,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ack_procs import private_redis  # noqa: E402
-from relay import keys, transitions  # noqa: E402
-from relay.commands import Action, Requester  # noqa: E402
-from relay.ids import new_id  # noqa: E402
-from relay.plans import FIRST_POST_MS, POSTS  # noqa: E402
-from relay.poll_policy import PollPolicy  # noqa: E402
-from relay.records import RequestRecord, RequestState  # noqa: E402
+from relay.core import transitions  # noqa: E402
+from relay.core.commands import Action, Requester  # noqa: E402
+from relay.core.ids import new_id  # noqa: E402
+from relay.core.plans import FIRST_POST_MS, POSTS  # noqa: E402
+from relay.core.poll_policy import PollPolicy  # noqa: E402
+from relay.core.records import RequestRecord, RequestState  # noqa: E402
 from relay.sim.config import ADMIN_KEY, SimConfig  # noqa: E402
 from relay.sim.server import start_sim  # noqa: E402
+from relay.store import keys  # noqa: E402
 
-CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from bot.cli.main import main; sys.exit(main(sys.argv[1:]))"
 # Redis's own default, against redis.conf's 256 (what README recommends).
 DEFAULT_LISTPACK = ("--hash-max-listpack-value", "64")
 

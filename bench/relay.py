@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.relay_parts import Setup, Started, arq_run, bare_run, make_events, ours_run  # noqa: E402
 from bench.relay_receivers import Receivers, private_database, serve_receivers  # noqa: E402
-from relay.worker import tune_gc  # noqa: E402
+from relay.worker.process import tune_gc  # noqa: E402
 
 __all__ = ["main"]
 

@@ -19,9 +19,9 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from bench.relay_receivers import Receivers
-from relay import keys
-from relay.events import Event, EventData, EventRequester, EventType
-from relay.ids import new_id
+from relay.core.events import Event, EventData, EventRequester, EventType
+from relay.core.ids import new_id
+from relay.store import keys
 from relay.webhooks.dispatcher import Dispatcher
 from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.secrets import new_secret, secret_bytes

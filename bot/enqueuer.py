@@ -12,7 +12,7 @@ call stays atomic, and its caller hears back only once Redis has answered.
 Each caller waits at most ``budget`` seconds, and then learns which of two very
 different things happened: its command was never sent (:class:`EnqueueNotSent`:
 nothing was done), or it may have been (:class:`EnqueueOutcomeUnknown`: Redis
-may still run it, see relay/abandon.py). A command counts as sent from the
+may still run it, see relay/store/abandon.py). A command counts as sent from the
 moment its batch holds a connection and is about to write; a caller that gave
 up before that moment is dropped from the batch, so it is never written.
 """
@@ -25,8 +25,13 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from relay.commands import QueuedCommand
-from relay.queue import EnqueueNotSent, EnqueueOutcomeUnknown, EnqueueResult, enqueue_when_connected
+from relay.core.commands import QueuedCommand
+from relay.store.queue import (
+    EnqueueNotSent,
+    EnqueueOutcomeUnknown,
+    EnqueueResult,
+    enqueue_when_connected,
+)
 
 # Slack waits 3 s for the ack; a store that has not answered by then never will in time.
 ENQUEUE_BUDGET_S = 2.0
@@ -43,7 +48,7 @@ class _Waiter:
 
 
 class GroupEnqueuer:
-    """``await enqueue(command)``: like :func:`relay.queue.enqueue`, batched with its peers."""
+    """``await enqueue(command)``: like :func:`relay.store.queue.enqueue`, batched with peers."""
 
     def __init__(
         self,
@@ -107,7 +112,7 @@ class GroupEnqueuer:
         results: list[EnqueueResult | RedisError]
         try:
             # Bounded like its callers: past the budget nobody waits for the answer, and the
-            # client's own resends only delay the next batch (relay/abandon.py settles them).
+            # client's own resends only delay the next batch (relay/store/abandon.py settles them).
             async with asyncio.timeout(self._budget):
                 results = await enqueue_when_connected(self._redis, lambda: self._take(batch))
         except asyncio.CancelledError:

@@ -29,20 +29,20 @@ from bot.messages import Reply
 from bot.parse import FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
-from relay.commands import Action, QueuedCommand, Requester
+from relay.core.commands import Action, QueuedCommand, Requester
+from relay.core.ids import new_id
 from relay.glider.client import GliderClient
-from relay.ids import new_id
 from relay.metrics import COMMANDS
-from relay.queue import (
+from relay.settings import Settings
+from relay.slack.client import SlackApi
+from relay.slack.response_urls import DisallowedResponseUrl
+from relay.store.queue import (
     EnqueueNotSent,
     EnqueueOutcomeUnknown,
     EnqueueResult,
     EnqueueStatus,
     load_record,
 )
-from relay.response_urls import DisallowedResponseUrl
-from relay.settings import Settings
-from relay.slack_api import SlackApi
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Every reply the bot sends to a slash command, as Block Kit: pure functions of their data.
 
-Whatever came from a user or from Glider goes through :func:`relay.slackfmt.escape`
+Whatever came from a user or from Glider goes through :func:`relay.slack.blocks.escape`
 (via :func:`_code` and :func:`_plain`), so no reply can carry ``<!channel>``, a
 mention or a link that was not ours.
 """
@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from relay.bounds import MESSAGE_BLOCKS
-from relay.commands import Action
+from relay.core.bounds import MESSAGE_BLOCKS
+from relay.core.commands import Action
+from relay.core.records import RequestRecord
 from relay.glider.models import PortfolioDetail
-from relay.records import RequestRecord
-from relay.slackfmt import Block, context, escape, fallback, section, slack_date
+from relay.slack.blocks import Block, context, escape, fallback, section, slack_date
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
 _MAX_NAMED = 5  # at most this many allowed users named in a refusal

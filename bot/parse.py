@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.bounds import REASON_CHARS
-from relay.commands import PORTFOLIO_ID_RE
+from relay.core.bounds import REASON_CHARS
+from relay.core.commands import PORTFOLIO_ID_RE
 
 REBALANCE, PAUSE, RESUME = "/rebalance", "/pause", "/resume"
 COMMANDS = (REBALANCE, PAUSE, RESUME)

@@ -1,7 +1,7 @@
 """After an "outcome unknown" ack: find out for certain, then tell the requester.
 
 One background loop per web process holds the commands whose enqueue got no
-answer. Each is settled by :func:`relay.abandon.settle_many` (one atomic step:
+answer. Each is settled by :func:`relay.store.abandon.settle_many` (one atomic step:
 queued after all, or abandoned with a tombstone so that a late copy of the
 write does nothing), retried with capped backoff until Redis answers or the
 command's deadline passes. The answer goes to the command's ``response_url``.
@@ -24,10 +24,10 @@ from redis.exceptions import RedisError
 from bot import messages
 from bot.background import Background
 from bot.messages import Reply
-from relay.abandon import Settled, Settlement, settle_many
-from relay.backoff import backoff_delay
-from relay.commands import QueuedCommand
+from relay.core.backoff import backoff_delay
+from relay.core.commands import QueuedCommand
 from relay.metrics import UNKNOWN_ACKS
+from relay.store.abandon import Settled, Settlement, settle_many
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from redis.exceptions import RedisError
 from bot import messages
 from bot.background import Background
 from bot.messages import Reply, StatusView
+from relay.core.records import RequestRecord
 from relay.glider.client import GliderClient
 from relay.glider.errors import Forbidden, GliderError, NotFound, Unauthorized
 from relay.glider.models import PortfolioDetail
-from relay.queue import latest_record
-from relay.records import RequestRecord
+from relay.store.queue import latest_record
 
 log = logging.getLogger(__name__)
 

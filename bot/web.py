@@ -39,17 +39,17 @@ from relay.admin.common import json_errors
 from relay.glider.client import GliderClient
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
-from relay.ratelimit import SharedRateLimiter
-from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
-from relay.slack_api import SlackApi
-from relay.store_health import (
+from relay.slack.client import SlackApi
+from relay.store.connection import connect
+from relay.store.health import (
     StoreMonitor,
     StoreRefused,
     StoreState,
     refuse_evicting,
     wait_for_redis,
 )
+from relay.store.ratelimit import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """One JSON object per line on stderr, with secrets scrubbed.
 
 Context (request id, portfolio, operation id) rides along through ``extra=``.
-Secret values are registered at start-up (:mod:`relay.redact`) and replaced
+Secret values are registered at start-up (:mod:`relay.core.redact`) and replaced
 wherever they appear in a formatted line, in their raw and their JSON-escaped
 form (the line is JSON, so a secret holding ``"`` or ``\\`` is escaped in it),
 so even an exception message that quotes a header cannot leak one.
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.redact import redact, register_secrets
+from relay.core.redact import redact, register_secrets
 
 __all__ = ["JsonFormatter", "configure_logging", "redact", "register_secrets"]
 

@@ -17,8 +17,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from redis.exceptions import RedisError, ResponseError
 
-from relay import keys
-from relay.redis_conn import text
+from relay.store import keys
+from relay.store.connection import text
 
 log = logging.getLogger(__name__)
 

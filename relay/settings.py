@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relay.response_urls import is_host_name, parse_hosts
+from relay.slack.response_urls import is_host_name, parse_hosts
 
 Process = Literal["web", "worker", "sim", "dev", "demo", "subscriptions", "deliveries"]
 

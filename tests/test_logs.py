@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from relay.core.redact import unregister_secrets
 from relay.logs import JsonFormatter, configure_logging, redact, register_secrets
-from relay.redact import unregister_secrets
 from relay.settings import load_settings
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from relay import keys
-from relay.queue import ensure_group
+from relay.store import keys
+from relay.store.queue import ensure_group
 from tests.fixtures.web import WebFactory, WebHarness
 
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relay.ids import is_well_formed
-from relay.redact import redact
-from relay.redis_conn import text
+from relay.core.ids import is_well_formed
+from relay.core.redact import redact
+from relay.store.connection import text
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay import keys
 from relay.admin import app as admin
 from relay.admin.common import (
     ApiError,
@@ -29,10 +28,11 @@ from relay.admin.common import (
 )
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
-from relay.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
-from relay.events import EventError, EventRequester
-from relay.queue import load_record
-from relay.records import RequestRecord, RequestState
+from relay.core.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
+from relay.core.events import EventError, EventRequester
+from relay.core.records import RequestRecord, RequestState
+from relay.store import keys
+from relay.store.queue import load_record
 
 SCAN_BUDGET = 2000
 _CHUNK = 200

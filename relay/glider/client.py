@@ -21,14 +21,14 @@ import aiohttp
 from pydantic import SecretStr
 from yarl import URL
 
-from relay.backoff import retry_wait
-from relay.bounds import clip
+from relay.core.backoff import retry_wait
+from relay.core.bounds import clip
+from relay.core.timeouts import exact_timeout
 from relay.glider.errors import GliderError, GliderTimeout, GliderUnavailable
 from relay.glider.models import Operation, PortfolioDetail, RebalanceAccepted, Whoami
 from relay.glider.responses import MAX_BODY_BYTES, MESSAGE_CHARS, ModelT, interpret, read_capped
 from relay.logs import register_secrets
 from relay.metrics import GLIDER_LATENCY, GLIDER_REQUESTS
-from relay.timeouts import exact_timeout
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ rebalance never is once it may have reached Glider).
 
 from __future__ import annotations
 
-from relay.bounds import ERROR_CODE_CHARS, ERROR_MESSAGE_CHARS, ID_CHARS, clip
-from relay.redact import redact
+from relay.core.bounds import ERROR_CODE_CHARS, ERROR_MESSAGE_CHARS, ID_CHARS, clip
+from relay.core.redact import redact
 
 
 def upstream_text(text: str | None, limit: int) -> str | None:

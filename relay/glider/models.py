@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from relay.bounds import ERROR_MESSAGE_CHARS, NAME_CHARS, OPERATION_ID_CHARS
+from relay.core.bounds import ERROR_MESSAGE_CHARS, NAME_CHARS, OPERATION_ID_CHARS
 from relay.glider.errors import upstream_text
 
 # Words Glider chose (names, labels, an operation's error) are redacted and cut on

@@ -14,8 +14,8 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ValidationError
 
-from relay.backoff import parse_retry_after
-from relay.bounds import PROXY_TEXT_CHARS, clip
+from relay.core.backoff import parse_retry_after
+from relay.core.bounds import PROXY_TEXT_CHARS, clip
 from relay.glider.errors import (
     BadRequest,
     CooldownActive,

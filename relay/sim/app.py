@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from relay.ids import new_id
+from relay.core.ids import new_id
 from relay.sim import render
 from relay.sim.chaos import Chaos, Fault
 from relay.sim.clock import Clock, utc_now

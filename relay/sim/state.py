@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from relay.ids import ulid
+from relay.core.ids import ulid
 from relay.sim.clock import Clock
 from relay.sim.config import Detour, Frequency, Outcome, ScheduleStatus, SimConfig, SimPortfolio
 from relay.sim.operations import (

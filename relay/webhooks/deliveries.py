@@ -14,10 +14,10 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from relay import keys
 from relay.admin.common import page_ids
-from relay.ids import ulid
-from relay.redis_conn import text, text_map
+from relay.core.ids import ulid
+from relay.store import keys
+from relay.store.connection import text, text_map
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms, epoch_ms
 

@@ -3,7 +3,7 @@
 Three loops share one process:
 
 - **fan-out** reads ``keys.EVENTS`` through the ``dispatchers`` consumer group
-  (:class:`relay.streams.StreamConsumer`) and turns each event into deliveries,
+  (:class:`relay.store.streams.StreamConsumer`) and turns each event into deliveries,
   atomically with its XACK;
 - **scheduling** watches ``keys.SUBSCRIPTIONS_READY`` (subscription -> when it
   next has work) and keeps one :class:`SubscriptionRunner` per busy subscription;
@@ -26,13 +26,12 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from relay import keys
-from relay.events import Event
-from relay.health import ReadProgress
-from relay.pel import Delivery as StreamEntry
-from relay.redis_conn import text
-from relay.streams import StreamConsumer, consumer_name
-from relay.webhooks.claims import StepBatcher
+from relay.core.events import Event
+from relay.store import keys
+from relay.store.connection import text
+from relay.store.pending import Delivery as StreamEntry
+from relay.store.streams import StreamConsumer, consumer_name
+from relay.webhooks.claim_step import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.fanout import FanOutBatcher, alert_rows
 from relay.webhooks.lua import Scripts
@@ -41,6 +40,7 @@ from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, d
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
 from relay.webhooks.sender import Sender
 from relay.webhooks.subscriptions import SubscriptionStore
+from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
 

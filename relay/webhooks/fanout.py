@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from relay import keys
-from relay.events import Event
-from relay.ids import ulid
+from relay.core.events import Event
+from relay.core.ids import ulid
+from relay.store import keys
 from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import datetime_to_ms, epoch_ms

@@ -1,6 +1,6 @@
 """What every dispatcher script starts with: the key layout and shared Lua helpers.
 
-The key layout of ``relay.keys`` is written into each script's source as a Lua
+The key layout of ``relay.store.keys`` is written into each script's source as a Lua
 table ``L`` (so key names live in one place and cost nothing per call).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from relay import keys
+from relay.store import keys
 
 _LAYOUT = {
     "sub": keys.SUBSCRIPTION,

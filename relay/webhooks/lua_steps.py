@@ -1,6 +1,6 @@
 """The scheduling step script: record attempts, claim due deliveries, for many subscriptions.
 
-See :mod:`relay.webhooks.claims` for the Python side (requests, replies, batching).
+See :mod:`relay.webhooks.claim_step` for the Python side (requests, replies, batching).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from relay.webhooks.lua_prelude import ATTEMPTS_KEPT, PRELUDE
 
 # One scheduling step of one subscription, as a function of a request `q` (see
-# relay.webhooks.claims._request): record finished attempts, update the
+# relay.webhooks.claim_step._request): record finished attempts, update the
 # subscription's health, requeue released and expired leases, claim due work.
 _STEP = """
 local function record(q, due, inflight)

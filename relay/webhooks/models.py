@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_serializer
 
-from relay.events import EventType
+from relay.core.events import EventType
 
 
 class DeliveryStatus(StrEnum):

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from relay.bounds import PAGERDUTY_SUMMARY_CHARS, clip
-from relay.events import Event, EventType
-from relay.slackfmt import context, escape, message, section
+from relay.core.bounds import PAGERDUTY_SUMMARY_CHARS, clip
+from relay.core.events import Event, EventType
+from relay.slack.blocks import context, escape, message, section
 from relay.webhooks.models import iso_ms
 from relay.webhooks.policy import GONE, AttemptResult
 

@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
-from relay.webhooks.claims import (
+from relay.webhooks.claim_step import (
     LEASE_MS,
     Claimed,
     Finished,

@@ -18,12 +18,12 @@ import aiohttp
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
-from relay.backoff import parse_retry_after
-from relay.bounds import ATTEMPT_ERROR_CHARS, RESPONSE_BODY_BYTES, clip, clip_bytes
-from relay.redact import redact_bytes
-from relay.slack_api import SlackApi
-from relay.timeouts import exact_timeout
-from relay.webhooks.claims import Claimed, Target
+from relay.core.backoff import parse_retry_after
+from relay.core.bounds import ATTEMPT_ERROR_CHARS, RESPONSE_BODY_BYTES, clip, clip_bytes
+from relay.core.redact import redact_bytes
+from relay.core.timeouts import exact_timeout
+from relay.slack.client import SlackApi
+from relay.webhooks.claim_step import Claimed, Target
 from relay.webhooks.models import Attempt, TargetKind, epoch_ms
 from relay.webhooks.oncall import pagerduty_verdict
 from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult

@@ -8,13 +8,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay import keys
-from relay.commands import Action, QueuedCommand, Requester
-from relay.events import Event, EventType
-from relay.ids import new_id
-from relay.queue import EnqueueStatus, enqueue
-from relay.records import RequestRecord, RequestState
-from relay.redis_conn import text_map
+from relay.core.commands import Action, QueuedCommand, Requester
+from relay.core.events import Event, EventType
+from relay.core.ids import new_id
+from relay.core.records import RequestRecord, RequestState
+from relay.store import keys
+from relay.store.connection import text_map
+from relay.store.queue import EnqueueStatus, enqueue
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 
 TERMINAL_EVENTS = frozenset(

@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 import redis.asyncio as aioredis
 
-from relay.commands import Action
-from relay.events import EventType
-from relay.post_rules import UNKNOWN_OUTCOME
-from relay.records import RequestState
+from relay.core.commands import Action
+from relay.core.events import EventType
+from relay.core.post_rules import UNKNOWN_OUTCOME
+from relay.core.records import RequestState
 from relay.sim.config import ADMIN_KEY, PF_NO_SCHEDULE, PF_OTHER_TENANT, PF_ULID
 from relay.sim.server import SimServer
 from tests.chaos.checks import (

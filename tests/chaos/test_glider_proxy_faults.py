@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pytest
 import redis.asyncio as aioredis
 
-from relay.post_rules import UNKNOWN_OUTCOME
-from relay.records import RequestRecord, RequestState
+from relay.core.post_rules import UNKNOWN_OUTCOME
+from relay.core.records import RequestRecord, RequestState
 from relay.sim.config import ADMIN_KEY, Outcome
 from relay.sim.server import SimServer
 from tests.chaos.checks import FAST_RECOVERY, all_final, events, queue, records, terminal_counts

@@ -25,8 +25,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from relay import keys
 from relay.sim.server import SimServer
+from relay.store import keys
 from tests.chaos.checks import FAST_RECOVERY, all_final, events, records, terminal_counts
 from tests.chaos.slack_driver import Acks, ready_is, send_slash
 from tests.chaos.tcp_proxy import Faults, TcpProxy

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from relay.events import EventType
-from relay.records import RequestState
+from relay.core.events import EventType
+from relay.core.records import RequestState
 from tests.chaos.checks import FAST_RECOVERY, all_final, records, states
 from tests.chaos.sink import WebhookSink
 from tests.chaos.slack_driver import Acks, ready_is, send_slash

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from relay import keys
-from relay.records import RequestState
+from relay.core.records import RequestState
+from relay.store import keys
 from tests.chaos.checks import FAST_RECOVERY, all_final, queue, states
 from tests.fixtures.chaos import RelayProcess, RelayProcesses, SimStarter, full_env, portfolio_ids
 from tests.fixtures.glider import free_port

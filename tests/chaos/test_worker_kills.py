@@ -15,11 +15,11 @@ from collections import Counter
 import pytest
 import redis.asyncio as aioredis
 
-from relay import keys
-from relay.post_rules import UNKNOWN_OUTCOME
-from relay.records import RequestRecord, RequestState
+from relay.core.post_rules import UNKNOWN_OUTCOME
+from relay.core.records import RequestRecord, RequestState
 from relay.sim.config import ADMIN_KEY
 from relay.sim.server import SimServer
+from relay.store import keys
 from tests.chaos.checks import (
     FAST_RECOVERY,
     events,

@@ -22,9 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.signature import is_ssl_check
-from relay import keys
-from relay.commands import PORTFOLIO_ID_RE, QueuedCommand
-from relay.redis_conn import text_map
+from relay.core.commands import PORTFOLIO_ID_RE, QueuedCommand
+from relay.store import keys
+from relay.store.connection import text_map
 from tests.fixtures.slack import SIGNING_SECRET, slack_signature
 from tests.fixtures.web import WebFactory, WebHarness
 from tests.fuzz.support import FUZZ, Tally

@@ -36,14 +36,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bot.web import create_web_app
-from relay import keys
 from relay.admin.subscriptions import RESOLVER
-from relay.commands import Action, QueuedCommand, Requester
-from relay.events import EventError, EventType
-from relay.ids import new_id
-from relay.queue import enqueue
-from relay.records import RequestState
+from relay.core.commands import Action, QueuedCommand, Requester
+from relay.core.events import EventError, EventType
+from relay.core.ids import new_id
+from relay.core.records import RequestState
 from relay.settings import load_settings
+from relay.store import keys
+from relay.store.queue import enqueue
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import EVENT_TYPES, DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore

@@ -1,0 +1,1 @@
+"""The ``glider-relay`` console script and its sub-commands."""

@@ -1,0 +1,193 @@
+"""``glider-relay subscriptions ...`` and ``glider-relay deliveries ...``: straight to Redis.
+
+Each handler returns an exit status: 0 done, 1 refused or not found, 2 bad configuration.
+Secrets are printed only where the operator asked for one (``add``, ``rotate-secret``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from relay.settings import ConfigError, Process, Settings, load_settings
+from relay.store.connection import connect
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.models import Delivery, DeliveryStatus
+from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
+
+Command = Callable[[aioredis.Redis, Settings, argparse.Namespace], Awaitable[int]]
+
+
+def _run(process: Process, command: Command) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = load_settings().require(process)
+        except ConfigError as exc:
+            print(f"glider-relay: {exc}", file=sys.stderr)
+            return 2
+
+        async def go() -> int:
+            redis = connect(settings.redis_url)
+            try:
+                return await command(redis, settings, args)
+            finally:
+                await redis.aclose()
+
+        return asyncio.run(go())
+
+    return run
+
+
+def _fail(message: str) -> int:
+    print(f"glider-relay: {message}", file=sys.stderr)
+    return 1
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2))
+
+
+async def _add(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    events = [e.strip() for e in args.events.split(",") if e.strip()]
+    try:
+        body = SubscriptionCreate(url=args.url, events=events, description=args.description)
+        allow = settings.relay_allow_private_urls
+        await check_destination(body.url, GuardedResolver(allow_private=allow), allow_private=allow)
+    except ValidationError as exc:
+        return _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
+    except UnsafeURL as exc:
+        return _fail(f"url {exc}")
+    created = await SubscriptionStore(redis).create(body)
+    _print_json(created.public())
+    return 0
+
+
+async def _list(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    items, _ = await SubscriptionStore(redis).page(cursor=None, limit=500)
+    if args.json:
+        _print_json([s.public() for s in items])
+        return 0
+    for sub in items:
+        state = "enabled" if sub.enabled else f"disabled ({sub.disabledReason or 'by hand'})"
+        print(f"{sub.id}  {state:<20}  {','.join(sub.events):<24}  {sub.url}")
+    return 0
+
+
+async def _rm(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    if not await SubscriptionStore(redis).delete(args.id):
+        return _fail(f"no subscription {args.id}")
+    print(f"deleted {args.id}")
+    return 0
+
+
+async def _rotate(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        rotated = await SubscriptionStore(redis).rotate_secret(args.id)
+    except TooManySecrets as exc:
+        return _fail(str(exc))
+    if rotated is None:
+        return _fail(f"no subscription {args.id}")
+    print(f"{rotated.id} new secret: {rotated.secret}")
+    print("each earlier secret keeps signing for 24 hours after it was replaced")
+    return 0
+
+
+def _delivery_line(delivery: Delivery) -> str:
+    last = delivery.attempts[-1] if delivery.attempts else None
+    outcome = "-"
+    if last is not None:
+        outcome = str(last.statusCode or "") + (f" {last.error}" if last.error else "")
+    return (
+        f"{delivery.id}  {delivery.status.value:<9}  {delivery.subscriptionId}  "
+        f"{delivery.eventType:<23}  tries={len(delivery.attempts)}  last={outcome.strip()}"
+    )
+
+
+async def _deliveries(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    status = DeliveryStatus(args.status) if args.status else None
+    items, _ = await DeliveryStore(redis).page(
+        subscription_id=args.subscription, status=status, limit=args.limit
+    )
+    if args.json:
+        _print_json([d.model_dump(mode="json") for d in items])
+        return 0
+    for delivery in items:
+        print(_delivery_line(delivery))
+    return 0
+
+
+async def _replay(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    outcome = await DeliveryStore(redis).replay(args.id)
+    if outcome != "queued":
+        return _fail(f"{args.id} not replayed: {outcome.replace('_', ' ')}")
+    print(f"queued {args.id} again")
+    return 0
+
+
+async def _recover(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
+    since: datetime = args.since
+    count = await DeliveryStore(redis).recover_since(since, subscription_id=args.subscription)
+    print(f"queued {count} dead deliveries again")
+    return 0
+
+
+def _since(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("use ISO 8601, e.g. 2026-11-22T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def add_subscriptions_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``subscriptions add|list|rm|rotate-secret``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "subscriptions", help="manage webhook subscriptions"
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="subscribe a URL (prints its secret)")
+    add.add_argument("url")
+    add.add_argument("--events", default="*", help="comma-separated event types, or *")
+    add.add_argument("--description")
+    add.set_defaults(func=_run("subscriptions", _add))
+    listing = actions.add_parser("list", help="every subscription")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_run("subscriptions", _list))
+    rm = actions.add_parser("rm", help="delete a subscription")
+    rm.add_argument("id")
+    rm.set_defaults(func=_run("subscriptions", _rm))
+    rotate = actions.add_parser("rotate-secret", help="new secret; the old one signs for 24 h")
+    rotate.add_argument("id")
+    rotate.set_defaults(func=_run("subscriptions", _rotate))
+    return parser
+
+
+def add_deliveries_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``deliveries list|replay|recover``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "deliveries", help="inspect and resend webhook deliveries"
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="newest first")
+    listing.add_argument("--status", choices=[s.value for s in DeliveryStatus])
+    listing.add_argument("--subscription")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_run("deliveries", _deliveries))
+    replay = actions.add_parser("replay", help="queue a delivery again")
+    replay.add_argument("id")
+    replay.set_defaults(func=_run("deliveries", _replay))
+    recover = actions.add_parser("recover", help="queue every dead delivery since a time")
+    recover.add_argument("--since", type=_since, required=True)
+    recover.add_argument("--subscription")
+    recover.set_defaults(func=_run("deliveries", _recover))
+    return parser

@@ -1,0 +1,1 @@
+"""Pure domain: the models and rules of a request, with no I/O."""

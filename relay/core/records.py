@@ -1,0 +1,75 @@
+"""The record the relay keeps of each accepted command (``keys.request``), as a Redis hash.
+
+The hash is flat strings so Lua scripts can update single fields atomically; this
+module is the one place that converts between it and the typed model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from relay.core.commands import Action, Requester
+from relay.store.connection import text_map
+
+
+class RequestState(StrEnum):
+    QUEUED = "queued"  # on the command stream, not yet sent to Glider
+    SUBMITTED = "submitted"  # Glider answered 202; the poller tracks the operation
+    AWAITING_USER = "awaiting_user"  # Glider waits for an end-user action; still polled
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"  # Glider refused (401/403/404/400/cooldown 429); not retried
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    STUCK = "stuck"  # past the polling deadline without a terminal state
+
+    @property
+    def is_final(self) -> bool:
+        return self not in _OPEN
+
+
+_OPEN = frozenset({RequestState.QUEUED, RequestState.SUBMITTED, RequestState.AWAITING_USER})
+
+
+class RequestRecord(BaseModel):
+    """Everything known about one request; what ``GET /v1/operations/{id}`` returns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    action: Action
+    portfolio_id: str
+    state: RequestState
+    requested_by: Requester
+    accepted_at: datetime
+    updated_at: datetime
+    response_url: str | None = None
+    reason: str | None = None
+    operation_id: str | None = None
+    operation_state: str | None = None
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_at: datetime | None = None
+
+    def to_hash(self) -> dict[str, str]:
+        """Flatten to the Redis hash form (absent values are left out)."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json", exclude_none=True).items():
+            out[name] = json.dumps(value) if isinstance(value, dict) else str(value)
+        return out
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[Any, Any]) -> RequestRecord:
+        """Rebuild from ``HGETALL`` output (bytes or str keys)."""
+        fields = text_map(raw)
+        requested_by = Requester.model_validate_json(fields.pop("requested_by", "{}"))
+        return cls.model_validate({**fields, "requested_by": requested_by})

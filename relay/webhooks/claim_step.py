@@ -1,0 +1,182 @@
+"""One scheduling step of a subscription's queue: record finished attempts, claim due work.
+
+Claims are leases: a claimed delivery sits in the subscription's in-flight set
+until its lease ends, and any worker's next step puts it back in the queue if no
+result arrived by then (its worker died). The subscription's concurrency cap is
+counted in Redis, so it holds across every worker process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.store import keys
+from relay.store.connection import text
+from relay.webhooks.coalesce import Coalescer
+from relay.webhooks.lua import Scripts
+from relay.webhooks.models import TargetKind
+from relay.webhooks.secrets import SigningKeys, parse_previous
+
+LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
+_MAX_STEPS = 64  # steps per script call: keeps any one call short
+_FLUSHERS = 2  # calls in Redis at once: a step never waits a whole round trip for a slot
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a subscription's deliveries go, as read in the same step as the claim."""
+
+    id: str
+    kind: TargetKind
+    url: str
+    enabled: bool
+    cap: int
+    signing: SigningKeys | None
+    failing_since_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery_id: str
+    webhook_id: str
+    body: bytes
+    tries: int
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt's result to record: the new status and, for ``failed``, the next due time."""
+
+    delivery_id: str
+    status: str
+    next_due_ms: int | None
+    attempt_json: str
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything one step records for a subscription."""
+
+    finished: list[Finished] = field(default_factory=list)
+    health: str = ""  # "ok" after a success, "fail" after a failure, "" if nothing new
+    throttle_until_ms: int = 0
+    disable: str = ""  # a reason to disable the subscription
+    alerts: list[list[str]] = field(default_factory=list)  # deliveries to on-call targets
+    released: list[str] = field(default_factory=list)  # claimed but unsent: due again now
+
+
+@dataclass(frozen=True, slots=True)
+class StepReply:
+    target: Target | None  # None: the subscription no longer exists
+    claimed: list[Claimed]
+
+
+def _opt(raw: Any) -> str | None:
+    return None if raw is None else text(raw)
+
+
+def _target(sid: str, raw: list[Any], default_cap: int) -> Target | None:
+    kind, enabled, cap, _throttled, url, secret, prevs, prev, prev_until, failing = (
+        _opt(v) for v in raw
+    )
+    if kind is None:
+        return None
+    signing = None
+    if kind == TargetKind.WEBHOOK and secret:
+        previous = parse_previous(prevs)
+        if prev:  # rotated before prevSecrets existed
+            previous = (*previous, (prev, int(prev_until or 0)))
+        signing = SigningKeys(secret, previous)
+    return Target(
+        id=sid,
+        kind=TargetKind(kind),
+        url=url or "",
+        enabled=enabled == "1",
+        cap=int(cap) if cap else default_cap,
+        signing=signing,
+        failing_since_ms=int(failing) if failing else None,
+    )
+
+
+def _request(
+    sid: str, report: Report, *, now_ms: int, want: int, cap: int, lease_ms: int
+) -> dict[str, Any]:
+    """The JSON request one step of ``sid`` sends to the script (its field ``q``)."""
+    return {
+        "sub": sid,
+        "now": now_ms,
+        "lease": lease_ms,
+        "want": want,
+        "cap": cap,
+        "health": report.health,
+        "throttle": report.throttle_until_ms,
+        "disable": report.disable,
+        "alerts": report.alerts,
+        "results": [
+            [f.delivery_id, f.status, f.next_due_ms or 0, f.attempt_json] for f in report.finished
+        ],
+        "released": report.released,
+    }
+
+
+def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
+    raw_target, raw_claimed = raw
+    claimed = [
+        Claimed(
+            text(did),
+            text(wid),
+            body if isinstance(body, bytes) else body.encode(),
+            int(tries or 0),
+            text(etype),
+        )
+        for did, wid, body, tries, etype in raw_claimed
+    ]
+    return StepReply(_target(sid, raw_target, default_cap), claimed)
+
+
+async def step(
+    scripts: Scripts,
+    sid: str,
+    report: Report,
+    *,
+    now_ms: int,
+    want: int,
+    default_cap: int,
+    lease_ms: int = LEASE_MS,
+) -> StepReply:
+    """Record ``report`` for subscription ``sid`` and claim up to ``want`` due deliveries."""
+    request = _request(sid, report, now_ms=now_ms, want=want, cap=default_cap, lease_ms=lease_ms)
+    [raw] = await scripts.steps(keys=[keys.subscription(sid)], args=[json.dumps([request])])
+    return _reply(sid, raw, default_cap)
+
+
+class StepBatcher:
+    """Runs the steps of every subscription of a worker together: whatever steps are
+    asked for while one call is in Redis go out in the next, in one round trip."""
+
+    def __init__(self, scripts: Scripts, *, default_cap: int, lease_ms: int = LEASE_MS) -> None:
+        self._scripts = scripts
+        self._default_cap = default_cap
+        self._lease_ms = lease_ms
+        self._batches: Coalescer[tuple[str, dict[str, Any]], StepReply] = Coalescer(
+            self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
+        )
+
+    async def step(self, sid: str, report: Report, *, now_ms: int, want: int) -> StepReply:
+        """As :func:`step`, batched with the other subscriptions' steps."""
+        request = _request(
+            sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
+        )
+        return await self._batches.submit((sid, request))
+
+    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> list[StepReply]:
+        raw = await self._scripts.steps(
+            keys=[keys.SUBSCRIPTIONS_READY],
+            args=[json.dumps([request for _, request in batch])],
+        )
+        return [
+            _reply(sid, item, self._default_cap) for (sid, _), item in zip(batch, raw, strict=True)
+        ]

@@ -1,0 +1,1 @@
+"""``glider-relay worker``: the executor, poller, notifier and upkeep."""

@@ -1,0 +1,323 @@
+"""The executor: consumes the command stream and carries each command out on Glider.
+
+- rebalance: ``POST .../rebalance``; a 202 records the operation and schedules its
+  first poll. Glider has no idempotency key, so what may be sent and what each
+  answer means is :mod:`relay.core.post_rules` (pure): a POST is noted in the record
+  just before it leaves, and once one may have reached Glider it is never sent
+  again; the request watches ``lastRebalanceAt`` until a deadline instead, and
+  ends completed or ``failed`` with code ``unknown_outcome``. A POST Glider
+  provably never processed (failed connect, per-IP 429) is retried with backoff
+  for ``retry_budget_s``; a refusal (cooldown 429, 400/401/403/404) is ``rejected``.
+- pause / resume: ``POST .../stop`` / ``.../start`` (idempotent); final at once.
+  Their refusals are ``rejected``; 5xx, 429 rate limits, timeouts and connection
+  errors are retried with backoff for ``retry_budget_s``, then ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from relay.core import post_rules, transitions
+from relay.core.backoff import retry_wait
+from relay.core.commands import Action, QueuedCommand
+from relay.core.error_codes import error_code, error_message
+from relay.core.plans import Plan
+from relay.core.poll_policy import PollPolicy
+from relay.core.records import RequestRecord, RequestState
+from relay.glider import (
+    CooldownActive,
+    GliderClient,
+    GliderError,
+    RateLimited,
+)
+from relay.store import keys, outcomes
+from relay.store.queue import load_record
+from relay.store.ratelimit import SharedRateLimiter
+from relay.store.streams import Delivery, StreamConsumer
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+REFUSALS = post_rules.REFUSALS
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class _NotPosted(Exception):
+    """Raised from the POST's before-send hook: a POST of this request is in doubt."""
+
+
+class KeyedLocks:
+    """One FIFO lock per key, forgotten once nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    retry_budget_s: float = 300.0
+    retry_cap_s: float = 30.0
+    unsure_deadline_s: float = 900.0  # how long a rebalance POST in doubt is watched for
+
+
+class Executor:
+    """Handles command-stream entries; :attr:`consumer` runs it (``await executor.run()``)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        glider: GliderClient,
+        *,
+        consumer: str,
+        limiter: SharedRateLimiter | None = None,
+        policy: PollPolicy | None = None,
+        options: ExecutorOptions | None = None,
+        clock: Clock = utc_now,
+        sleep: Sleep = asyncio.sleep,
+        claim_idle_ms: int = 60_000,
+        batch: int = 16,
+    ) -> None:
+        self._redis = redis
+        self._glider = glider
+        self._limiter = limiter
+        self._policy = policy or PollPolicy()
+        self._options = options or ExecutorOptions()
+        self._rules = post_rules.Rules(
+            retry_budget_s=self._options.retry_budget_s,
+            retry_cap_s=self._options.retry_cap_s,
+            deadline_s=self._options.unsure_deadline_s,
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._locks = KeyedLocks()
+        self.consumer = StreamConsumer(
+            redis,
+            keys.COMMANDS,
+            keys.COMMANDS_GROUP,
+            consumer,
+            self.handle,
+            batch=batch,
+            claim_idle_ms=claim_idle_ms,
+            dead_stream=keys.COMMANDS_DEAD,
+        )
+
+    async def run(self) -> None:
+        await self.consumer.run()
+
+    def stop(self, grace_s: float) -> None:
+        self.consumer.stop(grace_s)
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Carry out one command; its outcome and the ack are one atomic step.
+
+        Commands for one portfolio run one at a time, in stream order, within this
+        worker (so a quick /pause then /resume cannot end up paused).
+        """
+        try:
+            command = QueuedCommand.model_validate_json(delivery.fields.get("command", ""))
+        except ValidationError as exc:
+            await self.consumer.dead_letter(delivery, f"not a command: {exc.errors()[0]['msg']}")
+            return
+        async with self._locks.hold(command.portfolio_id):
+            await self._execute(delivery, command)
+
+    async def _execute(self, delivery: Delivery, command: QueuedCommand) -> None:
+        record = await load_record(self._redis, command.request_id)
+        if record is None:
+            await self.consumer.dead_letter(delivery, f"no record of {command.request_id}")
+            return
+        if record.state is not RequestState.QUEUED:
+            # A redelivery of a command whose outcome is already recorded.
+            await self.consumer.ack(delivery)
+            return
+        context = {"request_id": record.request_id, "portfolio_id": record.portfolio_id}
+        log.info("executing %s", record.action.value, extra=context)
+        if record.action is Action.REBALANCE:
+            await self._rebalance(delivery, record)
+        else:
+            await self._set_schedule(delivery, record)
+
+    async def _rebalance(self, delivery: Delivery, record: RequestRecord) -> None:
+        """Carry out :func:`relay.core.post_rules.decide` until the request is tracked or final."""
+        answer: post_rules.Answer | None = None
+        attempt = 0
+        while True:
+            posts = await outcomes.post_log(self._redis, record.request_id)
+            if posts is None:  # another worker recorded an outcome meanwhile
+                await self.consumer.ack(delivery)
+                return
+            backoff = 0.0
+            if answer is not None and answer.kind is post_rules.Kind.NOT_SENT:
+                attempt += 1
+                backoff = retry_wait(attempt, answer.retry_after_s, cap=self._rules.retry_cap_s)
+            decision = post_rules.decide(
+                posts, answer, _ms(self._clock()), self._rules, backoff_s=backoff
+            )
+            if decision.step is post_rules.Step.POST:
+                await self._wait_before_post(decision.wait_s, answer)
+                answer = await self._post(record)
+            elif decision.step is post_rules.Step.CHECK:
+                await self._sleep(decision.wait_s)
+                answer = await self._check(record)
+            else:
+                await outcomes.apply(self._redis, self._final_plan(record, decision), ack=delivery)
+                return
+
+    async def _wait_before_post(self, wait_s: float, answer: post_rules.Answer | None) -> None:
+        if wait_s <= 0:
+            return
+        if answer is not None and answer.code == "rate_limited" and self._limiter is not None:
+            await self._limiter.penalize(wait_s)
+        await self._sleep(wait_s)
+
+    async def _post(self, record: RequestRecord) -> post_rules.Answer | None:
+        """One POST, noted in the record just before it leaves; None if it was not sent
+        because a POST of this request is in doubt (another worker's, or before a crash)."""
+        request_id = record.request_id
+
+        async def note() -> None:
+            if not await outcomes.begin_post(self._redis, request_id, _ms(self._clock())):
+                raise _NotPosted
+
+        try:
+            accepted = await self._glider.trigger_rebalance(record.portfolio_id, before_send=note)
+        except _NotPosted:
+            return None
+        except GliderError as exc:
+            answer = post_rules.post_answer(exc)
+            if answer.kind in (post_rules.Kind.REFUSED, post_rules.Kind.NOT_SENT):
+                await outcomes.post_refused(self._redis, request_id)
+            log.warning(
+                "rebalance POST: %s (%s)", exc, answer.kind.value, extra={"request_id": request_id}
+            )
+            return answer
+        return post_rules.Answer(
+            post_rules.Kind.ACCEPTED,
+            operation_id=accepted.operation_id,
+            submitted_at=accepted.submitted_at,
+        )
+
+    async def _check(self, record: RequestRecord) -> post_rules.Answer:
+        """Has a rebalance of the portfolio completed since our POST in doubt?"""
+        try:
+            portfolio = await self._glider.get_portfolio(record.portfolio_id)
+        except GliderError as exc:
+            extra = {"request_id": record.request_id}
+            log.warning("cannot check the portfolio: %s", exc, extra=extra)
+            if isinstance(exc, RateLimited) and self._limiter is not None:
+                await self._limiter.penalize(exc.retry_after or 1.0)
+            return post_rules.check_failed(exc)
+        last = portfolio.schedule.last_rebalance_at if portfolio.schedule else None
+        return post_rules.Answer(post_rules.Kind.CHECKED, last_rebalance_at=last)
+
+    def _final_plan(self, record: RequestRecord, decision: post_rules.Decision) -> Plan:
+        """The transition a tracked or final decision records."""
+        now = self._clock()
+        step, operation_id = decision.step, decision.operation_id
+        submitted_at = decision.submitted_at
+        if step is post_rules.Step.TRACK and operation_id and submitted_at:
+            first_poll = now + timedelta(seconds=self._policy.delay(0))
+            log.info(
+                "rebalance submitted",
+                extra={"request_id": record.request_id, "operation_id": operation_id},
+            )
+            return transitions.submitted(record, now, operation_id, submitted_at, first_poll)
+        if step is post_rules.Step.COMPLETED and decision.completed_at:
+            log.warning(
+                "a rebalance completed after a POST in doubt; not posting again",
+                extra={"request_id": record.request_id, "portfolio_id": record.portfolio_id},
+            )
+            return transitions.completed_unconfirmed(record, now, decision.completed_at)
+        if step is post_rules.Step.REJECTED:
+            retry_at = None
+            if decision.code == "cooldown":
+                retry_at = now + timedelta(seconds=decision.retry_after_s or 0)
+            return transitions.rejected(record, now, decision.code, decision.message, retry_at)
+        return transitions.failed(record, now, decision.code, decision.message)
+
+    async def _set_schedule(self, delivery: Delivery, record: RequestRecord) -> None:
+        attempt = 0
+        first_ms = _ms(self._clock())
+        while True:
+            attempt += 1
+            try:
+                if record.action is Action.PAUSE:
+                    await self._glider.stop(record.portfolio_id)
+                else:
+                    await self._glider.start(record.portfolio_id)
+            except GliderError as exc:
+                if await self._settle_error(delivery, record, exc, attempt, first_ms):
+                    return
+                continue
+            plan = transitions.schedule_changed(record, self._clock())
+            await outcomes.apply(self._redis, plan, ack=delivery)
+            return
+
+    async def _settle_error(
+        self,
+        delivery: Delivery,
+        record: RequestRecord,
+        exc: GliderError,
+        attempt: int,
+        first_ms: int,
+    ) -> bool:
+        """Record a refusal or a final failure (True), or wait before the next try (False)."""
+        now = self._clock()
+        if isinstance(exc, REFUSALS):
+            retry_at = None
+            if isinstance(exc, CooldownActive):
+                retry_at = now + timedelta(seconds=exc.retry_after or 0)
+            plan = transitions.rejected(record, now, error_code(exc), error_message(exc), retry_at)
+            await outcomes.apply(self._redis, plan, ack=delivery)
+            return True
+        wait = retry_wait(attempt, exc.retry_after, cap=self._options.retry_cap_s)
+        spent_s = (_ms(now) - first_ms) / 1000
+        if not exc.retryable or spent_s + wait > self._options.retry_budget_s:
+            message = f"{error_message(exc)} (after {attempt} attempts)"
+            plan = transitions.failed(record, now, error_code(exc), message)
+            await outcomes.apply(self._redis, plan, ack=delivery)
+            return True
+        if isinstance(exc, RateLimited) and self._limiter is not None:
+            await self._limiter.penalize(wait)
+        log.info(
+            "retrying %s in %.1f s: %s",
+            record.action.value,
+            wait,
+            exc,
+            extra={"request_id": record.request_id},
+        )
+        await self._sleep(wait)
+        return False

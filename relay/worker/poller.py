@@ -1,0 +1,243 @@
+"""The poller: follows every submitted operation on Glider until it ends.
+
+Every tracked request sits in the due-time sorted set ``keys.POLL_DUE``. A
+worker claims what is due with a lease (one Lua step moves each claimed entry's
+score to now + lease), so a poller that dies mid-poll leaves entries that come
+due again when the lease runs out and another worker takes them. Each poll's
+outcome (reschedule, awaiting_user once, final) is one atomic step of
+:mod:`relay.store.outcomes`; the schedule is :class:`relay.core.poll_policy.PollPolicy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from relay.core import transitions
+from relay.core.plans import TRACKED, Plan
+from relay.core.poll_policy import PollPolicy
+from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
+from relay.store import keys, outcomes
+from relay.store.connection import text
+from relay.store.ratelimit import SharedRateLimiter
+from relay.worker.health import ReadProgress
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Claim up to ARGV[3] due entries: their score becomes the lease expiry.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return due
+"""
+
+# Hand back entries still under our lease (score unchanged): due now.
+_HAND_BACK = """
+local back = 0
+for i = 3, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == tonumber(ARGV[2]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    back = back + 1
+  end
+end
+return back
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class PollerOptions:
+    lease_ms: int = 60_000  # longer than one poll can take (request timeout + rate-limit wait)
+    concurrency: int = 16
+    idle_s: float = 1.0  # longest wait when nothing is due
+
+
+class Poller:
+    """Claims due operations and polls them, at most ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        glider: GliderClient,
+        *,
+        limiter: SharedRateLimiter | None = None,
+        policy: PollPolicy | None = None,
+        options: PollerOptions | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = redis
+        self._glider = glider
+        self._limiter = limiter
+        self._policy = policy or PollPolicy()
+        self._options = options or PollerOptions()
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._in_flight: dict[str, tuple[int, asyncio.Task[None]]] = {}
+        self._stopping = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._grace_s = 5.0
+        self.progress = ReadProgress("poll schedule")
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop claiming; in-flight polls get ``grace_s``, the rest are handed back."""
+        self._grace_s = grace_s
+        self._stopping.set()
+        self._changed.set()
+
+    async def run(self) -> None:
+        """Claim and poll until :meth:`stop`."""
+        try:
+            while not self._stopping.is_set():
+                room = self._options.concurrency - len(self._in_flight)
+                started = 0
+                if room <= 0:
+                    self.progress.ok()  # busy, not stuck: every poll is bounded in time
+                else:
+                    try:
+                        started = len(await self._claim_and_start(room))
+                        self.progress.ok()
+                    except RedisError as exc:
+                        self.progress.failed(exc)
+                        log.warning("claiming due polls failed: %s", exc)
+                if started == 0:
+                    await self._idle()
+        finally:
+            await self._drain()
+
+    async def tick(self) -> int:
+        """Claim what is due now (up to ``concurrency``), poll it, wait; how many were polled."""
+        tasks = await self._claim_and_start(self._options.concurrency)
+        await asyncio.gather(*tasks)
+        return len(tasks)
+
+    async def _claim_and_start(self, room: int) -> list[asyncio.Task[None]]:
+        now_ms = _ms(self._clock())
+        lease = now_ms + self._options.lease_ms
+        claimed = await self._redis.register_script(_CLAIM)(
+            keys=[keys.POLL_DUE], args=[now_ms, lease, room]
+        )
+        tasks = []
+        for raw in claimed:
+            request_id = text(raw)
+            if request_id in self._in_flight:
+                continue
+            task = asyncio.create_task(self._poll_guarded(request_id))
+            self._in_flight[request_id] = (lease, task)
+            tasks.append(task)
+        return tasks
+
+    async def _idle(self) -> None:
+        """Wait until the earliest entry is due, a poll finishes, or stop; at most ``idle_s``."""
+        wait = self._options.idle_s
+        try:
+            first: Any = await self._redis.zrange(keys.POLL_DUE, 0, 0, withscores=True)
+            if first:
+                due_in_ms = float(first[0][1]) - _ms(self._clock())
+                wait = min(wait, max(0.0, due_in_ms / 1000))
+        except RedisError as exc:
+            log.warning("reading the poll schedule failed: %s", exc)
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout=max(wait, 0.01))
+        except TimeoutError:
+            return
+
+    async def _poll_guarded(self, request_id: str) -> None:
+        try:
+            await self.poll(request_id)
+        except Exception:
+            # The lease runs out and the entry comes due again: nothing is lost.
+            log.exception("polling %s failed", request_id, extra={"request_id": request_id})
+        finally:
+            self._in_flight.pop(request_id, None)
+            self._changed.set()
+
+    async def poll(self, request_id: str) -> None:
+        """Ask Glider about one tracked operation and record what it says."""
+        tracked = await outcomes.load_tracked(self._redis, request_id)
+        if tracked is None or tracked.record.state not in TRACKED:
+            await self._redis.zrem(keys.POLL_DUE, request_id)  # nothing left to follow
+            return
+        record = tracked.record
+        now = self._clock()
+        started_ms = tracked.tracked_ms or _ms(record.submitted_at or record.accepted_at)
+        age_s = max(0.0, (_ms(now) - started_ms) / 1000)
+        if record.operation_id is None:
+            await self._redis.zrem(keys.POLL_DUE, request_id)
+            return
+        try:
+            operation = await self._glider.get_operation(record.portfolio_id, record.operation_id)
+        except GliderError as exc:
+            await outcomes.apply(self._redis, await self._after_error(tracked, exc, now, age_s))
+            return
+        await outcomes.apply(self._redis, self._after_answer(tracked, operation, now, age_s))
+
+    def _after_answer(
+        self, tracked: outcomes.Tracked, operation: Operation, now: datetime, age_s: float
+    ) -> Plan:
+        record = tracked.record
+        if operation.is_terminal:
+            return transitions.finished(record, now, operation)
+        if self._policy.is_stuck(age_s):
+            return transitions.stuck(record, now, timedelta(seconds=self._policy.deadline_s))
+        next_poll = now + timedelta(seconds=self._next_in(age_s, None))
+        return transitions.progressed(record, now, operation, next_poll)
+
+    async def _after_error(
+        self, tracked: outcomes.Tracked, exc: GliderError, now: datetime, age_s: float
+    ) -> Plan:
+        record = tracked.record
+        extra = {"request_id": record.request_id, "operation_id": record.operation_id}
+        if isinstance(exc, NotFound):
+            log.error("Glider no longer knows the operation", extra=extra)
+            return transitions.vanished(record, now, f"Glider answered 404: {exc.message}")
+        if isinstance(exc, RateLimited) and self._limiter is not None:
+            await self._limiter.penalize(exc.retry_after or self._policy.min_s)
+        if self._policy.is_stuck(age_s):
+            return transitions.stuck(record, now, timedelta(seconds=self._policy.deadline_s))
+        log.warning("polling the operation failed: %s", exc, extra=extra)
+        return transitions.poll_later(
+            record, now + timedelta(seconds=self._next_in(age_s, exc.retry_after))
+        )
+
+    def _next_in(self, age_s: float, retry_after: float | None) -> float:
+        following = self._policy.next_age(age_s, retry_after_s=retry_after, rng=self._rng)
+        return max(0.0, following - age_s)
+
+    async def _drain(self) -> None:
+        """Let in-flight polls finish within the grace time; hand back the rest as due now."""
+        tasks = [task for _, task in self._in_flight.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._grace_s)
+        unfinished = dict(self._in_flight)
+        for _, task in unfinished.values():
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not unfinished:
+            return
+        for request_id, (lease, _) in unfinished.items():
+            try:
+                await self._redis.register_script(_HAND_BACK)(
+                    keys=[keys.POLL_DUE], args=[_ms(self._clock()), lease, request_id]
+                )
+            except RedisError as exc:
+                log.warning("could not hand back %s (due at lease end): %s", request_id, exc)
+        log.info("handed back %d unfinished polls", len(unfinished))

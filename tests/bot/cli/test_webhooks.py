@@ -1,0 +1,130 @@
+"""``glider-relay subscriptions`` and ``glider-relay deliveries`` against a real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from bot.cli.main import main
+from relay.core.ids import ulid
+from relay.store import keys
+
+
+@pytest.fixture
+def cli_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """REDIS_URL set for the CLI, on an empty database."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.delenv("RELAY_ALLOW_PRIVATE_URLS", raising=False)
+    yield client
+    client.close()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_add_list_rotate_rm(cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    """A subscription is added (secret shown once), listed, rotated and removed."""
+    status, out, _ = _run(
+        capsys, "subscriptions", "add", "https://93.184.216.34/hook", "--events", "rebalance.failed"
+    )
+    assert status == 0
+    created = json.loads(out)
+    assert created["secret"].startswith("whsec_")
+    assert created["events"] == ["rebalance.failed"]
+    status, out, _ = _run(capsys, "subscriptions", "list")
+    assert created["id"] in out
+    assert "whsec_" not in out
+    status, out, _ = _run(capsys, "subscriptions", "rotate-secret", created["id"])
+    assert status == 0
+    assert "whsec_" in out
+    assert created["secret"] not in out
+    assert _run(capsys, "subscriptions", "rm", created["id"])[0] == 0
+    status, _, err = _run(capsys, "subscriptions", "rm", created["id"])
+    assert status == 1
+    assert "no subscription" in err
+
+
+def test_add_refuses_private_targets(
+    cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI applies the same SSRF rules as the admin API."""
+    status, _, err = _run(capsys, "subscriptions", "add", "https://10.0.0.1/hook")
+    assert status == 1
+    assert "private" in err
+    status, _, err = _run(
+        capsys, "subscriptions", "add", "https://93.184.216.34/", "--events", "nope"
+    )
+    assert status == 1
+    assert "unknown event type" in err
+    assert cli_env.zcard(keys.SUBSCRIPTIONS) == 0
+
+
+def test_missing_redis_url_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without REDIS_URL the command says so in one line and exits 2."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    status, _, err = _run(capsys, "deliveries", "list")
+    assert status == 2
+    assert "REDIS_URL" in err
+
+
+def _dead_delivery(client: redis.Redis, sid: str) -> str:
+    """A dead delivery of an enabled subscription, laid out as the dispatcher writes it."""
+    did = "dlv_" + ulid()
+    client.hset(keys.subscription(sid), mapping={"id": sid, "kind": "webhook", "enabled": "1"})
+    client.hset(
+        keys.delivery(did),
+        mapping={
+            "id": did,
+            "subscriptionId": sid,
+            "eventId": "evt_1",
+            "eventType": "rebalance.failed",
+            "webhookId": "msg_1",
+            "status": "dead",
+            "createdAt": 1,
+            "n": 1,
+            "a1": '{"at":"2026-11-22T12:00:00.000Z","statusCode":500,"latencyMs":7,"error":null}',
+        },
+    )
+    for index in (
+        keys.DELIVERIES,
+        keys.deliveries_by_status("dead"),
+        keys.subscription_deliveries(sid),
+        keys.subscription_deliveries(sid, "dead"),
+    ):
+        client.zadd(index, {did: 0})
+    return did
+
+
+def test_deliveries_list_replay_recover(
+    cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dead deliveries are listed with their last answer, replayed, and recovered in bulk."""
+    first = _dead_delivery(cli_env, "sub_a")
+    second = _dead_delivery(cli_env, "sub_a")
+    status, out, _ = _run(
+        capsys, "deliveries", "list", "--status", "dead", "--subscription", "sub_a"
+    )
+    assert status == 0
+    assert first in out
+    assert "last=500" in out
+    assert _run(capsys, "deliveries", "replay", first)[0] == 0
+    assert cli_env.hget(keys.delivery(first), "status") == "pending"
+    status, _, err = _run(capsys, "deliveries", "replay", first)
+    assert status == 1
+    assert "not final" in err
+    status, out, _ = _run(capsys, "deliveries", "recover", "--since", "2000-01-01T00:00:00Z")
+    assert status == 0
+    assert "queued 1 dead" in out
+    assert cli_env.hget(keys.delivery(second), "status") == "pending"
+    status, out, _ = _run(capsys, "deliveries", "list", "--json")
+    assert {d["id"] for d in json.loads(out)} == {first, second}

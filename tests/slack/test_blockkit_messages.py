@@ -1,0 +1,210 @@
+"""Every message the bot sends is valid Block Kit within Slack's limits, for any outside text.
+
+Property tests: each message kind (acks, help, refusals, status, every outcome
+reply, on-call alerts) is built from arbitrary, hostile and huge text and held to
+Slack's rules (:mod:`tests.fixtures.blockkit`: ``Block.parse`` + ``validate_json``
+and the limits), with every cut outside an escape and no injected token.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot import messages
+from relay.core.commands import Action, Requester
+from relay.core.events import Event, EventData, EventError, EventRequester, EventType
+from relay.core.plans import Reply
+from relay.core.records import RequestRecord, RequestState
+from relay.glider.models import PortfolioDetail
+from relay.slack.blocks import context, header, message, section
+from relay.slack.replies import render
+from relay.webhooks.oncall import SLACK_TARGET, OnCallRules, disabled_alerts, event_alerts
+from relay.webhooks.policy import GONE
+from tests.fixtures.blockkit import message_errors
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+# Pieces that stress escaping and cutting: entities to be, tokens to inject,
+# astral and combining characters, ZWJ emoji, backticks, whitespace.
+NASTY = [
+    "&",
+    "<",
+    ">",
+    "<!channel>",
+    "<@U1>",
+    "`",
+    "é",
+    "e\u0301",
+    "👩‍👩‍👧",
+    "👍🏽",
+    "\n",
+    " ",
+    "*_~",
+]
+
+
+@st.composite
+def outside_text(draw: st.DrawFn) -> str:
+    """Text from outside: short or many KB, made of arbitrary and nasty pieces."""
+    piece = draw(st.one_of(st.sampled_from(NASTY), st.text(max_size=12)))
+    tail = draw(st.text(max_size=40))
+    repeat = draw(st.sampled_from([0, 1, 3, 700, 4000]))
+    return piece * repeat + tail
+
+
+TEXT = outside_text()
+MAYBE = st.one_of(st.none(), TEXT)
+STATES = st.sampled_from(list(RequestState))
+ACTIONS = st.sampled_from(list(Action))
+ERROR_CODES = st.one_of(
+    st.sampled_from(["cooldown", "not_found", "forbidden", "unauthorized"]), TEXT
+)
+CHECKS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+T = TypeVar("T")
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+_ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
+
+
+def assert_valid(payload: dict[str, Any]) -> None:
+    """Slack takes it, and no cut left a broken entity or an injected token."""
+    assert message_errors(payload) == []
+    texts = [payload["text"]] + [
+        obj["text"]
+        for block in payload.get("blocks") or []
+        for obj in [block.get("text"), *(block.get("elements") or [])]
+        if isinstance(obj, dict)
+    ]
+    for text in texts:
+        assert not _ENTITY.search(text), text[-40:]
+        assert "<!channel>" not in text
+        assert "<@U1>" not in text
+
+
+def record(draw: Draw, state: RequestState | None = None) -> RequestRecord:
+    return RequestRecord(
+        request_id=draw(TEXT),
+        action=draw(ACTIONS),
+        portfolio_id=draw(TEXT),
+        state=state or draw(STATES),
+        requested_by=Requester(user_id=draw(TEXT), user_name=draw(MAYBE)),
+        accepted_at=NOW,
+        updated_at=NOW,
+        reason=draw(MAYBE),
+        operation_id=draw(MAYBE),
+        operation_state=draw(MAYBE),
+        error_code=draw(st.one_of(st.none(), ERROR_CODES)),
+        error_message=draw(MAYBE),
+        retry_at=draw(st.sampled_from([None, NOW + timedelta(seconds=119)])),
+    )
+
+
+def portfolio(draw: Draw) -> PortfolioDetail:
+    """A portfolio as Glider's JSON says it (through the model that bounds it on the way in)."""
+    schedule = {"status": draw(TEXT), "frequency": draw(MAYBE), "nextDueAt": NOW.isoformat()}
+    wire = {"portfolioId": draw(TEXT), "portfolioName": draw(MAYBE), "schedule": schedule}
+    return PortfolioDetail.model_validate(wire)
+
+
+def _maybe(draw: Draw, build: Callable[[Draw], T]) -> T | None:
+    return build(draw) if draw(st.booleans()) else None
+
+
+# Each public builder of bot/messages.py, with how to call it from drawn text.
+ACKS: dict[str, Callable[[Draw], messages.Reply]] = {
+    "queued": lambda d: messages.queued(d(ACTIONS), d(TEXT), d(TEXT), d(MAYBE)),
+    "already_queued": lambda d: messages.already_queued(d(TEXT), d(TEXT)),
+    "in_flight": lambda d: messages.in_flight(d(TEXT), d(TEXT), _maybe(d, record)),
+    "usage": lambda d: messages.usage(d(st.lists(TEXT, max_size=60)), d(MAYBE)),
+    "refused": lambda d: messages.refused(d(TEXT), frozenset(d(st.lists(TEXT, max_size=12)))),
+    "not_queued": lambda d: messages.not_queued(),
+    "looking_up": lambda d: messages.looking_up(d(TEXT)),
+    "status": lambda d: messages.status(
+        messages.StatusView(
+            portfolio_id=d(TEXT),
+            portfolio=_maybe(d, portfolio),
+            glider_note=d(MAYBE),
+            record=_maybe(d, record),
+            record_note=d(MAYBE),
+            now=NOW,
+        )
+    ),
+}
+
+
+def test_every_message_builder_is_covered() -> None:
+    """A new message kind in bot/messages.py must join ACKS, or this test fails."""
+    builders = {
+        name
+        for name, fn in inspect.getmembers(messages, inspect.isfunction)
+        if fn.__module__ == messages.__name__
+        and not name.startswith("_")
+        and inspect.signature(fn).return_annotation in ("Reply", messages.Reply)
+    }
+    assert builders == set(ACKS)
+
+
+@CHECKS
+@given(st.data(), st.sampled_from(sorted(ACKS)))
+def test_every_ack_and_reply_of_the_bot_is_valid_block_kit(data: st.DataObject, kind: str) -> None:
+    """Acks, help, refusals, status: valid Block Kit for any text."""
+    reply = ACKS[kind](data.draw)
+    assert_valid(reply.payload())
+
+
+@CHECKS
+@given(st.data(), STATES, st.sampled_from(list(Reply)))
+def test_every_outcome_reply_is_valid_block_kit(
+    data: st.DataObject, state: RequestState, kind: Reply
+) -> None:
+    """What the requester hears about each outcome: valid Block Kit for any Glider text."""
+    assert_valid(render(record(data.draw, state), kind, now=NOW))
+
+
+def _event(draw: Draw, kind: EventType) -> Event:
+    error = EventError(code=draw(ERROR_CODES), message=draw(TEXT))
+    data = EventData(
+        requestId=draw(TEXT),
+        portfolioId=draw(TEXT),
+        operationId=draw(MAYBE),
+        state=draw(TEXT),
+        requestedBy=EventRequester(userName=draw(MAYBE)),
+        error=error if kind is EventType.FAILED else None,
+    )
+    return Event(type=kind, data=data)
+
+
+@CHECKS
+@given(st.data(), st.sampled_from([EventType.FAILED, EventType.COMPLETED]))
+def test_on_call_alerts_are_valid_block_kit(data: st.DataObject, kind: EventType) -> None:
+    """The on-call channel's alert and its all-clear, for any Glider error."""
+    rules = OnCallRules(slack_channel="C_ONCALL", pagerduty=True)
+    alerts = event_alerts(_event(data.draw, kind), rules)
+    slack = [a for a in alerts if a.target == SLACK_TARGET]
+    assert len(slack) == 1
+    assert_valid(json.loads(slack[0].body))
+
+
+@CHECKS
+@given(TEXT, st.sampled_from([GONE, "failing"]))
+def test_subscription_disabled_alert_is_valid_block_kit(subscription_id: str, reason: str) -> None:
+    """The alert for a disabled subscription, whatever its id."""
+    (alert,) = disabled_alerts(subscription_id, reason, OnCallRules(slack_channel="C_ONCALL"))
+    assert_valid(json.loads(alert.body))
+
+
+@CHECKS
+@given(TEXT, TEXT, TEXT)
+def test_the_block_builders_fit_any_text(title: str, body: str, note: str) -> None:
+    """header, section and context, fed raw outside text, still make a valid message."""
+    blocks = [header(title), section(body), context(note)] * 20
+    payload = message(body, blocks)
+    assert len(payload["blocks"]) == 50
+    assert message_errors(payload) == []
