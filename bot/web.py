@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 READY_TIMEOUT_S = 1.0
 DRAIN_GRACE_S = 3.0
-SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, well inside SPEC's 10 s
+SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, inside docs/contract.md §2.4's 10 s
 
 BOLT = web.AppKey("bolt", AsyncApp)
 BACKGROUND = web.AppKey("background", Background)
