@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 # Slack's payloads are a few KiB; anything this big is not from Slack.
 MAX_BODY_BYTES = 64 * 1024
 DRAIN_GRACE_S = 3.0
-SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, well inside SPEC's 10 s
+SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, inside docs/contract.md §2.4's 10 s
 
 BOLT = web.AppKey("bolt", AsyncApp)
 BACKGROUND = web.AppKey("background", Background)

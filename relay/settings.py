@@ -1,4 +1,4 @@
-"""Every environment variable of SPEC section 3, read in one place.
+"""Every environment variable of docs/contract.md §3, read in one place.
 
 Each process states what it needs with :meth:`Settings.require`; a missing or
 invalid variable fails at start with one line that names it.

@@ -1,4 +1,4 @@
-"""The ``glider-relay`` console script: one sub-command per process (SPEC section 2).
+"""The ``glider-relay`` console script: one sub-command per process (docs/contract.md §2).
 
 Each sub-command module exposes ``add_parser(subparsers)``, which registers its
 arguments and sets ``func``: a callable taking the parsed arguments and

@@ -4,7 +4,7 @@
 routes name (``models_json_schema``, requests in validation mode, answers in
 serialization mode), every path and method from the same rows aiohttp serves.
 ``GET /v1/openapi.json`` serves it behind the bearer token like every ``/v1/``
-route (SPEC section 6).
+route (docs/contract.md §6.8).
 """
 
 from __future__ import annotations

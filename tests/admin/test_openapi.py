@@ -114,7 +114,7 @@ async def test_served_routes_and_document_match(
 async def test_served_document_needs_the_token(
     web_factory: WebFactory, fake_redis: aioredis.Redis
 ) -> None:
-    """GET /v1/openapi.json is behind the bearer token like every /v1 route (SPEC section 6)."""
+    """GET /v1/openapi.json needs the bearer token like every /v1 route (docs/contract.md §6.8)."""
     harness = await web_factory(fake_redis)
     refused = await harness.client.get("/v1/openapi.json")
     assert refused.status == 401
