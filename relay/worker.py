@@ -183,7 +183,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--only",
         type=parse_only,
         default=None,
-        help=f"comma-separated subset of: {', '.join(COMPONENTS)}",
+        help=f"comma-separated subset of: {', '.join(COMPONENTS)} (default: all)",
     )
     parser.add_argument("--name", help="stable consumer name (default hostname:pid)")
     # Hidden: shrink the crash-recovery timings (tests and demos), never needed in production.
