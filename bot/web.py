@@ -40,6 +40,7 @@ from relay.ratelimit import SharedRateLimiter
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
 from relay.slack_api import SlackApi
+from relay.startup import warn_unset
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ def _command(args: argparse.Namespace) -> int:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    warn_unset(settings, "web")
     return run_web(settings, host=args.host)
 
 

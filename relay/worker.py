@@ -23,6 +23,7 @@ from relay.metrics import metrics_server
 from relay.poll_policy import PollPolicy
 from relay.redis_conn import connect
 from relay.settings import ConfigError, Settings, load_settings
+from relay.startup import check_glider_key, warn_unset
 from relay.streams import consumer_name
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ async def serve(
         asyncio.create_task(c.run(), name=n) for n, c in zip(names, components, strict=True)
     ]
     stopping = asyncio.create_task(stop.wait())
+    checking = _check_key(ctx, names)
     failed: list[str] = []
     try:
         async with metrics_server(client, settings.worker_metrics_port) as metrics_address:
@@ -89,6 +91,9 @@ async def serve(
             await _wind_down(components, tasks, ctx.tuning.grace_s)
     finally:
         stopping.cancel()
+        if checking is not None:
+            checking.cancel()
+            await asyncio.gather(checking, return_exceptions=True)
         for component in components:
             if component.close is not None:
                 await component.close()
@@ -98,6 +103,13 @@ async def serve(
     log.info("worker stopped", extra={"consumer": ctx.consumer})
     if failed:
         raise WorkerFailed(", ".join(failed))
+
+
+def _check_key(ctx: WorkerContext, names: Sequence[str]) -> asyncio.Task[None] | None:
+    """Ask Glider about the key in the background: a slow or failed answer delays nothing."""
+    if ctx.settings.glider_api_key is None or not GLIDER_CALLERS.intersection(names):
+        return None
+    return asyncio.create_task(check_glider_key(ctx.glider()), name="whoami")
 
 
 async def _wind_down(
@@ -158,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    warn_unset(settings, "worker")
     tune_gc()
 
     async def main() -> None:
