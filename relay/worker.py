@@ -75,7 +75,7 @@ async def serve(
     checking = _check_key(ctx, names)
     failed: list[str] = []
     try:
-        async with metrics_server(client, settings.worker_metrics_port) as metrics_address:
+        async with metrics_server(settings.worker_metrics_port) as metrics_address:
             log.info(
                 "worker started",
                 extra={"consumer": ctx.consumer, "components": names, "metrics": metrics_address},
