@@ -41,6 +41,7 @@ from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
 from relay.settings import ConfigError, Settings, load_settings
 from relay.slack.client import SlackApi
+from relay.startup import warn_unset
 from relay.store.connection import connect
 from relay.store.health import (
     StoreMonitor,
@@ -249,6 +250,7 @@ def _command(args: argparse.Namespace) -> int:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    warn_unset(settings, "web")
     return run_web(settings, host=args.host)
 
 
