@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -18,6 +17,7 @@ from redis.exceptions import RedisError
 from bot import messages
 from bot.background import Background
 from bot.messages import Reply, StatusView
+from relay.core.clock import utc_now
 from relay.core.records import RequestRecord
 from relay.glider.client import GliderClient
 from relay.glider.errors import Forbidden, GliderError, NotFound, Unauthorized
@@ -88,7 +88,7 @@ async def build_status(
         glider_note=note,
         record=record,
         record_note=record_note,
-        now=datetime.now(UTC),
+        now=utc_now(),
     )
     return messages.status(view)
 

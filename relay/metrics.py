@@ -8,7 +8,6 @@ scraped, so every process reports the same shared truth.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -17,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from redis.exceptions import RedisError, ResponseError
 
+from relay.core.clock import epoch_ms
 from relay.store import keys
 from relay.store.connection import text
 
@@ -112,7 +112,7 @@ async def refresh_shared_gauges(redis: aioredis.Redis, *, now_ms: int | None = N
         QUEUE_DEPTH.labels(queue=f"deliveries_{status}").set(depth)
     OPERATIONS_TRACKED.set(await redis.zcard(keys.POLL_DUE))
     oldest = await redis.zrange(keys.POLL_DUE, 0, 0, withscores=True)
-    current_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    current_ms = epoch_ms() if now_ms is None else now_ms
     POLL_LAG.set(max(0.0, (current_ms - float(oldest[0][1])) / 1000) if oldest else 0.0)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from relay.core.clock import to_ms
 from relay.core.commands import Action
 from relay.core.events import Event, EventData, EventError, EventRequester, EventType
 from relay.core.plans import (
@@ -28,10 +29,6 @@ from relay.core.plans import (
 )
 from relay.core.records import RequestRecord, RequestState
 from relay.glider import Operation, OperationState
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 def _changes(before: RequestRecord, after: RequestRecord) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -112,8 +109,8 @@ def submitted(
         }
     )
     event = _event(after, EventType.SUBMITTED, now)
-    poll = PollChange(op="schedule", at_ms=_ms(first_poll))
-    tracked = {TRACKED_MS: str(_ms(now))}
+    poll = PollChange(op="schedule", at_ms=to_ms(first_poll))
+    tracked = {TRACKED_MS: str(to_ms(now))}
     # The POST bookkeeping only matters while queued; tracked records stay small.
     return _plan(
         record,
@@ -257,7 +254,7 @@ def progressed(
         after = record.model_copy(
             update={"state": state, "operation_state": operation.state_raw, "updated_at": now}
         )
-    poll = PollChange(op="reschedule", at_ms=_ms(next_poll))
+    poll = PollChange(op="reschedule", at_ms=to_ms(next_poll))
     if not waiting:
         return _plan(record, after, TRACKED, poll=poll)
     event = _event(after, EventType.AWAITING_USER, now)
@@ -268,7 +265,7 @@ def progressed(
 
 def poll_later(record: RequestRecord, next_poll: datetime) -> Plan:
     """Polling failed this time (Glider 5xx, 429, timeout): try again at ``next_poll``."""
-    return _plan(record, record, TRACKED, poll=PollChange(op="reschedule", at_ms=_ms(next_poll)))
+    return _plan(record, record, TRACKED, poll=PollChange(op="reschedule", at_ms=to_ms(next_poll)))
 
 
 def stuck(record: RequestRecord, now: datetime, deadline: timedelta) -> Plan:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-Clock = Callable[[], datetime]
-"""Returns the current time as an aware UTC ``datetime``."""
+from relay.core.clock import Clock, utc_now
+
+__all__ = ["FAKE_EPOCH", "Clock", "FakeClock", "utc_now"]
 
 FAKE_EPOCH = datetime(2026, 4, 17, 12, 0, 0, tzinfo=UTC)
-
-
-def utc_now() -> datetime:
-    """The real clock."""
-    return datetime.now(UTC)
 
 
 class FakeClock:

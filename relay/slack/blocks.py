@@ -21,6 +21,7 @@ from relay.core.bounds import (
     clip,
     clip_mrkdwn,
 )
+from relay.core.clock import utc_now
 from relay.core.redact import redact
 
 Block = dict[str, Any]
@@ -68,7 +69,7 @@ def message(text: str, blocks: list[Block]) -> dict[str, Any]:
 
 def slack_date(when: datetime, *, now: datetime | None = None) -> str:
     """Absolute and relative time: Slack's ``<!date>`` token with an ISO fallback."""
-    reference = now or datetime.now(UTC)
+    reference = now or utc_now()
     seconds = int((when - reference).total_seconds())
     iso = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     token = f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{iso}>"

@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relay.core.clock import iso_ms
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
 from relay.core.ids import new_id
@@ -289,10 +289,9 @@ def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
     if command.action is not Action.REBALANCE:
         return ("", "", "")
     requester = command.requested_by
-    timestamp = command.accepted_at.astimezone(UTC).isoformat(timespec="milliseconds")
     body = {
         "type": EventType.REQUESTED.value,
-        "timestamp": timestamp.replace("+00:00", "Z"),
+        "timestamp": iso_ms(command.accepted_at),
         "data": {
             "requestId": command.request_id,
             "portfolioId": command.portfolio_id,

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from relay.core.clock import epoch_ms
 from relay.core.events import Event
 from relay.store import keys
 from relay.store.connection import text
@@ -35,7 +36,7 @@ from relay.webhooks.claim_step import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.fanout import FanOutBatcher, alert_rows
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import TargetKind, epoch_ms
+from relay.webhooks.models import TargetKind
 from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
 from relay.webhooks.sender import Sender

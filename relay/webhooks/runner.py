@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
+from relay.core.clock import epoch_ms
 from relay.webhooks.claim_step import (
     LEASE_MS,
     Claimed,
@@ -30,7 +31,7 @@ from relay.webhooks.claim_step import (
     StepReply,
     Target,
 )
-from relay.webhooks.models import TargetKind, epoch_ms
+from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
 from relay.webhooks.sender import Sender

@@ -20,13 +20,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from relay.core import post_rules, transitions
 from relay.core.backoff import retry_wait
+from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.commands import Action, QueuedCommand
 from relay.core.error_codes import error_code, error_message
 from relay.core.plans import Plan
@@ -45,17 +46,8 @@ from relay.store.streams import Delivery, StreamConsumer
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 REFUSALS = post_rules.REFUSALS
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 class _NotPosted(Exception):
@@ -184,7 +176,7 @@ class Executor:
                 attempt += 1
                 backoff = retry_wait(attempt, answer.retry_after_s, cap=self._rules.retry_cap_s)
             decision = post_rules.decide(
-                posts, answer, _ms(self._clock()), self._rules, backoff_s=backoff
+                posts, answer, to_ms(self._clock()), self._rules, backoff_s=backoff
             )
             if decision.step is post_rules.Step.POST:
                 await self._wait_before_post(decision.wait_s, answer)
@@ -209,7 +201,7 @@ class Executor:
         request_id = record.request_id
 
         async def note() -> None:
-            if not await outcomes.begin_post(self._redis, request_id, _ms(self._clock())):
+            if not await outcomes.begin_post(self._redis, request_id, to_ms(self._clock())):
                 raise _NotPosted
 
         try:
@@ -270,7 +262,7 @@ class Executor:
 
     async def _set_schedule(self, delivery: Delivery, record: RequestRecord) -> None:
         attempt = 0
-        first_ms = _ms(self._clock())
+        first_ms = to_ms(self._clock())
         while True:
             attempt += 1
             try:
@@ -304,7 +296,7 @@ class Executor:
             await outcomes.apply(self._redis, plan, ack=delivery)
             return True
         wait = retry_wait(attempt, exc.retry_after, cap=self._options.retry_cap_s)
-        spent_s = (_ms(now) - first_ms) / 1000
+        spent_s = (to_ms(now) - first_ms) / 1000
         if not exc.retryable or spent_s + wait > self._options.retry_budget_s:
             message = f"{error_message(exc)} (after {attempt} attempts)"
             plan = transitions.failed(record, now, error_code(exc), message)

@@ -13,12 +13,12 @@ leaves the entry pending, to be retried after the claim timeout.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from relay.core.clock import Clock, utc_now
 from relay.core.plans import REPLY_USES, Reply
 from relay.core.records import RequestRecord
 from relay.slack import response_urls
@@ -30,7 +30,6 @@ from relay.store.streams import Delivery, StreamConsumer
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
 
@@ -40,10 +39,6 @@ if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= tonumber(ARGV[2]) th
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return 1
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Notifier:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from relay.core import transitions
+from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.plans import TRACKED, Plan
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
@@ -31,8 +31,6 @@ from relay.store.ratelimit import SharedRateLimiter
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 # Claim up to ARGV[3] due entries: their score becomes the lease expiry.
 _CLAIM = """
@@ -52,14 +50,6 @@ for i = 3, #ARGV do
 end
 return back
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +119,7 @@ class Poller:
         return len(tasks)
 
     async def _claim_and_start(self, room: int) -> list[asyncio.Task[None]]:
-        now_ms = _ms(self._clock())
+        now_ms = to_ms(self._clock())
         lease = now_ms + self._options.lease_ms
         claimed = await self._redis.register_script(_CLAIM)(
             keys=[keys.POLL_DUE], args=[now_ms, lease, room]
@@ -150,7 +140,7 @@ class Poller:
         try:
             first: Any = await self._redis.zrange(keys.POLL_DUE, 0, 0, withscores=True)
             if first:
-                due_in_ms = float(first[0][1]) - _ms(self._clock())
+                due_in_ms = float(first[0][1]) - to_ms(self._clock())
                 wait = min(wait, max(0.0, due_in_ms / 1000))
         except RedisError as exc:
             log.warning("reading the poll schedule failed: %s", exc)
@@ -178,8 +168,8 @@ class Poller:
             return
         record = tracked.record
         now = self._clock()
-        started_ms = tracked.tracked_ms or _ms(record.submitted_at or record.accepted_at)
-        age_s = max(0.0, (_ms(now) - started_ms) / 1000)
+        started_ms = tracked.tracked_ms or to_ms(record.submitted_at or record.accepted_at)
+        age_s = max(0.0, (to_ms(now) - started_ms) / 1000)
         if record.operation_id is None:
             await self._redis.zrem(keys.POLL_DUE, request_id)
             return
@@ -236,7 +226,7 @@ class Poller:
         for request_id, (lease, _) in unfinished.items():
             try:
                 await self._redis.register_script(_HAND_BACK)(
-                    keys=[keys.POLL_DUE], args=[_ms(self._clock()), lease, request_id]
+                    keys=[keys.POLL_DUE], args=[to_ms(self._clock()), lease, request_id]
                 )
             except RedisError as exc:
                 log.warning("could not hand back %s (due at lease end): %s", request_id, exc)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from relay.core.clock import epoch_ms
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient
 from relay.settings import Settings
@@ -193,7 +193,7 @@ async def upkeep(ctx: WorkerContext) -> Component:
 
 async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:
     """One upkeep round; ``recovering``: a group missing now was lost (a first round creates it)."""
-    now_ms = int(time.time() * 1000)
+    now_ms = epoch_ms()
     forgotten = await forget_old_requests(ctx.redis, older_than_ms=now_ms - RECORD_RETENTION_MS)
     if forgotten:
         log.info("upkeep: %d expired requests dropped from the index", forgotten)
