@@ -22,7 +22,7 @@ from relay.core.records import RequestRecord
 from relay.glider.client import GliderClient
 from relay.glider.errors import Forbidden, GliderError, NotFound, Unauthorized
 from relay.glider.models import PortfolioDetail
-from relay.store.queue import latest_record
+from relay.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def _record(
 ) -> tuple[RequestRecord | None, str | None]:
     try:
         async with asyncio.timeout(STORE_BUDGET_S):
-            return await latest_record(redis, portfolio_id), None
+            return await RequestStore(redis).latest(portfolio_id), None
     except (RedisError, TimeoutError):
         log.warning("status: store unavailable", extra={"portfolio_id": portfolio_id})
         return None, STORE_DOWN

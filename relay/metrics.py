@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-COMMANDS = Counter(
+COMMANDS_TOTAL = Counter(
     "glider_relay_commands_total",
     "Slack commands by outcome at intake (accepted, or refused with a reason).",
     ["command", "outcome"],
@@ -97,7 +97,7 @@ REDIS_FULL = Gauge(
 async def refresh_shared_gauges(redis: aioredis.Redis, *, now_ms: int | None = None) -> None:
     """Read queue depths and poll lag from Redis into the gauges (called on each scrape)."""
     for stream, group in (
-        (keys.COMMANDS, keys.COMMANDS_GROUP),
+        (keys.COMMAND_STREAM, keys.COMMANDS_GROUP),
         (keys.EVENTS, keys.EVENTS_GROUP),
         (keys.REPLIES, keys.REPLIES_GROUP),
     ):

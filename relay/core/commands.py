@@ -40,7 +40,7 @@ class Requester(BaseModel):
 
 
 class QueuedCommand(BaseModel):
-    """One entry of the command stream (``keys.COMMANDS``), JSON in its ``command`` field."""
+    """One entry of the command stream (``keys.COMMAND_STREAM``), JSON in its ``command`` field."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -30,7 +30,7 @@ STUCK_CODE = "stuck"
 VANISHED_CODE = "operation_not_found"
 
 
-class Reply(StrEnum):
+class ReplyKind(StrEnum):
     """What the requester is told: an update while it runs, or the final outcome."""
 
     AWAITING_USER = "awaiting_user"
@@ -56,6 +56,6 @@ class Plan(BaseModel):
     delete_fields: tuple[str, ...] = ()
     event: Event | None = None
     once: str | None = None  # announce (event + reply) only the first time this flag is set
-    reply: Reply | None = None
+    reply: ReplyKind | None = None
     poll: PollChange | None = None
     release: bool = False  # clear the portfolio's in-flight marker if it names this request

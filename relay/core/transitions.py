@@ -25,7 +25,7 @@ from relay.core.plans import (
     VANISHED_CODE,
     Plan,
     PollChange,
-    Reply,
+    ReplyKind,
 )
 from relay.core.records import RequestRecord, RequestState
 from relay.glider import Operation, OperationState
@@ -85,7 +85,7 @@ def _end_tracking(record: RequestRecord, after: RequestRecord, event: Event) -> 
         after,
         TRACKED,
         event=event,
-        reply=Reply.FINAL,
+        reply=ReplyKind.FINAL,
         poll=PollChange(op="remove"),
         release=True,
     )
@@ -146,7 +146,7 @@ def _unsuccessful(
     if record.action is Action.REBALANCE:
         kind = EventType.REJECTED if state is RequestState.REJECTED else EventType.FAILED
         event = _event(after, kind, now, error)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+    return _plan(record, after, QUEUED, event=event, reply=ReplyKind.FINAL, release=True)
 
 
 def rejected(
@@ -174,7 +174,7 @@ def schedule_changed(record: RequestRecord, now: datetime) -> Plan:
     after = record.model_copy(update={"state": state, "finished_at": now, "updated_at": now})
     kind = EventType.PAUSED if pause else EventType.RESUMED
     event = _event(after, kind, now)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL)
+    return _plan(record, after, QUEUED, event=event, reply=ReplyKind.FINAL)
 
 
 def completed_unconfirmed(record: RequestRecord, now: datetime, completed_at: datetime) -> Plan:
@@ -185,7 +185,7 @@ def completed_unconfirmed(record: RequestRecord, now: datetime, completed_at: da
         update={"state": RequestState.COMPLETED, "finished_at": completed_at, "updated_at": now}
     )
     event = _event(after, EventType.COMPLETED, now)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+    return _plan(record, after, QUEUED, event=event, reply=ReplyKind.FINAL, release=True)
 
 
 _FINAL_STATES = {
@@ -259,7 +259,7 @@ def progressed(
         return _plan(record, after, TRACKED, poll=poll)
     event = _event(after, EventType.AWAITING_USER, now)
     return _plan(
-        record, after, TRACKED, poll=poll, event=event, once=AWAITED, reply=Reply.AWAITING_USER
+        record, after, TRACKED, poll=poll, event=event, once=AWAITED, reply=ReplyKind.AWAITING_USER
     )
 
 

@@ -14,11 +14,11 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from relay.admin.common import page_ids
 from relay.core.clock import epoch_ms, to_ms
 from relay.core.ids import ulid
 from relay.store import keys
 from relay.store.connection import text, text_map
+from relay.store.paging import page_ids
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import Delivery, DeliveryStatus
 

@@ -30,7 +30,7 @@ from relay.core.clock import epoch_ms
 from relay.core.events import Event
 from relay.store import keys
 from relay.store.connection import text
-from relay.store.pending import Delivery as StreamEntry
+from relay.store.pending import PendingEntry
 from relay.store.streams import StreamConsumer, consumer_name
 from relay.webhooks.claim_step import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
@@ -146,7 +146,7 @@ class Dispatcher:
 
     # --- fan-out ----------------------------------------------------------------
 
-    async def _handle_event(self, entry: StreamEntry) -> None:
+    async def _handle_event(self, entry: PendingEntry) -> None:
         try:
             event = Event.from_stream(entry.fields)
         except (ValidationError, KeyError, ValueError) as exc:

@@ -40,9 +40,10 @@ from relay.glider import (
     RateLimited,
 )
 from relay.store import keys, outcomes
-from relay.store.queue import load_record
+from relay.store.pending import PendingEntry
 from relay.store.ratelimit import SharedRateLimiter
-from relay.store.streams import Delivery, StreamConsumer
+from relay.store.requests import RequestStore
+from relay.store.streams import StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class Executor:
         batch: int = 16,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._glider = glider
         self._limiter = limiter
         self._policy = policy or PollPolicy()
@@ -117,7 +119,7 @@ class Executor:
         self._locks = KeyedLocks()
         self.consumer = StreamConsumer(
             redis,
-            keys.COMMANDS,
+            keys.COMMAND_STREAM,
             keys.COMMANDS_GROUP,
             consumer,
             self.handle,
@@ -132,7 +134,7 @@ class Executor:
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: PendingEntry) -> None:
         """Carry out one command; its outcome and the ack are one atomic step.
 
         Commands for one portfolio run one at a time, in stream order, within this
@@ -146,8 +148,8 @@ class Executor:
         async with self._locks.hold(command.portfolio_id):
             await self._execute(delivery, command)
 
-    async def _execute(self, delivery: Delivery, command: QueuedCommand) -> None:
-        record = await load_record(self._redis, command.request_id)
+    async def _execute(self, delivery: PendingEntry, command: QueuedCommand) -> None:
+        record = await self._requests.get(command.request_id)
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {command.request_id}")
             return
@@ -162,12 +164,12 @@ class Executor:
         else:
             await self._set_schedule(delivery, record)
 
-    async def _rebalance(self, delivery: Delivery, record: RequestRecord) -> None:
+    async def _rebalance(self, delivery: PendingEntry, record: RequestRecord) -> None:
         """Carry out :func:`relay.core.post_rules.decide` until the request is tracked or final."""
         answer: post_rules.Answer | None = None
         attempt = 0
         while True:
-            posts = await outcomes.post_log(self._redis, record.request_id)
+            posts = await self._requests.post_log(record.request_id)
             if posts is None:  # another worker recorded an outcome meanwhile
                 await self.consumer.ack(delivery)
                 return
@@ -260,7 +262,7 @@ class Executor:
             return transitions.rejected(record, now, decision.code, decision.message, retry_at)
         return transitions.failed(record, now, decision.code, decision.message)
 
-    async def _set_schedule(self, delivery: Delivery, record: RequestRecord) -> None:
+    async def _set_schedule(self, delivery: PendingEntry, record: RequestRecord) -> None:
         attempt = 0
         first_ms = to_ms(self._clock())
         while True:
@@ -280,7 +282,7 @@ class Executor:
 
     async def _settle_error(
         self,
-        delivery: Delivery,
+        delivery: PendingEntry,
         record: RequestRecord,
         exc: GliderError,
         attempt: int,

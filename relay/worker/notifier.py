@@ -19,14 +19,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay.core.clock import Clock, utc_now
-from relay.core.plans import REPLY_USES, Reply
+from relay.core.plans import REPLY_USES, ReplyKind
 from relay.core.records import RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
 from relay.store import keys
-from relay.store.queue import load_record
-from relay.store.streams import Delivery, StreamConsumer
+from relay.store.pending import PendingEntry
+from relay.store.requests import RequestStore
+from relay.store.streams import StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Notifier:
         claim_idle_ms: int = 60_000,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._slack = slack
         self._clock = clock
         self.consumer = StreamConsumer(
@@ -72,19 +74,19 @@ class Notifier:
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: PendingEntry) -> None:
         """Send one reply, then acknowledge it."""
         try:
-            kind = Reply(delivery.fields.get("kind", ""))
+            kind = ReplyKind(delivery.fields.get("kind", ""))
             request_id = delivery.fields["request_id"]
         except (ValueError, KeyError):
             await self.consumer.dead_letter(delivery, "not a reply entry")
             return
-        record = await load_record(self._redis, request_id)
+        record = await self._requests.get(request_id)
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {request_id}")
             return
-        if kind is Reply.AWAITING_USER and record.state.is_final:
+        if kind is ReplyKind.AWAITING_USER and record.state.is_final:
             # Already over: the final reply (queued behind this one) says how it ended.
             await self.consumer.ack(delivery)
             return

@@ -28,6 +28,7 @@ from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLim
 from relay.store import keys, outcomes
 from relay.store.connection import text
 from relay.store.ratelimit import SharedRateLimiter
+from relay.store.requests import RequestStore, Tracked
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Poller:
         rng: random.Random | None = None,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._glider = glider
         self._limiter = limiter
         self._policy = policy or PollPolicy()
@@ -162,7 +164,7 @@ class Poller:
 
     async def poll(self, request_id: str) -> None:
         """Ask Glider about one tracked operation and record what it says."""
-        tracked = await outcomes.load_tracked(self._redis, request_id)
+        tracked = await self._requests.tracked(request_id)
         if tracked is None or tracked.record.state not in TRACKED:
             await self._redis.zrem(keys.POLL_DUE, request_id)  # nothing left to follow
             return
@@ -181,7 +183,7 @@ class Poller:
         await outcomes.apply(self._redis, self._after_answer(tracked, operation, now, age_s))
 
     def _after_answer(
-        self, tracked: outcomes.Tracked, operation: Operation, now: datetime, age_s: float
+        self, tracked: Tracked, operation: Operation, now: datetime, age_s: float
     ) -> Plan:
         record = tracked.record
         if operation.is_terminal:
@@ -192,7 +194,7 @@ class Poller:
         return transitions.progressed(record, now, operation, next_poll)
 
     async def _after_error(
-        self, tracked: outcomes.Tracked, exc: GliderError, now: datetime, age_s: float
+        self, tracked: Tracked, exc: GliderError, now: datetime, age_s: float
     ) -> Plan:
         record = tracked.record
         extra = {"request_id": record.request_id, "operation_id": record.operation_id}
