@@ -15,7 +15,7 @@ from relay.core.clock import epoch_ms, to_ms
 from relay.core.events import Event
 from relay.core.ids import ulid
 from relay.store import keys
-from relay.webhooks.coalesce import Coalescer
+from relay.store.batching import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
 from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
+from relay.core.backoff import backoff_delay
 from relay.core.clock import epoch_ms
 from relay.webhooks.claim_step import (
     LEASE_MS,
@@ -121,7 +122,7 @@ class SubscriptionRunner:
             except RedisError as exc:
                 failures += 1
                 log.warning("webhook queue step failed for %s: %s", self.sid, exc)
-                await self._rest(min(5.0, 0.1 * 2**failures))
+                await self._rest(backoff_delay(failures, base=0.2, cap=5.0, jitter=0))
                 continue
             del self._done[: len(batch)]
             del self._released[: len(released)]
