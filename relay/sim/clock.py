@@ -1,13 +1,10 @@
-"""Clocks for the simulator: the real UTC clock, and a fake one tests move by hand."""
+"""A fake clock for the simulator and the tests, moved by hand (the real one is
+:func:`relay.core.clock.utc_now`)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-
-from relay.core.clock import Clock, utc_now
-
-__all__ = ["FAKE_EPOCH", "Clock", "FakeClock", "utc_now"]
 
 FAKE_EPOCH = datetime(2026, 4, 17, 12, 0, 0, tzinfo=UTC)
 

@@ -12,9 +12,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from relay.core.clock import to_ms
+from relay.core.clock import Clock, to_ms
 from relay.core.ids import ulid
-from relay.sim.clock import Clock
 from relay.sim.config import Detour, Frequency, Outcome, ScheduleStatus, SimConfig, SimPortfolio
 from relay.sim.operations import (
     OperationView,

@@ -123,7 +123,7 @@ _commands = st.builds(
 
 
 @given(_commands)
-def test_record_fields_are_the_request_records_hash(command: QueuedCommand) -> None:
+def test_queued_fields_are_the_request_records_hash(command: QueuedCommand) -> None:
     """The enqueue script writes exactly RequestRecord's hash for a queued command."""
     expected = _queued_record(command).to_hash()
     assert queued_fields(command.model_dump(mode="json")) == expected

@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from relay.core import transitions
+from relay.core.clock import utc_now
 from relay.core.commands import Action
 from relay.core.records import RequestState
 from relay.glider import GliderClient
-from relay.sim.clock import utc_now
 from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_ULID, SimConfig, SimPortfolio
 from relay.sim.server import SimServer, start_sim
 from relay.store import keys, outcomes
