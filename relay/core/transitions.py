@@ -16,18 +16,15 @@ from relay.core.clock import to_ms
 from relay.core.commands import Action
 from relay.core.events import Event, EventData, EventError, EventRequester, EventType
 from relay.core.plans import (
-    AWAITED,
-    POST_FIELDS,
     QUEUED,
     STUCK_CODE,
     TRACKED,
-    TRACKED_MS,
     VANISHED_CODE,
     Plan,
     PollChange,
     ReplyKind,
 )
-from relay.core.records import RequestRecord, RequestState
+from relay.core.records import AWAITED, POST_FIELDS, TRACKED_MS, RequestRecord, RequestState
 from relay.glider import Operation, OperationState
 
 

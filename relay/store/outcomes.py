@@ -20,8 +20,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay.core.plans import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, Plan
-from relay.core.records import RequestState
+from relay.core.plans import Plan
+from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
 from relay.store.connection import text
 from relay.store.pending import PendingEntry

@@ -1,7 +1,7 @@
 """Request records in Redis: read one, the latest of a portfolio, a page, the worker's fields.
 
 A record is a hash at ``keys.request(id)`` (:class:`relay.core.records.RequestRecord`
-plus the worker's own ``x_*`` fields, named in :mod:`relay.core.plans`); every
+plus the worker's own ``x_*`` fields, named there); every
 accepted request is also a member of the time-ordered index ``keys.REQUESTS``, and
 ``keys.portfolio_latest`` names the newest request of each portfolio. The record is
 only ever written inside Lua steps, so each write stays atomic with what goes with
@@ -19,9 +19,16 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay.core.ids import ulid
-from relay.core.plans import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, TRACKED_MS
 from relay.core.post_rules import PostLog
-from relay.core.records import RequestRecord, RequestState
+from relay.core.records import (
+    DOUBT_MS,
+    FIRST_POST_MS,
+    POSTS,
+    REFUSED,
+    TRACKED_MS,
+    RequestRecord,
+    RequestState,
+)
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids

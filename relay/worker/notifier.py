@@ -19,8 +19,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay.core.clock import Clock, utc_now
-from relay.core.plans import REPLY_USES, ReplyKind
-from relay.core.records import RequestRecord
+from relay.core.plans import ReplyKind
+from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render

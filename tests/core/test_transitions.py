@@ -9,8 +9,8 @@ from typing import Any
 from relay.core import transitions
 from relay.core.commands import Action, Requester
 from relay.core.events import EventType
-from relay.core.plans import AWAITED, Plan, ReplyKind
-from relay.core.records import RequestRecord, RequestState
+from relay.core.plans import Plan, ReplyKind
+from relay.core.records import AWAITED, RequestRecord, RequestState
 from relay.glider import Operation
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)

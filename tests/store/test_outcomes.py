@@ -11,9 +11,8 @@ from relay.core import transitions
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.events import Event, EventType
 from relay.core.ids import new_id
-from relay.core.plans import POST_FIELDS
 from relay.core.post_rules import PostLog
-from relay.core.records import RequestRecord, RequestState
+from relay.core.records import POST_FIELDS, RequestRecord, RequestState
 from relay.glider import Operation
 from relay.store import keys, outcomes
 from relay.store.connection import text

@@ -5,8 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from relay.core.commands import Action
-from relay.core.plans import TRACKED_MS
-from relay.core.records import RequestState
+from relay.core.records import TRACKED_MS, RequestState
 from relay.store import keys
 from relay.store.requests import RequestStore
 from tests.fixtures.worker import queue_command

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from relay.core import transitions
 from relay.core.commands import Action
-from relay.core.plans import REPLY_USES, Plan
+from relay.core.plans import Plan
+from relay.core.records import REPLY_USES
 from relay.glider import Operation
 from relay.settings import load_settings
 from relay.slack.client import SlackApi, create_slack_api
