@@ -18,7 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
-from bot.parse import COMMANDS
+from bot.parse import COMMAND_NAMES
 from bot.signature import replay_key
 from relay.settings import ConfigError, Settings
 
@@ -81,6 +81,6 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         reply = await commands.reply(with_dedupe_id(command, request.headers))
         await ack(reply.payload())
 
-    for name in COMMANDS:
+    for name in COMMAND_NAMES:
         app.command(name)(on_command)
     return app

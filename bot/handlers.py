@@ -32,7 +32,7 @@ from bot.status import SLOW_GLIDER_S, answer_status
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.glider.client import GliderClient
-from relay.metrics import COMMANDS
+from relay.metrics import COMMANDS_TOTAL
 from relay.settings import Settings
 from relay.slack.client import SlackApi
 from relay.slack.response_urls import DisallowedResponseUrl
@@ -41,8 +41,8 @@ from relay.store.queue import (
     EnqueueOutcomeUnknown,
     EnqueueResult,
     EnqueueStatus,
-    load_record,
 )
+from relay.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class SlashCommand(BaseModel):
 @cache
 def _counter(name: str, outcome: str) -> Counter:
     # labels() locks and builds its key on every call; the label pairs are few and fixed.
-    return COMMANDS.labels(command=name, outcome=outcome)
+    return COMMANDS_TOTAL.labels(command=name, outcome=outcome)
 
 
 def _count(command: str, outcome: str) -> None:
@@ -191,7 +191,7 @@ class Commands:
             return messages.settled_not_queued(command.action, command.portfolio_id)
         try:
             async with asyncio.timeout(LOOKUP_BUDGET_S):
-                record = await load_record(self.redis, result.request_id)
+                record = await RequestStore(self.redis).get(result.request_id)
         except (RedisError, TimeoutError):
             record = None
         return messages.in_flight(command.portfolio_id, result.request_id, record)

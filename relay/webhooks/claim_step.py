@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.store import keys
+from relay.store.batching import Coalescer
 from relay.store.connection import text
-from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys, parse_previous

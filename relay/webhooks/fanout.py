@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from relay.core.clock import epoch_ms, to_ms
 from relay.core.events import Event
 from relay.core.ids import ulid
 from relay.store import keys
-from relay.webhooks.coalesce import Coalescer
+from relay.store.batching import Coalescer
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import datetime_to_ms, epoch_ms
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
 from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
 
@@ -28,7 +28,7 @@ def delivery_ulid(event: Event, target_id: str) -> str:
     retry, a replay or a second fan-out of the same event all carry the same id.
     """
     digest = hashlib.sha256(f"{event.id}:{target_id}".encode()).digest()
-    return ulid(datetime_to_ms(event.timestamp), digest[:10])
+    return ulid(to_ms(event.timestamp), digest[:10])
 
 
 def _row(

@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 from pydantic import SecretStr
@@ -20,11 +20,12 @@ from slack_sdk.errors import SlackApiError
 
 from relay.core.backoff import parse_retry_after
 from relay.core.bounds import ATTEMPT_ERROR_CHARS, RESPONSE_BODY_BYTES, clip, clip_bytes
+from relay.core.clock import epoch_ms, utc_now
 from relay.core.redact import redact_bytes
 from relay.core.timeouts import exact_timeout
 from relay.slack.client import SlackApi
 from relay.webhooks.claim_step import Claimed, Target
-from relay.webhooks.models import Attempt, TargetKind, epoch_ms
+from relay.webhooks.models import Attempt, TargetKind
 from relay.webhooks.oncall import pagerduty_verdict
 from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult
 from relay.webhooks.signing import webhook_headers
@@ -98,7 +99,7 @@ class Sender:
 
     async def attempt(self, target: Target, claimed: Claimed) -> AttemptResult:
         """Send ``claimed`` to ``target`` once and describe what happened."""
-        at = datetime.now(UTC)
+        at = utc_now()
         start = time.monotonic()
         try:
             if target.kind is TargetKind.SLACK:

@@ -9,10 +9,11 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
+from relay.core.clock import to_ms
 from relay.core.events import EventType
 from relay.store import keys
 from relay.webhooks.deliveries import DeliveryStore
-from relay.webhooks.models import DeliveryStatus, datetime_to_ms
+from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
 from tests.fixtures.webhooks import (
@@ -209,7 +210,7 @@ async def test_429_retry_after_holds_the_subscription(
     assert [a.statusCode for a in first.attempts] == [429, 200]
     assert [a.statusCode for a in second.attempts] == [200]
     for delivery in (first, second):
-        assert datetime_to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
+        assert to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
 
 
 def _sample(name: str, **labels: str) -> float:
