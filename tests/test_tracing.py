@@ -8,12 +8,17 @@ provider whose in-memory exporter collects every span.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 import redis.asyncio as aioredis
 from opentelemetry import trace as otel
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -182,3 +187,52 @@ def test_exporting_installs_an_otlp_provider_with_an_endpoint() -> None:
         assert isinstance(provider, TracerProvider)
         assert provider.resource.attributes["service.name"] == "glider-relay-worker"
     assert tracing.installed() is None
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP collector stand-in: keeps each request's path and decoded spans."""
+
+    received: ClassVar[list[tuple[str, ExportTraceServiceRequest]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.received.append((self.path, ExportTraceServiceRequest.FromString(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads what arrived, not the access log."""
+
+
+@pytest.fixture
+def collector() -> Iterator[str]:
+    """A collector on a loopback port, in a thread (the SDK exports from its own threads)."""
+    _Collector.received.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_spans_reach_the_otlp_endpoint(collector: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, spans are POSTed to its /v1/traces (OTLP/HTTP)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector)
+    with tracing.exporting(load_settings(), "web"), tracing.span("slack /rebalance") as span:
+        pass
+    [(path, request)] = _Collector.received  # sent on the way out, not lost
+    assert path == "/v1/traces"
+    [resource] = request.resource_spans
+    names = {a.key: a.value.string_value for a in resource.resource.attributes}
+    assert names["service.name"] == "glider-relay-web"
+    [exported] = [s for scope in resource.scope_spans for s in scope.spans]
+    assert exported.name == "slack /rebalance"
+    assert (exported.trace_id.hex(), exported.span_id.hex()) == (span.trace_id, span.span_id)
