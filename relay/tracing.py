@@ -6,10 +6,11 @@ every Glider request and webhook POST (SPEC section 11). :func:`span` marks one 
 span it opens is the current one for the body of its ``with``, so what the step sends
 (a Glider request, an event) carries it.
 
-With ``OTEL_EXPORTER_OTLP_ENDPOINT`` unset nothing else happens: no SDK is loaded, and a
-span is a new id in a context variable. With it set, :func:`exporting` installs an
-OpenTelemetry SDK tracer provider that exports every span over OTLP/HTTP; the SDK reads
-the standard ``OTEL_*`` variables itself (headers, timeout, sampler, service name).
+With ``OTEL_EXPORTER_OTLP_ENDPOINT`` unset nothing else happens: neither the SDK's tracer
+nor the exporter is loaded, and a span is a new id in a context variable. With it set,
+:func:`exporting` installs an OpenTelemetry SDK tracer provider that exports every span
+over OTLP/HTTP; the SDK reads the standard ``OTEL_*`` variables itself (headers, timeout,
+sampler, service name).
 The provider is this module's own, not the process-global one, so tests can install
 and remove theirs (:func:`install`).
 """
@@ -138,7 +139,7 @@ def installed() -> TracerProvider | None:
 
 
 def _otlp_provider(process: str) -> TracerProvider:
-    # Imported here: without an endpoint the SDK and its exporter are never loaded.
+    # Imported here: without an endpoint the SDK's tracer and the exporter are never loaded.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter,
     )

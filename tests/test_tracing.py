@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +34,7 @@ from relay.sim.config import ADMIN_KEY, PF_MAIN
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from relay.worker.process import serve
 from relay.worker.registry import Tuning
+from tests import ROOT
 from tests.fixtures.glider import SimFactory, free_port
 from tests.fixtures.web import WebFactory
 from tests.fixtures.webhooks import Receiver
@@ -236,3 +240,21 @@ def test_spans_reach_the_otlp_endpoint(collector: str, monkeypatch: pytest.Monke
     [exported] = [s for scope in resource.scope_spans for s in scope.spans]
     assert exported.name == "slack /rebalance"
     assert (exported.trace_id.hex(), exported.span_id.hex()) == (span.trace_id, span.span_id)
+
+
+def test_without_an_endpoint_the_sdk_tracer_is_never_loaded() -> None:
+    """web and worker, with the variable unset, run spans without the SDK's tracer or the
+    exporter ever imported (redis-py imports SDK metrics modules of its own: not ours)."""
+    script = (
+        "import sys, bot.web, relay.worker.process\n"
+        "from relay import tracing\n"
+        "from relay.settings import load_settings\n"
+        "with tracing.exporting(load_settings(), 'web'), tracing.span('x') as s:\n"
+        "    assert tracing.current_header() == s.header()\n"
+        "ours = ('opentelemetry.sdk.trace', 'opentelemetry.exporter')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(ours)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
