@@ -29,6 +29,7 @@ from bot.messages import Reply
 from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
+from relay import tracing
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.glider.client import GliderClient
@@ -90,8 +91,11 @@ def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
     return bool(user_id) and ("*" in allowed or user_id in allowed)
 
 
-def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> QueuedCommand:
-    """The stream entry for an accepted command, under a fresh ``req_`` id."""
+def to_queued(
+    slash: SlashCommand, parsed: Rebalance | Pause | Resume, traceparent: str | None = None
+) -> QueuedCommand:
+    """The stream entry for an accepted command, under a fresh ``req_`` id, in the trace
+    ``traceparent`` names (the Slack request's)."""
     return QueuedCommand(
         request_id=new_id("req"),
         action=_ACTIONS[type(parsed)],
@@ -100,6 +104,7 @@ def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> Queued
         requested_by=slash.requester(),
         response_url=slash.response_url,
         trigger_id=slash.trigger_id,
+        traceparent=traceparent,
     )
 
 
@@ -143,7 +148,8 @@ class Commands:
                 background=self.background,
                 patience=self.status_patience,
             )
-        reply, outcome = await self._enqueue(to_queued(slash, parsed))
+        command = to_queued(slash, parsed, tracing.current_header() or None)
+        reply, outcome = await self._enqueue(command)
         count(outcome)
         return reply
 
@@ -152,7 +158,12 @@ class Commands:
         store_full or unknown)."""
         context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
         try:
-            result = await self.enqueuer.enqueue(command)
+            with tracing.span(
+                "enqueue",
+                kind=tracing.SpanKind.PRODUCER,
+                attributes={f"glider_relay.{name}": value for name, value in context.items()},
+            ):
+                result = await self.enqueuer.enqueue(command)
         except EnqueueNotSent as exc:
             log.error("could not queue command", extra={**context, "error": repr(exc)})
             return messages.not_queued(), "redis_unavailable"

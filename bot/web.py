@@ -34,6 +34,7 @@ from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
+from relay import tracing
 from relay.admin.app import create_admin_app
 from relay.admin.common import json_errors
 from relay.glider.client import GliderClient
@@ -244,7 +245,8 @@ def _command(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
     warn_unset(settings, "web")
-    return run_web(settings, host=args.host)
+    with tracing.exporting(settings, "web"):
+        return run_web(settings, host=args.host)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

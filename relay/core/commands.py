@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relay.core.bounds import REASON_CHARS, USER_TEXT_CHARS, clip
 from relay.core.clock import utc_now
+from relay.core.trace import TRACEPARENT_CHARS
 
 PORTFOLIO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PORTFOLIO_ID_RE = re.compile(PORTFOLIO_ID_PATTERN)
@@ -54,3 +55,6 @@ class QueuedCommand(BaseModel):
     # its signature (bot.signature.replay_key), so a replayed request never queues twice.
     trigger_id: str | None = None
     accepted_at: datetime = Field(default_factory=utc_now)
+    # The W3C trace of the Slack request (relay/tracing.py): the worker's spans, the
+    # request record and every event and delivery of this command continue it.
+    traceparent: str | None = Field(default=None, max_length=TRACEPARENT_CHARS)

@@ -71,6 +71,7 @@ class RequestRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     retry_at: datetime | None = None
+    traceparent: str | None = None  # the command's trace (relay/tracing.py); not shown by the API
 
     def to_hash(self) -> dict[str, str]:
         """Flatten to the Redis hash form (absent values are left out)."""

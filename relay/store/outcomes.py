@@ -20,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from relay import tracing
 from relay.core.plans import Plan
 from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
@@ -28,6 +29,7 @@ from relay.store.pending import PendingEntry
 from relay.store.requests import RECORD_RETENTION_MS
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
+# ARGV: 1 the plan (JSON), 2 the event's traceparent ("" for none)
 _APPLY = """
 local plan = cjson.decode(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -49,7 +51,8 @@ if applied == 1 then
   if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
   if announce and plan['event'] then
     local e = plan['event']
-    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3])
+    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3],
+               'traceparent', ARGV[2])
   end
   if announce and plan['reply'] then
     redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', plan['reply'])
@@ -142,7 +145,8 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
             keys.portfolio_inflight(plan.portfolio_id),
             ack.stream if ack is not None else keys.COMMAND_STREAM,
         ],
-        args=[_lua_plan(plan, ack)],
+        # The event continues the trace of the step that caused it (relay/tracing.py).
+        args=[_lua_plan(plan, ack), tracing.current_header()],
     )
     before = text(previous)
     return Applied(bool(applied), RequestState(before) if before else None)

@@ -57,7 +57,8 @@ if check_inflight == '1' then
 end
 redis.call('XADD', KEYS[1], '*', 'command', command)
 if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9])
+  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
+             'traceparent', ARGV[11])
 end
 local record, fields = cjson.decode(ARGV[10]), {}
 for name, value in pairs(record) do
@@ -251,6 +252,7 @@ def _script_call(command: QueuedCommand) -> _Call:
         # One JSON object rather than 16 flat arguments: redis.asyncio packs each
         # argument in Python (redis-py#4176), and the script flattens it for HSET.
         json.dumps(queued_fields(dumped)),
+        command.traceparent or "",  # the requested event's trace ("" for none)
     ]
     return script_keys, script_args
 

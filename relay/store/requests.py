@@ -65,7 +65,7 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
         "accepted_at": dumped["accepted_at"],
         "updated_at": dumped["accepted_at"],
     }
-    for optional in ("response_url", "reason"):
+    for optional in ("response_url", "reason", "traceparent"):
         if dumped[optional] is not None:
             fields[optional] = dumped[optional]
     return fields

@@ -152,7 +152,10 @@ class Dispatcher:
         except (ValidationError, KeyError, ValueError) as exc:
             await self._consumer.dead_letter(entry, f"not an event: {exc}"[:500])
             return
-        created = await self._fan_out.submit(entry.entry_id, event, entry.fields.get("body"))
+        fields = entry.fields
+        created = await self._fan_out.submit(
+            entry.entry_id, event, fields.get("body"), fields.get("traceparent", "")
+        )
         if created:
             self._kick.set()
 

@@ -25,7 +25,8 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from relay.core import post_rules, transitions
+from relay import tracing
+from relay.core import post_rules, trace, transitions
 from relay.core.backoff import retry_wait
 from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.commands import Action, QueuedCommand
@@ -146,7 +147,17 @@ class Executor:
             await self.consumer.dead_letter(delivery, f"not a command: {exc.errors()[0]['msg']}")
             return
         async with self._locks.hold(command.portfolio_id):
-            await self._execute(delivery, command)
+            # The Slack request's trace goes on: its Glider calls and events are in it.
+            with tracing.span(
+                f"execute {command.action.value}",
+                trace.parse(command.traceparent),
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={
+                    "glider_relay.request_id": command.request_id,
+                    "glider_relay.portfolio_id": command.portfolio_id,
+                },
+            ):
+                await self._execute(delivery, command)
 
     async def _execute(self, delivery: PendingEntry, command: QueuedCommand) -> None:
         record = await self._requests.get(command.request_id)

@@ -20,7 +20,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from relay.core import transitions
+from relay import tracing
+from relay.core import trace, transitions
 from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.plans import TRACKED, Plan
 from relay.core.poll_policy import PollPolicy
@@ -175,8 +176,17 @@ class Poller:
         if record.operation_id is None:
             await self._redis.zrem(keys.POLL_DUE, request_id)
             return
+        # Each poll is a span of the command's trace, as is the event it may record.
+        with tracing.span(
+            "poll operation",
+            trace.parse(record.traceparent),
+            attributes={"glider_relay.request_id": request_id},
+        ):
+            await self._ask(tracked, record.operation_id, now, age_s)
+
+    async def _ask(self, tracked: Tracked, operation_id: str, now: datetime, age_s: float) -> None:
         try:
-            operation = await self._glider.get_operation(record.portfolio_id, record.operation_id)
+            operation = await self._glider.get_operation(tracked.record.portfolio_id, operation_id)
         except GliderError as exc:
             await outcomes.apply(self._redis, await self._after_error(tracked, exc, now, age_s))
             return
