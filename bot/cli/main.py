@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 from bot import web
+from bot.cli import operations as operations_cli
 from bot.cli import webhooks as webhooks_cli
 from bot.devtools import demo, dev
 from relay.sim import server as sim_server
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_parser(subparsers)
     webhooks_cli.add_subscriptions_parser(subparsers)
     webhooks_cli.add_deliveries_parser(subparsers)
+    operations_cli.add_operations_parser(subparsers)
+    operations_cli.add_dead_letters_parser(subparsers)
     return parser
 
 
