@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from bot import web
 from bot.cli import operations as operations_cli
 from bot.cli import webhooks as webhooks_cli
-from bot.devtools import demo, dev
+from bot.devtools import demo, dev, slack_send
 from relay.sim import server as sim_server
 from relay.worker import process as worker
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks_cli.add_deliveries_parser(subparsers)
     operations_cli.add_operations_parser(subparsers)
     operations_cli.add_dead_letters_parser(subparsers)
+    slack_send.add_parser(subparsers)
     return parser
 
 

@@ -71,15 +71,39 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--seed-file", help="JSON seed shaped like SimConfig")
-    parser.add_argument("--op-duration", type=float, help="seconds an operation takes")
-    parser.add_argument("--failure-rate", type=float, help="share of operations that fail")
-    parser.add_argument("--cooldown", type=float, help="seconds between manual rebalances")
-    parser.add_argument("--error-rate", type=float, help="share of requests answered 5xx")
-    parser.add_argument("--latency-ms", type=int, help="delay before every answer")
-    parser.add_argument("--legacy-fields", action="store_true", help="older field names")
+    add_fault_arguments(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed and fault flags :func:`config_from_args` reads (``sim`` and ``dev`` share them)."""
+    parser.add_argument(
+        "--seed-file",
+        help="JSON seed shaped like SimConfig (default: built-in keys and portfolios)",
+    )
+    parser.add_argument(
+        "--op-duration", type=float, help="seconds an operation takes (default: the seed's)"
+    )
+    parser.add_argument(
+        "--failure-rate",
+        type=float,
+        help="share of operations that fail, 0-1 (default: the seed's)",
+    )
+    parser.add_argument(
+        "--cooldown", type=float, help="seconds between manual rebalances (default: the seed's)"
+    )
+    parser.add_argument(
+        "--error-rate", type=float, help="share of requests answered 5xx, 0-1 (default: the seed's)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=int, help="milliseconds before every answer (default: the seed's)"
+    )
+    parser.add_argument(
+        "--legacy-fields",
+        action="store_true",
+        help="answer with older field names (default: current ones)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
