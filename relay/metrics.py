@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from redis.exceptions import RedisError, ResponseError
 
+from relay.listen import start_site
 from relay.store import keys
 from relay.store.connection import text
 
@@ -28,6 +29,12 @@ COMMANDS = Counter(
     "glider_relay_commands_total",
     "Slack commands by outcome at intake (accepted, or refused with a reason).",
     ["command", "outcome"],
+)
+SLACK_REFUSED = Counter(
+    "glider_relay_slack_requests_refused_total",
+    "Requests to /slack/events refused before intake: forged or unsigned (unsigned, "
+    "bad_timestamp, stale, mismatch: 401) or signed but unparseable (400).",
+    ["reason"],
 )
 UNKNOWN_ACKS = Counter(
     "glider_relay_unknown_acks_settled_total",
@@ -169,7 +176,7 @@ async def metrics_server(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await start_site(runner, host, port, what="worker metrics (WORKER_METRICS_PORT)")
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"{bound_host}:{bound_port}"
     finally:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from relay.settings import ConfigError, Process, Settings, load_settings
 from relay.store.connection import connect
@@ -42,7 +43,10 @@ def run_command(process: Process, command: Command) -> Callable[[argparse.Namesp
             finally:
                 await redis.aclose()
 
-        return asyncio.run(go())
+        try:
+            return asyncio.run(go())
+        except RedisError as exc:
+            return fail(f"Redis (REDIS_URL) did not answer: {type(exc).__name__}: {exc}")
 
     return run
 

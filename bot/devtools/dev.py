@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import secrets
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from bot.devtools.slack_standin import LocalSlack, SlackMessage, message_text, s
 from bot.web import create_web_app
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient
+from relay.listen import ListenFailed, start_site
 from relay.logs import configure_logging
 from relay.settings import ConfigError, Settings, load_settings
 from relay.sim.config import ADMIN_KEY, SimConfig
@@ -125,8 +127,16 @@ async def start_stack(
     glider = GliderClient(str(settings.glider_api_url), SecretStr(ADMIN_KEY), max_retries=1)
     web_runner = web.AppRunner(create_web_app(settings, redis, glider), access_log=None)
     await web_runner.setup()
-    await web.TCPSite(web_runner, "127.0.0.1", port).start()
     runners.append(web_runner)
+    try:
+        await start_site(web_runner, "127.0.0.1", port, what="dev web (--port)")
+    except ListenFailed:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await glider.close()
+        await sim.stop()
+        await redis.aclose()
+        raise
     host, bound = web_runner.addresses[0][:2]
     stop = asyncio.Event()
     # The worker builds its own client (relay.store.connection.connect_worker), as ``worker``
@@ -229,7 +239,11 @@ def run(args: argparse.Namespace) -> int:
         finally:
             await stack.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ListenFailed as exc:
+        print(f"glider-relay dev: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from relay.listen import ListenFailed, start_site
 from relay.sim.app import SIM, SimContext, create_app
 from relay.sim.clock import Clock, utc_now
 from relay.sim.config import SimConfig
@@ -36,8 +38,11 @@ async def start_sim(
     app = create_app(config, clock)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await start_site(runner, host, port, what="Glider simulator")
+    except ListenFailed:
+        await runner.cleanup()
+        raise
     bound_host, bound_port = runner.addresses[0][:2]
     return SimServer(f"http://{bound_host}:{bound_port}", app[SIM], runner)
 
@@ -123,7 +128,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``glider-relay sim``: serve until SIGINT/SIGTERM, then exit 0."""
     config = config_from_args(args)
-    asyncio.run(_serve_until_signalled(config, args.host, args.port))
+    try:
+        asyncio.run(_serve_until_signalled(config, args.host, args.port))
+    except ListenFailed as exc:
+        print(f"glider-relay sim: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from relay.core.poll_policy import PollPolicy
+from relay.listen import ListenFailed
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.settings import ConfigError, Settings, load_settings
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except WorkerFailed:
         return 1  # non-zero, so that a supervisor restarts the worker
-    except StoreRefused as exc:
+    except (StoreRefused, ListenFailed) as exc:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     return 0
