@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from relay.admin.common import MAX_LIMIT
 from relay.settings import ConfigError, Process, Settings, load_settings
 from relay.store.connection import connect
 
@@ -49,6 +50,13 @@ def run_command(process: Process, command: Command) -> Callable[[argparse.Namesp
             return fail(f"Redis (REDIS_URL) did not answer: {type(exc).__name__}: {exc}")
 
     return run
+
+
+def limit_arg(value: str) -> int:
+    """``--limit``: 1 to 500, as the admin API's ``limit``."""
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(value)
 
 
 def fail(message: str) -> int:

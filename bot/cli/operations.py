@@ -13,7 +13,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot.cli.common import fail, filters_text, print_json, print_table, run_command, when
+from bot.cli.common import (
+    fail,
+    filters_text,
+    limit_arg,
+    print_json,
+    print_table,
+    run_command,
+    when,
+)
 from relay.admin.dead_letters import missing
 from relay.admin.operations import OperationView, page_records
 from relay.admin.timeline import timeline
@@ -152,7 +160,7 @@ def add_operations_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="tracked commands, newest first")
     listing.add_argument("--state", choices=[s.value for s in RequestState], help="only this state")
     listing.add_argument("--portfolio", help="only this portfolio id")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many")
+    listing.add_argument("--limit", type=limit_arg, default=50, help="at most this many")
     listing.add_argument("--json", action="store_true", help="as the admin API's JSON")
     listing.set_defaults(func=run_command("operations", _list))
     show = actions.add_parser("show", help="one command with its timeline")
@@ -172,7 +180,7 @@ def add_dead_letters_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing.add_argument(
         "--stream", choices=[s.value for s in DeadStream], help="only this stream (default: both)"
     )
-    listing.add_argument("--limit", type=int, default=50, help="at most this many")
+    listing.add_argument("--limit", type=limit_arg, default=50, help="at most this many")
     listing.add_argument("--json", action="store_true", help="as the admin API's JSON")
     listing.set_defaults(func=run_command("dead-letters", _dead_list))
     replay = actions.add_parser("replay", help="put a dead letter back on its stream")

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from bot.cli.common import fail as _fail
-from bot.cli.common import filters_text, print_table, when
+from bot.cli.common import filters_text, limit_arg, print_table, when
 from bot.cli.common import print_json as _print_json
 from bot.cli.common import run_command as _run
 from relay.settings import Settings
@@ -179,7 +179,7 @@ def add_deliveries_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="newest first")
     listing.add_argument("--status", choices=[s.value for s in DeliveryStatus])
     listing.add_argument("--subscription")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=limit_arg, default=50)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_run("deliveries", _deliveries))
     replay = actions.add_parser("replay", help="queue a delivery again")

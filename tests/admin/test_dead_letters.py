@@ -12,8 +12,13 @@ from aiohttp.test_utils import TestClient
 
 from relay.admin.app import create_admin_app
 from relay.settings import load_settings
+from relay.slack.client import create_slack_api
 from relay.store import keys
+from relay.store.connection import text, text_map
+from relay.store.pending import Delivery
+from relay.worker.notifier import Notifier
 from tests.fixtures.dead_letters import GivenUp, given_up
+from tests.fixtures.slack import BOT_TOKEN, FakeSlack
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[web.Application], Awaitable[Client]]
@@ -93,3 +98,32 @@ async def test_timeline_of_a_request(client: Client, any_redis: aioredis.Redis) 
     assert [e["at"] for e in steps["entries"]] == sorted(e["at"] for e in steps["entries"])
     assert any(e["summary"] == "portfolio.paused" for e in steps["entries"])
     await _call(client, "GET", "/operations/req_nope/timeline", 404)
+
+
+async def test_a_replayed_reply_reaches_the_requester_once_the_cause_is_fixed(
+    client: Client, any_redis: aioredis.Redis, fake_slack: FakeSlack
+) -> None:
+    """The reply nobody could receive, replayed once a bot token is set: the notifier sends
+    it as a direct message and the request's reply says sent."""
+    given = await given_up(any_redis)
+    view = await _call(client, "GET", f"/operations/{given.paused}", 200)
+    await _call(client, "POST", f"/dead-letters/{view['reply']['deadLetterId']}/replay", 202)
+    settings = load_settings(slack_api_url=fake_slack.api_url, slack_bot_token=BOT_TOKEN)
+    slack = create_slack_api(settings)
+    try:
+        notifier = Notifier(any_redis, slack, consumer="n2", claim_idle_ms=60_000)
+        reply: Any = await any_redis.xreadgroup(
+            keys.REPLIES_GROUP, "n2", {keys.REPLIES: ">"}, count=1
+        )
+        [[_, [(entry_id, fields)]]] = reply
+        await notifier.handle(
+            Delivery(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
+        )
+    finally:
+        await slack.close()
+    [posted] = fake_slack.calls_to("chat.postMessage")
+    assert posted.payload["channel"] == "DU7"
+    after = await _call(client, "GET", f"/operations/{given.paused}", 200)
+    assert after["reply"]["status"] == "sent"
+    assert after["reply"]["via"] == "direct_message"
+    assert after["reply"]["deadLetterId"] is None
