@@ -14,6 +14,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -60,6 +64,34 @@ def with_dedupe_id(command: dict[str, Any], headers: Mapping[str, Sequence[str]]
     return command if key is None else {**command, "trigger_id": key}
 
 
+# Bolt's notes about how it was built: not news here (the bot token is ours to use, on our
+# client; SLACK_BOT_TOKEN in the environment makes Bolt say so at every start).
+_CONFIG_NOTES = frozenset({warning_client_prioritized_and_token_skipped(), warning_token_skipped()})
+
+
+class BoltNoise(logging.Filter):
+    """Drops Bolt's construction notes, and makes its many-line "Unhandled request ...
+    [Suggestion] @app.command(...)" code sample one WARNING line without the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in _CONFIG_NOTES:
+            return False
+        if message.startswith("Unhandled request"):
+            record.msg = "refused Slack request: %s"
+            record.args = ("no handler for it (a command or event this app does not serve)",)
+            record.reason = "unhandled"
+        return True
+
+
+def bolt_logger() -> logging.Logger:
+    """The logger Bolt writes to, with :class:`BoltNoise` on it (once)."""
+    logger = logging.getLogger("bot.bolt")
+    if not any(isinstance(f, BoltNoise) for f in logger.filters):
+        logger.addFilter(BoltNoise())
+    return logger
+
+
 def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     """The Bolt ``AsyncApp`` with /rebalance, /pause and /resume bound to ``commands``."""
     require_signing_secret(settings)
@@ -69,7 +101,7 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         client=AsyncWebClient(base_url=str(settings.slack_api_url)),
         authorize=_authorize(settings),
         process_before_response=True,
-        logger=logging.getLogger("bot.bolt"),
+        logger=bolt_logger(),
         # Slash commands only (the manifest subscribes to no events): request
         # verification and Slack's ssl_check of the command URL stay; the Events API
         # and AI-assistant middleware go (re-enable url_verification with events).

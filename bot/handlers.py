@@ -136,7 +136,14 @@ class Commands:
         allowed = self.settings.allowed_users
         if not is_allowed(slash.user_id, allowed):
             count("unauthorized")
-            log.info("command refused", extra={"user_id": slash.user_id, "command": slash.command})
+            log.warning(
+                "refused Slack request: user not in BOT_ALLOWED_USERS",
+                extra={
+                    "user_id": slash.user_id,
+                    "command": slash.command,
+                    "reason": "unauthorized",
+                },
+            )
             return messages.refused(slash.user_id, allowed)
         if isinstance(parsed, Status):
             count("status")

@@ -32,12 +32,13 @@ from bot.enqueuer import ENQUEUE_BUDGET_S, GroupEnqueuer
 from bot.handlers import Commands, post_late
 from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
-from bot.signature import is_slack_signed, is_ssl_check
+from bot.signature import PROBLEMS, is_ssl_check, signature_problem
 from bot.status import SLOW_GLIDER_S
-from relay import tracing
+from relay import metrics, tracing
 from relay.admin.app import create_admin_app
 from relay.admin.common import json_errors
 from relay.glider.client import GliderClient
+from relay.listen import ListenFailed, start_site
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
 from relay.settings import ConfigError, Settings, load_settings
@@ -69,21 +70,32 @@ SIGNING_SECRET = web.AppKey("slack_signing_secret", bytes)
 
 async def slack_events(request: web.Request) -> web.Response:
     headers, body = request.headers, await request.read()
-    signed = is_slack_signed(
+    problem = signature_problem(
         request.app[SIGNING_SECRET],
         body,
         headers.get("X-Slack-Request-Timestamp"),
         headers.get("X-Slack-Signature"),
         now=time.time(),
     )
-    if not signed and not is_ssl_check(body):
-        return web.json_response({"error": "invalid request"}, status=401)
+    if problem is not None and not is_ssl_check(body):
+        return _refused(request, 401, problem, PROBLEMS[problem])
     try:
         bolt_input = await bolt_request(request)
     except (ValueError, RecursionError):  # signed, yet not text Bolt can parse
-        return web.json_response({"error": "invalid request"}, status=400)
+        return _refused(request, 400, "unparseable", "signed, but not a payload Slack sends")
     bolt_response = await request.app[BOLT].async_dispatch(bolt_input)
     return await to_aiohttp_response(bolt_response)
+
+
+def _refused(request: web.Request, status: int, label: str, reason: str) -> web.Response:
+    """One WARNING per refused Slack request (never a header's value), counted by reason."""
+    metrics.SLACK_REFUSED.labels(reason=label).inc()
+    log.warning(
+        "refused Slack request: %s",
+        reason,
+        extra={"status": status, "reason": label, "remote": request.remote},
+    )
+    return web.json_response({"error": "invalid request"}, status=status)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -195,7 +207,7 @@ async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     await runner.setup()
     watching: asyncio.Task[None] | None = None
     try:
-        await web.TCPSite(runner, host, settings.port).start()
+        await start_site(runner, host, settings.port, what="web (PORT)")
         if await wait_for_redis(redis, stop, process="web"):
             if settings.redis_url is not None:
                 allow = settings.relay_allow_evicting_redis
@@ -231,7 +243,7 @@ def run_web(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 
 
     try:
         asyncio.run(main())
-    except StoreRefused as exc:
+    except (StoreRefused, ListenFailed) as exc:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
     return 0

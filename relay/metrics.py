@@ -27,6 +27,7 @@ from prometheus_client import (
 from redis.exceptions import RedisError, ResponseError
 
 from relay.core.clock import epoch_ms
+from relay.listen import start_site
 from relay.store import keys
 from relay.store.connection import text
 
@@ -41,6 +42,12 @@ COMMANDS_TOTAL = Counter(
     "glider_relay_commands_total",
     "Slack commands by outcome at intake (accepted, or refused with a reason).",
     ["command", "outcome"],
+)
+SLACK_REFUSED = Counter(
+    "glider_relay_slack_requests_refused_total",
+    "Requests to /slack/events refused before intake: forged or unsigned (unsigned, "
+    "bad_timestamp, stale, mismatch: 401) or signed but unparseable (400).",
+    ["reason"],
 )
 UNKNOWN_ACKS = Counter(
     "glider_relay_unknown_acks_settled_total",
@@ -191,7 +198,7 @@ async def metrics_server(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await start_site(runner, host, port, what="worker metrics (WORKER_METRICS_PORT)")
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"{bound_host}:{bound_port}"
     finally:

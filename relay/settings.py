@@ -14,7 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay.slack.response_urls import is_host_name, parse_hosts
 
-Process = Literal["web", "worker", "sim", "dev", "demo", "subscriptions", "deliveries"]
+Process = Literal[
+    "web",
+    "worker",
+    "sim",
+    "dev",
+    "demo",
+    "subscriptions",
+    "deliveries",
+    "operations",
+    "dead-letters",
+    "slack",
+]
 
 # What each process cannot start without. `dev`/`demo` need nothing: they embed
 # Redis, Glider and the Slack secrets.
@@ -23,6 +34,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "worker": ("redis_url", "glider_api_key"),
     "subscriptions": ("redis_url",),
     "deliveries": ("redis_url",),
+    "operations": ("redis_url",),
+    "dead-letters": ("redis_url",),
+    "slack": ("slack_signing_secret",),
 }
 
 

@@ -22,14 +22,8 @@ from relay.admin.common import (
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.core.clock import utc_now
-from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore
 from relay.webhooks.models import Delivery, DeliveryStatus
-
-_REFUSALS = {
-    "not_final": "the delivery is still queued; it can be replayed once it succeeded or died",
-    "subscription_deleted": "its subscription was deleted",
-    "subscription_disabled": "its subscription is disabled; enable it first",
-}
 
 
 class Recover(BaseModel):
@@ -88,7 +82,7 @@ async def replay(request: web.Request) -> web.Response:
     if outcome == "missing":
         raise ApiError(404, "not_found", f"no delivery {did}")
     if outcome != "queued":
-        raise ApiError(409, outcome, _REFUSALS.get(outcome, outcome))
+        raise ApiError(409, outcome, REPLAY_REFUSALS.get(outcome, outcome))
     delivery = await store.get(did)
     assert delivery is not None
     return object_response(delivery, status=202)

@@ -24,10 +24,38 @@ from relay.admin.common import (
 )
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
+from relay.admin.timeline import Timeline, timeline
 from relay.core.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
 from relay.core.events import EventError, EventRequester
 from relay.core.records import RequestRecord, RequestState
 from relay.store.requests import RequestStore
+
+
+class ReplyView(BaseModel):
+    """Whether the requester was told: ``sent`` (``via``) or ``not_sent`` (``error``, and the
+    ``deadLetterId`` that ``POST /v1/dead-letters/{id}/replay`` sends again)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    kind: str | None
+    via: str | None
+    at: datetime | None
+    error: str | None
+    deadLetterId: str | None
+
+    @classmethod
+    def of(cls, record: RequestRecord) -> ReplyView | None:
+        if record.reply_status is None:
+            return None
+        return cls(
+            status=record.reply_status,
+            kind=record.reply_kind,
+            via=record.reply_via,
+            at=record.reply_at,
+            error=record.reply_error,
+            deadLetterId=record.reply_dead,
+        )
 
 
 class OperationView(BaseModel):
@@ -49,6 +77,9 @@ class OperationView(BaseModel):
     finishedAt: datetime | None
     error: EventError | None
     retryAt: datetime | None
+    reply: ReplyView | None = Field(
+        default=None, description="what the requester was told; null while nothing was sent yet"
+    )
 
     @classmethod
     def of(cls, record: RequestRecord) -> OperationView:
@@ -70,6 +101,7 @@ class OperationView(BaseModel):
             finishedAt=record.finished_at,
             error=error,
             retryAt=record.retry_at,
+            reply=ReplyView.of(record),
         )
 
 
@@ -111,6 +143,14 @@ async def get_operation(request: web.Request) -> web.Response:
     return object_response(OperationView.of(record))
 
 
+async def get_timeline(request: web.Request) -> web.Response:
+    request_id = request.match_info["request_id"]
+    record = await RequestStore(request.app[admin.REDIS]).get(request_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no request {request_id}")
+    return object_response(await timeline(request.app[admin.REDIS], record))
+
+
 ROUTES = (
     Route(
         "GET",
@@ -129,6 +169,15 @@ ROUTES = (
         "Show one tracked command by its request id",
         200,
         response=OperationView,
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/operations/{request_id}/timeline",
+        get_timeline,
+        "What happened to one command: its steps, events, deliveries and reply, in time order",
+        200,
+        response=Timeline,
         errors=(404,),
     ),
 )

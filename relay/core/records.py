@@ -72,6 +72,13 @@ class RequestRecord(BaseModel):
     error_message: str | None = None
     retry_at: datetime | None = None
     traceparent: str | None = None  # the command's trace (relay/tracing.py); not shown by the API
+    # What became of the requester's reply (relay/store/replies.py).
+    reply_status: str | None = None  # "sent" or "not_sent"
+    reply_kind: str | None = None
+    reply_via: str | None = None  # "response_url" or "direct_message"
+    reply_at: datetime | None = None
+    reply_error: str | None = None
+    reply_dead: str | None = None  # the dead letter's id (replayable)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten to the Redis hash form (absent values are left out)."""

@@ -15,6 +15,7 @@ redelivered command or a second poller can never record a second outcome.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ from relay.store import keys
 from relay.store.connection import text
 from relay.store.pending import PendingEntry
 from relay.store.requests import RECORD_RETENTION_MS
+
+log = logging.getLogger(__name__)
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
 # ARGV: 1 the plan (JSON), 2 the event's traceparent ("" for none)
@@ -149,7 +152,25 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
         args=[_lua_plan(plan, ack), tracing.current_header()],
     )
     before = text(previous)
+    if applied:
+        _log_outcome(plan)
     return Applied(bool(applied), RequestState(before) if before else None)
+
+
+def _log_outcome(plan: Plan) -> None:
+    """One INFO line per request that became final (completed, failed, paused, resumed, ...),
+    here where every outcome is recorded, so no path logs it twice or not at all."""
+    state = plan.set_fields.get("state")
+    if state is None or not RequestState(state).is_final:
+        return
+    data = plan.event.data if plan.event is not None else None
+    operation_id = (data.operationId if data else None) or plan.set_fields.get("operation_id")
+    extra = {"request_id": plan.request_id, "portfolio_id": plan.portfolio_id, "state": state}
+    if operation_id:
+        extra["operation_id"] = operation_id
+    if plan.set_fields.get("error_code"):
+        extra["error_code"] = plan.set_fields["error_code"]
+    log.info("request %s", state, extra=extra)
 
 
 async def begin_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> bool | None:

@@ -47,6 +47,14 @@ class RequeueOutcome:
     refused: dict[str, str]
 
 
+# Why a replay was refused, in the words both the admin API and the CLI use.
+REPLAY_REFUSALS = {
+    "not_final": "the delivery is still queued; it can be replayed once it succeeded or died",
+    "subscription_deleted": "its subscription was deleted",
+    "subscription_disabled": "its subscription is disabled; enable it first",
+}
+
+
 class DeliveryStore:
     """Delivery records on one Redis client."""
 

@@ -8,6 +8,11 @@ counted in the request record) if its host is in ``SLACK_RESPONSE_URL_HOSTS``
 (``conversations.open`` + ``chat.postMessage``). Slack 429s and 5xx are retried
 per ``Retry-After`` by :mod:`relay.slack.client`; an error past those retries
 leaves the entry pending, to be retried after the claim timeout.
+
+Each reply's fate is noted on the request record (:mod:`relay.store.replies`): sent
+(how), or not sent (why) with the id of its dead letter, which ``dead-letters
+replay`` sends again. A reply with no way left to reach the requester (response_url
+spent, no bot token) is dead-lettered at once, not dropped.
 """
 
 from __future__ import annotations
@@ -24,10 +29,9 @@ from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
-from relay.store import keys
-from relay.store.pending import PendingEntry
+from relay.store import dead_letters, keys, replies
 from relay.store.requests import RequestStore
-from relay.store.streams import StreamConsumer
+from relay.store.streams import DeadEntry, PendingEntry, StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class Notifier:
             self.handle,
             claim_idle_ms=claim_idle_ms,
             dead_stream=keys.REPLIES_DEAD,
+            on_dead=self._note_dead,
         )
 
     async def run(self) -> None:
@@ -91,12 +96,40 @@ class Notifier:
             await self.consumer.ack(delivery)
             return
         message = render(record, kind, now=self._clock())
-        if not await self._respond(record, message) and not await self._direct(record, message):
-            log.warning(
-                "no way left to tell the requester (response_url spent, no bot token or user)",
-                extra={"request_id": record.request_id},
-            )
+        via = "response_url" if await self._respond(record, message) else None
+        if via is None and await self._direct(record, message):
+            via = "direct_message"
+        if via is None:
+            reason = "no way left to tell the requester (response_url spent, no bot token or user)"
+            await self.consumer.dead_letter(delivery, reason)
+            return
+        await replies.note_sent(
+            self._redis, record.request_id, kind=kind.value, via=via, at=self._clock()
+        )
         await self.consumer.ack(delivery)
+        log.info(
+            "reply sent",
+            extra={
+                "request_id": record.request_id,
+                "portfolio_id": record.portfolio_id,
+                "operation_id": record.operation_id,
+                "reply": kind.value,
+                "via": via,
+            },
+        )
+
+    async def _note_dead(self, dead: DeadEntry) -> None:
+        """A reply given up on: the record says the requester was not told, and where it waits."""
+        request_id = dead.fields.get("request_id")
+        if request_id:
+            await replies.note_not_sent(
+                self._redis,
+                request_id,
+                kind=dead.fields.get("kind", ""),
+                reason=dead.reason,
+                dead_id=dead_letters.public_id(dead_letters.DeadStream.REPLIES, dead.dead_id),
+                at=self._clock(),
+            )
 
     async def _respond(self, record: RequestRecord, message: dict[str, Any]) -> bool:
         """Post to the command's response_url if it is still usable; True when Slack took it."""

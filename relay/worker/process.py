@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from relay import tracing
 from relay.core.poll_policy import PollPolicy
+from relay.listen import ListenFailed
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.settings import ConfigError, Settings, load_settings
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(main())
     except WorkerFailed:
         return 1  # non-zero, so that a supervisor restarts the worker
-    except StoreRefused as exc:
+    except (StoreRefused, ListenFailed) as exc:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
@@ -266,3 +268,30 @@ async def test_attempts_and_disables_are_counted(
         _sample("glider_relay_delivery_seconds_count"),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 2]
+
+
+async def test_a_delivery_that_ends_is_one_log_line(
+    any_redis: aioredis.Redis, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dead after its last attempt: one WARNING naming subscription, delivery and request;
+    delivered after a replay: one INFO line; the failed attempts in between are not outcomes."""
+    caplog.set_level(logging.INFO, logger="relay.webhooks.runner")
+    url = receiver.on("/down", status(503))
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    sent = event()
+    async with dispatching(any_redis):
+        await publish(any_redis, sent)
+        [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
+        receiver.on("/down", status(204))
+        assert await DeliveryStore(any_redis).replay(dead.id) == "queued"
+        await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
+    ended = [r for r in caplog.records if r.getMessage() in ("webhook dead", "webhook delivered")]
+    assert [(r.getMessage(), r.levelname) for r in ended] == [
+        ("webhook dead", "WARNING"),
+        ("webhook delivered", "INFO"),
+    ]
+    for record in ended:
+        assert vars(record)["subscription_id"] == sub.id
+        assert vars(record)["delivery_id"] == dead.id
+        assert vars(record)["request_id"] == sent.data.requestId
+        assert vars(record)["portfolio_id"] == sent.data.portfolioId

@@ -17,7 +17,7 @@ from relay.glider import Operation
 from relay.settings import load_settings
 from relay.slack.client import SlackApi, create_slack_api
 from relay.slack.response_urls import DisallowedResponseUrl
-from relay.store import keys, outcomes
+from relay.store import dead_letters, keys, outcomes
 from relay.store.connection import text, text_map
 from relay.store.pending import PendingEntry
 from relay.store.queue import ensure_group
@@ -166,10 +166,11 @@ async def test_slack_rate_limit_is_waited_out(
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
-async def test_reply_nobody_can_receive_is_acked_not_retried_forever(
+async def test_reply_nobody_can_receive_is_dead_lettered_and_noted_on_the_record(
     any_redis: aioredis.Redis, fake_slack: FakeSlack
 ) -> None:
-    """No response_url and no bot token: logged, acknowledged, nothing sent."""
+    """No response_url and no bot token: nothing sent, not retried forever, but a replayable
+    dead letter naming the request, and the record says the requester was not told."""
     no_token = create_slack_api(load_settings(slack_api_url=fake_slack.api_url))
     try:
         delivery = await outcome(any_redis, None, _paused, Action.PAUSE)
@@ -178,6 +179,13 @@ async def test_reply_nobody_can_receive_is_acked_not_retried_forever(
         await no_token.close()
     assert fake_slack.calls == []
     assert await pending_rows(any_redis, keys.REPLIES, keys.REPLIES_GROUP) == []
+    [letter] = (await dead_letters.page(any_redis, stream=None, cursor=None, limit=10))[0]
+    request_id = delivery.fields["request_id"]
+    assert letter.requestId == request_id
+    assert "no way left to tell the requester" in letter.reason
+    record = await request_record(any_redis, request_id)
+    assert record.reply_status == "not_sent"
+    assert record.reply_dead == letter.id
 
 
 async def test_reply_for_unknown_request_is_dead_lettered(
