@@ -24,7 +24,7 @@ from relay.core.records import RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
-from relay.store import keys
+from relay.store import keys, outcomes
 from relay.store.queue import load_record
 from relay.store.streams import Delivery, StreamConsumer
 
@@ -33,13 +33,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
-
-# Take one of the response_url's uses if any is left.
-_TAKE_USE = """
-if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-return 1
-"""
 
 
 def utc_now() -> datetime:
@@ -112,8 +105,8 @@ class Notifier:
                 extra={"request_id": record.request_id, "host": response_urls.host_of(url)},
             )
             return False
-        taken = await self._redis.register_script(_TAKE_USE)(
-            keys=[keys.request(record.request_id)], args=[REPLY_USES, RESPONSE_URL_USES]
+        taken = await outcomes.take_reply_use(
+            self._redis, record.request_id, field=REPLY_USES, limit=RESPONSE_URL_USES
         )
         if not taken:
             return False
