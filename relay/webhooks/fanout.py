@@ -11,14 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 
+import redis.asyncio as aioredis
+
 from relay.core.events import Event
 from relay.core.ids import ulid
 from relay.store import keys
+from relay.store.scripts import LuaScript
 from relay.webhooks.coalesce import Coalescer
-from relay.webhooks.lua import Scripts
+from relay.webhooks.keyspace import Keyspace, NewDelivery
 from relay.webhooks.models import datetime_to_ms, epoch_ms
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
 from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
+
+_FAN_OUT = LuaScript("webhook_fan_out.lua")
 
 
 def delivery_ulid(event: Event, target_id: str) -> str:
@@ -33,15 +38,15 @@ def delivery_ulid(event: Event, target_id: str) -> str:
 
 def _row(
     uid: str, target: str, event_id: str, kind: str, body: str, *, alert: Alert | None
-) -> list[str]:
-    """One row of the fan-out script: id, target, event id, type, webhook id, body, marker, mode."""
+) -> NewDelivery:
+    """The delivery of ``uid`` to ``target`` (an on-call one carries its alert's marker)."""
     marker, mode = (alert.marker, alert.mode) if alert else ("", "")
-    return [f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode]
+    return NewDelivery(f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode)
 
 
 def plan(
     event: Event, table: RoutingTable, rules: OnCallRules, *, body: str | None = None
-) -> list[list[str]]:
+) -> list[NewDelivery]:
     """The deliveries ``event`` makes: one per matching subscription, one per on-call alert.
 
     ``body`` is the event's webhook body when already at hand (as on the stream).
@@ -59,24 +64,29 @@ def plan(
 
 
 async def fan_out(
-    scripts: Scripts,
+    redis: aioredis.Redis,
     *,
     group: str,
     version: str,
-    batch: list[tuple[str, list[list[str]]]],
+    batch: list[tuple[str, list[NewDelivery]]],
     now_ms: int,
 ) -> list[int] | None:
     """Write each entry's rows and XACK it; deliveries created per entry, or None if stale."""
-    created = await scripts.fan_out(
-        keys=[keys.EVENTS],
-        args=[group, version, now_ms, json.dumps(batch)],
+    space = Keyspace(first=2)
+    for _, rows in batch:
+        space.add_new(rows)
+    entries = [[entry_id, [row.row() for row in rows]] for entry_id, rows in batch]
+    created = await _FAN_OUT(
+        redis,
+        [keys.EVENTS, *space.keys()],
+        [space.spec(), group, version, now_ms, json.dumps(entries)],
     )
     if isinstance(created, int):
         return None
     return [int(n) for n in created]
 
 
-def alert_rows(alerts: list[Alert], *, source_id: str, kind: str, now_ms: int) -> list[list[str]]:
+def alert_rows(alerts: list[Alert], *, source_id: str, kind: str, now_ms: int) -> list[NewDelivery]:
     """Rows for alerts raised by the dispatcher itself (not by an event), e.g. a disable."""
     rows = []
     for alert in alerts:
@@ -92,14 +102,14 @@ class FanOutBatcher:
 
     def __init__(
         self,
-        scripts: Scripts,
+        redis: aioredis.Redis,
         subscriptions: SubscriptionStore,
         rules: OnCallRules,
         *,
         group: str = keys.EVENTS_GROUP,
         max_batch: int = 64,
     ) -> None:
-        self._scripts = scripts
+        self._redis = redis
         self._subscriptions = subscriptions
         self._rules = rules
         self._group = group
@@ -121,7 +131,7 @@ class FanOutBatcher:
                 for entry_id, event, body in batch
             ]
             created = await fan_out(
-                self._scripts,
+                self._redis,
                 group=self._group,
                 version=table.version,
                 batch=rows,

@@ -30,6 +30,7 @@ from relay.webhooks.claim_step import (
     StepReply,
     Target,
 )
+from relay.webhooks.keyspace import NewDelivery
 from relay.webhooks.models import TargetKind, epoch_ms
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
@@ -38,7 +39,7 @@ from relay.webhooks.sender import Sender
 log = logging.getLogger(__name__)
 
 # (subscription id, reason, now ms) -> on-call delivery rows for a disabled subscription
-DisableAlerts = Callable[[str, str, int], list[list[str]]]
+DisableAlerts = Callable[[str, str, int], list[NewDelivery]]
 
 
 @dataclass
