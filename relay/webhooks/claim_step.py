@@ -153,23 +153,29 @@ async def _keyspace(
     are read here first. One that turns up in between is left queued by the script
     for the next step (which it schedules at once).
     """
-    pipe = redis.pipeline(transaction=False)
-    for sid, request, _ in batch:
-        pipe.hmget(keys.subscription(sid), ["kind", "enabled"])
-        pipe.zrange(keys.subscription_due(sid), 0, max(_DRAIN, request["want"]) - 1)
-        pipe.zrangebyscore(
-            keys.subscription_inflight(sid), "-inf", request["now"], start=0, num=_DRAIN
-        )
-    found = await pipe.execute()
     space = Keyspace()
-    for (sid, request, report), at in zip(batch, range(0, len(found), 3), strict=True):
-        (kind, enabled), due, expired = found[at : at + 3]
-        claims = kind is not None and text(enabled or b"") == "1" and not report.disable
+    wants: dict[str, int] = {}  # a subscription may have several steps in one batch
+    disabling: set[str] = set()
+    for sid, request, report in batch:
+        wants[sid] = wants.get(sid, 0) + int(request["want"])
+        if report.disable:
+            disabling.add(sid)
         space.add_subscriptions([sid])
         space.add_new(report.alerts)
         space.add_deliveries(f.delivery_id for f in report.finished)
         space.add_deliveries(report.released)
-        space.add_deliveries(text(d) for d in (due[: request["want"]] if claims else due))
+    now = max(int(request["now"]) for _, request, _ in batch)
+    pipe = redis.pipeline(transaction=False)
+    for sid, want in wants.items():
+        pipe.hmget(keys.subscription(sid), ["kind", "enabled"])
+        pipe.zrange(keys.subscription_due(sid), 0, max(_DRAIN, want) - 1)
+        pipe.zrangebyscore(keys.subscription_inflight(sid), "-inf", now, start=0, num=_DRAIN)
+    found = await pipe.execute()
+    for (sid, want), at in zip(wants.items(), range(0, len(found), 3), strict=True):
+        (kind, enabled), due, expired = found[at : at + 3]
+        claims = kind is not None and enabled is not None and text(enabled) == "1"
+        taken = due[:want] if claims and sid not in disabling else due
+        space.add_deliveries(text(d) for d in taken)
         space.add_deliveries(text(d) for d in expired)
     return space
 
