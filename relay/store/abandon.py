@@ -11,19 +11,18 @@ two scripts Redis runs first wins, and the answer is the truth.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from relay.core.commands import QueuedCommand
 from relay.store import keys
 from relay.store.connection import text
-from relay.store.queue import evalsha_all
+from relay.store.scripts import Arg, Call, LuaScript
 
 # How long a tombstone must outlive the write it cancels. A copy of the enqueue script
 # can only run once Redis reads it off a connection. The web stops sending a batch 2 s
@@ -34,21 +33,7 @@ from relay.store.queue import evalsha_all
 # and the tombstone is written after the send: 24 h is some 90 times that bound.
 ABANDONED_TTL_S = 24 * 3600
 
-_SETTLE = """
-local trigger_id, request_id, ttl = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'queued', request_id} end
-if trigger_id ~= '' then
-  local prev = redis.call('GET', KEYS[2])
-  if prev == request_id then return {'queued', request_id} end
-  if prev then
-    redis.call('SET', KEYS[3], '1', 'EX', ttl)
-    return {'duplicate', prev}
-  end
-end
-redis.call('SET', KEYS[3], '1', 'EX', ttl)
-return {'abandoned', request_id}
-"""
-_SETTLE_SHA = hashlib.sha1(_SETTLE.encode(), usedforsecurity=False).hexdigest()
+_SETTLE = LuaScript("enqueue_settle.lua")
 
 
 class Settlement(StrEnum):
@@ -71,21 +56,18 @@ async def settle_many(
     Idempotent: settling again gives the same answer, so a step that got no answer
     can simply be sent again. Raises ``RedisError`` when Redis cannot be reached.
     """
-    calls = [_call(command) for command in commands]
-    raw: list[Any] = await evalsha_all(redis, _SETTLE_SHA, calls)
-    if any(isinstance(r, NoScriptError) for r in raw):
-        await redis.script_load(_SETTLE)
-        raw = await evalsha_all(redis, _SETTLE_SHA, calls)
+    raw = await _SETTLE.run_many(redis, [_call(command) for command in commands])
     return [r if isinstance(r, RedisError) else _settled(r) for r in raw]
 
 
-def _call(command: QueuedCommand) -> tuple[list[str], list[str | int]]:
+def _call(command: QueuedCommand) -> Call:
     script_keys = [
         keys.request(command.request_id),
         keys.trigger_seen(command.trigger_id or "-"),
         keys.abandoned(command.request_id),
     ]
-    return script_keys, [command.trigger_id or "", command.request_id, ABANDONED_TTL_S]
+    args: list[Arg] = [command.trigger_id or "", command.request_id, ABANDONED_TTL_S]
+    return script_keys, args
 
 
 def _settled(raw: Any) -> Settled:

@@ -28,77 +28,14 @@ from relay.store import keys
 from relay.store.connection import text
 from relay.store.pending import PendingEntry
 from relay.store.requests import RECORD_RETENTION_MS
+from relay.store.scripts import LuaScript
 
 log = logging.getLogger(__name__)
 
-# KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
-# ARGV: 1 the plan (JSON), 2 the event's traceparent ("" for none)
-_APPLY = """
-local plan = cjson.decode(ARGV[1])
-local state = redis.call('HGET', KEYS[1], 'state')
-local applied = 0
-if state then
-  for _, allowed in ipairs(plan['from']) do
-    if allowed == state then applied = 1 end
-  end
-end
-if applied == 1 then
-  local flat = {}
-  for name, value in pairs(plan['set']) do
-    table.insert(flat, name)
-    table.insert(flat, value)
-  end
-  if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
-  if #plan['del'] > 0 then redis.call('HDEL', KEYS[1], unpack(plan['del'])) end
-  local announce = true
-  if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
-  if announce and plan['event'] then
-    local e = plan['event']
-    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3],
-               'traceparent', ARGV[2])
-  end
-  if announce and plan['reply'] then
-    redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', plan['reply'])
-  end
-  local poll = plan['poll']
-  if poll then
-    if poll[1] == 'schedule' then redis.call('ZADD', KEYS[4], poll[2], plan['id'])
-    elseif poll[1] == 'reschedule' then redis.call('ZADD', KEYS[4], 'XX', poll[2], plan['id'])
-    else redis.call('ZREM', KEYS[4], plan['id']) end
-  end
-  if plan['release'] and redis.call('GET', KEYS[5]) == plan['id'] then
-    redis.call('DEL', KEYS[5])
-  end
-  if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
-end
-if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
-return {applied, state or ''}
-"""
-
-# Before a POST that must not run twice: only while the request is queued and no
-# earlier POST is in doubt (posts > refused), note when it leaves and count it. The
-# check and the note are one step, so two workers can never both send. Returns
-# {1} when it may be sent, {0} when not, {} when the request is no longer queued.
-_BEGIN_POST = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return {} end
-local posts = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
-local refused = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0')
-if posts > refused then return {0} end
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[5])
-redis.call('HSET', KEYS[1], ARGV[2], posts + 1, ARGV[4], ARGV[5])
-return {1}
-"""
-
-# Glider proved the POST in doubt was never processed: it no longer is.
-_POST_REFUSED = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
-local posts = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local refused = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
-if refused >= posts then return 0 end
-redis.call('HSET', KEYS[1], ARGV[2], refused + 1)
-if refused + 1 >= posts then redis.call('HDEL', KEYS[1], ARGV[3]) end
-return 1
-"""
+_APPLY = LuaScript("outcome_apply.lua")
+_BEGIN_POST = LuaScript("post_begin.lua")
+_POST_REFUSED = LuaScript("post_refused.lua")
+_TAKE_USE = LuaScript("reply_take_use.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +76,9 @@ def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
 
 async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None = None) -> Applied:
     """Carry out ``plan`` atomically, acknowledging ``ack`` in the same step."""
-    applied, previous = await redis.register_script(_APPLY)(
-        keys=[
+    applied, previous = await _APPLY(
+        redis,
+        [
             keys.request(plan.request_id),
             keys.EVENTS,
             keys.REPLIES,
@@ -149,7 +87,7 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
             ack.stream if ack is not None else keys.COMMAND_STREAM,
         ],
         # The event continues the trace of the step that caused it (relay/tracing.py).
-        args=[_lua_plan(plan, ack), tracing.current_header()],
+        [_lua_plan(plan, ack), tracing.current_header()],
     )
     before = text(previous)
     if applied:
@@ -176,14 +114,17 @@ def _log_outcome(plan: Plan) -> None:
 async def begin_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> bool | None:
     """Note that a POST is about to leave: True (send it), False (a POST is in doubt:
     do not), None (the request is no longer queued)."""
-    reply = await redis.register_script(_BEGIN_POST)(
-        keys=[keys.request(request_id)], args=[FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS, now_ms]
+    reply = await _BEGIN_POST(
+        redis, [keys.request(request_id)], [FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS, now_ms]
     )
     return bool(int(reply[0])) if reply else None
 
 
 async def post_refused(redis: aioredis.Redis, request_id: str) -> None:
     """Glider's answer proved the POST in doubt never ran: it may be sent again."""
-    await redis.register_script(_POST_REFUSED)(
-        keys=[keys.request(request_id)], args=[POSTS, REFUSED, DOUBT_MS]
-    )
+    await _POST_REFUSED(redis, [keys.request(request_id)], [POSTS, REFUSED, DOUBT_MS])
+
+
+async def take_reply_use(redis: aioredis.Redis, request_id: str, *, field: str, limit: int) -> bool:
+    """Take one of the response_url's uses (counted in ``field``); False if none is left."""
+    return bool(await _TAKE_USE(redis, [keys.request(request_id)], [field, limit]))

@@ -9,7 +9,6 @@ queuing a second.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay.core.clock import iso_ms
@@ -29,6 +28,7 @@ from relay.core.ids import new_id
 from relay.store import keys
 from relay.store.connection import text
 from relay.store.requests import queued_fields
+from relay.store.scripts import Arg, Call, LuaScript, NotRun
 
 TRIGGER_TTL_S = 24 * 3600
 # An in-flight marker outlives the poller's deadline (6 h) so a stuck marker can
@@ -37,42 +37,11 @@ INFLIGHT_TTL_S = 7 * 3600
 # Event.body()'s JSON form; one encoder, as json.dumps(separators=...) builds one per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
-# KEYS[8] is the request's abandoned tombstone (relay/store/abandon.py): once the web has told the
-# requester "not queued", a copy of this script arriving late must do nothing. KEYS[3] is the
-# request's own record: the client resends a pipeline after a dropped connection, and a
-# second copy of an accepted request must not add a second stream entry.
-_ENQUEUE = """
-local trigger_id, request_id, command = ARGV[1], ARGV[2], ARGV[3]
-local check_inflight, inflight_ttl, trigger_ttl = ARGV[4], ARGV[5], ARGV[6]
-if redis.call('EXISTS', KEYS[8]) == 1 then return {'abandoned', request_id} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {'queued', request_id} end
-if trigger_id ~= '' then
-  local prev = redis.call('GET', KEYS[2])
-  if prev then return {'duplicate', prev} end
-end
-if check_inflight == '1' then
-  local current = redis.call('GET', KEYS[6])
-  if current then return {'inflight', current} end
-  redis.call('SET', KEYS[6], request_id, 'EX', inflight_ttl)
-end
-redis.call('XADD', KEYS[1], '*', 'command', command)
-if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
-             'traceparent', ARGV[11])
-end
-local record, fields = cjson.decode(ARGV[10]), {}
-for name, value in pairs(record) do
-  fields[#fields + 1] = name
-  fields[#fields + 1] = value
-end
-redis.call('HSET', KEYS[3], unpack(fields))
-redis.call('ZADD', KEYS[4], 0, request_id)
-redis.call('SET', KEYS[5], request_id)
-if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
-return {'queued', request_id}
-"""
-# EVALSHA's name for the script, computed once rather than by register_script per batch.
-_ENQUEUE_SHA = hashlib.sha1(_ENQUEUE.encode(), usedforsecurity=False).hexdigest()
+# relay/store/lua/enqueue.lua checks the request's abandoned tombstone (relay/store/abandon.py)
+# first: once the web has told the requester "not queued", a late copy does nothing. It then
+# checks the request's own record: the client resends a pipeline after a dropped connection,
+# and a second copy of an accepted request must not add a second stream entry.
+ENQUEUE = LuaScript("enqueue.lua")
 
 
 class EnqueueStatus(StrEnum):
@@ -88,9 +57,6 @@ class EnqueueNotSent(RedisConnectionError):
 
 class EnqueueOutcomeUnknown(RedisError):
     """The command may have reached Redis, but no answer came: it may or may not be queued."""
-
-
-_Call = tuple[list[str], list[str | int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +89,7 @@ async def enqueue(redis: aioredis.Redis, command: QueuedCommand) -> EnqueueResul
     :func:`enqueue_when_connected`, which tells the two apart).
     """
     script_keys, script_args = _script_call(command)
-    result = await redis.register_script(_ENQUEUE)(keys=script_keys, args=script_args)
+    result = await ENQUEUE(redis, script_keys, script_args)
     return _result(result)
 
 
@@ -150,8 +116,7 @@ async def enqueue_when_connected(
         # Connections are made per node inside each call, so a failure is never provably
         # before the write: every one is an unknown outcome.
         commands = take()
-        calls = [_script_call(command) for command in commands]
-        raw = [await _evalsha_one(redis, _ENQUEUE_SHA, call) for call in calls]
+        raw = await ENQUEUE.run_many(redis, [_script_call(command) for command in commands])
     else:
         pipe = redis.pipeline(transaction=False)
         try:
@@ -160,72 +125,22 @@ async def enqueue_when_connected(
             raise EnqueueNotSent(f"could not connect to Redis: {exc}") from exc
         commands = take()  # the callers still waiting, decided right before the write
         calls = [_script_call(command) for command in commands]
-        raw = await _pipeline_results(pipe, calls)
-    results = [_slot(r) for r in raw]
-    return await _reload_and_resend(redis, commands, results)
-
-
-async def _pipeline_results(pipe: Any, calls: list[_Call]) -> list[Any]:
-    """EVALSHA each call on ``pipe`` (already holding its connection); errors in the slots."""
-    if not calls:
-        await pipe.reset()  # releases the connection
-        return []
-    for script_keys, script_args in calls:
-        pipe.evalsha(_ENQUEUE_SHA, len(script_keys), *script_keys, *script_args)
-    try:
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        return [EnqueueOutcomeUnknown(f"no answer from Redis: {exc}")] * len(calls)
-    return results
+        try:
+            raw = await ENQUEUE.run_many(redis, calls, pipe=pipe)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raw = [EnqueueOutcomeUnknown(f"no answer from Redis: {exc}")] * len(calls)
+    return [_slot(r) for r in raw]
 
 
 def _slot(raw: Any) -> EnqueueResult | RedisError:
+    if isinstance(raw, NotRun):  # Redis had lost the script and it could not be loaded
+        return EnqueueNotSent(str(raw))
     if isinstance(raw, RedisConnectionError | RedisTimeoutError):
         return EnqueueOutcomeUnknown(f"no answer from Redis: {raw}")
     return raw if isinstance(raw, RedisError) else _result(raw)
 
 
-async def _reload_and_resend(
-    redis: aioredis.Redis,
-    commands: Sequence[QueuedCommand],
-    results: list[EnqueueResult | RedisError],
-) -> list[EnqueueResult | RedisError]:
-    """Send again the commands that got NOSCRIPT (not executed at all: a restarted Redis)."""
-    missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-    if not missing:
-        return results
-    again: list[EnqueueResult | RedisError]
-    try:
-        await redis.script_load(_ENQUEUE)
-        again = await enqueue_when_connected(redis, lambda: [commands[i] for i in missing])
-    except RedisError as exc:  # loading failed: those commands still never ran
-        again = [EnqueueNotSent(f"could not load the enqueue script: {exc}")] * len(missing)
-    for index, result in zip(missing, again, strict=True):
-        results[index] = result
-    return results
-
-
-async def evalsha_all(redis: aioredis.Redis, sha: str, calls: list[_Call]) -> list[Any]:
-    """EVALSHA each call in one round trip (one after another on Cluster); errors in slots."""
-    if isinstance(redis, RedisCluster):
-        # redis-py refuses scripts in a cluster pipeline. Every key is in one slot, so
-        # one call after another on that node keeps the order (each still atomic).
-        return [await _evalsha_one(redis, sha, call) for call in calls]
-    pipe = redis.pipeline(transaction=False)
-    for script_keys, script_args in calls:
-        pipe.evalsha(sha, len(script_keys), *script_keys, *script_args)
-    return await pipe.execute(raise_on_error=False)
-
-
-async def _evalsha_one(redis: aioredis.Redis, sha: str, call: _Call) -> Any:
-    script_keys, script_args = call
-    try:
-        return await redis.evalsha(sha, len(script_keys), *script_keys, *script_args)
-    except RedisError as exc:  # in its slot, as the pipeline's raise_on_error=False gives it
-        return exc
-
-
-def _script_call(command: QueuedCommand) -> _Call:
+def _script_call(command: QueuedCommand) -> Call:
     """The enqueue script's keys and arguments for ``command``."""
     # The command was validated when it was built; the record and event below are
     # derived from one dump of it instead of validating RequestRecord and Event
@@ -241,7 +156,7 @@ def _script_call(command: QueuedCommand) -> _Call:
         keys.EVENTS,
         keys.abandoned(command.request_id),
     ]
-    script_args: list[str | int] = [
+    script_args: list[Arg] = [
         command.trigger_id or "",
         command.request_id,
         command.model_dump_json(),

@@ -11,8 +11,8 @@ in first, so shared Lua helpers live in one place and still travel as one script
 Typed wrappers (one per script, next to the store that owns it) are the only
 callers: they build every key the script touches from :mod:`relay.store.keys`,
 pass them all in ``KEYS`` (Redis's EVAL contract, which Cluster routing relies
-on), and turn the reply into dataclasses. :attr:`LuaScript.calls` lets a test
-check that contract against a server whose ACL allows only the declared keys.
+on), and turn the reply into dataclasses. :data:`SCRIPTS` holds every script made,
+so a test can run each wrapper on a server whose ACL allows only the keys it declared.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ Call = tuple[Sequence[str], Sequence[Arg]]
 _INCLUDE = re.compile(r"^--!\s*include\s+([\w.-]+\.lua)\s*$", re.M)
 _PACKAGE = "relay.store.lua"
 
+# Every script made, by file name: the key-declaration test needs a case for each.
+SCRIPTS: dict[str, LuaScript] = {}
+
+
+class NotRun(RedisError):
+    """The call never ran: Redis had lost the script and loading it again failed."""
+
 
 @cache
 def _source(name: str) -> str:
@@ -48,6 +55,7 @@ class LuaScript:
         self.name = name
         self.source = _source(name)
         self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        SCRIPTS.setdefault(name, self)
 
     def __repr__(self) -> str:
         return f"LuaScript({self.name!r})"
@@ -63,28 +71,47 @@ class LuaScript:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
     async def run_many(
-        self, redis: aioredis.Redis, calls: Sequence[Call]
+        self, redis: aioredis.Redis, calls: Sequence[Call], *, pipe: Any = None
     ) -> list[Any | RedisError]:
         """Run several calls in order, in one round trip where the client allows it.
 
         Each call stays atomic on its own; a call whose script failed gets its
-        error in its slot. A connection failure raises for all of them.
+        error in its slot. A connection failure of the first send raises for all
+        of them. ``pipe`` is a pipeline that already holds its connection (a
+        caller that must tell "never sent" from "sent" connects first).
+        A call that met NOSCRIPT is sent again after loading the script; if that
+        load fails its slot holds :class:`NotRun`, if the second send fails, its error.
         """
-        results = await self._send_all(redis, calls)
-        if any(isinstance(r, NoScriptError) for r in results):
-            # NOSCRIPT means "not run": load it and send those calls again, in order.
+        results = await self._send_all(redis, calls, pipe)
+        if not any(isinstance(r, NoScriptError) for r in results):
+            return results
+        # NOSCRIPT means "not run": load it and send those calls again, in order.
+        again = [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)]
+        retried: list[Any]
+        try:
             await redis.script_load(self.source)
-            again = [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)]
-            retried = iter(await self._send_all(redis, again))
-            results = [next(retried) if isinstance(r, NoScriptError) else r for r in results]
-        return results
+        except RedisError as exc:
+            retried = [NotRun(f"could not load {self.name}: {exc}")] * len(again)
+        else:
+            try:
+                retried = await self._send_all(redis, again)
+            except RedisError as exc:
+                retried = [exc] * len(again)
+        slots = iter(retried)
+        return [next(slots) if isinstance(r, NoScriptError) else r for r in results]
 
-    async def _send_all(self, redis: aioredis.Redis, calls: Sequence[Call]) -> list[Any]:
+    async def _send_all(
+        self, redis: aioredis.Redis, calls: Sequence[Call], pipe: Any = None
+    ) -> list[Any]:
         if isinstance(redis, RedisCluster):
             # redis-py refuses scripts in a cluster pipeline; one call after another keeps
             # the order on the node that owns their slot.
             return [await self._one(redis, call) for call in calls]
-        pipe = redis.pipeline(transaction=False)
+        if pipe is None:
+            pipe = redis.pipeline(transaction=False)
+        if not calls:
+            await pipe.reset()  # gives back a connection the caller took
+            return []
         for keys, args in calls:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))

@@ -12,16 +12,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from relay.store import keys
 from relay.store.batching import Coalescer
 from relay.store.connection import text
-from relay.webhooks.lua import Scripts
+from relay.store.scripts import LuaScript
+from relay.webhooks.keyspace import Keyspace, NewDelivery
 from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys, parse_previous
 
 LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
 _MAX_STEPS = 64  # steps per script call: keeps any one call short
 _FLUSHERS = 2  # calls in Redis at once: a step never waits a whole round trip for a slot
+_DRAIN = 100  # deliveries a step of a disabled subscription turns dead (webhook_steps.lua)
+
+_STEPS = LuaScript("webhook_steps.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,7 @@ class Report:
     health: str = ""  # "ok" after a success, "fail" after a failure, "" if nothing new
     throttle_until_ms: int = 0
     disable: str = ""  # a reason to disable the subscription
-    alerts: list[list[str]] = field(default_factory=list)  # deliveries to on-call targets
+    alerts: list[NewDelivery] = field(default_factory=list)  # deliveries to on-call targets
     released: list[str] = field(default_factory=list)  # claimed but unsent: due again now
 
 
@@ -115,7 +121,7 @@ def _request(
         "health": report.health,
         "throttle": report.throttle_until_ms,
         "disable": report.disable,
-        "alerts": report.alerts,
+        "alerts": [row.row() for row in report.alerts],
         "results": [
             [f.delivery_id, f.status, f.next_due_ms or 0, f.attempt_json] for f in report.finished
         ],
@@ -139,8 +145,55 @@ def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
     return StepReply(_target(sid, raw_target, default_cap), claimed)
 
 
+async def _keyspace(
+    redis: aioredis.Redis, batch: list[tuple[str, dict[str, Any], Report]]
+) -> Keyspace:
+    """Every key the steps of ``batch`` may touch.
+
+    Beside what the reports name, a step takes deliveries out of its due set (to
+    claim them, or to drain a disabled subscription) and its expired leases: those
+    are read here first. One that turns up in between is left queued by the script
+    for the next step (which it schedules at once).
+    """
+    space = Keyspace()
+    wants: dict[str, int] = {}  # a subscription may have several steps in one batch
+    disabling: set[str] = set()
+    for sid, request, report in batch:
+        wants[sid] = wants.get(sid, 0) + int(request["want"])
+        if report.disable:
+            disabling.add(sid)
+        space.add_subscriptions([sid])
+        space.add_new(report.alerts)
+        space.add_deliveries(f.delivery_id for f in report.finished)
+        space.add_deliveries(report.released)
+    now = max(int(request["now"]) for _, request, _ in batch)
+    pipe = redis.pipeline(transaction=False)
+    for sid, want in wants.items():
+        pipe.hmget(keys.subscription(sid), ["kind", "enabled"])
+        pipe.zrange(keys.subscription_due(sid), 0, max(_DRAIN, want) - 1)
+        pipe.zrangebyscore(keys.subscription_inflight(sid), "-inf", now, start=0, num=_DRAIN)
+    found = await pipe.execute()
+    for (sid, want), at in zip(wants.items(), range(0, len(found), 3), strict=True):
+        (kind, enabled), due, expired = found[at : at + 3]
+        claims = kind is not None and enabled is not None and text(enabled) == "1"
+        taken = due[:want] if claims and sid not in disabling else due
+        space.add_deliveries(text(d) for d in taken)
+        space.add_deliveries(text(d) for d in expired)
+    return space
+
+
+async def _run(
+    redis: aioredis.Redis, batch: list[tuple[str, dict[str, Any], Report]], default_cap: int
+) -> list[StepReply]:
+    space = await _keyspace(redis, batch)
+    raw = await _STEPS(
+        redis, space.keys(), [space.spec(), json.dumps([request for _, request, _ in batch])]
+    )
+    return [_reply(sid, item, default_cap) for (sid, _, _), item in zip(batch, raw, strict=True)]
+
+
 async def step(
-    scripts: Scripts,
+    redis: aioredis.Redis,
     sid: str,
     report: Report,
     *,
@@ -151,19 +204,21 @@ async def step(
 ) -> StepReply:
     """Record ``report`` for subscription ``sid`` and claim up to ``want`` due deliveries."""
     request = _request(sid, report, now_ms=now_ms, want=want, cap=default_cap, lease_ms=lease_ms)
-    [raw] = await scripts.steps(keys=[keys.subscription(sid)], args=[json.dumps([request])])
-    return _reply(sid, raw, default_cap)
+    [reply] = await _run(redis, [(sid, request, report)], default_cap)
+    return reply
 
 
 class StepBatcher:
     """Runs the steps of every subscription of a worker together: whatever steps are
     asked for while one call is in Redis go out in the next, in one round trip."""
 
-    def __init__(self, scripts: Scripts, *, default_cap: int, lease_ms: int = LEASE_MS) -> None:
-        self._scripts = scripts
+    def __init__(
+        self, redis: aioredis.Redis, *, default_cap: int, lease_ms: int = LEASE_MS
+    ) -> None:
+        self._redis = redis
         self._default_cap = default_cap
         self._lease_ms = lease_ms
-        self._batches: Coalescer[tuple[str, dict[str, Any]], StepReply] = Coalescer(
+        self._batches: Coalescer[tuple[str, dict[str, Any], Report], StepReply] = Coalescer(
             self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
         )
 
@@ -172,13 +227,7 @@ class StepBatcher:
         request = _request(
             sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
         )
-        return await self._batches.submit((sid, request))
+        return await self._batches.submit((sid, request, report))
 
-    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> list[StepReply]:
-        raw = await self._scripts.steps(
-            keys=[keys.SUBSCRIPTIONS_READY],
-            args=[json.dumps([request for _, request in batch])],
-        )
-        return [
-            _reply(sid, item, self._default_cap) for (sid, _), item in zip(batch, raw, strict=True)
-        ]
+    async def _write(self, batch: list[tuple[str, dict[str, Any], Report]]) -> list[StepReply]:
+        return await _run(self._redis, batch, self._default_cap)

@@ -19,12 +19,17 @@ from relay.core.ids import ulid
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
-from relay.webhooks.lua import Scripts
+from relay.store.scripts import LuaScript
+from relay.webhooks.keyspace import Keyspace
 from relay.webhooks.models import Delivery, DeliveryStatus
 
 RETENTION_MS = 7 * 24 * 3600 * 1000
 MAX_PER_SUBSCRIPTION = 10_000
 _BATCH = 500
+_REQUEUE_TRIES = 3  # a delivery made between the read of its owner and the script: ask again
+
+_REQUEUE = LuaScript("webhook_requeue.lua")
+_SWEEP = LuaScript("webhook_sweep.lua")
 
 
 def index_for(subscription_id: str | None, status: DeliveryStatus | None) -> str:
@@ -60,7 +65,6 @@ class DeliveryStore:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._scripts = Scripts(redis)
 
     async def get(self, delivery_id: str) -> Delivery | None:
         raw = text_map(await self.redis.hgetall(keys.delivery(delivery_id)))
@@ -83,19 +87,40 @@ class DeliveryStore:
         found = [text_map(raw) for raw in await pipe.execute()]
         return [Delivery.from_hash(fields) for fields in found if fields.get("id")], next_cursor
 
+    async def _owned(self, ids: list[str]) -> Keyspace:
+        """A keyspace with ``ids`` and the subscriptions they belong to (as read now)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for did in ids:
+            pipe.hget(keys.delivery(did), "subscriptionId")
+        owners = await pipe.execute()
+        space = Keyspace()
+        space.add_deliveries(ids)
+        space.add_subscriptions(text(o) for o in owners if o is not None)
+        return space
+
     async def _requeue(self, ids: list[str], *, only_dead: bool) -> RequeueOutcome:
-        if not ids:
-            return RequeueOutcome([], {})
-        words = await self._scripts.requeue(
-            keys=[keys.DELIVERIES],
-            args=[str(epoch_ms()), "1" if only_dead else "0", *ids],
-        )
-        queued, refused = [], {}
-        for did, word in zip(ids, (text(w) for w in words), strict=True):
-            if word == "queued":
-                queued.append(did)
-            elif word != "skipped":
-                refused[did] = word
+        queued: list[str] = []
+        refused: dict[str, str] = {}
+        for _ in range(_REQUEUE_TRIES):
+            if not ids:
+                break
+            space = await self._owned(ids)
+            words = await _REQUEUE(
+                self.redis,
+                space.keys(),
+                [space.spec(), str(epoch_ms()), "1" if only_dead else "0", *ids],
+            )
+            again = []
+            for did, word in zip(ids, (text(w) for w in words), strict=True):
+                if word == "queued":
+                    queued.append(did)
+                elif word == "changed":
+                    again.append(did)
+                elif word != "skipped":
+                    refused[did] = word
+            ids = again
+        if ids:
+            raise RuntimeError(f"deliveries kept changing owner during a requeue: {ids[:3]}")
         return RequeueOutcome(queued, refused)
 
     async def replay(self, delivery_id: str) -> str:
@@ -149,4 +174,5 @@ class DeliveryStore:
     async def _delete_final(self, ids: list[str]) -> int:
         if not ids:
             return 0
-        return int(await self._scripts.sweep(keys=[keys.DELIVERIES], args=[*ids]))
+        space = await self._owned(ids)
+        return int(await _SWEEP(self.redis, space.keys(), [space.spec(), *ids]))

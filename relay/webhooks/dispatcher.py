@@ -35,7 +35,7 @@ from relay.store.streams import StreamConsumer, consumer_name
 from relay.webhooks.claim_step import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.fanout import FanOutBatcher, alert_rows
-from relay.webhooks.lua import Scripts
+from relay.webhooks.keyspace import NewDelivery
 from relay.webhooks.models import TargetKind
 from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
@@ -76,14 +76,11 @@ class Dispatcher:
         self.sender = sender
         self.rules = rules
         self.config = config or DispatcherConfig()
-        self._scripts = Scripts(redis)
         self._subscriptions = SubscriptionStore(redis)
         self._deliveries = DeliveryStore(redis)
-        self._fan_out = FanOutBatcher(self._scripts, self._subscriptions, rules)
+        self._fan_out = FanOutBatcher(redis, self._subscriptions, rules)
         runner = self.config.runner
-        self._steps = StepBatcher(
-            self._scripts, default_cap=runner.default_cap, lease_ms=runner.lease_ms
-        )
+        self._steps = StepBatcher(redis, default_cap=runner.default_cap, lease_ms=runner.lease_ms)
         self._runners: dict[str, tuple[SubscriptionRunner, asyncio.Task[None]]] = {}
         self._kick = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -212,7 +209,7 @@ class Dispatcher:
             log.error("runner for %s crashed", sid, exc_info=task.exception())
         self._kick.set()
 
-    def _disable_alerts(self, sid: str, reason: str, now_ms: int) -> list[list[str]]:
+    def _disable_alerts(self, sid: str, reason: str, now_ms: int) -> list[NewDelivery]:
         alerts = disabled_alerts(sid, reason, self.rules)
         log.warning("subscription %s disabled: %s", sid, reason, extra={"subscription_id": sid})
         return alert_rows(alerts, source_id=sid, kind="relay.subscription_disabled", now_ms=now_ms)

@@ -11,14 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 
+import redis.asyncio as aioredis
+
 from relay.core.clock import epoch_ms, to_ms
 from relay.core.events import Event
 from relay.core.ids import ulid
 from relay.store import keys
 from relay.store.batching import Coalescer
-from relay.webhooks.lua import Scripts
+from relay.store.scripts import LuaScript
+from relay.webhooks.keyspace import Keyspace, NewDelivery
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
 from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
+
+_FAN_OUT = LuaScript("webhook_fan_out.lua")
 
 
 def delivery_ulid(event: Event, target_id: str) -> str:
@@ -32,11 +37,20 @@ def delivery_ulid(event: Event, target_id: str) -> str:
 
 
 def _row(
-    uid: str, target: str, event_id: str, kind: str, body: str, *, alert: Alert | None
-) -> list[str]:
-    """One row of the fan-out script: id, target, event id, type, webhook id, body, marker, mode."""
+    uid: str,
+    target: str,
+    event_id: str,
+    kind: str,
+    body: str,
+    *,
+    alert: Alert | None,
+    traceparent: str,
+) -> NewDelivery:
+    """The delivery of ``uid`` to ``target`` (an on-call one carries its alert's marker)."""
     marker, mode = (alert.marker, alert.mode) if alert else ("", "")
-    return [f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode]
+    return NewDelivery(
+        f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode, traceparent
+    )
 
 
 def plan(
@@ -46,50 +60,58 @@ def plan(
     *,
     body: str | None = None,
     traceparent: str = "",
-) -> list[list[str]]:
+) -> list[NewDelivery]:
     """The deliveries ``event`` makes: one per matching subscription, one per on-call alert.
 
     ``body`` is the event's webhook body when already at hand (as on the stream);
-    ``traceparent`` is its stream entry's trace.
+    ``traceparent`` is its stream entry's trace, which each delivery keeps.
     """
-    kind = event.type.value
+    kind, trace = event.type.value, traceparent
     body = body if body is not None else event.body().decode()
     rows = [
-        _row(delivery_ulid(event, sid), sid, event.id, kind, body, alert=None)
+        _row(delivery_ulid(event, sid), sid, event.id, kind, body, alert=None, traceparent=trace)
         for sid in table.matching(kind)
     ]
     for alert in event_alerts(event, rules):
         uid = delivery_ulid(event, alert.target)
-        rows.append(_row(uid, alert.target, event.id, kind, alert.body.decode(), alert=alert))
-    # Each delivery keeps its event's trace (a 9th field): its attempts' spans continue it.
-    return [[*row, traceparent] for row in rows]
+        alert_body = alert.body.decode()
+        rows.append(
+            _row(uid, alert.target, event.id, kind, alert_body, alert=alert, traceparent=trace)
+        )
+    return rows
 
 
 async def fan_out(
-    scripts: Scripts,
+    redis: aioredis.Redis,
     *,
     group: str,
     version: str,
-    batch: list[tuple[str, list[list[str]]]],
+    batch: list[tuple[str, list[NewDelivery]]],
     now_ms: int,
 ) -> list[int] | None:
     """Write each entry's rows and XACK it; deliveries created per entry, or None if stale."""
-    created = await scripts.fan_out(
-        keys=[keys.EVENTS],
-        args=[group, version, now_ms, json.dumps(batch)],
+    space = Keyspace(first=2)
+    for _, rows in batch:
+        space.add_new(rows)
+    entries = [[entry_id, [row.row() for row in rows]] for entry_id, rows in batch]
+    created = await _FAN_OUT(
+        redis,
+        [keys.EVENTS, *space.keys()],
+        [space.spec(), group, version, now_ms, json.dumps(entries)],
     )
     if isinstance(created, int):
         return None
     return [int(n) for n in created]
 
 
-def alert_rows(alerts: list[Alert], *, source_id: str, kind: str, now_ms: int) -> list[list[str]]:
+def alert_rows(alerts: list[Alert], *, source_id: str, kind: str, now_ms: int) -> list[NewDelivery]:
     """Rows for alerts raised by the dispatcher itself (not by an event), e.g. a disable."""
     rows = []
     for alert in alerts:
         digest = hashlib.sha256(f"{source_id}:{now_ms}:{alert.target}".encode()).digest()
         uid = ulid(now_ms, digest[:10])
-        rows.append(_row(uid, alert.target, source_id, kind, alert.body.decode(), alert=alert))
+        body = alert.body.decode()
+        rows.append(_row(uid, alert.target, source_id, kind, body, alert=alert, traceparent=""))
     return rows
 
 
@@ -99,14 +121,14 @@ class FanOutBatcher:
 
     def __init__(
         self,
-        scripts: Scripts,
+        redis: aioredis.Redis,
         subscriptions: SubscriptionStore,
         rules: OnCallRules,
         *,
         group: str = keys.EVENTS_GROUP,
         max_batch: int = 64,
     ) -> None:
-        self._scripts = scripts
+        self._redis = redis
         self._subscriptions = subscriptions
         self._rules = rules
         self._group = group
@@ -130,7 +152,7 @@ class FanOutBatcher:
                 for entry_id, event, body, trace in batch
             ]
             created = await fan_out(
-                self._scripts,
+                self._redis,
                 group=self._group,
                 version=table.version,
                 batch=rows,

@@ -33,6 +33,7 @@ from relay.webhooks.claim_step import (
     StepReply,
     Target,
 )
+from relay.webhooks.keyspace import NewDelivery
 from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
@@ -41,7 +42,7 @@ from relay.webhooks.sender import Sender
 log = logging.getLogger(__name__)
 
 # (subscription id, reason, now ms) -> on-call delivery rows for a disabled subscription
-DisableAlerts = Callable[[str, str, int], list[list[str]]]
+DisableAlerts = Callable[[str, str, int], list[NewDelivery]]
 
 
 @dataclass

@@ -20,12 +20,24 @@ from relay.core.ids import new_id
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
-from relay.webhooks.lua import Scripts
+from relay.store.scripts import LuaScript
+from relay.webhooks.keyspace import ROUTABLE_TYPES, Keyspace
 from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind
 from relay.webhooks.secrets import MAX_PREVIOUS, ROTATION_GRACE_MS, new_secret
 
 MAX_URL_LENGTH = 2048
 MAX_IN_FLIGHT = 100
+
+_SAVE = LuaScript("webhook_save_subscription.lua")
+_DELETE = LuaScript("webhook_delete_subscription.lua")
+_ROTATE = LuaScript("webhook_rotate_secret.lua")
+_ROUTES = LuaScript("webhook_routes.lua")
+
+
+def _one_subscription(sid: str) -> Keyspace:
+    space = Keyspace()
+    space.add_subscriptions([sid])
+    return space
 
 
 def normalise_events(events: list[str]) -> list[str]:
@@ -96,13 +108,14 @@ class SubscriptionStore:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._scripts = Scripts(redis)
 
     async def _save(self, sid: str, enabled: bool, events: list[str], **fields: str) -> None:
         flat = [part for pair in fields.items() for part in pair]
-        await self._scripts.save_subscription(
-            keys=[keys.subscription(sid)],
-            args=[sid, "1" if enabled else "0", json.dumps(events), *flat],
+        space = _one_subscription(sid)
+        await _SAVE(
+            self.redis,
+            space.keys(),
+            [space.spec(), sid, "1" if enabled else "0", json.dumps(events), *flat],
         )
 
     async def _fields(self, sid: str) -> dict[str, str] | None:
@@ -176,7 +189,8 @@ class SubscriptionStore:
     async def delete(self, sid: str) -> bool:
         if await self._fields(sid) is None:
             return False
-        deleted = await self._scripts.delete_subscription(keys=[keys.subscription(sid)], args=[sid])
+        space = _one_subscription(sid)
+        deleted = await _DELETE(self.redis, space.keys(), [space.spec(), sid])
         return bool(deleted)
 
     async def rotate_secret(self, sid: str, *, now_ms: int | None = None) -> Subscription | None:
@@ -187,9 +201,10 @@ class SubscriptionStore:
         if await self._fields(sid) is None:
             return None
         now = now_ms or epoch_ms()
-        done = await self._scripts.rotate_secret(
-            keys=[keys.subscription(sid)],
-            args=[new_secret(), str(now + ROTATION_GRACE_MS), str(now), str(MAX_PREVIOUS)],
+        done = await _ROTATE(
+            self.redis,
+            [keys.subscription(sid)],
+            [new_secret(), str(now + ROTATION_GRACE_MS), str(now), str(MAX_PREVIOUS)],
         )
         if int(done) < 0:
             raise TooManySecrets(
@@ -215,10 +230,11 @@ class SubscriptionStore:
         )
 
     async def routing_table(self) -> RoutingTable:
-        types = [*sorted(EVENT_TYPES), ALL_EVENTS]
-        reply = await self._scripts.routes(keys=[keys.SUBSCRIPTIONS], args=[*types])
-        version, *members = reply
+        """Which enabled subscriptions want each event type, read in one step."""
+        routing_sets = [keys.subscriptions_by_type(t) for t in ROUTABLE_TYPES]
+        version, *members = await _ROUTES(self.redis, [keys.SUBSCRIPTIONS_VERSION, *routing_sets])
         by_type = {
-            t: frozenset(text(m) for m in ids) for t, ids in zip(types, members, strict=True)
+            t: frozenset(text(m) for m in ids)
+            for t, ids in zip(ROUTABLE_TYPES, members, strict=True)
         }
         return RoutingTable(version=text(version), by_type=by_type)

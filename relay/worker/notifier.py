@@ -8,11 +8,6 @@ counted in the request record) if its host is in ``SLACK_RESPONSE_URL_HOSTS``
 (``conversations.open`` + ``chat.postMessage``). Slack 429s and 5xx are retried
 per ``Retry-After`` by :mod:`relay.slack.client`; an error past those retries
 leaves the entry pending, to be retried after the claim timeout.
-
-Each reply's fate is noted on the request record (:mod:`relay.store.replies`): sent
-(how), or not sent (why) with the id of its dead letter, which ``dead-letters
-replay`` sends again. A reply with no way left to reach the requester (response_url
-spent, no bot token) is dead-lettered at once, not dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
-from relay.store import dead_letters, keys, replies
+from relay.store import dead_letters, keys, outcomes, replies
 from relay.store.requests import RequestStore
 from relay.store.streams import DeadEntry, PendingEntry, StreamConsumer
 
@@ -37,13 +32,6 @@ log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
-
-# Take one of the response_url's uses if any is left.
-_TAKE_USE = """
-if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-return 1
-"""
 
 
 class Notifier:
@@ -142,8 +130,8 @@ class Notifier:
                 extra={"request_id": record.request_id, "host": response_urls.host_of(url)},
             )
             return False
-        taken = await self._redis.register_script(_TAKE_USE)(
-            keys=[keys.request(record.request_id)], args=[REPLY_USES, RESPONSE_URL_USES]
+        taken = await outcomes.take_reply_use(
+            self._redis, record.request_id, field=REPLY_USES, limit=RESPONSE_URL_USES
         )
         if not taken:
             return False

@@ -26,32 +26,12 @@ from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.plans import TRACKED, Plan
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
-from relay.store import keys, outcomes
-from relay.store.connection import text
+from relay.store import keys, outcomes, polls
 from relay.store.ratelimit import SharedRateLimiter
 from relay.store.requests import RequestStore, Tracked
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
-
-# Claim up to ARGV[3] due entries: their score becomes the lease expiry.
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return due
-"""
-
-# Hand back entries still under our lease (score unchanged): due now.
-_HAND_BACK = """
-local back = 0
-for i = 3, #ARGV do
-  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == tonumber(ARGV[2]) then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-    back = back + 1
-  end
-end
-return back
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +104,9 @@ class Poller:
     async def _claim_and_start(self, room: int) -> list[asyncio.Task[None]]:
         now_ms = to_ms(self._clock())
         lease = now_ms + self._options.lease_ms
-        claimed = await self._redis.register_script(_CLAIM)(
-            keys=[keys.POLL_DUE], args=[now_ms, lease, room]
-        )
+        claimed = await polls.claim_due(self._redis, now_ms=now_ms, lease_until_ms=lease, room=room)
         tasks = []
-        for raw in claimed:
-            request_id = text(raw)
+        for request_id in claimed:
             if request_id in self._in_flight:
                 continue
             task = asyncio.create_task(self._poll_guarded(request_id))
@@ -237,8 +214,8 @@ class Poller:
             return
         for request_id, (lease, _) in unfinished.items():
             try:
-                await self._redis.register_script(_HAND_BACK)(
-                    keys=[keys.POLL_DUE], args=[to_ms(self._clock()), lease, request_id]
+                await polls.hand_back(
+                    self._redis, [request_id], now_ms=to_ms(self._clock()), lease_until_ms=lease
                 )
             except RedisError as exc:
                 log.warning("could not hand back %s (due at lease end): %s", request_id, exc)

@@ -14,8 +14,13 @@ from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.store import keys
 from relay.store.connection import connect, text_map
-from relay.store.queue import _ENQUEUE as ENQUEUE_SCRIPT
-from relay.store.queue import EnqueueNotSent, EnqueueOutcomeUnknown, EnqueueStatus, enqueue_many
+from relay.store.queue import (
+    ENQUEUE,
+    EnqueueNotSent,
+    EnqueueOutcomeUnknown,
+    EnqueueStatus,
+    enqueue_many,
+)
 from tests.fixtures.glider import free_port
 from tests.fixtures.redis import StalledRedis
 from tests.fixtures.worker import eventually
@@ -87,7 +92,7 @@ async def test_redis_down_fails_every_caller() -> None:
 async def test_write_without_an_answer_is_unknown(any_redis: aioredis.Redis) -> None:
     """Redis ran the write but its answer did not come within the budget: the caller is
     told the outcome is unknown, never that nothing was done."""
-    await any_redis.script_load(ENQUEUE_SCRIPT)
+    await any_redis.script_load(ENQUEUE.source)
     enqueuer = GroupEnqueuer(StalledRedis(any_redis, lands=True), budget=0.2)  # type: ignore[arg-type]
     command = _command("pf_ghost")
     with pytest.raises(EnqueueOutcomeUnknown):

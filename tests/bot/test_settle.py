@@ -21,7 +21,7 @@ from relay.core.ids import new_id
 from relay.store import keys
 from relay.store.abandon import Settled, Settlement
 from relay.store.connection import connect, text
-from relay.store.queue import _ENQUEUE as ENQUEUE_SCRIPT
+from relay.store.queue import ENQUEUE
 from tests.fixtures.chaos import ServerFactory
 from tests.fixtures.glider import free_port
 from tests.fixtures.redis import StalledRedis
@@ -43,7 +43,7 @@ async def test_write_that_landed_is_told_queued_after_all(
 ) -> None:
     """No answer in time: the ack says "could not confirm; checking", then response_url
     says "queued after all" with the request id the record has."""
-    await any_redis.script_load(ENQUEUE_SCRIPT)  # else the held write is only a NOSCRIPT
+    await any_redis.script_load(ENQUEUE.source)  # else the held write is only a NOSCRIPT
     stalled = StalledRedis(any_redis, lands=True)
     web = await web_factory(stalled, enqueue_budget=BUDGET_S)
     ack = await web.command("/rebalance", PF)
@@ -62,7 +62,7 @@ async def test_late_write_after_not_queued_does_nothing(
 ) -> None:
     """The write is held on the way: the web settles it as not queued, and the same
     script arriving afterwards meets the tombstone and queues nothing."""
-    await any_redis.script_load(ENQUEUE_SCRIPT)
+    await any_redis.script_load(ENQUEUE.source)
     stalled = StalledRedis(any_redis, lands=False)
     web = await web_factory(stalled, enqueue_budget=BUDGET_S)
     ack = await web.command("/pause", f"{PF} maintenance")

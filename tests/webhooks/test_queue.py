@@ -13,7 +13,6 @@ from standardwebhooks.webhooks import Webhook
 from relay.store import keys
 from relay.webhooks.claim_step import Report, step
 from relay.webhooks.deliveries import DeliveryStore
-from relay.webhooks.lua import Scripts
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.secrets import MAX_PREVIOUS
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
@@ -36,9 +35,7 @@ async def test_dead_workers_lease_comes_due_again(
         await publish(any_redis, event())
         await eventually(lambda: _queued(any_redis, sub.id))
     now = int(time.time() * 1000)
-    claim = await step(
-        Scripts(any_redis), sub.id, Report(), now_ms=now, want=1, default_cap=4, lease_ms=100
-    )
+    claim = await step(any_redis, sub.id, Report(), now_ms=now, want=1, default_cap=4, lease_ms=100)
     assert len(claim.claimed) == 1  # ... and this "worker" dies without a result
     async with dispatching(any_redis):
         [request] = await receiver.wait_for("/a")

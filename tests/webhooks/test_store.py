@@ -17,7 +17,6 @@ from relay.store.connection import text
 from relay.store.queue import ensure_group
 from relay.webhooks.deliveries import RETENTION_MS, DeliveryStore
 from relay.webhooks.fanout import FanOutBatcher, delivery_ulid, fan_out, plan
-from relay.webhooks.lua import Scripts
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.subscriptions import (
@@ -114,7 +113,7 @@ async def _fan_out_once(
     entry_id = text(reply[0][1][0][0])
     table = await SubscriptionStore(redis).routing_table()
     created = await fan_out(
-        Scripts(redis),
+        redis,
         group=keys.EVENTS_GROUP,
         version=version or table.version,
         batch=[(entry_id, plan(sent, table, OnCallRules()))],
@@ -131,7 +130,7 @@ async def test_fan_out_is_atomic_with_ack_and_happens_once(any_redis: aioredis.R
     assert (await any_redis.xpending(keys.EVENTS, keys.EVENTS_GROUP))["pending"] == 0
     table = await SubscriptionStore(any_redis).routing_table()
     again = await fan_out(
-        Scripts(any_redis),
+        any_redis,
         group=keys.EVENTS_GROUP,
         version=table.version,
         batch=[(entry_id, [])],
@@ -155,7 +154,7 @@ async def test_batcher_replans_after_a_subscription_change(any_redis: aioredis.R
     """A batch planned before a subscription appeared is re-planned to include it."""
     subs = SubscriptionStore(any_redis)
     await subs.create(SubscriptionCreate(url=URL, events=["*"]))
-    batcher = FanOutBatcher(Scripts(any_redis), subs, OnCallRules())
+    batcher = FanOutBatcher(any_redis, subs, OnCallRules())
     await ensure_group(any_redis, keys.EVENTS, keys.EVENTS_GROUP)
     first, second = event(), event()
     await publish(any_redis, first, second)

@@ -1,6 +1,9 @@
 -- Put a dead letter back on the stream it came from, in one step: XADD its original
--- fields (the dead_* notes left out) to KEYS[2], XDEL it from KEYS[1] (the dead stream).
+-- fields (the dead_* notes left out) to the source stream, XDEL it from the dead stream.
+-- KEYS[1] dead-letter stream, KEYS[2] the stream it came from. ARGV[1] its entry id there.
 -- Returns the new entry's id, or false when there is no such dead letter.
+-- Invariant: the copy and the delete are one step, so a replay done twice (two clicks,
+-- two operators) puts the entry back once.
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then return false end
 local fields, out = found[1][2], {}

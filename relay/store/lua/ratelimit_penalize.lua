@@ -1,5 +1,6 @@
 -- Glider answered 429: no slot of the shared budget opens before now + Retry-After.
 -- KEYS[1] the bucket; ARGV[1] now (µs) or '', ARGV[2] Retry-After (µs). Returns 1.
+-- Invariant: the TAT only moves forward; a shorter Retry-After never shortens a wait.
 --! include now_us.lua
 local until_tat = now + tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')

@@ -1,5 +1,7 @@
--- Note fields on a request record that still exists (never create a partial record).
--- ARGV: field, value pairs; an empty value deletes the field. Returns 1 if noted.
+-- Note fields on a request record that still exists (what became of its reply).
+-- KEYS[1] request record. ARGV: field, value pairs; an empty value deletes the field.
+-- Returns 1 if noted, 0 when the record is gone.
+-- Invariant: never creates a partial record (one that expired stays gone).
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 for i = 1, #ARGV, 2 do
   if ARGV[i + 1] == '' then

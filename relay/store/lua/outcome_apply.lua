@@ -1,0 +1,48 @@
+-- Carry out one transition plan of a request (relay/core/plans.py) in one step.
+-- KEYS[1] request record, KEYS[2] event stream, KEYS[3] replies stream, KEYS[4] poll
+-- due-set, KEYS[5] portfolio's in-flight marker, KEYS[6] the stream the plan acknowledges.
+-- ARGV[1] plan JSON: id, from (states), set, del, and optional event [id, type, body],
+-- once (field), reply (kind), poll [op, at ms], release, expire (ms), ack [group, entry];
+-- ARGV[2] the event's traceparent ('' for none).
+-- Returns {1 applied / 0 not, the state before ('' when no record)}.
+-- Invariant: the plan applies only from one of its `from` states, so a redelivered
+-- command or a second poller records nothing twice; its ack happens either way.
+local plan = cjson.decode(ARGV[1])
+local state = redis.call('HGET', KEYS[1], 'state')
+local applied = 0
+if state then
+  for _, allowed in ipairs(plan['from']) do
+    if allowed == state then applied = 1 end
+  end
+end
+if applied == 1 then
+  local flat = {}
+  for name, value in pairs(plan['set']) do
+    table.insert(flat, name)
+    table.insert(flat, value)
+  end
+  if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
+  if #plan['del'] > 0 then redis.call('HDEL', KEYS[1], unpack(plan['del'])) end
+  local announce = true
+  if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
+  if announce and plan['event'] then
+    local e = plan['event']
+    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3],
+               'traceparent', ARGV[2])
+  end
+  if announce and plan['reply'] then
+    redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', plan['reply'])
+  end
+  local poll = plan['poll']
+  if poll then
+    if poll[1] == 'schedule' then redis.call('ZADD', KEYS[4], poll[2], plan['id'])
+    elseif poll[1] == 'reschedule' then redis.call('ZADD', KEYS[4], 'XX', poll[2], plan['id'])
+    else redis.call('ZREM', KEYS[4], plan['id']) end
+  end
+  if plan['release'] and redis.call('GET', KEYS[5]) == plan['id'] then
+    redis.call('DEL', KEYS[5])
+  end
+  if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
+end
+if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
+return {applied, state or ''}

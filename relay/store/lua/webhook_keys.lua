@@ -1,0 +1,95 @@
+-- Included by the webhook scripts: the key layout they are called with, and their helpers.
+-- ARGV[1] is JSON {first, statuses, types, subs, dlvs, open, open_ttl} and KEYS, from
+-- KEYS[first] on, hold (relay/webhooks/keyspace.py builds both from relay/store/keys.py):
+--   the subscriptions index, the routing version, the ready set, the deliveries index,
+--   one deliveries-by-status index per status, one routing set per event type (or '*'),
+--   then per subscription in `subs` 4 + #statuses keys: its hash, due set, in-flight set,
+--   deliveries index, and its deliveries-by-status index per status,
+--   then one delivery hash per id in `dlvs`, then one on-call marker per name in `open`.
+-- Invariant: no script touches a key it was not given. A key the caller could not know
+-- in advance (a delivery found in a queue) is checked with K.dlv[id] first; one left
+-- out is left for the next call, never built here.
+local C = cjson.decode(ARGV[1])
+local K = {bystatus = {}, bytype = {}, sub = {}, dlv = {}, open = {}}
+do
+  local i = C.first
+  local function take()
+    local key = KEYS[i]
+    i = i + 1
+    return key
+  end
+  K.subs, K.version, K.ready, K.all = take(), take(), take(), take()
+  for _, s in ipairs(C.statuses) do K.bystatus[s] = take() end
+  for _, t in ipairs(C.types) do K.bytype[t] = take() end
+  for _, sid in ipairs(C.subs) do
+    local b = {hash = take(), due = take(), inflight = take(), dlvs = take(), by = {}}
+    for _, s in ipairs(C.statuses) do b.by[s] = take() end
+    K.sub[sid] = b
+  end
+  for _, did in ipairs(C.dlvs) do K.dlv[did] = take() end
+  for _, name in ipairs(C.open) do K.open[name] = take() end
+  if i ~= #KEYS + 1 then return redis.error_reply('ERR KEYS do not match the webhook layout') end
+end
+-- A key the caller must have declared; a caller that did not has a bug: stop loudly.
+local function known(t, id, what)
+  local key = t[id]
+  if not key then error('undeclared ' .. what .. ' ' .. tostring(id)) end
+  return key
+end
+local function set_status(did, sid, old, new)
+  if old == new then return end
+  local s = known(K.sub, sid, 'subscription')
+  if old then
+    redis.call('ZREM', known(K.bystatus, old, 'status'), did)
+    redis.call('ZREM', known(s.by, old, 'status'), did)
+  end
+  redis.call('ZADD', known(K.bystatus, new, 'status'), 0, did)
+  redis.call('ZADD', known(s.by, new, 'status'), 0, did)
+  redis.call('HSET', known(K.dlv, did, 'delivery'), 'status', new)
+end
+local function wake(sid, at)
+  redis.call('ZADD', K.ready, 'LT', at, sid)
+end
+-- d = {id, subscription, event id, event type, webhook id, body, marker, mode, traceparent}
+local function create(d, now)
+  local key = known(K.dlv, d[1], 'delivery')
+  local s = known(K.sub, d[2], 'subscription')
+  if redis.call('EXISTS', key) == 1 then return 0 end
+  redis.call('HSET', key, 'id', d[1], 'subscriptionId', d[2], 'eventId', d[3],
+             'eventType', d[4], 'webhookId', d[5], 'body', d[6], 'createdAt', now,
+             'tries', 0, 'n', 0, 'status', 'pending')
+  if d[9] and d[9] ~= '' then redis.call('HSET', key, 'traceparent', d[9]) end
+  redis.call('ZADD', K.all, 0, d[1])
+  redis.call('ZADD', s.dlvs, 0, d[1])
+  redis.call('ZADD', known(K.bystatus, 'pending', 'status'), 0, d[1])
+  redis.call('ZADD', known(s.by, 'pending', 'status'), 0, d[1])
+  redis.call('ZADD', s.due, now, d[1])
+  wake(d[2], now)
+  return 1
+end
+-- System deliveries carry d[7] = on-call marker and d[8] = 'open' or 'close':
+-- 'close' ones exist only if the marker was open; 'open' ones (re)open it.
+local function create_all(list, now)
+  local was_open, created = {}, 0
+  for _, d in ipairs(list) do
+    if d[8] == 'close' and was_open[d[7]] == nil then
+      was_open[d[7]] = redis.call('DEL', known(K.open, d[7], 'marker')) == 1
+    end
+  end
+  for _, d in ipairs(list) do
+    if d[8] ~= 'close' or was_open[d[7]] then created = created + create(d, now) end
+    if d[8] == 'open' then
+      redis.call('SET', known(K.open, d[7], 'marker'), '1', 'EX', C.open_ttl)
+    end
+  end
+  return created
+end
+-- Out of every routing set (an event type no longer routable has no set to leave).
+local function unroute(sid)
+  local events = redis.call('HGET', known(K.sub, sid, 'subscription').hash, 'events')
+  if events then
+    for _, t in ipairs(cjson.decode(events)) do
+      if K.bytype[t] then redis.call('SREM', K.bytype[t], sid) end
+    end
+  end
+end

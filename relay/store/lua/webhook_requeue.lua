@@ -1,0 +1,34 @@
+-- Queue final deliveries again (a replay, or a recovery of dead ones).
+-- KEYS: the webhook layout (webhook_keys.lua) from KEYS[1], with each delivery and the
+-- subscription it belongs to.
+-- ARGV[1] layout JSON, ARGV[2] now (ms), ARGV[3] '1' for dead ones only, ARGV[4...] ids.
+-- Returns one word per id: queued, skipped (not dead, dead only), missing, not_final,
+-- subscription_deleted, subscription_disabled, or changed (its subscription was not
+-- declared: the caller read it before the delivery was made; nothing done, ask again).
+-- Invariant: only a final delivery of an enabled subscription is queued, with its
+-- status indexes, tries and due set updated in the same step.
+--! include webhook_keys.lua
+local now, out = ARGV[2], {}
+for i = 4, #ARGV do
+  local did = ARGV[i]
+  local d = redis.call('HMGET', known(K.dlv, did, 'delivery'), 'status', 'subscriptionId')
+  local s = d[2] and K.sub[d[2]]
+  if not d[1] then table.insert(out, 'missing')
+  elseif ARGV[3] == '1' and d[1] ~= 'dead' then table.insert(out, 'skipped')
+  elseif d[1] ~= 'succeeded' and d[1] ~= 'dead' then table.insert(out, 'not_final')
+  elseif not s then table.insert(out, d[2] and 'changed' or 'subscription_deleted')
+  else
+    local enabled = redis.call('HMGET', s.hash, 'kind', 'enabled')
+    if not enabled[1] then table.insert(out, 'subscription_deleted')
+    elseif enabled[2] ~= '1' then table.insert(out, 'subscription_disabled')
+    else
+      set_status(did, d[2], d[1], 'pending')
+      redis.call('HSET', K.dlv[did], 'tries', 0)
+      redis.call('HDEL', K.dlv[did], 'reason', 'nextAttemptAt')
+      redis.call('ZADD', s.due, now, did)
+      wake(d[2], now)
+      table.insert(out, 'queued')
+    end
+  end
+end
+return out
