@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from relay.store import keys
+from relay.store.faults import REDIS_FAULTS, RedisFaults, retry_transient
 from relay.store.scripts import LuaScript
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -90,14 +91,23 @@ class SharedRateLimiter:
         self._tolerance_us = (burst - 1) * self._interval_us
         self._clock = clock
         self._sleep = sleep
+        self.faults = RedisFaults("Glider rate budget")
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(int(self._clock() * 1_000_000))
 
     async def reserve(self) -> float:
-        """Take the next slot of the shared budget; seconds until it opens."""
-        wait_us = await _RESERVE(
-            self._redis, [self._key], [self._now_arg(), self._interval_us, self._tolerance_us]
+        """Take the next slot of the shared budget; seconds until it opens.
+
+        Redis failing is waited out (a slot that may have been taken by a reservation
+        whose reply was lost only slows the budget down by one interval).
+        """
+        wait_us = await retry_transient(
+            lambda: _RESERVE(
+                self._redis, [self._key], [self._now_arg(), self._interval_us, self._tolerance_us]
+            ),
+            self.faults,
+            sleep=self._sleep,
         )
         return int(wait_us) / 1_000_000
 
@@ -116,5 +126,16 @@ class SharedRateLimiter:
         return self._clock() if self._clock is not None else time.monotonic()
 
     async def penalize(self, retry_after_s: float) -> None:
-        """Glider said 429: no worker sends anything for ``retry_after_s``."""
-        await _PENALIZE(self._redis, [self._key], [self._now_arg(), int(retry_after_s * 1_000_000)])
+        """Glider said 429: no worker sends anything for ``retry_after_s``.
+
+        Best effort: with Redis failing, the caller's own wait still holds, and the
+        next 429 pushes the budget back.
+        """
+        try:
+            await _PENALIZE(
+                self._redis, [self._key], [self._now_arg(), int(retry_after_s * 1_000_000)]
+            )
+        except REDIS_FAULTS as exc:
+            self.faults.failed(exc)
+            return
+        self.faults.ok()
