@@ -26,7 +26,13 @@ from relay.metrics import metrics_server
 from relay.settings import ConfigError, Settings, load_settings
 from relay.store.connection import connect_worker
 from relay.store.faults import REDIS_FAULTS, describe
-from relay.store.health import StoreMonitor, StoreRefused, refuse_evicting, wait_for_redis
+from relay.store.health import (
+    CHECK_TIMEOUT_S,
+    StoreMonitor,
+    StoreRefused,
+    refuse_evicting,
+    wait_for_redis,
+)
 from relay.store.streams import consumer_name
 from relay.worker.health import WorkerHealth
 from relay.worker.registry import COMPONENTS, Component, Tuning, WorkerContext
@@ -81,10 +87,16 @@ async def serve(
             ctx = WorkerContext(
                 client, settings, consumer=consumer_name(name), tuning=tuning or Tuning()
             )
-            watching = asyncio.create_task(monitor.run(stop, every_s=ctx.tuning.store_check_s))
+            finished = asyncio.Event()
+            every_s = ctx.tuning.store_check_s
+            watching = asyncio.create_task(monitor.run(finished, every_s=every_s))
             try:
                 await _run_components(ctx, list(only or COMPONENTS), stop, health, address)
             finally:
+                # Told, not cancelled: a check in progress ends within its own timeout
+                # (a cancel can be lost inside a client, fakeredis's, and hang the exit).
+                finished.set()
+                await asyncio.wait([watching], timeout=3 * CHECK_TIMEOUT_S)
                 watching.cancel()
                 await asyncio.gather(watching, return_exceptions=True)
     finally:
