@@ -202,6 +202,8 @@ class StoreMonitor:
             if status.state in (StoreState.FULL, StoreState.EVICTING):
                 detail = STATE_TEXT[status.state]
                 log.error("not ready: %s", detail, extra={"policy": status.policy})
+            elif status.state is StoreState.UNREACHABLE:  # once per outage, not per probe
+                log.warning("not ready: %s", STATE_TEXT[status.state])
             elif status.state is StoreState.OK:
                 log.info("ready again: %s", STATE_TEXT[status.state])
             self._last = status.state

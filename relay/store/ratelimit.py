@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -79,6 +80,7 @@ class SharedRateLimiter:
         key: str = keys.GLIDER_BUCKET,
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
+        wait_out_faults: bool = False,
     ) -> None:
         if max_rps <= 0 or burst < 1:
             raise ValueError("max_rps must be positive and burst at least 1")
@@ -92,6 +94,8 @@ class SharedRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.faults = RedisFaults("Glider rate budget")
+        # A worker waits Redis out; the web raises at once (a person waits for /status).
+        self._wait_out_faults = wait_out_faults
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(int(self._clock() * 1_000_000))
@@ -99,16 +103,19 @@ class SharedRateLimiter:
     async def reserve(self) -> float:
         """Take the next slot of the shared budget; seconds until it opens.
 
-        Redis failing is waited out (a slot that may have been taken by a reservation
-        whose reply was lost only slows the budget down by one interval).
+        Redis failing is waited out with ``wait_out_faults`` (a slot taken by a reservation
+        whose reply was lost only slows the budget down by one interval), else raised.
         """
-        wait_us = await retry_transient(
-            lambda: _RESERVE(
-                self._redis, [self._key], [self._now_arg(), self._interval_us, self._tolerance_us]
-            ),
-            self.faults,
-            sleep=self._sleep,
-        )
+
+        async def step() -> Any:
+            now = self._now_arg()
+            return await _RESERVE(
+                self._redis, [self._key], [now, self._interval_us, self._tolerance_us]
+            )
+
+        if not self._wait_out_faults:
+            return int(await step()) / 1_000_000
+        wait_us = await retry_transient(step, self.faults, sleep=self._sleep)
         return int(wait_us) / 1_000_000
 
     async def acquire(self) -> None:

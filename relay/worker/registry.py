@@ -77,7 +77,7 @@ class WorkerContext:
         self.tuning = tuning
         self._glider: GliderClient | None = None
         self._slack: SlackApi | None = None
-        self.limiter = SharedRateLimiter(redis, settings.glider_max_rps)
+        self.limiter = SharedRateLimiter(redis, settings.glider_max_rps, wait_out_faults=True)
 
     def glider(self) -> GliderClient:
         """The Glider client: no retries of its own (callers reschedule), shared rate budget."""
