@@ -156,7 +156,17 @@ async def test_a_worker_survives_resets_and_a_blackout_and_loses_no_command(
         await assert_one_outcome_each(direct, sim, queuer)
         await eventually(lambda: all_told(queuer, webhook_sink, fake_slack), within=15)
         assert resets >= RESET_ROUNDS
-        assert CONNECTION_ERRORS.search(await metrics_text(metrics_port))
+        text = await metrics_text(metrics_port)
+        errors = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("glider_relay_redis_errors_total{")
+        )
+        print(  # the run's figures (pytest -s shows them)
+            f"\ncommands={len(queuer.queued)} reset_all={resets} proxy={proxy.stats} "
+            f"redis_errors_counted={errors:.0f}"
+        )
+        assert CONNECTION_ERRORS.search(text)
         assert not any("Traceback" in str(line) for line in worker.log_lines())
         assert not worker.logged("worker stopped")
         assert await worker.terminate() == 0
