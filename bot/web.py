@@ -48,7 +48,6 @@ from relay.store.connection import connect
 from relay.store.health import (
     StoreMonitor,
     StoreRefused,
-    StoreState,
     refuse_evicting,
     wait_for_redis,
 )
@@ -105,9 +104,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: Redis answers, accepts writes (not OOM) and does not evict keys."""
-    status = await request.app[STORE_MONITOR].check()
-    if status.state is StoreState.UNREACHABLE:
-        log.warning("not ready: Redis unreachable")
+    status = await request.app[STORE_MONITOR].check()  # logs each change once
     body = {"status": "ok" if status.ready else "unavailable", **status.as_json()}
     return web.json_response(body, status=200 if status.ready else 503)
 

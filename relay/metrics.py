@@ -107,6 +107,12 @@ STORE_RECOVERIES = Counter(
     "State a reader found missing in Redis and recreated (Redis lost data), by what.",
     ["what"],
 )
+REDIS_ERRORS = Counter(
+    "glider_relay_redis_errors_total",
+    "Redis calls of a worker loop that failed and were retried (link reset, timeout, "
+    "Redis loading, full, read-only or failing over), by loop and error kind.",
+    ["loop", "error"],
+)
 REDIS_EVICTING = Gauge(
     "glider_relay_redis_evicting",
     "1 while Redis's maxmemory-policy evicts keys (anything but noeviction).",

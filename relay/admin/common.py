@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, SecretStr, ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from relay.core.ids import is_well_formed
 from relay.core.redact import redact
+from relay.store.faults import REDIS_FAULTS, describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,15 @@ def http_error_response(exc: web.HTTPException) -> web.Response:
     return response
 
 
-def store_down_response() -> web.Response:
-    return error_response(503, "store_unavailable", "the relay's store (Redis) is unreachable")
+def store_down_response(exc: Exception | None = None) -> web.Response:
+    """503 ``store_unavailable``, saying whether Redis is unreachable, full or read-only."""
+    if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM"):
+        message = "the relay's store (Redis) is full"
+    elif isinstance(exc, ReadOnlyError) or str(exc).startswith("READONLY"):
+        message = "the relay's store (Redis) is read-only (failing over)"
+    else:
+        message = "the relay's store (Redis) is unreachable"
+    return error_response(503, "store_unavailable", message)
 
 
 @web.middleware
@@ -74,10 +81,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         return http_error_response(exc)
-    except (RedisConnectionError, RedisTimeoutError):
-        log.warning("store unreachable", extra={"path": request.path})
-        return store_down_response()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, REDIS_FAULTS) and is_transient(exc):  # reset, loading, full, replica
+            log.warning("store unavailable: %s", describe(exc), extra={"path": request.path})
+            return store_down_response(exc)
         log.exception("unhandled error", extra={"path": request.path})
         return error_response(500, "internal", "internal error")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as aioredis
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 
 from relay import metrics
 from relay.core.backoff import backoff_delay
@@ -177,7 +177,7 @@ class StoreMonitor:
                 full = not await accepts_writes(self._redis)
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 self._policy = await eviction_policy(self._redis)
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             return self._note(StoreStatus(StoreState.UNREACHABLE, self._policy))
         evicting = is_evicting(self._policy)
         metrics.REDIS_EVICTING.set(1 if evicting else 0)
@@ -202,6 +202,8 @@ class StoreMonitor:
             if status.state in (StoreState.FULL, StoreState.EVICTING):
                 detail = STATE_TEXT[status.state]
                 log.error("not ready: %s", detail, extra={"policy": status.policy})
+            elif status.state is StoreState.UNREACHABLE:  # once per outage, not per probe
+                log.warning("not ready: %s", STATE_TEXT[status.state])
             elif status.state is StoreState.OK:
                 log.info("ready again: %s", STATE_TEXT[status.state])
             self._last = status.state

@@ -24,11 +24,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from relay.core.clock import Seconds
 from relay.store import keys
+from relay.store.faults import REDIS_FAULTS, RedisFaults, retry_transient
 from relay.store.scripts import LuaScript
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -78,6 +80,7 @@ class SharedRateLimiter:
         key: str = keys.GLIDER_BUCKET,
         clock: Seconds | None = None,  # seconds since the epoch
         sleep: Sleep = asyncio.sleep,
+        wait_out_faults: bool = False,
     ) -> None:
         if max_rps <= 0 or burst < 1:
             raise ValueError("max_rps must be positive and burst at least 1")
@@ -90,15 +93,29 @@ class SharedRateLimiter:
         self._tolerance_us = (burst - 1) * self._interval_us
         self._clock = clock
         self._sleep = sleep
+        self.faults = RedisFaults("Glider rate budget")
+        # A worker waits Redis out; the web raises at once (a person waits for /status).
+        self._wait_out_faults = wait_out_faults
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(int(self._clock() * 1_000_000))
 
     async def reserve(self) -> float:
-        """Take the next slot of the shared budget; seconds until it opens."""
-        wait_us = await _RESERVE(
-            self._redis, [self._key], [self._now_arg(), self._interval_us, self._tolerance_us]
-        )
+        """Take the next slot of the shared budget; seconds until it opens.
+
+        Redis failing is waited out with ``wait_out_faults`` (a slot taken by a reservation
+        whose reply was lost only slows the budget down by one interval), else raised.
+        """
+
+        async def step() -> Any:
+            now = self._now_arg()
+            return await _RESERVE(
+                self._redis, [self._key], [now, self._interval_us, self._tolerance_us]
+            )
+
+        if not self._wait_out_faults:
+            return int(await step()) / 1_000_000
+        wait_us = await retry_transient(step, self.faults, sleep=self._sleep)
         return int(wait_us) / 1_000_000
 
     async def acquire(self) -> None:
@@ -116,5 +133,16 @@ class SharedRateLimiter:
         return self._clock() if self._clock is not None else time.monotonic()
 
     async def penalize(self, retry_after_s: float) -> None:
-        """Glider said 429: no worker sends anything for ``retry_after_s``."""
-        await _PENALIZE(self._redis, [self._key], [self._now_arg(), int(retry_after_s * 1_000_000)])
+        """Glider said 429: no worker sends anything for ``retry_after_s``.
+
+        Best effort: with Redis failing, the caller's own wait still holds, and the
+        next 429 pushes the budget back.
+        """
+        try:
+            await _PENALIZE(
+                self._redis, [self._key], [self._now_arg(), int(retry_after_s * 1_000_000)]
+            )
+        except REDIS_FAULTS as exc:
+            self.faults.failed(exc)
+            return
+        self.faults.ok()

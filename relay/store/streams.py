@@ -17,6 +17,10 @@ What it guarantees, whatever instruction a worker dies at:
   replica that is behind) is recreated from id ``0`` as soon as a read fails, so
   reading carries on within seconds; :func:`relay.store.health.restore_group` logs
   it as an ERROR and counts it (``glider_relay_store_recoveries_total``).
+- Redis failing (a reset link, a timeout, loading, full, read-only after a failover)
+  ends nothing: reads, heartbeats and handlers wait it out with backoff, logged once
+  per burst and counted (:mod:`relay.store.faults`); a handler Redis failed under runs
+  again (a redelivery, only sooner), and acknowledgements are retried in place.
 - Nothing here trims a stream by length; :func:`relay.store.pending.trim_acknowledged` removes only
   entries that every group has acknowledged.
 """
@@ -32,12 +36,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from relay.core.backoff import backoff_delay
 from relay.store import pending
 from relay.store.connection import text
 from relay.store.dead_letters import request_of
+from relay.store.faults import REDIS_FAULTS, RedisFaults, is_transient, retry_transient
 from relay.store.health import restore_group
 from relay.store.pending import DeadEntry, PendingEntry, entry_fields
 from relay.worker.health import ReadProgress
@@ -106,9 +110,19 @@ class StreamConsumer:
         self._grace_s = 5.0
         self.claim_passes = 0  # completed sweeps over the whole pending list
         self.progress = ReadProgress(f"{stream} ({group})")
+        self.faults = RedisFaults(f"reading {stream}")
+        self.heartbeats = RedisFaults(f"heartbeat of {stream}")
+        self.handling = RedisFaults(f"handling {stream}")  # handlers and their acks
+        self._group_ok = False
+        self._retried = False  # the last read failed on a missing group, retried at once
         self._on_group = on_group  # re-creates what goes with the group (after a loss too)
         self._group_seen = False  # the group existed once: a missing one now is a loss
         self._on_dead = on_dead  # notes a dead letter where people look (e.g. the request)
+
+    @property
+    def watched(self) -> tuple[ReadProgress | RedisFaults, ...]:
+        """What a worker's readiness checks: the reads, and Redis under heartbeats and handlers."""
+        return (self.progress, self.heartbeats, self.handling)
 
     @property
     def in_flight(self) -> int:
@@ -124,36 +138,45 @@ class StreamConsumer:
     async def run(self) -> None:
         """Consume until :meth:`stop`; then drain or hand back what is in flight.
 
-        A Redis that is down (at start too) is retried with backoff; a group it lost
-        is recreated at once.
+        A Redis that is down (at start too) or failing is retried with backoff, logged
+        once per burst (:class:`relay.store.faults.RedisFaults`); a group it lost is
+        recreated at once.
         """
         heartbeat = asyncio.create_task(self._heartbeat_loop())
-        group_ok = retried = False
         try:
             while await self._wait_for_slot():
-                try:
-                    if not group_ok:
-                        await self._ensure_group()
-                        group_ok = True
-                    deliveries = await self._next_deliveries(self._batch - self.in_flight)
-                except ResponseError as exc:
-                    # NOGROUP, or a blocked read whose key vanished: is the group gone? Read
-                    # again at once if it is back (here, or by another worker), else back off.
-                    group_ok = retried = await self._recreated(exc) and not retried
-                    if not retried:
-                        await self._failed(exc)
-                    continue
-                except RedisError as exc:
-                    group_ok = False
-                    await self._failed(exc)
-                    continue
-                retried = False
-                self.progress.ok()
-                for delivery in deliveries:
+                for delivery in await self._read():
                     self._start(delivery)
         finally:
             heartbeat.cancel()
             await self._drain()
+
+    async def _read(self) -> list[PendingEntry]:
+        """One read, the group made sure of first; nothing after a failure (waited out)."""
+        try:
+            if not self._group_ok:
+                await self._ensure_group()
+                self._group_ok = True
+            deliveries = await self._next_deliveries(self._batch - self.in_flight)
+        except REDIS_FAULTS as exc:
+            await self._read_failed(exc)
+            return []
+        self._retried = False
+        self.progress.ok()
+        self.faults.ok()
+        return deliveries
+
+    async def _read_failed(self, exc: Exception) -> None:
+        if isinstance(exc, ResponseError) and not is_transient(exc):
+            # NOGROUP, or a blocked read whose key vanished: is the group gone? Read
+            # again at once if it is back (here, or by another worker), else back off.
+            self._group_ok = self._retried = await self._recreated() and not self._retried
+            if self._retried:
+                return
+        else:
+            self._group_ok = False  # after a reset, Redis may have restarted empty
+        self.progress.failed(exc)
+        await self._pause(self.faults.failed(exc))
 
     async def _ensure_group(self) -> bool:
         created = await restore_group(
@@ -166,27 +189,30 @@ class StreamConsumer:
             await self._on_group()
         return created
 
-    async def _recreated(self, exc: ResponseError) -> bool:
+    async def _recreated(self) -> bool:
         """After a read error: True once the group exists again (recreated here or elsewhere)."""
         try:
             await self._ensure_group()
             return True
-        except RedisError as again:
-            log.warning("reading %s failed: %s; then: %s", self.stream, exc, again)
+        except REDIS_FAULTS:
             return False
 
-    async def _failed(self, exc: RedisError) -> None:
-        self.progress.failed(exc)
-        log.warning("reading %s failed: %s", self.stream, exc)
-        await self._pause(backoff_delay(self.progress.failures + 1, cap=30.0, jitter=0))
-
     async def ack(self, delivery: PendingEntry) -> None:
-        """Acknowledge an entry whose outcome lives outside Redis (e.g. a Slack message sent)."""
-        await self.redis.xack(self.stream, self.group, delivery.entry_id)
+        """Acknowledge an entry whose outcome lives outside Redis (e.g. a Slack message sent).
+
+        Retried in place while Redis fails (``XACK`` is idempotent), so the work the entry
+        stood for is not redone because the link reset just then.
+        """
+        await retry_transient(
+            lambda: self.redis.xack(self.stream, self.group, delivery.entry_id), self.handling
+        )
 
     async def dead_letter(self, delivery: PendingEntry, reason: str) -> None:
         """Move an entry that can never succeed to the dead-letter stream, acknowledging it."""
-        dead = await pending.dead_letter(self.redis, delivery, reason, dead_stream=self.dead_stream)
+        dead = await retry_transient(
+            lambda: pending.dead_letter(self.redis, delivery, reason, dead_stream=self.dead_stream),
+            self.handling,
+        )
         if dead is not None:
             await self._dead(dead)
 
@@ -202,7 +228,7 @@ class StreamConsumer:
         if self._on_dead is not None:
             try:
                 await self._on_dead(dead)
-            except RedisError as exc:
+            except REDIS_FAULTS as exc:
                 log.warning("could not note dead letter %s: %s", dead.dead_id, exc, extra=extra)
 
     async def _wait_for_slot(self) -> bool:
@@ -265,30 +291,48 @@ class StreamConsumer:
 
     async def _handle(self, delivery: PendingEntry) -> None:
         try:
-            await self._handler(delivery)
-            self._errors.pop(delivery.entry_id, None)
-        except Exception as exc:
-            self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]
-            log.exception(
-                "handler failed on %s entry %s",
-                self.stream,
-                delivery.entry_id,
-                extra={"entry_id": delivery.entry_id},
-            )
+            await self._handle_until_done(delivery)
         finally:
             self._in_flight.pop(delivery.entry_id, None)
             self._slot_free.set()
 
-    async def _heartbeat_loop(self) -> None:
+    async def _handle_until_done(self, delivery: PendingEntry) -> None:
+        """Run the handler; again after a backoff when Redis failed under it (every handler
+        tolerates a redelivery, and this is one, only sooner). Any other error leaves the
+        entry pending, for a redelivery once idle and a dead letter after too many."""
         while True:
-            await asyncio.sleep(self._heartbeat_s)
+            try:
+                await self._handler(delivery)
+            except Exception as exc:
+                if not is_transient(exc):
+                    self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]
+                    log.exception(
+                        "handler failed on %s entry %s",
+                        self.stream,
+                        delivery.entry_id,
+                        extra={"entry_id": delivery.entry_id},
+                    )
+                    return
+                await asyncio.sleep(self.handling.failed(exc))  # cut short by the drain
+                continue
+            self.handling.ok()
+            self._errors.pop(delivery.entry_id, None)
+            return
+
+    async def _heartbeat_loop(self) -> None:
+        wait = self._heartbeat_s
+        while True:
+            await asyncio.sleep(wait)
             try:
                 lost = await pending.touch(
                     self.redis, self.stream, self.group, self.consumer, list(self._in_flight)
                 )
-            except RedisError as exc:
-                log.warning("heartbeat on %s failed: %s", self.stream, exc)
+            except REDIS_FAULTS as exc:
+                # Sooner than the period: entries not touched for claim_idle_ms are taken over.
+                wait = min(self._heartbeat_s, self.heartbeats.failed(exc))
                 continue
+            self.heartbeats.ok()
+            wait = self._heartbeat_s
             for entry_id in lost:
                 if entry_id in self._in_flight:
                     # Another consumer took it over while this one stalled; the outcome
@@ -316,7 +360,7 @@ class StreamConsumer:
                 idle_ms=self._claim_idle_ms,
             )
             log.info("handed back %d unfinished %s entries", len(unfinished), self.stream)
-        except RedisError as exc:
+        except REDIS_FAULTS as exc:
             log.warning(
                 "could not hand back %s entries (claimable once idle): %s", self.stream, exc
             )

@@ -24,12 +24,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from relay.core.clock import epoch_ms
 from relay.core.events import Event
 from relay.store import keys
 from relay.store.connection import text
+from relay.store.faults import REDIS_FAULTS, RedisFaults
 from relay.store.pending import PendingEntry
 from relay.store.streams import StreamConsumer, consumer_name
 from relay.webhooks.claim_step import StepBatcher
@@ -84,6 +84,9 @@ class Dispatcher:
         self._runners: dict[str, tuple[SubscriptionRunner, asyncio.Task[None]]] = {}
         self._kick = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.scheduling = RedisFaults("webhook scheduling")
+        self.stepping = RedisFaults("webhook delivery steps")  # shared by every runner
+        self.sweeping = RedisFaults("webhook retention")
         self._consumer = StreamConsumer(
             redis,
             keys.EVENTS,
@@ -102,6 +105,11 @@ class Dispatcher:
     def progress(self) -> ReadProgress:
         """The events reader's progress (for the worker's readiness)."""
         return self._consumer.progress
+
+    @property
+    def watched(self) -> tuple[ReadProgress | RedisFaults, ...]:
+        """What the worker's readiness checks: the events reader and every loop's Redis."""
+        return (*self._consumer.watched, self.scheduling, self.stepping, self.sweeping)
 
     def stop(self) -> None:
         """Stop taking work; in-flight sends get the grace time, the rest is handed back."""
@@ -163,9 +171,9 @@ class Dispatcher:
             self._kick.clear()
             try:
                 wait_s = await self._schedule_once()
-            except RedisError as exc:
-                log.warning("webhook scheduling failed: %s", exc)
-                wait_s = self.config.poll_s
+                self.scheduling.ok()
+            except REDIS_FAULTS as exc:
+                wait_s = max(self.config.poll_s, self.scheduling.failed(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=wait_s)
 
@@ -196,6 +204,7 @@ class Dispatcher:
             sender=self.sender,
             config=self.config.runner,
             disable_alerts=self._disable_alerts,
+            faults=self.stepping,
         )
         task = asyncio.create_task(runner.run())
         self._runners[sid] = (runner, task)
@@ -222,9 +231,10 @@ class Dispatcher:
                 raw: list[Any] = await self.redis.zrange(keys.SUBSCRIPTIONS, 0, -1)
                 ids = [text(i) for i in raw]
                 removed = await self._deliveries.sweep(subscription_ids=ids)
+                self.sweeping.ok()
                 if removed:
                     log.info("retention removed %d deliveries", removed)
-            except RedisError as exc:
-                log.warning("delivery retention sweep failed: %s", exc)
+            except REDIS_FAULTS as exc:
+                self.sweeping.failed(exc)  # the next sweep, on its schedule, retries
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.config.sweep_every_s)

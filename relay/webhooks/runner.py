@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter
-from redis.exceptions import RedisError
 
 from relay import metrics
-from relay.core.backoff import backoff_delay
 from relay.core.clock import epoch_ms
+from relay.store.faults import REDIS_FAULTS, RedisFaults
 from relay.webhooks.claim_step import (
     LEASE_MS,
     Claimed,
@@ -128,8 +127,10 @@ class SubscriptionRunner:
         sender: Sender,
         config: RunnerConfig,
         disable_alerts: DisableAlerts,
+        faults: RedisFaults | None = None,
     ) -> None:
         self.sid = sid
+        self._faults = faults or RedisFaults("webhook delivery steps")
         self._steps = steps
         self._sender = sender
         self._config = config
@@ -153,7 +154,6 @@ class SubscriptionRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        failures = 0
         while True:
             self._wake.clear()
             cap = self._target.cap if self._target else self._config.default_cap
@@ -161,12 +161,11 @@ class SubscriptionRunner:
             batch, released = list(self._done), list(self._released)
             try:
                 reply, report = await self._step(batch, released, want)
-                failures = 0
-            except RedisError as exc:
-                failures += 1
-                log.warning("webhook queue step failed for %s: %s", self.sid, exc)
-                await self._rest(backoff_delay(failures, base=0.2, cap=5.0, jitter=0))
+            except REDIS_FAULTS as exc:
+                # What finished is kept and recorded by the next step that gets through.
+                await self._rest(self._faults.failed(exc))
                 continue
+            self._faults.ok()
             del self._done[: len(batch)]
             del self._released[: len(released)]
             _observe(self.sid, batch, report, self._target, reply.target)

@@ -41,6 +41,7 @@ from relay.glider import (
     RateLimited,
 )
 from relay.store import keys, outcomes
+from relay.store.faults import REDIS_FAULTS, is_transient, retry_transient
 from relay.store.pending import PendingEntry
 from relay.store.ratelimit import SharedRateLimiter
 from relay.store.requests import RequestStore
@@ -54,6 +55,10 @@ REFUSALS = post_rules.REFUSALS
 
 class _NotPosted(Exception):
     """Raised from the POST's before-send hook: a POST of this request is in doubt."""
+
+
+class _NoteUnknown(Exception):
+    """Raised from the POST's before-send hook: Redis failed while the POST was being noted."""
 
 
 class KeyedLocks:
@@ -180,7 +185,11 @@ class Executor:
         answer: post_rules.Answer | None = None
         attempt = 0
         while True:
-            posts = await self._requests.post_log(record.request_id)
+            # Retried in place: Glider's last answer (an operation id) must not be lost to
+            # a reset here, or a POST that was accepted would only be watched for.
+            posts = await retry_transient(
+                lambda: self._requests.post_log(record.request_id), self.consumer.handling
+            )
             if posts is None:  # another worker recorded an outcome meanwhile
                 await self.consumer.ack(delivery)
                 return
@@ -198,8 +207,16 @@ class Executor:
                 await self._sleep(decision.wait_s)
                 answer = await self._check(record)
             else:
-                await outcomes.apply(self._redis, self._final_plan(record, decision), ack=delivery)
+                await self._record(self._final_plan(record, decision), delivery)
                 return
+
+    async def _record(self, plan: Plan, delivery: PendingEntry) -> None:
+        """Record an outcome and acknowledge its entry, in one step retried in place while
+        Redis fails: what Glider answered is not lost to a reset, and a first run that
+        landed (its reply lost) makes the next one a no-op (the step is guarded)."""
+        await retry_transient(
+            lambda: outcomes.apply(self._redis, plan, ack=delivery), self.consumer.handling
+        )
 
     async def _wait_before_post(self, wait_s: float, answer: post_rules.Answer | None) -> None:
         if wait_s <= 0:
@@ -213,18 +230,32 @@ class Executor:
         because a POST of this request is in doubt (another worker's, or before a crash)."""
         request_id = record.request_id
 
+        noted_ms = to_ms(self._clock())
+
         async def note() -> None:
-            if not await outcomes.begin_post(self._redis, request_id, to_ms(self._clock())):
+            try:
+                began = await outcomes.begin_post(self._redis, request_id, noted_ms)
+            except REDIS_FAULTS as exc:
+                if is_transient(exc):
+                    raise _NoteUnknown from exc
+                raise
+            if not began:
                 raise _NotPosted
 
         try:
             accepted = await self._glider.trigger_rebalance(record.portfolio_id, before_send=note)
         except _NotPosted:
             return None
+        except _NoteUnknown as unknown:
+            # Not sent; but a note that landed (its reply lost) would leave a POST in doubt
+            # that never left, watched until unknown_outcome instead of posted.
+            self.consumer.handling.failed(unknown.__cause__ or unknown)
+            await self._take_back(request_id, noted_ms)
+            return None
         except GliderError as exc:
             answer = post_rules.post_answer(exc)
             if answer.kind in (post_rules.Kind.REFUSED, post_rules.Kind.NOT_SENT):
-                await outcomes.post_refused(self._redis, request_id)
+                await self._take_back(request_id, noted_ms)
             log.warning(
                 "rebalance POST: %s (%s)", exc, answer.kind.value, extra={"request_id": request_id}
             )
@@ -234,6 +265,26 @@ class Executor:
             operation_id=accepted.operation_id,
             submitted_at=accepted.submitted_at,
         )
+
+    async def _take_back(self, request_id: str, noted_ms: int) -> None:
+        """Mark our POST noted at ``noted_ms`` as never processed, waiting out Redis failures.
+
+        Read back before every try: after a reset the note may not have landed, or the
+        take-back may have (its reply lost); only a note still ours (no one else can
+        note one while it stands) is taken back, so a retry never takes back another's.
+        """
+        while True:
+            try:
+                posts = await self._requests.post_log(request_id)
+                if posts is not None and posts.in_doubt and posts.doubt_ms == noted_ms:
+                    await outcomes.post_refused(self._redis, request_id)
+            except REDIS_FAULTS as exc:
+                if not is_transient(exc):
+                    raise
+                await asyncio.sleep(self.consumer.handling.failed(exc))
+                continue
+            self.consumer.handling.ok()
+            return
 
     async def _check(self, record: RequestRecord) -> post_rules.Answer:
         """Has a rebalance of the portfolio completed since our POST in doubt?"""
@@ -287,8 +338,7 @@ class Executor:
                 if await self._settle_error(delivery, record, exc, attempt, first_ms):
                     return
                 continue
-            plan = transitions.schedule_changed(record, self._clock())
-            await outcomes.apply(self._redis, plan, ack=delivery)
+            await self._record(transitions.schedule_changed(record, self._clock()), delivery)
             return
 
     async def _settle_error(
@@ -306,14 +356,14 @@ class Executor:
             if isinstance(exc, CooldownActive):
                 retry_at = now + timedelta(seconds=exc.retry_after or 0)
             plan = transitions.rejected(record, now, error_code(exc), error_message(exc), retry_at)
-            await outcomes.apply(self._redis, plan, ack=delivery)
+            await self._record(plan, delivery)
             return True
         wait = retry_wait(attempt, exc.retry_after, cap=self._options.retry_cap_s)
         spent_s = (to_ms(now) - first_ms) / 1000
         if not exc.retryable or spent_s + wait > self._options.retry_budget_s:
             message = f"{error_message(exc)} (after {attempt} attempts)"
             plan = transitions.failed(record, now, error_code(exc), message)
-            await outcomes.apply(self._redis, plan, ack=delivery)
+            await self._record(plan, delivery)
             return True
         if isinstance(exc, RateLimited) and self._limiter is not None:
             await self._limiter.penalize(wait)

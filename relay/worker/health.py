@@ -4,12 +4,15 @@ A worker is ready when its store is (:class:`relay.store.health.StoreMonitor`:
 reachable, accepting writes, not evicting) and every reader can read: each
 reader notes its successful reads in a :class:`ReadProgress`, and one whose last
 successful read is older than :data:`STALE_AFTER_S`, or that failed
-:data:`FAILING_AFTER` reads in a row, is reported by name.
+:data:`FAILING_AFTER` reads in a row, is reported by name. So is every other loop
+(heartbeats, handlers, polls, webhook steps, upkeep, the rate budget) whose Redis
+calls keep failing (:class:`relay.store.faults.RedisFaults`).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from aiohttp import web
 
@@ -50,12 +53,23 @@ class ReadProgress:
         return None
 
 
+class Watched(Protocol):
+    """Something readiness asks: a reader's :class:`ReadProgress`, or a loop's
+    :class:`relay.store.faults.RedisFaults`."""
+
+    name: str
+
+    def problem(self) -> str | None:
+        """Why it does not work now, or None."""
+        ...
+
+
 class WorkerHealth:
     """What ``/readyz`` of a worker looks at; readers are added as components start."""
 
     def __init__(self, monitor: StoreMonitor) -> None:
         self.monitor = monitor
-        self.readers: list[ReadProgress] = []
+        self.readers: list[Watched] = []
         self.started = False
 
     async def readyz(self, request: web.Request) -> web.Response:

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from relay import tracing
 from relay.core import trace, transitions
@@ -27,6 +26,7 @@ from relay.core.plans import TRACKED, Plan
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
 from relay.store import keys, outcomes, polls
+from relay.store.faults import REDIS_FAULTS, RedisFaults, is_transient
 from relay.store.ratelimit import SharedRateLimiter
 from relay.store.requests import RequestStore, Tracked
 from relay.worker.health import ReadProgress
@@ -68,6 +68,8 @@ class Poller:
         self._changed = asyncio.Event()
         self._grace_s = 5.0
         self.progress = ReadProgress("poll schedule")
+        self.faults = RedisFaults("claiming polls")
+        self.polling = RedisFaults("polling operations")
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop claiming; in-flight polls get ``grace_s``, the rest are handed back."""
@@ -76,7 +78,7 @@ class Poller:
         self._changed.set()
 
     async def run(self) -> None:
-        """Claim and poll until :meth:`stop`."""
+        """Claim and poll until :meth:`stop`; Redis failing is waited out with backoff."""
         try:
             while not self._stopping.is_set():
                 room = self._options.concurrency - len(self._in_flight)
@@ -86,10 +88,12 @@ class Poller:
                 else:
                     try:
                         started = len(await self._claim_and_start(room))
-                        self.progress.ok()
-                    except RedisError as exc:
+                    except REDIS_FAULTS as exc:
                         self.progress.failed(exc)
-                        log.warning("claiming due polls failed: %s", exc)
+                        await self._rest(self.faults.failed(exc))
+                        continue
+                    self.progress.ok()
+                    self.faults.ok()
                 if started == 0:
                     await self._idle()
         finally:
@@ -122,17 +126,32 @@ class Poller:
             if first:
                 due_in_ms = float(first[0][1]) - to_ms(self._clock())
                 wait = min(wait, max(0.0, due_in_ms / 1000))
-        except RedisError as exc:
-            log.warning("reading the poll schedule failed: %s", exc)
+        except REDIS_FAULTS as exc:
+            wait = max(wait, self.faults.failed(exc))
+        await self._rest(wait)
+
+    async def _rest(self, seconds: float) -> None:
+        """Wait ``seconds``, or until a poll finishes or stop."""
         self._changed.clear()
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout=max(wait, 0.01))
+            await asyncio.wait_for(self._changed.wait(), timeout=max(seconds, 0.01))
         except TimeoutError:
             return
 
     async def _poll_guarded(self, request_id: str) -> None:
         try:
-            await self.poll(request_id)
+            while True:
+                try:
+                    await self.poll(request_id)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # Redis failed under the poll: poll again once it answers (every
+                    # step of a poll is guarded, so a step that landed is not redone).
+                    await asyncio.sleep(self.polling.failed(exc))  # cut short by the drain
+                    continue
+                self.polling.ok()
+                return
         except Exception:
             # The lease runs out and the entry comes due again: nothing is lost.
             log.exception("polling %s failed", request_id, extra={"request_id": request_id})
@@ -217,6 +236,6 @@ class Poller:
                 await polls.hand_back(
                     self._redis, [request_id], now_ms=to_ms(self._clock()), lease_until_ms=lease
                 )
-            except RedisError as exc:
+            except REDIS_FAULTS as exc:
                 log.warning("could not hand back %s (due at lease end): %s", request_id, exc)
         log.info("handed back %d unfinished polls", len(unfinished))

@@ -13,11 +13,13 @@ import gc
 import logging
 import signal
 import sys
+from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from relay import tracing
+from relay import metrics, tracing
+from relay.core.backoff import backoff_delay
 from relay.core.poll_policy import PollPolicy
 from relay.listen import ListenFailed
 from relay.logs import configure_logging
@@ -25,7 +27,14 @@ from relay.metrics import metrics_server
 from relay.settings import ConfigError, Settings, load_settings
 from relay.startup import check_glider_key, warn_unset
 from relay.store.connection import connect_worker
-from relay.store.health import StoreMonitor, StoreRefused, refuse_evicting, wait_for_redis
+from relay.store.faults import REDIS_FAULTS, describe
+from relay.store.health import (
+    CHECK_TIMEOUT_S,
+    StoreMonitor,
+    StoreRefused,
+    refuse_evicting,
+    wait_for_redis,
+)
 from relay.store.streams import consumer_name
 from relay.worker.health import WorkerHealth
 from relay.worker.registry import COMPONENTS, Component, Tuning, WorkerContext
@@ -80,10 +89,16 @@ async def serve(
             ctx = WorkerContext(
                 client, settings, consumer=consumer_name(name), tuning=tuning or Tuning()
             )
-            watching = asyncio.create_task(monitor.run(stop, every_s=ctx.tuning.store_check_s))
+            finished = asyncio.Event()
+            every_s = ctx.tuning.store_check_s
+            watching = asyncio.create_task(monitor.run(finished, every_s=every_s))
             try:
                 await _run_components(ctx, list(only or COMPONENTS), stop, health, address)
             finally:
+                # Told, not cancelled: a check in progress ends within its own timeout
+                # (a cancel can be lost inside a client, fakeredis's, and hang the exit).
+                finished.set()
+                await asyncio.wait([watching], timeout=3 * CHECK_TIMEOUT_S)
                 watching.cancel()
                 await asyncio.gather(watching, return_exceptions=True)
     finally:
@@ -98,11 +113,9 @@ async def _run_components(
     health: WorkerHealth,
     metrics_address: str | None,
 ) -> None:
-    components: list[Component] = [await COMPONENTS[n](ctx) for n in names]
-    health.readers = [reader for c in components for reader in c.readers]
-    tasks: list[asyncio.Task[None]] = [
-        asyncio.create_task(c.run(), name=n) for n, c in zip(names, components, strict=True)
-    ]
+    components = {n: await COMPONENTS[n](ctx) for n in names}
+    health.readers = [reader for c in components.values() for reader in c.readers]
+    tasks = {n: asyncio.create_task(c.run(), name=n) for n, c in components.items()}
     stopping = asyncio.create_task(stop.wait())
     checking = _check_key(ctx, names)
     failed: list[str] = []
@@ -112,28 +125,61 @@ async def _run_components(
             "worker started",
             extra={"consumer": ctx.consumer, "components": names, "metrics": metrics_address},
         )
-        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done - {stopping}:
-            failed.append(task.get_name())
-            log.error(
-                "%s ended unexpectedly; stopping the worker",
-                task.get_name(),
-                exc_info=task.exception(),
-            )
+        failed = await _supervise(components, tasks, stopping)
         health.started = False
-        await _wind_down(components, tasks, ctx.tuning.grace_s)
+        await _wind_down(list(components.values()), list(tasks.values()), ctx.tuning.grace_s)
     finally:
         stopping.cancel()
         if checking is not None:
             checking.cancel()
             await asyncio.gather(checking, return_exceptions=True)
-        for component in components:
+        for component in components.values():
             if component.close is not None:
                 await component.close()
         await ctx.close()
     log.info("worker stopped", extra={"consumer": ctx.consumer})
     if failed:
         raise WorkerFailed(", ".join(failed))
+
+
+async def _supervise(
+    components: dict[str, Component],
+    tasks: dict[str, asyncio.Task[None]],
+    stopping: asyncio.Task[bool],
+) -> list[str]:
+    """Wait for stop; the names of components that ended on their own (a bug: the worker
+    stops). One that ended on a Redis error is not a bug (every loop waits those out; this
+    is the net under them): it runs again after a backoff, and the worker stays up."""
+    restarts: dict[str, int] = dict.fromkeys(components, 0)
+    while True:
+        done, _ = await asyncio.wait([stopping, *tasks.values()], return_when=FIRST_COMPLETED)
+        if stopping in done:
+            return []
+        failed = []
+        for task in done:
+            name = task.get_name()
+            exc = None if task.cancelled() else task.exception()
+            if isinstance(exc, REDIS_FAULTS):
+                restarts[name] += 1
+                metrics.REDIS_ERRORS.labels(loop=name, error=type(exc).__name__).inc()
+                delay = backoff_delay(restarts[name], cap=10.0)
+                log.error(
+                    "%s ended on a Redis error (%s); running it again in %.1f s",
+                    name,
+                    describe(exc),
+                    delay,
+                )
+                tasks[name] = asyncio.create_task(_later(delay, components[name]), name=name)
+                continue
+            failed.append(name)
+            log.error("%s ended unexpectedly; stopping the worker", name, exc_info=exc)
+        if failed:
+            return failed
+
+
+async def _later(delay: float, component: Component) -> None:
+    await asyncio.sleep(delay)
+    await component.run()
 
 
 async def _store_ready(client: aioredis.Redis, settings: Settings, stop: asyncio.Event) -> bool:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from relay.core.clock import epoch_ms
 from relay.core.poll_policy import PollPolicy
@@ -23,6 +22,7 @@ from relay.glider import GliderClient
 from relay.settings import Settings
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys, pending
+from relay.store.faults import REDIS_FAULTS, RedisFaults
 from relay.store.health import restore_group
 from relay.store.ratelimit import SharedRateLimiter
 from relay.store.requests import RECORD_RETENTION_MS, RequestStore
@@ -31,7 +31,7 @@ from relay.webhooks.runner import RunnerConfig
 from relay.webhooks.schedule import DEFAULT_DELAYS_S, RetrySchedule
 from relay.webhooks.wiring import build_dispatcher
 from relay.worker.executor import Executor, ExecutorOptions
-from relay.worker.health import ReadProgress
+from relay.worker.health import Watched
 from relay.worker.notifier import Notifier
 from relay.worker.poller import Poller, PollerOptions
 
@@ -61,7 +61,7 @@ class Component:
     run: Callable[[], Coroutine[Any, Any, None]]
     stop: Callable[[], None]
     close: Callable[[], Awaitable[None]] | None = None
-    readers: tuple[ReadProgress, ...] = ()  # what the worker's /readyz checks
+    readers: tuple[Watched, ...] = ()  # what the worker's /readyz checks
 
 
 class WorkerContext:
@@ -76,7 +76,7 @@ class WorkerContext:
         self.tuning = tuning
         self._glider: GliderClient | None = None
         self._slack: SlackApi | None = None
-        self.limiter = SharedRateLimiter(redis, settings.glider_max_rps)
+        self.limiter = SharedRateLimiter(redis, settings.glider_max_rps, wait_out_faults=True)
 
     def glider(self) -> GliderClient:
         """The Glider client: no retries of its own (callers reschedule), shared rate budget."""
@@ -121,7 +121,9 @@ async def executor(ctx: WorkerContext) -> Component:
         claim_idle_ms=ctx.tuning.claim_idle_ms,
     )
     return Component(
-        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=(worker.consumer.progress,)
+        worker.run,
+        lambda: worker.stop(ctx.tuning.grace_s),
+        readers=(*worker.consumer.watched, ctx.limiter.faults),
     )
 
 
@@ -134,7 +136,9 @@ async def poller(ctx: WorkerContext) -> Component:
         options=PollerOptions(lease_ms=ctx.tuning.lease_ms),
     )
     return Component(
-        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=(worker.progress,)
+        worker.run,
+        lambda: worker.stop(ctx.tuning.grace_s),
+        readers=(worker.progress, worker.polling, ctx.limiter.faults),
     )
 
 
@@ -143,7 +147,7 @@ async def notifier(ctx: WorkerContext) -> Component:
         ctx.redis, ctx.slack(), consumer=ctx.consumer, claim_idle_ms=ctx.tuning.claim_idle_ms
     )
     return Component(
-        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=(worker.consumer.progress,)
+        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=worker.consumer.watched
     )
 
 
@@ -158,7 +162,7 @@ async def dispatcher(ctx: WorkerContext) -> Component:
         runner=runner, claim_idle_ms=ctx.tuning.claim_idle_ms, stop_grace_s=ctx.tuning.grace_s
     )
     worker = build_dispatcher(ctx.redis, ctx.settings, config=config, consumer=ctx.consumer)
-    return Component(worker.run, worker.stop, worker.close, readers=(worker.progress,))
+    return Component(worker.run, worker.stop, worker.close, readers=worker.watched)
 
 
 # Streams whose acknowledged entries upkeep trims, with their consumer group.
@@ -173,21 +177,24 @@ async def upkeep(ctx: WorkerContext) -> Component:
     """Trims old acknowledged entries of the command, reply and event streams, and forgets
     consumers (old ``host:pid`` names) that hold nothing and were silent for a day."""
     stopping = asyncio.Event()
+    faults = RedisFaults("upkeep")
 
     async def run() -> None:
         rounds = 0
         while not stopping.is_set():
+            wait = ctx.tuning.upkeep_every_s
             try:
                 await _tidy(ctx, recovering=rounds > 0)
                 rounds += 1
-            except RedisError as exc:
-                log.warning("upkeep failed (next round retries): %s", exc)
+                faults.ok()
+            except REDIS_FAULTS as exc:
+                wait = min(wait, faults.failed(exc))  # a failed round is retried soon
             try:
-                await asyncio.wait_for(stopping.wait(), timeout=ctx.tuning.upkeep_every_s)
+                await asyncio.wait_for(stopping.wait(), timeout=wait)
             except TimeoutError:
                 continue
 
-    return Component(run, stopping.set)
+    return Component(run, stopping.set, readers=(faults,))
 
 
 async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:

@@ -9,8 +9,15 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import BaseModel, SecretStr
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+)
 
-from relay.admin.common import ApiError, admin_middleware, json_body, parse_limit
+from relay.admin.common import ApiError, admin_middleware, json_body, json_errors, parse_limit
 from relay.store import keys
 from relay.store.connection import connect
 from tests.fixtures.chaos import ServerFactory
@@ -201,3 +208,35 @@ async def test_admin_routes_answer_json_503_while_redis_is_down(
         assert body["error"]["code"] == "store_unavailable"
     finally:
         await redis.aclose()
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (BusyLoadingError("Redis is loading the dataset in memory"), 503, "unreachable"),
+        (ReadOnlyError("You can't write against a read only replica."), 503, "read-only"),
+        (OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), 503, "full"),
+        (ResponseError("OOM command not allowed ... script: f"), 503, "full"),
+        (ClusterDownError("The cluster is down"), 503, "unreachable"),
+        (ResponseError("WRONGTYPE Operation against a key"), 500, "internal error"),
+    ],
+    ids=["loading", "replica", "oom", "oom-in-script", "cluster-down", "wrong-type"],
+)
+async def test_redis_unable_to_serve_is_a_json_503_saying_why(
+    aiohttp_client: ClientFactory, error: Exception, status: int, message: str
+) -> None:
+    """Redis loading, read-only after a failover, full or its cluster down: 503
+    ``store_unavailable`` saying which, not a 500; a wrong key type is still a bug (500)."""
+
+    async def fails(request: web.Request) -> web.Response:
+        raise error
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/fails", fails)
+    client = await aiohttp_client(app)
+    response = await client.get("/fails")
+    assert response.status == status
+    body = await response.json()
+    assert message in body["error"]["message"]
+    if status == 503:
+        assert body["error"]["code"] == "store_unavailable"

@@ -58,6 +58,7 @@ class TcpProxy:
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _clients: set[asyncio.StreamWriter] = field(default_factory=set)  # the relay's ends
 
     @property
     def url(self) -> str:
@@ -84,6 +85,21 @@ class TcpProxy:
         if self._server is not None:
             await self._server.wait_closed()
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now."""
+        return len(self._clients)
+
+    def reset_all(self) -> int:
+        """RST every connection open now (both ends), as a failover or a middlebox restart
+        does; how many client connections that was. Counted in ``stats.resets``."""
+        clients = 0
+        for writer in list(self._writers):
+            clients += writer in self._clients
+            _reset(writer)
+        self.stats.resets += clients
+        return clients
+
     async def quiet(self) -> bool:
         """Whether nothing is held on its way (a late write can no longer arrive)."""
         return self.stats.held_now == 0
@@ -95,6 +111,7 @@ class TcpProxy:
             self._tasks.add(me)  # stop() cancels and waits for this handler too
         pair: tuple[asyncio.StreamWriter, ...] = (writer,)
         self._writers.add(writer)
+        self._clients.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
             pair = (writer, up_writer)
@@ -107,6 +124,7 @@ class TcpProxy:
         except OSError:
             _reset(writer)
         finally:
+            self._clients.discard(writer)
             for end in pair:
                 self._writers.discard(end)
                 end.close()

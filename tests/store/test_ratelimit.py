@@ -6,10 +6,13 @@ import asyncio
 import heapq
 import random
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from relay.store.ratelimit import SharedRateLimiter, gcra_penalize, gcra_reserve, interval_us
 from tests.chaos.checks import busiest_second
+from tests.fixtures.redis import FailingCalls
 from tests.fixtures.worker import eventually
 
 
@@ -171,3 +174,28 @@ async def test_late_wake_ups_do_not_send_a_burst(any_redis: aioredis.Redis) -> N
     assert len(sent) == 120
     assert busiest_second(sent) <= 21
     assert max(sent) < 120 / 20 + 1.5  # the stall costs its own time, not more
+
+
+async def test_the_budget_waits_out_a_redis_that_fails(
+    any_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's reservation that fails on resets is retried with backoff until Redis answers
+    (the request then goes out on its slot), the web's raises at once; a 429 penalty that
+    fails is dropped, not raised."""
+    failing = FailingCalls(any_redis, monkeypatch)
+    clock = FakeTime()
+    limiter = SharedRateLimiter(any_redis, 10, clock=clock, sleep=clock.sleep, wait_out_faults=True)
+    await limiter.acquire()  # loads the script: the failures below are the calls themselves
+    failing.fail(2, "EVALSHA")
+    await limiter.acquire()
+    assert failing.failed == 2
+    assert len(clock.waits) >= 2  # the backoffs, then the slot's own wait
+    assert limiter.faults.failures == 0
+    failing.fail(1, "EVALSHA")
+    await limiter.penalize(5.0)
+    assert failing.failed == 3
+    assert limiter.faults.failures == 1
+    web_limiter = SharedRateLimiter(any_redis, 10, clock=clock, sleep=clock.sleep)
+    failing.fail(1, "EVALSHA")
+    with pytest.raises(RedisConnectionError):
+        await web_limiter.acquire()

@@ -19,6 +19,7 @@ from relay.store.ratelimit import SharedRateLimiter
 from relay.worker.executor import Executor
 from relay.worker.poller import Poller, PollerOptions
 from tests.fixtures.glider import GliderSim
+from tests.fixtures.redis import FailingCalls
 from tests.fixtures.worker import (
     events_of,
     eventually,
@@ -273,3 +274,39 @@ async def test_a_lost_poll_schedule_is_no_error_and_new_work_is_followed(
     request_id = await submit(PF_SHORT)
     await _poll_until_final(poller, glider_sim, any_redis)
     assert (await request_record(any_redis, request_id)).state is RequestState.COMPLETED
+
+
+async def test_a_poll_redis_fails_under_is_made_again_and_ends_once(
+    any_redis: aioredis.Redis,
+    glider_sim: GliderSim,
+    client: GliderClient,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every poll's outcome step fails once on a reset (its reply lost after it landed, for
+    the last): the poll is made again at once (not a lease later, no traceback), and the
+    request ends completed with one terminal event."""
+    glider_sim.state.force_outcome(PF_MAIN, "completed")
+    request_id = await submit(PF_MAIN)
+    failing = FailingCalls(any_redis, monkeypatch)
+    poller = make_poller(any_redis, glider_sim, client)
+    original = poller.poll
+    attempts = 0
+
+    async def poll_with_a_reset(request_id: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        failing.fail(attempts % 2, "EVALSHA", lands=True)  # each poll's first attempt
+        try:
+            await original(request_id)
+        finally:
+            failing.fail(0)
+
+    monkeypatch.setattr(poller, "poll", poll_with_a_reset)
+    await _poll_until_final(poller, glider_sim, any_redis)
+    record = await request_record(any_redis, request_id)
+    assert record.state is RequestState.COMPLETED
+    assert failing.failed >= 2
+    terminal = [e for e in await events_of(any_redis, request_id) if e.type is EventType.COMPLETED]
+    assert len(terminal) == 1
+    assert poller.polling.failures == 0
