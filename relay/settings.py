@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay.slack.response_urls import is_host_name, parse_hosts
 
-Process = Literal["web", "worker", "sim", "dev", "demo", "subscriptions", "deliveries"]
+Process = Literal["web", "worker", "sim", "dev", "demo", "subscriptions", "deliveries", "audit"]
 
 # What each process cannot start without. `dev`/`demo` need nothing: they embed
 # Redis, Glider and the Slack secrets.
@@ -23,6 +23,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "worker": ("redis_url", "glider_api_key"),
     "subscriptions": ("redis_url",),
     "deliveries": ("redis_url",),
+    "audit": ("redis_url",),
 }
 
 
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     relay_allow_private_urls: bool = False
     relay_allow_evicting_redis: bool = False
     slack_response_url_hosts: str = "hooks.slack.com"
+    audit_retention_days: int = Field(default=400, ge=1, le=36_500)
     port: int = Field(default=3000, ge=0, le=65535)
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

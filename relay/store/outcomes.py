@@ -20,11 +20,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.ids import ulid
 from relay.core.plans import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, TRACKED_MS, Plan
 from relay.core.post_rules import PostLog
 from relay.core.records import RequestRecord, RequestState
 from relay.store import keys
+from relay.store.audit import entry_arg
 from relay.store.connection import text, text_map
 from relay.store.pending import Delivery
 
@@ -32,7 +34,8 @@ from relay.store.pending import Delivery
 # expires; upkeep trims the request index to the same horizon.
 RECORD_RETENTION_MS = 30 * 24 * 3600 * 1000
 
-# KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
+# KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream,
+# 7 audit log. ARGV: 1 plan JSON, 2 the final outcome's audit entry JSON ('' for none).
 _APPLY = """
 local plan = cjson.decode(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -69,6 +72,7 @@ if applied == 1 then
     redis.call('DEL', KEYS[5])
   end
   if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
+  if ARGV[2] ~= '' then redis.call('XADD', KEYS[7], '*', 'entry', ARGV[2]) end
 end
 if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
 return {applied, state or ''}
@@ -146,11 +150,35 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = Non
             keys.POLL_DUE,
             keys.portfolio_inflight(plan.portfolio_id),
             ack.stream if ack is not None else keys.COMMANDS,
+            keys.AUDIT,
         ],
-        args=[_lua_plan(plan, ack)],
+        args=[_lua_plan(plan, ack), entry_arg(outcome_entry(plan))],
     )
     before = text(previous)
     return Applied(bool(applied), RequestState(before) if before else None)
+
+
+def outcome_entry(plan: Plan) -> AuditEntry | None:
+    """The ``outcome.recorded`` entry of a plan that makes its request final (else None).
+
+    Appended only if the plan applies, so a request has exactly one: its first final state.
+    """
+    state = plan.set_fields.get("state")
+    if state is None or not RequestState(state).is_final:
+        return None
+    detail = state
+    code, message = plan.set_fields.get("error_code"), plan.set_fields.get("error_message")
+    if code:
+        detail += f" ({code})"
+    if message:
+        detail += f": {message}"
+    return new_entry(
+        AuditAction.OUTCOME_RECORDED,
+        RELAY,
+        portfolio_id=plan.portfolio_id,
+        request_id=plan.request_id,
+        detail=detail,
+    )
 
 
 async def begin_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> bool | None:

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relay.core.audit import AuditAction, AuditActor, AuditEntry, new_entry
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
 from relay.core.ids import new_id
@@ -40,7 +41,8 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 # KEYS[8] is the request's abandoned tombstone (relay/store/abandon.py): once the web has told the
 # requester "not queued", a copy of this script arriving late must do nothing. KEYS[3] is the
 # request's own record: the client resends a pipeline after a dropped connection, and a
-# second copy of an accepted request must not add a second stream entry.
+# second copy of an accepted request must not add a second stream entry. KEYS[9] is the
+# audit log: its `command.received` entry (ARGV[11]) is appended with the command itself.
 _ENQUEUE = """
 local trigger_id, request_id, command = ARGV[1], ARGV[2], ARGV[3]
 local check_inflight, inflight_ttl, trigger_ttl = ARGV[4], ARGV[5], ARGV[6]
@@ -56,6 +58,7 @@ if check_inflight == '1' then
   redis.call('SET', KEYS[6], request_id, 'EX', inflight_ttl)
 end
 redis.call('XADD', KEYS[1], '*', 'command', command)
+redis.call('XADD', KEYS[9], '*', 'entry', ARGV[11])
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9])
 end
@@ -239,6 +242,7 @@ def _script_call(command: QueuedCommand) -> _Call:
         keys.portfolio_inflight(command.portfolio_id),
         keys.EVENTS,
         keys.abandoned(command.request_id),
+        keys.AUDIT,
     ]
     script_args: list[str | int] = [
         command.trigger_id or "",
@@ -251,8 +255,25 @@ def _script_call(command: QueuedCommand) -> _Call:
         # One JSON object rather than 16 flat arguments: redis.asyncio packs each
         # argument in Python (redis-py#4176), and the script flattens it for HSET.
         json.dumps(record_fields(dumped)),
+        received_entry(command).to_json(),
     ]
     return script_keys, script_args
+
+
+def received_entry(command: QueuedCommand) -> AuditEntry:
+    """The ``command.received`` audit entry appended with ``command`` (its action, a reason)."""
+    requester = command.requested_by
+    detail = command.action.value
+    if command.reason:
+        detail = f"{detail}: {command.reason}"
+    return new_entry(
+        AuditAction.COMMAND_RECEIVED,
+        AuditActor.slack(requester.team_id, requester.user_id, requester.user_name),
+        portfolio_id=command.portfolio_id,
+        request_id=command.request_id,
+        detail=detail,
+        at=command.accepted_at,
+    )
 
 
 def _result(raw: Any) -> EnqueueResult:

@@ -15,8 +15,10 @@ from datetime import datetime
 import redis.asyncio as aioredis
 
 from relay.admin.common import page_ids
+from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
 from relay.core.ids import ulid
 from relay.store import keys
+from relay.store.audit import entry_arg
 from relay.store.connection import text, text_map
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms, epoch_ms
@@ -74,12 +76,15 @@ class DeliveryStore:
         found = [text_map(raw) for raw in await pipe.execute()]
         return [Delivery.from_hash(fields) for fields in found if fields.get("id")], next_cursor
 
-    async def _requeue(self, ids: list[str], *, only_dead: bool) -> RequeueOutcome:
+    async def _requeue(
+        self, ids: list[str], *, only_dead: bool, audit: AuditEntry
+    ) -> RequeueOutcome:
+        """Queue ``ids`` again; ``audit`` is appended (with how many) when any was."""
         if not ids:
             return RequeueOutcome([], {})
         words = await self._scripts.requeue(
-            keys=[keys.DELIVERIES],
-            args=[str(epoch_ms()), "1" if only_dead else "0", *ids],
+            keys=[keys.DELIVERIES, keys.AUDIT],
+            args=[str(epoch_ms()), "1" if only_dead else "0", *ids, entry_arg(audit)],
         )
         queued, refused = [], {}
         for did, word in zip(ids, (text(w) for w in words), strict=True):
@@ -95,7 +100,14 @@ class DeliveryStore:
         Returns ``queued``, or why not: ``missing``, ``not_final``,
         ``subscription_deleted``, ``subscription_disabled``.
         """
-        outcome = await self._requeue([delivery_id], only_dead=False)
+        owner = await self.redis.hget(keys.delivery(delivery_id), "subscriptionId")
+        audit = new_entry(
+            AuditAction.DELIVERY_REPLAYED,
+            ADMIN,
+            subscription_id=text(owner) if owner is not None else None,
+            detail=delivery_id,
+        )
+        outcome = await self._requeue([delivery_id], only_dead=False, audit=audit)
         return "queued" if outcome.queued else outcome.refused[delivery_id]
 
     async def recover_since(self, since: datetime, *, subscription_id: str | None = None) -> int:
@@ -107,7 +119,14 @@ class DeliveryStore:
             ids = [text(i) for i in raw]
             if not ids:
                 return total
-            total += len((await self._requeue(ids, only_dead=True)).queued)
+            # One entry per batch that queued any: each batch is its own atomic step.
+            audit = new_entry(
+                AuditAction.DELIVERIES_RECOVERED,
+                ADMIN,
+                subscription_id=subscription_id,
+                detail=f"dead deliveries since {since.isoformat()}",
+            )
+            total += len((await self._requeue(ids, only_dead=True, audit=audit)).queued)
             start = "(" + ids[-1]
 
     async def sweep(

@@ -32,13 +32,14 @@ return out
 """
 )
 
-# KEYS[1] deliveries index. ARGV: now, only-dead ('1'/'0'), delivery ids...
+# KEYS[1] deliveries index, KEYS[2] audit log. ARGV: now, only-dead ('1'/'0'), delivery
+# ids..., then the audit entry JSON ('' for none), appended with ": N queued" when any was.
 # Queues final deliveries again; answers one status word per id.
 REQUEUE = (
     PRELUDE
     + """
-local now, out = ARGV[1], {}
-for i = 3, #ARGV do
+local now, out, queued = ARGV[1], {}, 0
+for i = 3, #ARGV - 1 do
   local did = ARGV[i]
   local d = redis.call('HMGET', L.dlv .. did, 'status', 'subscriptionId')
   local enabled = d[2] and redis.call('HMGET', L.sub .. d[2], 'kind', 'enabled')
@@ -54,7 +55,13 @@ for i = 3, #ARGV do
     redis.call('ZADD', due_key(d[2]), now, did)
     wake(d[2], now)
     table.insert(out, 'queued')
+    queued = queued + 1
   end
+end
+if queued > 0 and ARGV[#ARGV] ~= '' then
+  local e = cjson.decode(ARGV[#ARGV])
+  e['detail'] = e['detail'] .. ': ' .. queued .. ' queued'
+  redis.call('XADD', KEYS[2], '*', 'entry', cjson.encode(e))
 end
 return out
 """
@@ -84,7 +91,8 @@ return removed
 """
 )
 
-# KEYS[1] subscription hash. ARGV: id, enabled ('1'/'0'), events JSON, field pairs...
+# KEYS[1] subscription hash, KEYS[2] audit log. ARGV: id, enabled ('1'/'0'), events JSON,
+# field pairs..., then the audit entry JSON ('' for none).
 # Writes the hash and re-routes it (type sets, version) in one step.
 SAVE_SUBSCRIPTION = (
     PRELUDE
@@ -92,7 +100,7 @@ SAVE_SUBSCRIPTION = (
 local sid = ARGV[1]
 unroute(sid)
 local fields = {}
-for i = 4, #ARGV do table.insert(fields, ARGV[i]) end
+for i = 4, #ARGV - 1 do table.insert(fields, ARGV[i]) end
 redis.call('HSET', KEYS[1], 'enabled', ARGV[2], 'events', ARGV[3], unpack(fields))
 if ARGV[2] == '1' then
   for _, t in ipairs(cjson.decode(ARGV[3])) do redis.call('SADD', L.bytype .. t, sid) end
@@ -100,12 +108,14 @@ if ARGV[2] == '1' then
 end
 if redis.call('HGET', KEYS[1], 'kind') == 'webhook' then redis.call('ZADD', L.subs, 0, sid) end
 redis.call('INCR', L.version)
+if ARGV[#ARGV] ~= '' then redis.call('XADD', KEYS[2], '*', 'entry', ARGV[#ARGV]) end
 return 1
 """
 )
 
-# KEYS[1] subscription hash. ARGV: id. Unroutes and deletes it; its queued
-# deliveries turn dead (reason: subscription deleted) as the dispatcher drains them.
+# KEYS[1] subscription hash, KEYS[2] audit log. ARGV: id, audit entry JSON. Unroutes and
+# deletes it; its queued deliveries turn dead (reason: subscription deleted) as the
+# dispatcher drains them.
 DELETE_SUBSCRIPTION = (
     PRELUDE
     + """
@@ -115,11 +125,13 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', L.subs, ARGV[1])
 redis.call('INCR', L.version)
 if redis.call('ZCARD', due_key(ARGV[1])) > 0 then wake(ARGV[1], 0) end
+redis.call('XADD', KEYS[2], '*', 'entry', ARGV[2])
 return 1
 """
 )
 
-# KEYS[1] subscription hash. ARGV: new secret, grace-until ms, now, most secrets in grace.
+# KEYS[1] subscription hash, KEYS[2] audit log. ARGV: new secret, grace-until ms, now,
+# most secrets in grace, audit entry JSON.
 # 1 rotated, 0 no such subscription, -1 refused: that many earlier secrets still sign.
 ROTATE_SECRET = (
     PRELUDE
@@ -140,6 +152,7 @@ table.insert(kept, {old, ARGV[2]})
 redis.call('HSET', KEYS[1], 'secret', ARGV[1], 'prevSecrets', cjson.encode(kept),
            'updatedAt', ARGV[3])
 redis.call('HDEL', KEYS[1], 'prevSecret', 'prevSecretUntil')
+redis.call('XADD', KEYS[2], '*', 'entry', ARGV[5])
 return 1
 """
 )

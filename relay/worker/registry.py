@@ -24,6 +24,7 @@ from relay.settings import Settings
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys
 from relay.store import pending as pel
+from relay.store.audit import AuditStore
 from relay.store.health import restore_group
 from relay.store.outcomes import RECORD_RETENTION_MS, forget_old_requests
 from relay.store.ratelimit import SharedRateLimiter
@@ -171,8 +172,9 @@ _TRIMMED = (
 
 
 async def upkeep(ctx: WorkerContext) -> Component:
-    """Trims old acknowledged entries of the command, reply and event streams, and forgets
-    consumers (old ``host:pid`` names) that hold nothing and were silent for a day."""
+    """Trims old acknowledged entries of the command, reply and event streams and audit
+    entries past ``AUDIT_RETENTION_DAYS``, and forgets consumers (old ``host:pid`` names)
+    that hold nothing and were silent for a day."""
     stopping = asyncio.Event()
 
     async def run() -> None:
@@ -197,6 +199,10 @@ async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:
     forgotten = await forget_old_requests(ctx.redis, older_than_ms=now_ms - RECORD_RETENTION_MS)
     if forgotten:
         log.info("upkeep: %d expired requests dropped from the index", forgotten)
+    retention_days = ctx.settings.audit_retention_days
+    aged = await AuditStore(ctx.redis).trim(now_ms=now_ms, retention_days=retention_days)
+    if aged:
+        log.info("upkeep: %d audit entries older than %d days dropped", aged, retention_days)
     older_than_ms = now_ms - ctx.tuning.retention_ms
     for stream, group in _TRIMMED:
         trimmed = await pel.trim_acknowledged(ctx.redis, stream, older_than_ms=older_than_ms)
