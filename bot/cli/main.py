@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 from bot import web
+from bot.cli import audit as audit_cli
 from bot.cli import webhooks as webhooks_cli
 from bot.devtools import demo, dev
 from relay.sim import server as sim_server
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_parser(subparsers)
     webhooks_cli.add_subscriptions_parser(subparsers)
     webhooks_cli.add_deliveries_parser(subparsers)
+    audit_cli.add_parser(subparsers)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from relay.admin import audit as audit_routes
 from relay.admin import deliveries as delivery_routes
 from relay.admin import openapi
 from relay.admin import operations as operation_routes
@@ -23,6 +24,7 @@ def routes() -> tuple[Route, ...]:
         *subscription_routes.ROUTES,
         *delivery_routes.ROUTES,
         *operation_routes.ROUTES,
+        *audit_routes.ROUTES,
         *openapi.ROUTES,
     )
 

@@ -85,7 +85,7 @@ class AuditFilter:
         if cursor is not None:
             upper = f"({cursor}"
         elif self.until is not None:
-            upper = str(_ms(self.until) + CLOCK_SLACK_MS)
+            upper = str(max(0, _ms(self.until) + CLOCK_SLACK_MS))  # ids start at 0
         lower = "-" if self.since is None else str(max(0, _ms(self.since) - CLOCK_SLACK_MS))
         return upper, lower
 

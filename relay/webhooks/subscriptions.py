@@ -77,11 +77,12 @@ class SubscriptionPatch(BaseModel):
 
 
 def _where(url: str) -> str:
-    """A subscriber URL as the audit log shows it: scheme and host only (a path or query
-    may carry the subscriber's own token)."""
+    """A subscriber URL as the audit log shows it: scheme, host and port only (user info,
+    a path or a query may carry the subscriber's own token)."""
     try:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}"
+        port = f":{parts.port}" if parts.port is not None else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
     except ValueError:  # checked before it is saved; an odd one is still not shown whole
         return "url"
 

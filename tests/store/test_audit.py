@@ -61,6 +61,8 @@ async def test_pages_are_newest_first_and_the_cursor_walks_them_all(
     exact, none_left = await store.page(AuditFilter(), limit=6)
     assert (exact, none_left) == (entries[::-1], None)
     assert await store.page(AuditFilter(), limit=1, cursor="0-1") == ([], None)
+    ancient = datetime(222, 9, 2, tzinfo=UTC)  # before any stream id: nothing, not an error
+    assert await store.page(AuditFilter(since=ancient, until=ancient), limit=1) == ([], None)
 
 
 async def test_filters_combine_and_pages_keep_to_them(any_redis: aioredis.Redis) -> None:
