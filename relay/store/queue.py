@@ -23,11 +23,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relay.core.audit import AuditAction, AuditActor, AuditEntry, new_entry
+from relay.core.audit import DETAIL_MAX, NAME_MAX, AuditAction
+from relay.core.bounds import clip
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
 from relay.core.ids import new_id
 from relay.core.records import RequestRecord, RequestState
+from relay.core.redact import redact
 from relay.store import keys
 from relay.store.connection import text
 
@@ -255,25 +257,43 @@ def _script_call(command: QueuedCommand) -> _Call:
         # One JSON object rather than 16 flat arguments: redis.asyncio packs each
         # argument in Python (redis-py#4176), and the script flattens it for HSET.
         json.dumps(record_fields(dumped)),
-        received_entry(command).to_json(),
+        received_entry(command),
     ]
     return script_keys, script_args
 
 
-def received_entry(command: QueuedCommand) -> AuditEntry:
-    """The ``command.received`` audit entry appended with ``command`` (its action, a reason)."""
+def received_entry(command: QueuedCommand) -> str:
+    """The ``command.received`` audit entry appended with ``command``, as JSON.
+
+    Equal to ``new_entry(COMMAND_RECEIVED, AuditActor.slack(...), ...)`` (pinned by a
+    test), built without validating the models again: the command was validated, its
+    Slack names are already cut to the entry's bounds, and this runs for every command.
+    """
     requester = command.requested_by
     detail = command.action.value
     if command.reason:
         detail = f"{detail}: {command.reason}"
-    return new_entry(
-        AuditAction.COMMAND_RECEIVED,
-        AuditActor.slack(requester.team_id, requester.user_id, requester.user_name),
-        portfolio_id=command.portfolio_id,
-        request_id=command.request_id,
-        detail=detail,
-        at=command.accepted_at,
-    )
+    timestamp = command.accepted_at.astimezone(UTC).isoformat()
+    body = {
+        "id": new_id("aud"),
+        "at": timestamp.replace("+00:00", "Z"),
+        "actor": {
+            "source": "slack",
+            "teamId": _redacted(requester.team_id),
+            "userId": _redacted(requester.user_id),
+            "userName": _redacted(requester.user_name),
+        },
+        "action": AuditAction.COMMAND_RECEIVED.value,
+        "portfolioId": redact(command.portfolio_id),  # typed by a user: may be a secret
+        "requestId": command.request_id,
+        "subscriptionId": None,
+        "detail": clip(redact(detail), DETAIL_MAX),
+    }
+    return _COMPACT_JSON.encode(body)
+
+
+def _redacted(value: str | None) -> str | None:
+    return None if value is None else clip(redact(value), NAME_MAX)
 
 
 def _result(raw: Any) -> EnqueueResult:
