@@ -96,8 +96,13 @@ def _ms(moment: datetime) -> int:
 
 def _parse(raw: dict[Any, Any]) -> AuditEntry | None:
     fields = {text(k): text(v) for k, v in raw.items()}
+    body = fields.get(ENTRY_FIELD)
+    if body is None and len(fields) == 1:
+        # A step written against keys.AUDIT alone may name its one field otherwise:
+        # its entry is still an entry.
+        [body] = fields.values()
     try:
-        return AuditEntry.model_validate_json(fields.get(ENTRY_FIELD, ""))
+        return AuditEntry.model_validate_json(body or "")
     except ValidationError as exc:
         # Never expected (every writer builds a validated entry): shown in the log, not served.
         log.error("unreadable audit entry skipped: %s", exc.errors()[0]["msg"])

@@ -14,6 +14,8 @@ from relay.core.audit import DETAIL_MAX, AuditEntry
 from relay.core.redact import register_secrets, unregister_secrets
 from relay.store import keys
 from relay.store.audit import AuditFilter, AuditStore
+from relay.store.connection import connect
+from tests.fixtures.glider import free_port
 from tests.fixtures.slack import SIGNING_SECRET
 from tests.fixtures.web import WebFactory
 
@@ -95,3 +97,16 @@ async def test_no_secret_and_no_unbounded_text_reaches_an_entry(
     assert all(len(e.detail or "") <= DETAIL_MAX for e in entries)
     assert entries[1].detail is not None
     assert entries[1].detail.endswith("…")
+
+
+async def test_a_refusal_is_answered_even_when_its_entry_cannot_be_written(
+    web_factory: WebFactory,
+) -> None:
+    """Redis unreachable: the refusal still comes back at once (the entry is logged as lost)."""
+    unreachable = connect(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        web = await web_factory(unreachable)
+        ack = await web.command("/rebalance", PF, user_id="U666")
+        assert "not allowed" in ack["text"]
+    finally:
+        await unreachable.aclose()
