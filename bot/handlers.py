@@ -27,7 +27,7 @@ from bot import messages
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
 from bot.messages import Reply
-from bot.parse import FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
+from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
 from relay.core.audit import AuditAction, AuditActor, new_entry
@@ -131,7 +131,7 @@ class Commands:
             return messages.usage(exc.forms, exc.message)
         if isinstance(parsed, Help):
             count("help")
-            return messages.usage(FORMS[parsed.command])
+            return messages.usage(ALL_FORMS)  # help lists every command, not just this one
         allowed = self.settings.allowed_users
         if not is_allowed(slash.user_id, allowed):
             count("unauthorized")

@@ -41,6 +41,7 @@ from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
 from relay.settings import ConfigError, Settings, load_settings
 from relay.slack.client import SlackApi
+from relay.startup import warn_unset
 from relay.store.connection import connect
 from relay.store.health import (
     StoreMonitor,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 # Slack's payloads are a few KiB; anything this big is not from Slack.
 MAX_BODY_BYTES = 64 * 1024
 DRAIN_GRACE_S = 3.0
-SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, well inside SPEC's 10 s
+SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests; plus the drain, inside docs/contract.md §2.4's 10 s
 
 BOLT = web.AppKey("bolt", AsyncApp)
 BACKGROUND = web.AppKey("background", Background)
@@ -249,6 +250,7 @@ def _command(args: argparse.Namespace) -> int:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    warn_unset(settings, "web")
     return run_web(settings, host=args.host)
 
 

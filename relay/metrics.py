@@ -1,8 +1,10 @@
 """Every Prometheus metric glider-relay exports, defined in one place.
 
 The web process serves them at ``/metrics``; each worker on ``WORKER_METRICS_PORT``.
-Depth gauges (streams, retry queues, dead letters) are read from Redis when
-scraped, so every process reports the same shared truth.
+The gauges read from Redis when scraped (queue depths, operations tracked, poll lag)
+are shared truth, not per process: they live in :data:`SHARED` and only the web
+process exports them, so a ``sum()`` over every target is not multiplied by the
+number of workers. Counters and histograms are per process and add up.
 """
 
 from __future__ import annotations
@@ -14,13 +16,24 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from redis.exceptions import RedisError, ResponseError
 
 from relay.store import keys
 from relay.store.connection import text
 
 log = logging.getLogger(__name__)
+
+# The Redis-derived gauges: exported by the web process only (see the module docstring).
+SHARED = CollectorRegistry()
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -49,10 +62,12 @@ GLIDER_LATENCY = Histogram(
 OPERATIONS_TRACKED = Gauge(
     "glider_relay_operations_tracked",
     "Glider operations currently tracked by the poller.",
+    registry=SHARED,
 )
 POLL_LAG = Gauge(
     "glider_relay_poll_lag_seconds",
     "How late the most overdue operation poll is.",
+    registry=SHARED,
 )
 DELIVERIES = Counter(
     "glider_relay_deliveries_total",
@@ -73,6 +88,7 @@ QUEUE_DEPTH = Gauge(
     "glider_relay_queue_depth",
     "Entries waiting, by queue (commands, events, retry, dead letters).",
     ["queue"],
+    registry=SHARED,
 )
 SUBSCRIPTIONS_DISABLED = Counter(
     "glider_relay_subscriptions_disabled_total",
@@ -129,26 +145,31 @@ async def _group_depth(redis: aioredis.Redis, stream: str, group: str) -> tuple[
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text, shared gauges freshly read from Redis."""
-    try:
-        await refresh_shared_gauges(request.app[METRICS_REDIS])
-    except RedisError as exc:
-        log.warning("metrics: Redis unreachable, depths are stale", extra={"error": repr(exc)})
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """``GET /metrics``: this process's metrics, plus the shared gauges freshly read from Redis
+    where this app exports them (the web process)."""
+    body = generate_latest(REGISTRY)
+    redis = request.app.get(METRICS_REDIS)
+    if redis is not None:
+        try:
+            await refresh_shared_gauges(redis)
+        except RedisError as exc:
+            log.warning("metrics: Redis unreachable, depths are stale", extra={"error": repr(exc)})
+        body += generate_latest(SHARED)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 METRICS_REDIS = web.AppKey("metrics_redis", aioredis.Redis)
 
 
-def add_metrics_route(app: web.Application, redis: aioredis.Redis) -> None:
-    """Serve ``/metrics`` on ``app`` (the web process, or a worker's metrics port)."""
-    app[METRICS_REDIS] = redis
+def add_metrics_route(app: web.Application, redis: aioredis.Redis | None) -> None:
+    """Serve ``/metrics`` on ``app``; with ``redis``, also the shared gauges (web process only)."""
+    if redis is not None:
+        app[METRICS_REDIS] = redis
     app.router.add_get("/metrics", metrics_endpoint)
 
 
 @asynccontextmanager
 async def metrics_server(
-    redis: aioredis.Redis,
     port: int | None,
     host: str = "0.0.0.0",  # noqa: S104 - scraped
     *,
@@ -156,14 +177,15 @@ async def metrics_server(
 ) -> AsyncIterator[str | None]:
     """Serve ``/metrics`` on ``port`` while the body runs (a worker's metrics port).
 
-    ``routes`` adds more (the worker's health routes). Yields the bound address as
+    ``routes`` adds more (the worker's health routes). The worker's own counters only:
+    the shared gauges come from the web process. Yields the bound address as
     ``host:port``, or None when ``port`` is None.
     """
     if port is None:
         yield None
         return
     app = web.Application()
-    add_metrics_route(app, redis)
+    add_metrics_route(app, None)
     if routes is not None:
         routes(app)
     runner = web.AppRunner(app, access_log=None)

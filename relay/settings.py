@@ -1,4 +1,4 @@
-"""Every environment variable of SPEC section 3, read in one place.
+"""Every environment variable of docs/contract.md §3, read in one place.
 
 Each process states what it needs with :meth:`Settings.require`; a missing or
 invalid variable fails at start with one line that names it.
@@ -178,3 +178,24 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
         raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+
+
+def env_help(process: Process) -> str:
+    """The variables ``process`` reads, with defaults and what it requires (for ``--help``).
+
+    Derived from :class:`Settings`, so a new setting shows up by itself. Every process that
+    loads settings validates all of them, so all are listed.
+    """
+    required = set(_REQUIRED.get(process, ()))
+    if process == "web":
+        required.add("slack_signing_secret")  # unless SLACK_APP_TOKEN (Socket Mode)
+    lines = ["environment variables (see README, Configuration):"]
+    for name, field in Settings.model_fields.items():
+        if name in required:
+            shown = "required"
+        elif field.default is None:
+            shown = "unset by default"
+        else:
+            shown = f"default {field.default}"
+        lines.append(f"  {name.upper():<26} {shown}")
+    return "\n".join(lines)

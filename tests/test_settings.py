@@ -48,7 +48,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_defaults_match_the_spec() -> None:
-    """Unset variables take SPEC section 3's defaults."""
+    """Unset variables take the defaults of docs/contract.md §3."""
     settings = load_settings()
     assert str(settings.glider_api_url) == "https://api.glider.fi/"
     assert settings.glider_max_rps == 10

@@ -1,4 +1,4 @@
-"""The ``glider-relay`` console script: one sub-command per process (SPEC section 2).
+"""The ``glider-relay`` console script: one sub-command per process (docs/contract.md §2).
 
 Each sub-command module exposes ``add_parser(subparsers)``, which registers its
 arguments and sets ``func``: a callable taking the parsed arguments and
@@ -8,19 +8,59 @@ returning the exit status.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from typing import get_args
 
 from bot import web
 from bot.cli import audit as audit_cli
 from bot.cli import webhooks as webhooks_cli
 from bot.devtools import demo, dev
+from relay.settings import Process, env_help
 from relay.sim import server as sim_server
 from relay.worker import process as worker
+
+# Sub-commands that load settings (their --help lists the environment they read).
+_READS_SETTINGS: frozenset[str] = frozenset(get_args(Process)) - {"sim"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the environment epilog's lines, and appends each option's default to its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: str = ""
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub-)command parser under ``parser``, with its top-level command name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                top = path or name
+                yield top, sub
+                yield from _commands(sub, top)
+
+
+def _explain(parser: argparse.ArgumentParser) -> None:
+    """Defaults in every sub-command's help, and the environment variables it reads."""
+    for top, sub in _commands(parser):
+        sub.formatter_class = HelpFormatter
+        if top in _READS_SETTINGS:
+            sub.epilog = env_help(top)  # type: ignore[arg-type]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glider-relay", description="Slack bot and webhook relay for Glider"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version('glider-relay')}"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_server.add_parser(subparsers)
@@ -31,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks_cli.add_subscriptions_parser(subparsers)
     webhooks_cli.add_deliveries_parser(subparsers)
     audit_cli.add_parser(subparsers)
+    _explain(parser)
     return parser
 
 

@@ -155,18 +155,18 @@ def add_subscriptions_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="subscribe a URL (prints its secret)")
-    add.add_argument("url")
+    add.add_argument("url", help="https:// endpoint that receives the events")
     add.add_argument("--events", default="*", help="comma-separated event types, or *")
-    add.add_argument("--description")
+    add.add_argument("--description", help="free text shown in list (default: none)")
     add.set_defaults(func=_run("subscriptions", _add))
     listing = actions.add_parser("list", help="every subscription")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=_run("subscriptions", _list))
     rm = actions.add_parser("rm", help="delete a subscription")
-    rm.add_argument("id")
+    rm.add_argument("id", help="subscription id (sub_...)")
     rm.set_defaults(func=_run("subscriptions", _rm))
     rotate = actions.add_parser("rotate-secret", help="new secret; the old one signs for 24 h")
-    rotate.add_argument("id")
+    rotate.add_argument("id", help="subscription id (sub_...)")
     rotate.set_defaults(func=_run("subscriptions", _rotate))
     return parser
 
@@ -178,16 +178,22 @@ def add_deliveries_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="newest first")
-    listing.add_argument("--status", choices=[s.value for s in DeliveryStatus])
-    listing.add_argument("--subscription")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--status",
+        choices=[s.value for s in DeliveryStatus],
+        help="only this status (default: all)",
+    )
+    listing.add_argument("--subscription", help="only this subscription id (default: all)")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=_run("deliveries", _deliveries))
     replay = actions.add_parser("replay", help="queue a delivery again")
-    replay.add_argument("id")
+    replay.add_argument("id", help="delivery id (dlv_...)")
     replay.set_defaults(func=_run("deliveries", _replay))
     recover = actions.add_parser("recover", help="queue every dead delivery since a time")
-    recover.add_argument("--since", type=_since, required=True)
-    recover.add_argument("--subscription")
+    recover.add_argument(
+        "--since", type=_since, required=True, help="ISO 8601 time, e.g. 2026-11-22T08:00:00Z"
+    )
+    recover.add_argument("--subscription", help="only this subscription id (default: all)")
     recover.set_defaults(func=_run("deliveries", _recover))
     return parser

@@ -185,5 +185,9 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("dev", help="web + worker + Glider simulator in one process")
     parser.add_argument("--port", type=int, default=3000, help="web port (default 3000)")
     parser.add_argument("--sim-port", type=int, default=8090, help="simulator port (default 8090)")
-    parser.add_argument("--log-level", default=None, help="default: $LOG_LEVEL (INFO)")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="log level of web and worker (default: $LOG_LEVEL, else INFO)",
+    )
     parser.set_defaults(func=run)

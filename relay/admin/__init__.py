@@ -1,1 +1,1 @@
-"""The admin API (SPEC section 6): ``/v1/...`` on the web process, bearer-token protected."""
+"""The admin API (docs/contract.md §6): ``/v1/...`` on the web process, bearer-token protected."""

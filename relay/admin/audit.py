@@ -1,4 +1,4 @@
-"""Admin route for the audit log (SPEC section 8 Audit): read-only, newest first.
+"""Admin route for the audit log (docs/contract.md §6.9): read-only, newest first.
 
 ``GET /v1/audit?portfolio=&user=&action=&since=&until=&limit=&cursor=``. Only GET is
 routed: no route edits or deletes an entry, so PUT, PATCH or DELETE on it is a 405

@@ -1,4 +1,4 @@
-"""Admin routes for webhook deliveries (SPEC section 6): list, show, replay, recover.
+"""Admin routes for webhook deliveries (docs/contract.md §6.6): list, show, replay, recover.
 
 ``GET /v1/deliveries?subscription=&status=&limit=&cursor=``, ``GET /v1/deliveries/{id}``,
 ``POST /v1/deliveries/{id}/replay`` and ``POST /v1/deliveries/recover``

@@ -4,7 +4,7 @@
 routes name (``models_json_schema``, requests in validation mode, answers in
 serialization mode), every path and method from the same rows aiohttp serves.
 ``GET /v1/openapi.json`` serves it behind the bearer token like every ``/v1/``
-route (SPEC section 6).
+route (docs/contract.md §6.8).
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ ERRORS = {
     503: ("Disabled", "The admin API is disabled (RELAY_ADMIN_TOKEN is not set)"),
 }
 SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+
+# Each operation's tag is its first path segment; these say what each tag is.
+TAGS = {
+    "subscriptions": "Webhook subscriptions: endpoints, event types, secrets.",
+    "deliveries": "Webhook deliveries: attempts, dead letters, replay and recovery.",
+    "operations": "Slack commands tracked through Glider, with their timeline.",
+    "audit": "The audit log: who did what, read-only.",
+    "openapi.json": "This document.",
+}
+# Where the document is served from: the web process (PORT, default 3000).
+SERVERS = [{"url": "http://127.0.0.1:3000", "description": "glider-relay web; use your host"}]
 
 ModelKey = tuple[type[BaseModel], JsonSchemaMode]
 # What ``models_json_schema`` answers: each (model, mode) to its ``{"$ref": ...}``.
@@ -124,7 +135,8 @@ def _operation(route: Route, refs: Refs, schemas: dict[str, Any]) -> dict[str, A
     operation: dict[str, Any] = {
         "operationId": _operation_id(route),
         "summary": route.summary,
-        "tags": [route.path.strip("/").split("/")[0]],
+        "description": _description(route),
+        "tags": [_tag(route)],
         "parameters": parameters,
         "responses": _responses(route, refs),
     }
@@ -132,6 +144,25 @@ def _operation(route: Route, refs: Refs, schemas: dict[str, Any]) -> dict[str, A
         schema = refs[(route.body, "validation")]
         operation["requestBody"] = {"required": True, "content": _json(schema)}
     return operation
+
+
+def _tag(route: Route) -> str:
+    return route.path.strip("/").split("/")[0]
+
+
+def _description(route: Route) -> str:
+    """The summary, then what every caller needs: the token and each error it may answer."""
+    errors = "; ".join(f"{code} {ERRORS[code][1].lower()}" for code in sorted(route.errors))
+    refusals = f" Besides 401 and 503 it may answer: {errors}." if errors else ""
+    return (
+        f"{route.summary}. Needs the bearer token (RELAY_ADMIN_TOKEN); "
+        f"answers {route.status} {SUCCESS[route.status]} on success.{refusals}"
+    )
+
+
+def _tags(routes: Iterable[Route]) -> list[dict[str, str]]:
+    names = dict.fromkeys(_tag(route) for route in routes)
+    return [{"name": n, "description": TAGS.get(n, f"The /v1/{n} routes.")} for n in names]
 
 
 def _name(ref: dict[str, Any]) -> str:
@@ -155,8 +186,12 @@ def build_document(routes: Iterable[Route], *, version: str = "1") -> dict[str, 
         "info": {
             "title": "glider-relay admin API",
             "version": version,
-            "description": "Webhook subscriptions, deliveries and tracked operations.",
+            "description": "Webhook subscriptions, deliveries, tracked operations, audit log.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+            "contact": {"name": "The operators of this glider-relay deployment"},
         },
+        "servers": SERVERS,
+        "tags": _tags(routes),
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -1,4 +1,4 @@
-"""Admin routes for tracked commands and their Glider operations (SPEC section 6).
+"""Admin routes for tracked commands and their Glider operations (docs/contract.md §6.7).
 
 ``GET /v1/operations?state=&portfolio=&limit=&cursor=`` lists request records
 newest first; ``GET /v1/operations/{requestId}`` shows one. Both answer from what

@@ -1,4 +1,4 @@
-"""Admin routes for webhook subscriptions (SPEC section 6).
+"""Admin routes for webhook subscriptions (docs/contract.md §6.5).
 
 ``POST /v1/subscriptions``, ``GET /v1/subscriptions``, ``GET/PATCH/DELETE
 /v1/subscriptions/{id}`` and ``POST /v1/subscriptions/{id}/rotate-secret``.

@@ -1,4 +1,4 @@
-"""Audit entries (docs/contract.md §8 Audit): who did what, appended in the step that did it.
+"""Audit entries (docs/contract.md §6.9): who did what, appended in the step that did it.
 
 An entry is built here, in Python, as one bounded JSON text; the Lua step that
 makes the change appends that text to the audit stream (``keys.AUDIT``) in the

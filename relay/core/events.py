@@ -1,4 +1,4 @@
-"""Outcome events (SPEC section 5): the models, and their place on the events stream.
+"""Outcome events (docs/contract.md §5): the models, and their place on the events stream.
 
 The webhook body is exactly ``{"type", "timestamp", "data"}``; the event id travels
 beside it on the stream (it seeds each subscription's ``webhook-id``).
@@ -86,7 +86,7 @@ class EventRequester(BaseModel):
 
 
 class EventData(BaseModel):
-    """``data`` of the payload; field names are the wire's (SPEC section 5)."""
+    """``data`` of the payload; field names are the wire's (docs/contract.md §5.2)."""
 
     model_config = ConfigDict(populate_by_name=True)
 

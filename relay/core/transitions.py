@@ -1,5 +1,5 @@
 """Pure rules for how a request moves on: which states it may leave, what it records,
-which event (SPEC section 5) and which requester reply each move produces.
+which event (docs/contract.md §5.1) and which requester reply each move produces.
 
 Each function takes the request record as last read and returns a :class:`Plan`;
 :func:`relay.store.outcomes.apply` carries a plan out in one atomic Redis step, and only
@@ -134,7 +134,7 @@ def _unsuccessful(
     retry_at: datetime | None = None,
 ) -> Plan:
     """A queued command ends without an operation: refused or failed, with its reason.
-    Only a rebalance has a SPEC event for that; every requester gets a reply."""
+    Only a rebalance has an event for that (docs/contract.md §5.1); every requester gets a reply."""
     after = record.model_copy(
         update={
             "state": state,
@@ -213,7 +213,7 @@ def finished(record: RequestRecord, now: datetime, operation: Operation) -> Plan
             "updated_at": now,
         }
     )
-    # SPEC section 5: `error` is set on failed (and rejected) only.
+    # docs/contract.md §5.2: `error` is set on failed (and rejected) only.
     error = EventError(code=code or "", message=message or "") if kind is EventType.FAILED else None
     event = _event(after, kind, now, error)
     return _end_tracking(record, after, event)

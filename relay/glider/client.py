@@ -32,6 +32,12 @@ from relay.metrics import GLIDER_LATENCY, GLIDER_REQUESTS
 
 log = logging.getLogger(__name__)
 
+# The ``status`` label of a request that got no HTTP answer.
+_NO_ANSWER: dict[type[GliderError], str] = {
+    GliderTimeout: "timeout",
+    GliderUnavailable: "connection",
+}
+
 # Route templates: what the logs show instead of the ids.
 WHOAMI = "/v2/whoami"
 PORTFOLIO = "/v2/portfolios/{portfolioId}"
@@ -200,19 +206,22 @@ class GliderClient:
         if before_send is not None:
             await before_send()
         started = time.perf_counter()
+        # One scheme for the status label: Glider's HTTP status, else why there was none.
         outcome = "error"
         try:
-            result = await self._exchange(method, url, route, model)
-            outcome = "2xx"
+            result, status = await self._exchange(method, url, route, model)
+            outcome = str(status)
             return result
         except GliderError as exc:
-            outcome = str(exc.status) if exc.status else type(exc).__name__
+            outcome = str(exc.status) if exc.status else _NO_ANSWER.get(type(exc), "error")
             raise
         finally:
             GLIDER_REQUESTS.labels(route=f"{method} {route}", status=outcome).inc()
             GLIDER_LATENCY.labels(route=f"{method} {route}").observe(time.perf_counter() - started)
 
-    async def _exchange(self, method: str, url: URL, route: str, model: type[ModelT]) -> ModelT:
+    async def _exchange(
+        self, method: str, url: URL, route: str, model: type[ModelT]
+    ) -> tuple[ModelT, int]:
         session = self._ensure_session()
         headers = {
             "x-api-key": self._api_key.get_secret_value(),
@@ -224,7 +233,8 @@ class GliderClient:
                 method, url, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
                 body, complete = await read_capped(response, self._max_body_bytes)
-                return interpret(response, body, complete, model, rebalance=route == REBALANCE)
+                result = interpret(response, body, complete, model, rebalance=route == REBALANCE)
+                return result, response.status
         except GliderError:
             raise
         except aiohttp.ClientSSLError as exc:

@@ -1,6 +1,6 @@
 """Glider v2 payloads as pydantic models, liberal in what they accept.
 
-Unknown fields are ignored, the older field names of CONTRACT section 9 are read
+Unknown fields are ignored, the older field names of docs/glider-api.md §6 are read
 as well as the newest, and an operation state or schedule status that Glider
 adds later parses as ``UNKNOWN`` (non-terminal, so a poller keeps polling).
 Attributes are snake_case; the wire names are camelCase aliases.

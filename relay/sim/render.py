@@ -61,7 +61,7 @@ def sim_error(exc: SimError) -> tuple[int, str, str]:
 
 
 def rate_limit_body(retry_after: int, request_id: str, correlation_id: str) -> JsonObject:
-    """The per-IP limiter's 429 body: flat, not the v2 envelope (CONTRACT 1.6)."""
+    """The per-IP limiter's 429 body: flat, not the v2 envelope (docs/glider-api.md §7.2)."""
     return {
         "error": "Too Many Requests",
         "message": f"Rate limit exceeded. Try again in {retry_after} seconds.",

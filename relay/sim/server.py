@@ -69,15 +69,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sim", help="run a local Glider v2 API simulator"
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--seed-file", help="JSON seed shaped like SimConfig")
-    parser.add_argument("--op-duration", type=float, help="seconds an operation takes")
-    parser.add_argument("--failure-rate", type=float, help="share of operations that fail")
-    parser.add_argument("--cooldown", type=float, help="seconds between manual rebalances")
-    parser.add_argument("--error-rate", type=float, help="share of requests answered 5xx")
-    parser.add_argument("--latency-ms", type=int, help="delay before every answer")
-    parser.add_argument("--legacy-fields", action="store_true", help="older field names")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument(
+        "--seed-file",
+        help="JSON seed shaped like SimConfig (default: built-in keys and portfolios)",
+    )
+    parser.add_argument(
+        "--op-duration", type=float, help="seconds an operation takes (default: the seed's)"
+    )
+    parser.add_argument(
+        "--failure-rate",
+        type=float,
+        help="share of operations that fail, 0-1 (default: the seed's)",
+    )
+    parser.add_argument(
+        "--cooldown", type=float, help="seconds between manual rebalances (default: the seed's)"
+    )
+    parser.add_argument(
+        "--error-rate", type=float, help="share of requests answered 5xx, 0-1 (default: the seed's)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=int, help="milliseconds before every answer (default: the seed's)"
+    )
+    parser.add_argument(
+        "--legacy-fields",
+        action="store_true",
+        help="answer with older field names (default: current ones)",
+    )
     parser.set_defaults(func=run)
     return parser
 

@@ -1,4 +1,4 @@
-"""The audit log in Redis (docs/contract.md §8 Audit): one stream, append-only.
+"""The audit log in Redis (docs/contract.md §6.9): one stream, append-only.
 
 Each entry is a stream entry ``{"entry": <AuditEntry JSON>}`` at ``keys.AUDIT``.
 The Lua step that makes a change appends its entry itself, in the same atomic call

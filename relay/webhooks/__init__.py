@@ -1,4 +1,4 @@
-"""Signed webhooks (SPEC sections 5 and 6): subscriptions, fan-out, isolated delivery, on-call.
+"""Signed webhooks (docs/contract.md §5, §6): subscriptions, fan-out, isolated delivery, on-call.
 
 - :mod:`~relay.webhooks.subscriptions`, :mod:`~relay.webhooks.deliveries`: the Redis records
   behind the admin API and the CLI (:mod:`~bot.cli.webhooks`).

@@ -1,6 +1,6 @@
 """Webhook records as they cross a boundary: Redis hashes, the admin API, the CLI.
 
-Wire names are camelCase (SPEC section 6); times are ISO 8601 UTC with
+Wire names are camelCase (docs/contract.md §6); times are ISO 8601 UTC with
 milliseconds on the wire and epoch milliseconds in Redis.
 """
 
@@ -113,7 +113,7 @@ class Attempt(BaseModel):
 
 
 class Delivery(BaseModel):
-    """One event for one subscription (SPEC section 6), with every attempt made."""
+    """One event for one subscription (docs/contract.md §6.6), with every attempt made."""
 
     id: str
     subscriptionId: str

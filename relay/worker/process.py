@@ -21,6 +21,7 @@ from relay.core.poll_policy import PollPolicy
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.settings import ConfigError, Settings, load_settings
+from relay.startup import check_glider_key, warn_unset
 from relay.store.connection import connect_worker
 from relay.store.health import StoreMonitor, StoreRefused, refuse_evicting, wait_for_redis
 from relay.store.streams import consumer_name
@@ -70,7 +71,7 @@ async def serve(
     health = WorkerHealth(monitor)
     try:
         async with metrics_server(
-            client, settings.worker_metrics_port, routes=health.add_routes
+            settings.worker_metrics_port, routes=health.add_routes
         ) as address:
             if not await _store_ready(client, settings, stop):
                 return
@@ -101,6 +102,7 @@ async def _run_components(
         asyncio.create_task(c.run(), name=n) for n, c in zip(names, components, strict=True)
     ]
     stopping = asyncio.create_task(stop.wait())
+    checking = _check_key(ctx, names)
     failed: list[str] = []
     try:
         health.started = True
@@ -120,6 +122,9 @@ async def _run_components(
         await _wind_down(components, tasks, ctx.tuning.grace_s)
     finally:
         stopping.cancel()
+        if checking is not None:
+            checking.cancel()
+            await asyncio.gather(checking, return_exceptions=True)
         for component in components:
             if component.close is not None:
                 await component.close()
@@ -136,6 +141,13 @@ async def _store_ready(client: aioredis.Redis, settings: Settings, stop: asyncio
     if settings.redis_url is not None:  # the embedded store has no policy to read
         await refuse_evicting(client, allow=settings.relay_allow_evicting_redis, process="worker")
     return True
+
+
+def _check_key(ctx: WorkerContext, names: Sequence[str]) -> asyncio.Task[None] | None:
+    """Ask Glider about the key in the background: a slow or failed answer delays nothing."""
+    if ctx.settings.glider_api_key is None or not GLIDER_CALLERS.intersection(names):
+        return None
+    return asyncio.create_task(check_glider_key(ctx.glider()), name="whoami")
 
 
 async def _wind_down(
@@ -197,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    warn_unset(settings, "worker")
     tune_gc()
 
     async def main() -> None:
@@ -225,7 +238,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--only",
         type=parse_only,
         default=None,
-        help=f"comma-separated subset of: {', '.join(COMPONENTS)}",
+        help=f"comma-separated subset of: {', '.join(COMPONENTS)} (default: all)",
     )
     parser.add_argument("--name", help="stable consumer name (default hostname:pid)")
     # Hidden: shrink the crash-recovery timings (tests and demos), never needed in production.

@@ -1,4 +1,4 @@
-"""Admin API for subscriptions: SPEC section 6 shapes, validation, SSRF refusals, 404s."""
+"""Admin API for subscriptions: docs/contract.md §6.5 shapes, validation, SSRF refusals, 404s."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import redis.asyncio as aioredis
 
+from bot.parse import ALL_FORMS
 from relay.core.commands import Action
 from relay.core.records import RequestState
 from relay.slack.blocks import escape
@@ -169,11 +170,12 @@ async def test_malformed_commands_get_usage_and_queue_nothing(
 async def test_help_and_empty_text_show_usage(
     web_factory: WebFactory, any_redis: aioredis.Redis
 ) -> None:
-    """Empty text and `help` answer with the command forms, for anyone."""
+    """Empty text and `help` answer with every command's forms (/pause, /resume too), for anyone."""
     web = await web_factory(any_redis)
-    for text in ("", "help"):
-        ack = await web.command("/rebalance", text, user_id="U666")
-        assert "/rebalance status &lt;portfolioId&gt;" in _texts(ack)
+    for command, text in (("/rebalance", ""), ("/rebalance", "help"), ("/pause", "help")):
+        ack = await web.command(command, text, user_id="U666")
+        for form in ALL_FORMS:
+            assert escape(form) in _texts(ack), (command, text, form)
     assert await any_redis.dbsize() == 0
 
 

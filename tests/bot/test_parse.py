@@ -151,6 +151,6 @@ def test_arbitrary_words_of_real_commands_only_raise_usage_error(
     )
 )
 def test_every_valid_portfolio_id_is_accepted(portfolio_id: str) -> None:
-    """Any id matching the SPEC pattern parses as a rebalance of exactly that id."""
+    """Any id of docs/contract.md §4.2's pattern parses as a rebalance of exactly that id."""
     assert parse("/rebalance", portfolio_id) == Rebalance(portfolio_id=portfolio_id)
     assert parse("/resume", portfolio_id) == Resume(portfolio_id=portfolio_id)

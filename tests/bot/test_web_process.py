@@ -26,7 +26,7 @@ DEADLINE_S = 15.0
 
 
 def _env(**values: str) -> dict[str, str]:
-    """A clean environment: nothing of SPEC section 3 leaks in from the developer's shell."""
+    """A clean environment: nothing of docs/contract.md §3 leaks in from the developer's shell."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
     return base | values
 

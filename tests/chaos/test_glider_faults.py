@@ -135,7 +135,7 @@ async def test_5xx_slowness_and_429_storm_end_every_command_within_the_budget(
                 assert record.error_code, record
                 assert record.error_message, record
     stream = await events(redis)
-    # One terminal event per command; SPEC has none for a refused pause (its reply tells).
+    # One terminal event per command; a refused pause has none (docs/contract.md §5.1).
     announced = [rid for rid in request_ids if rid != expected["rejected"][0]]
     assert terminal_counts(stream) == Counter({request_id: 1 for request_id in announced})
     for event in stream:

@@ -1,4 +1,4 @@
-"""Event payloads exactly as SPEC section 5."""
+"""Event payloads exactly as docs/contract.md §5.2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pure transition rules: states left, fields written, events (SPEC section 5), replies."""
+"""Pure transition rules: states left, fields written, events (docs/contract.md §5), replies."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_submitted_records_operation_and_schedules_first_poll() -> None:
 
 
 def test_completed_operation_matches_the_spec_example() -> None:
-    """A completed operation gives exactly the SPEC section 5 payload, and frees the portfolio."""
+    """A completed operation gives exactly the docs/contract.md §5.2 body; frees the portfolio."""
     plan = transitions.finished(tracked(), LATER, operation("completed"))
     assert body(plan) == {
         "type": "rebalance.completed",
@@ -111,7 +111,7 @@ def test_failed_operation_carries_gliders_reason() -> None:
 
 
 def test_cancelled_operation_keeps_reason_in_record_not_event() -> None:
-    """Cancelled: error stays null in the event (SPEC), the record keeps Glider's text."""
+    """Cancelled: null event error (docs/contract.md §5.2); the record keeps Glider's text."""
     plan = transitions.finished(tracked(), LATER, operation("cancelled", "user declined"))
     payload = body(plan)
     assert payload["type"] == "rebalance.cancelled"
@@ -134,7 +134,7 @@ def test_cooldown_rejection_carries_retry_time() -> None:
 
 
 def test_rejected_pause_replies_without_a_webhook_event() -> None:
-    """A refused pause has no SPEC event type: the requester hears of it, subscribers do not."""
+    """A refused pause has no event (docs/contract.md §5.1): only the requester hears of it."""
     plan = transitions.rejected(record(Action.PAUSE), LATER, "API_200", "not found")
     assert plan.event is None
     assert plan.reply is Reply.FINAL

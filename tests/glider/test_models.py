@@ -27,7 +27,7 @@ SCHEDULE = {
     "lastRebalanceAt": "2026-04-15T12:00:00.000Z",
 }
 
-# CONTRACT section 3, newest snapshot.
+# docs/glider-api.md §3.1, newest field names.
 NEWEST: dict[str, Any] = {
     "portfolioId": "pf_01JWZEE2MF30KVRMRX53N88VA4",
     "portfolioName": "Alice Conservative Yield",
@@ -59,7 +59,7 @@ LEGACY: dict[str, Any] = {
     "updatedAt": "2026-04-16T12:00:00.000Z",
 }
 
-# CONTRACT section 2.1.
+# docs/glider-api.md §4.1.
 OPERATION: dict[str, Any] = {
     "operationId": "op_01J_ABCDEF",
     "portfolioId": "01JWZEE2MF30KVRMRX53N88VA4",

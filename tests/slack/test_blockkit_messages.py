@@ -125,6 +125,11 @@ ACKS: dict[str, Callable[[Draw], messages.Reply]] = {
     "usage": lambda d: messages.usage(d(st.lists(TEXT, max_size=60)), d(MAYBE)),
     "refused": lambda d: messages.refused(d(TEXT), frozenset(d(st.lists(TEXT, max_size=12)))),
     "not_queued": lambda d: messages.not_queued(),
+    "store_full": lambda d: messages.store_full(),
+    "outcome_unknown": lambda d: messages.outcome_unknown(d(ACTIONS), d(TEXT), d(TEXT)),
+    "queued_after_all": lambda d: messages.queued_after_all(d(ACTIONS), d(TEXT), d(TEXT)),
+    "settled_not_queued": lambda d: messages.settled_not_queued(d(ACTIONS), d(TEXT)),
+    "still_unknown": lambda d: messages.still_unknown(d(ACTIONS), d(TEXT)),
     "looking_up": lambda d: messages.looking_up(d(TEXT)),
     "status": lambda d: messages.status(
         messages.StatusView(

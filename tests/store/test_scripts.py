@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from relay.store.connection import text
 from relay.store.scripts import LuaScript
 
 RESERVE = LuaScript("ratelimit_reserve.lua")
@@ -43,4 +44,6 @@ async def test_run_many_keeps_order_and_gives_each_call_its_error(
     )
     first, failed, third = results
     assert isinstance(failed, ResponseError)
-    assert (int(str(first)), int(str(third))) == (0, 100)
+    assert not isinstance(first, Exception)
+    assert not isinstance(third, Exception)
+    assert (int(text(first)), int(text(third))) == (0, 100)

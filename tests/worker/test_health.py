@@ -54,7 +54,7 @@ async def test_worker_readyz_names_the_reader_that_cannot_read(
     reader = ReadProgress("{gr}:commands (executors)")
     health.readers = [reader]
     async with (
-        metrics_server(any_redis, 0, host="127.0.0.1", routes=health.add_routes) as address,
+        metrics_server(0, host="127.0.0.1", routes=health.add_routes) as address,
         aiohttp.ClientSession(f"http://{address}") as http,
     ):
         assert (await http.get("/healthz")).status == 200

@@ -16,17 +16,20 @@ from relay.worker.registry import Tuning
 from tests.fixtures.glider import free_port
 
 
-async def test_metrics_server_serves_depths_from_redis(any_redis: aioredis.Redis) -> None:
-    """The metrics port reports the operations tracked in Redis."""
+async def test_metrics_port_leaves_the_shared_gauges_to_web(any_redis: aioredis.Redis) -> None:
+    """A worker's port serves its own counters but not the Redis-derived gauges, which the web
+    process alone exports (so sum() over every target is not multiplied by the workers)."""
     await any_redis.zadd(keys.POLL_DUE, {"req_a": 1, "req_b": 2})
     async with (
-        metrics_server(any_redis, 0, host="127.0.0.1") as address,
+        metrics_server(0, host="127.0.0.1") as address,
         aiohttp.ClientSession() as http,
         http.get(f"http://{address}/metrics") as response,
     ):
         assert response.status == 200
         body = await response.text()
-    assert "glider_relay_operations_tracked 2.0" in body
+    assert "# TYPE glider_relay_deliveries_total counter" in body
+    for shared in ("operations_tracked", "poll_lag_seconds", "queue_depth"):
+        assert f"glider_relay_{shared}" not in body
 
 
 async def test_worker_serves_metrics_while_running(any_redis: aioredis.Redis) -> None:
@@ -52,4 +55,5 @@ async def test_worker_serves_metrics_while_running(any_redis: aioredis.Redis) ->
                 await asyncio.sleep(0.02)
     stop.set()
     await asyncio.wait_for(task, timeout=10)
-    assert "glider_relay_queue_depth" in body
+    assert "# TYPE glider_relay_glider_requests_total counter" in body
+    assert "glider_relay_queue_depth" not in body

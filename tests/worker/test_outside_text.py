@@ -33,7 +33,7 @@ from relay.settings import Settings, load_settings
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from relay.worker.process import serve
 from relay.worker.registry import Tuning
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, FakeSlack, SlackCall
+from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, RESPONSE, FakeSlack, SlackCall
 from tests.fixtures.webhooks import AUTH, ClientFactory, Receiver, admin_client
 from tests.fixtures.worker import queue_command
 
@@ -127,6 +127,7 @@ def _settings(redis_url: str, glider_url: str, slack: FakeSlack) -> Settings:
         slack_api_url=slack.api_url,
         oncall_slack_channel=ONCALL,
         relay_allow_private_urls=True,
+        slack_response_url_hosts=LOOPBACK_HOST,
     )
 
 

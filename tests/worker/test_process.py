@@ -125,7 +125,7 @@ async def spawn(redis_url: str, sim: SimServer) -> AsyncIterator[Spawn]:
 
 
 async def test_sigterm_exits_0_within_10_seconds(spawn: Spawn) -> None:
-    """SIGTERM: the worker stops reading, winds down and exits 0 inside the SPEC's 10 s."""
+    """SIGTERM: the worker stops reading, winds down and exits 0 in docs/contract.md §2.4's 10 s."""
     worker: WorkerProcess = await spawn("--name", "w-term")
     worker.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(worker.proc.wait(), timeout=10) == 0
