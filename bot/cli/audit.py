@@ -99,7 +99,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing.add_argument("--portfolio", help="only this portfolio's entries")
     listing.add_argument("--user", help="only this Slack user's (id or name)")
     choices = sorted({a.value for a in AuditAction} | known_subjects())
-    listing.add_argument("--action", choices=choices, metavar="ACTION", help="e.g. command")
+    listing.add_argument(
+        "--action", choices=choices, metavar="ACTION", help="command.refused, or a subject: command"
+    )
     listing.add_argument("--since", type=_since, help="ISO 8601, e.g. 2026-11-22T12:00:00Z")
     listing.add_argument("--until", type=_since, help="ISO 8601")
     listing.add_argument("--limit", type=_limit, default=50, help=f"1 to {MAX_LIMIT}")
