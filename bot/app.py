@@ -18,8 +18,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
-from bot.parse import COMMANDS
+from bot.parse import COMMAND_NAMES
 from bot.signature import replay_key
+from relay import tracing
+from relay.core import trace
 from relay.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,13 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     )
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
-        reply = await commands.reply(with_dedupe_id(command, request.headers))
+        # Slack's traceparent, if it sent one (Socket Mode has no headers): else a new trace.
+        parent = trace.parse(trace.first_header(request.headers.get(trace.HEADER)))
+        name = f"slack {command.get('command', '')}"[:64]
+        with tracing.span(name, parent, kind=tracing.SpanKind.SERVER):
+            reply = await commands.reply(with_dedupe_id(command, request.headers))
         await ack(reply.payload())
 
-    for name in COMMANDS:
+    for name in COMMAND_NAMES:
         app.command(name)(on_command)
     return app

@@ -34,13 +34,14 @@ from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
 from bot.signature import is_slack_signed, is_ssl_check
 from bot.status import SLOW_GLIDER_S
+from relay import tracing
 from relay.admin.app import create_admin_app
 from relay.admin.common import json_errors
 from relay.glider.client import GliderClient
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
 from relay.settings import ConfigError, Settings, load_settings
-from relay.slack.client import SlackApi
+from relay.slack.client import SlackApi, create_slack_api
 from relay.startup import warn_unset
 from relay.store.connection import connect
 from relay.store.health import (
@@ -101,14 +102,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 def _slack_api(settings: Settings) -> SlackApi:
     # Late replies only: a user is waiting, so few retries and short waits.
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return SlackApi(
-        base_url=str(settings.slack_api_url),
-        token=token,
-        max_retries=2,
-        max_wait_s=5.0,
-        response_url_hosts=settings.response_url_hosts,
-    )
+    return create_slack_api(settings, max_retries=2, max_wait_s=5.0)
 
 
 def create_web_app(
@@ -251,7 +245,8 @@ def _command(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
     warn_unset(settings, "web")
-    return run_web(settings, host=args.host)
+    with tracing.exporting(settings, "web"):
+        return run_web(settings, host=args.host)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

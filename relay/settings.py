@@ -78,12 +78,20 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=400, ge=1, le=36_500)
     port: int = Field(default=3000, ge=0, le=65535)
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Set: spans are exported over OTLP/HTTP (relay/tracing.py); the SDK reads it, and the
+    # other OTEL_* variables, itself.
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("otel_exporter_otlp_endpoint", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url")
     @classmethod

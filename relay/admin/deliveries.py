@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -23,6 +21,7 @@ from relay.admin.common import (
 )
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
+from relay.core.clock import utc_now
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import Delivery, DeliveryStatus
 
@@ -97,7 +96,7 @@ async def replay(request: web.Request) -> web.Response:
 
 async def recover(request: web.Request) -> web.Response:
     body: Recover = await json_body(request, Recover)
-    if body.since > datetime.now(UTC):
+    if body.since > utc_now():
         raise ApiError(
             422,
             "invalid",

@@ -2,18 +2,15 @@
 
 ``GET /v1/operations?state=&portfolio=&limit=&cursor=`` lists request records
 newest first; ``GET /v1/operations/{requestId}`` shows one. Both answer from what
-the worker recorded. Filters are applied while walking the time-ordered index,
-at most ``SCAN_BUDGET`` ids per call: a page may then hold fewer than ``limit``
-items with a ``nextCursor`` to continue from (a rare filter never makes one call
-walk the whole history).
+the worker recorded, through :class:`relay.store.requests.RequestStore`, whose
+filtered pages walk a bounded number of ids: a page may then hold fewer than
+``limit`` items with a ``nextCursor`` to continue from.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,7 +19,6 @@ from relay.admin.common import (
     ApiError,
     list_response,
     object_response,
-    page_ids,
     parse_limit,
     query_enum,
 )
@@ -31,11 +27,7 @@ from relay.admin.schemas import ListQuery, Page
 from relay.core.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
 from relay.core.events import EventError, EventRequester
 from relay.core.records import RequestRecord, RequestState
-from relay.store import keys
-from relay.store.queue import load_record
-
-SCAN_BUDGET = 2000
-_CHUNK = 200
+from relay.store.requests import RequestStore
 
 
 class OperationView(BaseModel):
@@ -100,54 +92,9 @@ def _filters(request: web.Request) -> tuple[RequestState | None, str | None]:
     return state, portfolio
 
 
-async def _records(redis: aioredis.Redis, ids: list[str]) -> list[RequestRecord]:
-    pipe = redis.pipeline(transaction=False)
-    for request_id in ids:
-        pipe.hgetall(keys.request(request_id))
-    raw: list[Any] = await pipe.execute()
-    return [RequestRecord.from_hash(fields) for fields in raw if fields]
-
-
-def _matches(record: RequestRecord, state: RequestState | None, portfolio: str | None) -> bool:
-    return (state is None or record.state is state) and (
-        portfolio is None or record.portfolio_id == portfolio
-    )
-
-
-async def page_records(
-    redis: aioredis.Redis,
-    *,
-    state: RequestState | None,
-    portfolio: str | None,
-    cursor: str | None,
-    limit: int,
-    budget: int = SCAN_BUDGET,
-    chunk: int = _CHUNK,
-) -> tuple[list[RequestRecord], str | None]:
-    """Up to ``limit`` matching records after ``cursor``, newest first, and the next cursor.
-
-    Walks at most about ``budget`` ids; the cursor then points past the last one walked.
-    """
-    found: list[RequestRecord] = []
-    scanned = 0
-    while len(found) < limit and scanned < budget:
-        ids, more = await page_ids(redis, keys.REQUESTS, cursor=cursor, limit=chunk)
-        scanned += len(ids)
-        found += [r for r in await _records(redis, ids) if _matches(r, state, portfolio)]
-        cursor = more
-        if more is None:
-            break
-    if len(found) > limit:
-        # The last page matched more than fit: go on right after the last one returned.
-        found = found[:limit]
-        cursor = found[-1].request_id
-    return found, cursor
-
-
 async def list_operations(request: web.Request) -> web.Response:
     state, portfolio = _filters(request)
-    records, cursor = await page_records(
-        request.app[admin.REDIS],
+    records, cursor = await RequestStore(request.app[admin.REDIS]).page(
         state=state,
         portfolio=portfolio,
         cursor=request.query.get("cursor") or None,
@@ -158,7 +105,7 @@ async def list_operations(request: web.Request) -> web.Response:
 
 async def get_operation(request: web.Request) -> web.Response:
     request_id = request.match_info["request_id"]
-    record = await load_record(request.app[admin.REDIS], request_id)
+    record = await RequestStore(request.app[admin.REDIS]).get(request_id)
     if record is None:
         raise ApiError(404, "not_found", f"no request {request_id}")
     return object_response(OperationView.of(record))

@@ -12,13 +12,14 @@ no unbounded text reaches the log whoever builds an entry.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from relay.core.bounds import clip
+from relay.core.clock import utc_now
 from relay.core.ids import new_id
 from relay.core.redact import redact
 
@@ -129,7 +130,7 @@ def new_entry(
     """A fresh entry (``aud_`` id, now); ``detail`` is cut to :data:`DETAIL_MAX`."""
     return AuditEntry(
         id=new_id("aud"),
-        at=at or datetime.now(UTC),
+        at=at or utc_now(),
         actor=actor,
         action=action,
         # Ids are ours or validated, but an admin's filter text can be anything: redacted too.

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from relay.core.clock import Clock, utc_now
 from relay.sim.app import SIM, SimContext, create_app
-from relay.sim.clock import Clock, utc_now
 from relay.sim.config import SimConfig
 
 DEFAULT_PORT = 8090

@@ -20,22 +20,19 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from relay import tracing
 from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
-from relay.core.ids import ulid
-from relay.core.plans import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, TRACKED_MS, Plan
-from relay.core.post_rules import PostLog
-from relay.core.records import RequestRecord, RequestState
+from relay.core.plans import Plan
+from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
 from relay.store.audit import entry_arg
-from relay.store.connection import text, text_map
-from relay.store.pending import Delivery
-
-# A final request's record is kept this long (the operations API's history), then
-# expires; upkeep trims the request index to the same horizon.
-RECORD_RETENTION_MS = 30 * 24 * 3600 * 1000
+from relay.store.connection import text
+from relay.store.pending import PendingEntry
+from relay.store.requests import RECORD_RETENTION_MS
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream,
-# 7 audit log. ARGV: 1 plan JSON, 2 the final outcome's audit entry JSON ('' for none).
+# 7 audit log. ARGV: 1 the plan (JSON), 2 the event's traceparent ("" for none), 3 the
+# final outcome's audit entry (JSON, "" for none).
 _APPLY = """
 local plan = cjson.decode(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -57,7 +54,8 @@ if applied == 1 then
   if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
   if announce and plan['event'] then
     local e = plan['event']
-    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3])
+    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3],
+               'traceparent', ARGV[2])
   end
   if announce and plan['reply'] then
     redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', plan['reply'])
@@ -72,7 +70,7 @@ if applied == 1 then
     redis.call('DEL', KEYS[5])
   end
   if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
-  if ARGV[2] ~= '' then redis.call('XADD', KEYS[7], '*', 'entry', ARGV[2]) end
+  if ARGV[3] ~= '' then redis.call('XADD', KEYS[7], '*', 'entry', ARGV[3]) end
 end
 if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
 return {applied, state or ''}
@@ -112,7 +110,7 @@ class Applied:
     previous_state: RequestState | None
 
 
-def _lua_plan(plan: Plan, ack: Delivery | None) -> str:
+def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
     """The plan as the JSON the script reads (absent, never null: cjson's null is truthy)."""
     out: dict[str, Any] = {
         "id": plan.request_id,
@@ -140,7 +138,7 @@ def _lua_plan(plan: Plan, ack: Delivery | None) -> str:
     return json.dumps(out)
 
 
-async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = None) -> Applied:
+async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None = None) -> Applied:
     """Carry out ``plan`` atomically, acknowledging ``ack`` in the same step."""
     applied, previous = await redis.register_script(_APPLY)(
         keys=[
@@ -149,10 +147,11 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = Non
             keys.REPLIES,
             keys.POLL_DUE,
             keys.portfolio_inflight(plan.portfolio_id),
-            ack.stream if ack is not None else keys.COMMANDS,
+            ack.stream if ack is not None else keys.COMMAND_STREAM,
             keys.AUDIT,
         ],
-        args=[_lua_plan(plan, ack), entry_arg(outcome_entry(plan))],
+        # The event continues the trace of the step that caused it (relay/tracing.py).
+        args=[_lua_plan(plan, ack), tracing.current_header(), entry_arg(outcome_entry(plan))],
     )
     before = text(previous)
     return Applied(bool(applied), RequestState(before) if before else None)
@@ -195,46 +194,3 @@ async def post_refused(redis: aioredis.Redis, request_id: str) -> None:
     await redis.register_script(_POST_REFUSED)(
         keys=[keys.request(request_id)], args=[POSTS, REFUSED, DOUBT_MS]
     )
-
-
-async def post_log(redis: aioredis.Redis, request_id: str) -> PostLog | None:
-    """The record of our POSTs, or None when the request is no longer queued."""
-    state, first, posts, refused, doubt = await redis.hmget(
-        keys.request(request_id), ["state", FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS]
-    )
-    if state is None or text(state) != RequestState.QUEUED.value:
-        return None
-    return PostLog(
-        first_ms=int(first) if first is not None else None,
-        posts=int(posts or 0),
-        refused=int(refused or 0),
-        doubt_ms=int(doubt) if doubt is not None else None,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Tracked:
-    """A request record with the worker's own bookkeeping beside it."""
-
-    record: RequestRecord
-    tracked_ms: int | None  # when Glider accepted it, by our clock
-
-
-async def load_tracked(redis: aioredis.Redis, request_id: str) -> Tracked | None:
-    """The record and the worker's fields, or None when the request is unknown."""
-    raw = await redis.hgetall(keys.request(request_id))
-    if not raw:
-        return None
-    fields = text_map(raw)
-    tracked = fields.get(TRACKED_MS)
-    return Tracked(RequestRecord.from_hash(fields), int(tracked) if tracked else None)
-
-
-async def forget_old_requests(redis: aioredis.Redis, *, older_than_ms: int) -> int:
-    """Drop request ids made before ``older_than_ms`` from the index (their records expired).
-
-    Request ids are ULIDs, so everything below the ULID of that instant is older.
-    """
-    horizon = f"req_{ulid(older_than_ms, bytes(10))}"
-    removed: int = await redis.zremrangebylex(keys.REQUESTS, "-", f"({horizon}")
-    return removed

@@ -118,7 +118,7 @@ return removed
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class PendingEntry:
     """One entry handed to a handler; the handler acknowledges it atomically with its outcome."""
 
     stream: str
@@ -138,7 +138,7 @@ class Reclaimed:
     """What one ``XAUTOCLAIM`` pass took over: live entries, and ids dead-lettered."""
 
     cursor: str
-    deliveries: list[Delivery]
+    deliveries: list[PendingEntry]
     dead: list[str]
 
 
@@ -181,7 +181,7 @@ async def reclaim(
         ],
     )
     deliveries = [
-        Delivery(stream, group, text(entry_id), entry_fields(fields), int(times))
+        PendingEntry(stream, group, text(entry_id), entry_fields(fields), int(times))
         for entry_id, times, fields in live
     ]
     return Reclaimed(text(next_cursor), deliveries, [text(i) for i in dead])
@@ -210,7 +210,7 @@ async def touch(
 
 
 async def dead_letter(
-    redis: aioredis.Redis, delivery: Delivery, reason: str, *, dead_stream: str
+    redis: aioredis.Redis, delivery: PendingEntry, reason: str, *, dead_stream: str
 ) -> bool:
     """Acknowledge ``delivery`` and copy it to ``dead_stream`` with ``reason``.
 

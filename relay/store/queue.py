@@ -25,13 +25,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay.core.audit import DETAIL_MAX, NAME_MAX, AuditAction
 from relay.core.bounds import clip
+from relay.core.clock import iso_ms
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
 from relay.core.ids import new_id
-from relay.core.records import RequestRecord, RequestState
 from relay.core.redact import redact
 from relay.store import keys
 from relay.store.connection import text
+from relay.store.requests import queued_fields
 
 TRIGGER_TTL_S = 24 * 3600
 # An in-flight marker outlives the poller's deadline (6 h) so a stuck marker can
@@ -44,7 +45,7 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 # requester "not queued", a copy of this script arriving late must do nothing. KEYS[3] is the
 # request's own record: the client resends a pipeline after a dropped connection, and a
 # second copy of an accepted request must not add a second stream entry. KEYS[9] is the
-# audit log: its `command.received` entry (ARGV[11]) is appended with the command itself.
+# audit log: its `command.received` entry (ARGV[12]) is appended with the command itself.
 _ENQUEUE = """
 local trigger_id, request_id, command = ARGV[1], ARGV[2], ARGV[3]
 local check_inflight, inflight_ttl, trigger_ttl = ARGV[4], ARGV[5], ARGV[6]
@@ -60,9 +61,10 @@ if check_inflight == '1' then
   redis.call('SET', KEYS[6], request_id, 'EX', inflight_ttl)
 end
 redis.call('XADD', KEYS[1], '*', 'command', command)
-redis.call('XADD', KEYS[9], '*', 'entry', ARGV[11])
+redis.call('XADD', KEYS[9], '*', 'entry', ARGV[12])
 if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9])
+  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
+             'traceparent', ARGV[11])
 end
 local record, fields = cjson.decode(ARGV[10]), {}
 for name, value in pairs(record) do
@@ -236,7 +238,7 @@ def _script_call(command: QueuedCommand) -> _Call:
     # models again (that cost more CPU than the Redis call itself).
     dumped = command.model_dump(mode="json")
     script_keys = [
-        keys.COMMANDS,
+        keys.COMMAND_STREAM,
         keys.trigger_seen(command.trigger_id or "-"),
         keys.request(command.request_id),
         keys.REQUESTS,
@@ -256,7 +258,8 @@ def _script_call(command: QueuedCommand) -> _Call:
         *requested_event_fields(command),
         # One JSON object rather than 16 flat arguments: redis.asyncio packs each
         # argument in Python (redis-py#4176), and the script flattens it for HSET.
-        json.dumps(record_fields(dumped)),
+        json.dumps(queued_fields(dumped)),
+        command.traceparent or "",  # the requested event's trace ("" for none)
         received_entry(command),
     ]
     return script_keys, script_args
@@ -301,27 +304,6 @@ def _result(raw: Any) -> EnqueueResult:
     return EnqueueResult(EnqueueStatus(status), request_id)
 
 
-def record_fields(dumped: dict[str, Any]) -> dict[str, str]:
-    """The queued request's record hash from ``QueuedCommand.model_dump(mode="json")``.
-
-    Equal to ``RequestRecord(..., state=QUEUED).to_hash()`` (pinned by a test).
-    """
-    requester = {name: v for name, v in dumped["requested_by"].items() if v is not None}
-    fields = {
-        "request_id": dumped["request_id"],
-        "action": dumped["action"],
-        "portfolio_id": dumped["portfolio_id"],
-        "state": RequestState.QUEUED.value,
-        "requested_by": json.dumps(requester),
-        "accepted_at": dumped["accepted_at"],
-        "updated_at": dumped["accepted_at"],
-    }
-    for optional in ("response_url", "reason"):
-        if dumped[optional] is not None:
-            fields[optional] = dumped[optional]
-    return fields
-
-
 def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
     """The ``rebalance.requested`` event as (id, type, body); empty for pause/resume.
 
@@ -330,10 +312,9 @@ def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
     if command.action is not Action.REBALANCE:
         return ("", "", "")
     requester = command.requested_by
-    timestamp = command.accepted_at.astimezone(UTC).isoformat(timespec="milliseconds")
     body = {
         "type": EventType.REQUESTED.value,
-        "timestamp": timestamp.replace("+00:00", "Z"),
+        "timestamp": iso_ms(command.accepted_at),
         "data": {
             "requestId": command.request_id,
             "portfolioId": command.portfolio_id,
@@ -351,17 +332,3 @@ def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
         },
     }
     return (new_id("evt"), EventType.REQUESTED.value, _COMPACT_JSON.encode(body))
-
-
-async def load_record(redis: aioredis.Redis, request_id: str) -> RequestRecord | None:
-    """The request record, or None when unknown."""
-    raw = await redis.hgetall(keys.request(request_id))
-    return RequestRecord.from_hash(raw) if raw else None
-
-
-async def latest_record(redis: aioredis.Redis, portfolio_id: str) -> RequestRecord | None:
-    """The most recent request accepted for ``portfolio_id``, if any."""
-    request_id = await redis.get(keys.portfolio_latest(portfolio_id))
-    if request_id is None:
-        return None
-    return await load_record(redis, text(request_id))

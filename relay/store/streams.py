@@ -35,14 +35,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from relay.core.backoff import backoff_delay
-from relay.store import pending as pel
+from relay.store import pending
 from relay.store.connection import text
 from relay.store.health import restore_group
-from relay.store.pending import Delivery, entry_fields
+from relay.store.pending import PendingEntry, entry_fields
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
-__all__ = ["Delivery", "Handler", "StreamConsumer", "consumer_name"]
+__all__ = ["Handler", "StreamConsumer", "consumer_name"]
 
 
 def consumer_name(name: str | None = None) -> str:
@@ -50,7 +50,7 @@ def consumer_name(name: str | None = None) -> str:
     return name or f"{socket.gethostname()}:{os.getpid()}"
 
 
-Handler = Callable[[Delivery], Awaitable[None]]
+Handler = Callable[[PendingEntry], Awaitable[None]]
 GroupHook = Callable[[], Awaitable[None]]
 
 
@@ -176,13 +176,13 @@ class StreamConsumer:
         log.warning("reading %s failed: %s", self.stream, exc)
         await self._pause(backoff_delay(self.progress.failures + 1, cap=30.0, jitter=0))
 
-    async def ack(self, delivery: Delivery) -> None:
+    async def ack(self, delivery: PendingEntry) -> None:
         """Acknowledge an entry whose outcome lives outside Redis (e.g. a Slack message sent)."""
         await self.redis.xack(self.stream, self.group, delivery.entry_id)
 
-    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+    async def dead_letter(self, delivery: PendingEntry, reason: str) -> None:
         """Move an entry that can never succeed to the dead-letter stream, acknowledging it."""
-        await pel.dead_letter(self.redis, delivery, reason, dead_stream=self.dead_stream)
+        await pending.dead_letter(self.redis, delivery, reason, dead_stream=self.dead_stream)
         log.error(
             "dead-lettered %s entry %s: %s",
             self.stream,
@@ -205,7 +205,7 @@ class StreamConsumer:
         except TimeoutError:
             return
 
-    async def _next_deliveries(self, room: int) -> list[Delivery]:
+    async def _next_deliveries(self, room: int) -> list[PendingEntry]:
         if time.monotonic() - self._last_claim >= self._claim_every_s:
             claimed = await self._claim_idle(room)
             if claimed:
@@ -214,15 +214,15 @@ class StreamConsumer:
             self.group, self.consumer, {self.stream: ">"}, count=room, block=self._block_ms
         )
         return [
-            Delivery(self.stream, self.group, text(entry_id), entry_fields(fields))
+            PendingEntry(self.stream, self.group, text(entry_id), entry_fields(fields))
             for _stream, entries in reply or []
             for entry_id, fields in entries
             if fields is not None
         ]
 
-    async def _claim_idle(self, room: int) -> list[Delivery]:
+    async def _claim_idle(self, room: int) -> list[PendingEntry]:
         """Take over entries idle for longer than ``claim_idle_ms`` (dead consumers' work)."""
-        result = await pel.reclaim(
+        result = await pending.reclaim(
             self.redis,
             self.stream,
             self.group,
@@ -245,11 +245,11 @@ class StreamConsumer:
             log.info("claimed %d idle %s entries", len(result.deliveries), self.stream)
         return result.deliveries
 
-    def _start(self, delivery: Delivery) -> None:
+    def _start(self, delivery: PendingEntry) -> None:
         if delivery.entry_id not in self._in_flight:
             self._in_flight[delivery.entry_id] = asyncio.create_task(self._handle(delivery))
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: PendingEntry) -> None:
         try:
             await self._handler(delivery)
             self._errors.pop(delivery.entry_id, None)
@@ -269,7 +269,7 @@ class StreamConsumer:
         while True:
             await asyncio.sleep(self._heartbeat_s)
             try:
-                lost = await pel.touch(
+                lost = await pending.touch(
                     self.redis, self.stream, self.group, self.consumer, list(self._in_flight)
                 )
             except RedisError as exc:
@@ -293,7 +293,7 @@ class StreamConsumer:
         if not unfinished:
             return
         try:
-            await pel.touch(
+            await pending.touch(
                 self.redis,
                 self.stream,
                 self.group,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.store import keys
+from relay.store.batching import Coalescer
 from relay.store.connection import text
-from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
 from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys, parse_previous
@@ -44,6 +44,7 @@ class Claimed:
     body: bytes
     tries: int
     event_type: str
+    traceparent: str | None = None  # its event's trace: the attempt's span continues it
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +132,9 @@ def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
             body if isinstance(body, bytes) else body.encode(),
             int(tries or 0),
             text(etype),
+            _opt(trace),
         )
-        for did, wid, body, tries, etype in raw_claimed
+        for did, wid, body, tries, etype, trace in raw_claimed
     ]
     return StepReply(_target(sid, raw_target, default_cap), claimed)
 

@@ -21,6 +21,8 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
+from relay.core.backoff import backoff_delay
+from relay.core.clock import epoch_ms
 from relay.webhooks.claim_step import (
     LEASE_MS,
     Claimed,
@@ -30,7 +32,7 @@ from relay.webhooks.claim_step import (
     StepReply,
     Target,
 )
-from relay.webhooks.models import TargetKind, epoch_ms
+from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
 from relay.webhooks.sender import Sender
@@ -120,7 +122,7 @@ class SubscriptionRunner:
             except RedisError as exc:
                 failures += 1
                 log.warning("webhook queue step failed for %s: %s", self.sid, exc)
-                await self._rest(min(5.0, 0.1 * 2**failures))
+                await self._rest(backoff_delay(failures, base=0.2, cap=5.0, jitter=0))
                 continue
             del self._done[: len(batch)]
             del self._released[: len(released)]

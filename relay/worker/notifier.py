@@ -13,24 +13,24 @@ leaves the entry pending, to be retried after the claim timeout.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay.core.plans import REPLY_USES, Reply
-from relay.core.records import RequestRecord
+from relay.core.clock import Clock, utc_now
+from relay.core.plans import ReplyKind
+from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
 from relay.store import keys
-from relay.store.queue import load_record
-from relay.store.streams import Delivery, StreamConsumer
+from relay.store.pending import PendingEntry
+from relay.store.requests import RequestStore
+from relay.store.streams import StreamConsumer
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
 
@@ -40,10 +40,6 @@ if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= tonumber(ARGV[2]) th
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return 1
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Notifier:
@@ -59,6 +55,7 @@ class Notifier:
         claim_idle_ms: int = 60_000,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._slack = slack
         self._clock = clock
         self.consumer = StreamConsumer(
@@ -77,19 +74,19 @@ class Notifier:
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: PendingEntry) -> None:
         """Send one reply, then acknowledge it."""
         try:
-            kind = Reply(delivery.fields.get("kind", ""))
+            kind = ReplyKind(delivery.fields.get("kind", ""))
             request_id = delivery.fields["request_id"]
         except (ValueError, KeyError):
             await self.consumer.dead_letter(delivery, "not a reply entry")
             return
-        record = await load_record(self._redis, request_id)
+        record = await self._requests.get(request_id)
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {request_id}")
             return
-        if kind is Reply.AWAITING_USER and record.state.is_final:
+        if kind is ReplyKind.AWAITING_USER and record.state.is_final:
             # Already over: the final reply (queued behind this one) says how it ended.
             await self.consumer.ack(delivery)
             return

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from relay import tracing
 from relay.core.poll_policy import PollPolicy
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
@@ -220,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
         await serve(settings, stop, only=args.only, name=args.name, tuning=_tuning(args))
 
     try:
-        asyncio.run(main())
+        with tracing.exporting(settings, "worker"):
+            asyncio.run(main())
     except WorkerFailed:
         return 1  # non-zero, so that a supervisor restarts the worker
     except StoreRefused as exc:

@@ -65,7 +65,7 @@ async def test_refusals_are_appended_alone_and_queue_nothing(
     command.refused each, nothing more on the command stream."""
     web = await web_factory(any_redis)
     await web.command("/pause", f"{PF} night", user_id="U666", user_name="mallory")
-    assert await any_redis.xlen(keys.COMMANDS) == 0
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 0
     await web.command("/rebalance", PF, user_id="U1")
     await web.command("/rebalance", PF, user_id="U2", user_name="bob")
     [first] = await web.queued()

@@ -164,7 +164,7 @@ async def test_web_serves_queues_and_stops_on_sigterm(
             queued = signed_command("/resume", "pf_1")
             async with http.post("/slack/events", data=queued.body, headers=queued.headers) as r:
                 assert r.status == 200
-            assert await real_redis.xlen(keys.COMMANDS) == 1
+            assert await real_redis.xlen(keys.COMMAND_STREAM) == 1
             status = signed_command("/rebalance", "status pf_1")
             in_flight = asyncio.ensure_future(
                 http.post("/slack/events", data=status.body, headers=status.headers)

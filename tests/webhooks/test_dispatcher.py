@@ -9,10 +9,12 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
+from relay.core.clock import to_ms
 from relay.core.events import EventType
+from relay.core.trace import parse
 from relay.store import keys
 from relay.webhooks.deliveries import DeliveryStore
-from relay.webhooks.models import DeliveryStatus, datetime_to_ms
+from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
 from tests.fixtures.webhooks import (
@@ -44,6 +46,30 @@ async def test_event_is_delivered_signed(any_redis: aioredis.Redis, receiver: Re
     assert [a.statusCode for a in done.attempts] == [200]
     stored = await DeliveryStore(any_redis).get(done.id)
     assert stored == done
+
+
+async def test_each_attempt_carries_its_events_trace(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """The event's traceparent reaches every attempt, each a span of its own; an event
+    without one still sends a valid traceparent (a trace of its own)."""
+    traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    url = receiver.on("/t", sequence(status(500), status(200)))
+    await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    async with dispatching(any_redis):
+        fields = {**event().stream_fields(), "traceparent": traced}
+        await any_redis.xadd(keys.EVENTS, fields)  # type: ignore[arg-type]
+        first, retry = [
+            parse(r.headers.get("traceparent")) for r in await receiver.wait_for("/t", 2)
+        ]
+        await publish(any_redis, event())
+        untraced = parse((await receiver.wait_for("/t", 3))[2].headers.get("traceparent"))
+    assert first is not None
+    assert retry is not None
+    assert untraced is not None
+    assert first.trace_id == retry.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert len({first.span_id, retry.span_id, "00f067aa0ba902b7"}) == 3
+    assert untraced.trace_id != first.trace_id
 
 
 async def test_filters_pick_exact_types(any_redis: aioredis.Redis, receiver: Receiver) -> None:
@@ -209,7 +235,7 @@ async def test_429_retry_after_holds_the_subscription(
     assert [a.statusCode for a in first.attempts] == [429, 200]
     assert [a.statusCode for a in second.attempts] == [200]
     for delivery in (first, second):
-        assert datetime_to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
+        assert to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
 
 
 def _sample(name: str, **labels: str) -> float:

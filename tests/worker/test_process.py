@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from relay.core import transitions
+from relay.core.clock import utc_now
 from relay.core.commands import Action
 from relay.core.records import RequestState
 from relay.glider import GliderClient
-from relay.sim.clock import utc_now
 from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_ULID, SimConfig, SimPortfolio
 from relay.sim.server import SimServer, start_sim
 from relay.store import keys, outcomes
@@ -146,13 +146,13 @@ async def test_sigterm_hands_back_unfinished_work_to_the_next_worker(
     pause = await queue_command(real_redis, Action.PAUSE, PF_ULID)
 
     async def held() -> bool:
-        rows = await pending_rows(real_redis, keys.COMMANDS, keys.COMMANDS_GROUP)
+        rows = await pending_rows(real_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP)
         return [row["consumer"] for row in rows] == ["w-leaving"]
 
     await eventually(held)
     first.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(first.proc.wait(), timeout=10) == 0
-    [row] = await pending_rows(real_redis, keys.COMMANDS, keys.COMMANDS_GROUP)
+    [row] = await pending_rows(real_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP)
     assert row["time_since_delivered"] >= 60_000
     sim.context.chaos.latency_s = 0
     await spawn("--name", "w-next", "--only", "executor", "--claim-idle-ms", "60000")
@@ -181,7 +181,7 @@ async def test_sigkilled_workers_commands_and_leases_are_finished_by_another(
     pause = await queue_command(real_redis, Action.PAUSE, PF_ULID)
 
     async def holding_both() -> bool:
-        pending = await pending_rows(real_redis, keys.COMMANDS, keys.COMMANDS_GROUP)
+        pending = await pending_rows(real_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP)
         due_ms = await real_redis.zscore(keys.POLL_DUE, rebalance.request_id)
         leased = due_ms is not None and due_ms > time.time() * 1000 + 500
         return leased and [row["consumer"] for row in pending] == ["w-doomed"]
@@ -200,9 +200,9 @@ async def test_sigkilled_workers_commands_and_leases_are_finished_by_another(
     assert (await request_record(real_redis, rebalance.request_id)).state is RequestState.COMPLETED
     assert (await request_record(real_redis, pause.request_id)).state is RequestState.PAUSED
     assert len(sim.context.state.operations(PF_MAIN)) == 1
-    assert await pending_rows(real_redis, keys.COMMANDS, keys.COMMANDS_GROUP) == []
+    assert await pending_rows(real_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP) == []
     assert await real_redis.zcard(keys.POLL_DUE) == 0
-    assert rescuer.logged(f"claimed 1 idle {keys.COMMANDS} entries")
+    assert rescuer.logged(f"claimed 1 idle {keys.COMMAND_STREAM} entries")
 
 
 async def test_two_workers_together_respect_glider_max_rps(
