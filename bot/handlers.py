@@ -1,11 +1,12 @@
 """What each slash command does, from Slack's payload to the reply that becomes the ack.
 
 Order matters: parse (usage replies need no permission), then authorise, and only
-then touch Redis. The ack is returned after Redis has answered, so "queued" is never
-said of a command that is not in Redis, and "nothing was done" only when that is
-certain: the write never left (no connection), or Redis refused it as out of memory
-(the script did not run). A write that got no answer may still run, so its ack says
-"could not confirm; checking" and bot/settle.py tells the requester the truth later.
+then touch Redis (a refusal only appends its ``command.refused`` audit entry). The ack
+is returned after Redis has answered, so "queued" is never said of a command that is
+not in Redis, and "nothing was done" only when that is certain: the write never left
+(no connection), or Redis refused it as out of memory (the script did not run). A
+write that got no answer may still run, so its ack says "could not confirm; checking"
+and bot/settle.py tells the requester the truth later.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, 
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
 from relay import tracing
+from relay.core.audit import AuditAction, AuditActor, new_entry
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.glider.client import GliderClient
@@ -37,6 +39,7 @@ from relay.metrics import COMMANDS_TOTAL
 from relay.settings import Settings
 from relay.slack.client import SlackApi
 from relay.slack.response_urls import DisallowedResponseUrl
+from relay.store.audit import AuditStore
 from relay.store.queue import (
     EnqueueNotSent,
     EnqueueOutcomeUnknown,
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 # In-flight record lookups for the ack; the enqueue's own budget is bot/enqueuer.py's.
 LOOKUP_BUDGET_S = 1.0
+AUDIT_BUDGET_S = 0.5  # a refusal's audit entry, appended before its ack
 _ACTIONS = {Rebalance: Action.REBALANCE, Pause: Action.PAUSE, Resume: Action.RESUME}
 
 
@@ -144,6 +148,9 @@ class Commands:
                     "reason": "unauthorized",
                 },
             )
+            await self._audit_refusal(
+                slash, parsed.portfolio_id, "not allowed: the user is not in BOT_ALLOWED_USERS"
+            )
             return messages.refused(slash.user_id, allowed)
         if isinstance(parsed, Status):
             count("status")
@@ -188,7 +195,34 @@ class Commands:
             result.status.value,
             extra={**context, "action": command.action.value, "existing": result.request_id},
         )
+        if result.status is EnqueueStatus.INFLIGHT:
+            await self._audit_refusal(
+                command, command.portfolio_id, f"in flight: {result.request_id} still runs"
+            )
         return await self._answer(command, result), result.status.value
+
+    async def _audit_refusal(
+        self, source: SlashCommand | QueuedCommand, portfolio_id: str, why: str
+    ) -> None:
+        """Append ``command.refused`` on its own (a refusal changes nothing else), within a
+        budget: the ack never waits long for it, and a failure is logged, not answered."""
+        if isinstance(source, QueuedCommand):
+            who, what = source.requested_by, source.action.value
+        else:
+            who, what = source.requester(), f"{source.command} {source.text}".strip()
+        entry = new_entry(
+            AuditAction.COMMAND_REFUSED,
+            AuditActor.slack(who.team_id, who.user_id, who.user_name),
+            portfolio_id=portfolio_id,
+            detail=f"{what}: {why}",
+        )
+        try:
+            async with asyncio.timeout(AUDIT_BUDGET_S):
+                await AuditStore(self.redis).append(entry)
+        except (RedisError, TimeoutError) as exc:
+            log.error(
+                "refusal not audited", extra={"portfolio_id": portfolio_id, "error": repr(exc)}
+            )
 
     def _unknown(self, command: QueuedCommand) -> Reply:
         if self.checker.check(command):

@@ -25,6 +25,7 @@ Process = Literal[
     "operations",
     "dead-letters",
     "slack",
+    "audit",
 ]
 
 # What each process cannot start without. `dev`/`demo` need nothing: they embed
@@ -37,6 +38,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "operations": ("redis_url",),
     "dead-letters": ("redis_url",),
     "slack": ("slack_signing_secret",),
+    "audit": ("redis_url",),
 }
 
 
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     relay_allow_private_urls: bool = False
     relay_allow_evicting_redis: bool = False
     slack_response_url_hosts: str = "hooks.slack.com"
+    audit_retention_days: int = Field(default=400, ge=1, le=36_500)
     port: int = Field(default=3000, ge=0, le=65535)
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Set: spans are exported over OTLP/HTTP (relay/tracing.py); the SDK reads it, and the

@@ -244,3 +244,12 @@ def test_secret_values_hold_both_spellings_of_a_percent_encoded_password() -> No
     """The Redis password is listed as the URL spells it and as Redis receives it."""
     settings = load_settings(redis_url="redis://u:p%40ss%25@127.0.0.1:6379/0")
     assert settings.secret_values() == ["p%40ss%25", "p@ss%"]
+
+
+def test_audit_retention_defaults_to_400_days_and_refuses_nonsense() -> None:
+    """AUDIT_RETENTION_DAYS: 400 unless set; 0, negative or not a number fails naming it."""
+    assert load_settings().audit_retention_days == 400
+    assert load_settings(audit_retention_days="30").audit_retention_days == 30
+    for bad in ("0", "-1", "a year"):
+        with pytest.raises(ConfigError, match="AUDIT_RETENTION_DAYS"):
+            load_settings(audit_retention_days=bad)

@@ -52,6 +52,15 @@ def run_command(process: Process, command: Command) -> Callable[[argparse.Namesp
     return run
 
 
+def time_arg(value: str) -> datetime:
+    """An ISO 8601 time from the command line (UTC when it names no zone)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("use ISO 8601, e.g. 2026-11-22T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def limit_arg(value: str) -> int:
     """``--limit``: 1 to 500, as the admin API's ``limit``."""
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:

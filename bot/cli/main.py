@@ -13,6 +13,7 @@ from importlib import metadata
 from typing import get_args
 
 from bot import web
+from bot.cli import audit as audit_cli
 from bot.cli import operations as operations_cli
 from bot.cli import webhooks as webhooks_cli
 from bot.devtools import demo, dev, slack_send
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations_cli.add_operations_parser(subparsers)
     operations_cli.add_dead_letters_parser(subparsers)
     slack_send.add_parser(subparsers)
+    audit_cli.add_parser(subparsers)
     _explain(parser)
     return parser
 

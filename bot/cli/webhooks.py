@@ -7,14 +7,14 @@ Secrets are printed only where the operator asked for one (``add``, ``rotate-sec
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from bot.cli.common import fail as _fail
-from bot.cli.common import filters_text, limit_arg, print_table, when
+from bot.cli.common import filters_text, limit_arg, print_table, time_arg, when
 from bot.cli.common import print_json as _print_json
 from bot.cli.common import run_command as _run
 from relay.settings import Settings
@@ -139,14 +139,6 @@ async def _recover(redis: aioredis.Redis, settings: Settings, args: argparse.Nam
     return 0
 
 
-def _since(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("use ISO 8601, e.g. 2026-11-22T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def add_subscriptions_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``subscriptions add|list|rm|rotate-secret``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -191,7 +183,7 @@ def add_deliveries_parser(subparsers: Any) -> argparse.ArgumentParser:
     replay.set_defaults(func=_run("deliveries", _replay))
     recover = actions.add_parser("recover", help="queue every dead delivery since a time")
     recover.add_argument(
-        "--since", type=_since, required=True, help="ISO 8601 time, e.g. 2026-11-22T08:00:00Z"
+        "--since", type=time_arg, required=True, help="ISO 8601 time, e.g. 2026-11-22T08:00:00Z"
     )
     recover.add_argument("--subscription", help="only this subscription id (default: all)")
     recover.set_defaults(func=_run("deliveries", _recover))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from relay.admin import audit as audit_routes
 from relay.admin import dead_letters as dead_letter_routes
 from relay.admin import deliveries as delivery_routes
 from relay.admin import openapi
@@ -24,6 +25,7 @@ def routes() -> tuple[Route, ...]:
         *subscription_routes.ROUTES,
         *delivery_routes.ROUTES,
         *operation_routes.ROUTES,
+        *audit_routes.ROUTES,
         *dead_letter_routes.ROUTES,
         *openapi.ROUTES,
     )

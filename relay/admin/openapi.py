@@ -42,6 +42,7 @@ TAGS = {
     "subscriptions": "Webhook subscriptions: endpoints, event types, secrets.",
     "deliveries": "Webhook deliveries: attempts, dead letters, replay and recovery.",
     "operations": "Slack commands tracked through Glider, with their timeline.",
+    "audit": "The audit log: who did what, read-only.",
     "openapi.json": "This document.",
 }
 # Where the document is served from: the web process (PORT, default 3000).
@@ -185,7 +186,7 @@ def build_document(routes: Iterable[Route], *, version: str = "1") -> dict[str, 
         "info": {
             "title": "glider-relay admin API",
             "version": version,
-            "description": "Webhook subscriptions, deliveries and tracked operations.",
+            "description": "Webhook subscriptions, deliveries, tracked operations, audit log.",
             "license": {"name": "MIT", "identifier": "MIT"},
             "contact": {"name": "The operators of this glider-relay deployment"},
         },

@@ -1,24 +1,27 @@
-"""Audit entries (docs/contract.md §8 Audit): who did what, appended in the step that did it.
+"""Audit entries (docs/contract.md §6.9): who did what, appended in the step that did it.
 
 An entry is built here, in Python, as one bounded JSON text; the Lua step that
 makes the change appends that text to the audit stream (``keys.AUDIT``) in the
 same atomic call, so an entry exists exactly when its change happened. Reads go
 through :class:`relay.store.audit.AuditStore`.
 
-Nothing here does I/O. Every text field is cut to a documented length and is
-expected to be redacted by the caller (no secret ever reaches an entry).
+Nothing here does I/O. Every text field is redacted (:mod:`relay.core.redact`) and cut
+to a documented length (:mod:`relay.core.bounds`) as the entry is built, so no secret and
+no unbounded text reaches the log whoever builds an entry.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from relay.core.bounds import clip
 from relay.core.clock import utc_now
 from relay.core.ids import new_id
+from relay.core.redact import redact
 
 DETAIL_MAX = 300
 NAME_MAX = 80
@@ -54,9 +57,10 @@ class AuditAction(StrEnum):
 
 
 def _cut(text: str | None, limit: int) -> str | None:
+    """Redacted, then cut to ``limit`` (redaction first: a cut must not hide half a secret)."""
     if text is None:
         return None
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(redact(text), limit)
 
 
 class AuditActor(BaseModel):
@@ -77,6 +81,15 @@ class AuditActor(BaseModel):
             user_id=_cut(user_id, NAME_MAX),
             user_name=_cut(user_name, NAME_MAX),
         )
+
+    @model_serializer(mode="wrap")
+    def _contract_form(self, handler: Any) -> dict[str, str | None]:
+        # The contract's forms: a Slack actor names all three (null when Slack sent none);
+        # any other is {"source": "admin"}, not a row of nulls beside it.
+        dumped: dict[str, str | None] = handler(self)
+        if self.source == "slack":
+            return dumped
+        return {name: value for name, value in dumped.items() if value is not None}
 
 
 ADMIN = AuditActor(source="admin")
@@ -99,7 +112,8 @@ class AuditEntry(BaseModel):
     detail: str | None = Field(default=None, max_length=DETAIL_MAX)
 
     def to_json(self) -> str:
-        """The stored form (and the API's): camelCase, ISO times, no nulls dropped."""
+        """The stored form (and the API's): camelCase, ISO times; the entry's own fields are
+        all present (null where they do not apply), the actor's only when set."""
         return self.model_dump_json(by_alias=True)
 
 
@@ -119,8 +133,13 @@ def new_entry(
         at=at or utc_now(),
         actor=actor,
         action=action,
-        portfolio_id=portfolio_id,
-        request_id=request_id,
-        subscription_id=subscription_id,
+        # Ids are ours or validated, but an admin's filter text can be anything: redacted too.
+        portfolio_id=_redacted(portfolio_id),
+        request_id=_redacted(request_id),
+        subscription_id=_redacted(subscription_id),
         detail=_cut(detail, DETAIL_MAX),
     )
+
+
+def _redacted(value: str | None) -> str | None:
+    return None if value is None else redact(value)

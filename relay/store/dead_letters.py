@@ -18,7 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
+from relay.core.audit import ADMIN, AuditAction, new_entry
 from relay.store import keys
+from relay.store.audit import entry_arg
 from relay.store.connection import text
 from relay.store.pending import entry_fields
 from relay.store.scripts import LuaScript
@@ -159,5 +161,17 @@ async def replay(redis: aioredis.Redis, dead_letter_id: str) -> str | None:
     if parsed is None:
         return None
     stream, entry_id = parsed
-    new_id = await _REPLAY(redis, [stream.dead_key, stream.source_key], [entry_id])
+    request_id, kind = request_of((await _fields_of(redis, stream, entry_id)) or {})
+    detail = f"{stream.value} {dead_letter_id}" + (f" ({kind})" if kind else "")
+    audit = new_entry(AuditAction.DEAD_LETTER_REPLAYED, ADMIN, request_id=request_id, detail=detail)
+    new_id = await _REPLAY(
+        redis, [stream.dead_key, stream.source_key, keys.AUDIT], [entry_id, entry_arg(audit)]
+    )
     return text(new_id) if new_id else None
+
+
+async def _fields_of(
+    redis: aioredis.Redis, stream: DeadStream, entry_id: str
+) -> dict[str, str] | None:
+    raw: Any = await redis.xrange(stream.dead_key, entry_id, entry_id)
+    return entry_fields(raw[0][1]) if raw else None

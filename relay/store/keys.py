@@ -38,6 +38,9 @@ WRITE_PROBE = f"{PREFIX}:health:probe"
 EVENTS = f"{PREFIX}:events"
 EVENTS_GROUP = "dispatchers"
 
+# Audit log (relay/store/audit.py): a stream of entry JSON, appended in each change's own step
+AUDIT = f"{PREFIX}:audit"
+
 # Webhooks
 SUBSCRIPTION = f"{PREFIX}:sub:"  # + subscription id -> hash
 SUBSCRIPTIONS = f"{PREFIX}:subs"  # index of subscription ids

@@ -22,9 +22,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay import tracing
+from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.plans import Plan
 from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
+from relay.store.audit import entry_arg
 from relay.store.connection import text
 from relay.store.pending import PendingEntry
 from relay.store.requests import RECORD_RETENTION_MS
@@ -85,9 +87,10 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
             keys.POLL_DUE,
             keys.portfolio_inflight(plan.portfolio_id),
             ack.stream if ack is not None else keys.COMMAND_STREAM,
+            keys.AUDIT,
         ],
         # The event continues the trace of the step that caused it (relay/tracing.py).
-        [_lua_plan(plan, ack), tracing.current_header()],
+        [_lua_plan(plan, ack), tracing.current_header(), entry_arg(outcome_entry(plan))],
     )
     before = text(previous)
     if applied:
@@ -109,6 +112,29 @@ def _log_outcome(plan: Plan) -> None:
     if plan.set_fields.get("error_code"):
         extra["error_code"] = plan.set_fields["error_code"]
     log.info("request %s", state, extra=extra)
+
+
+def outcome_entry(plan: Plan) -> AuditEntry | None:
+    """The ``outcome.recorded`` entry of a plan that makes its request final (else None).
+
+    Appended only if the plan applies, so a request has exactly one: its first final state.
+    """
+    state = plan.set_fields.get("state")
+    if state is None or not RequestState(state).is_final:
+        return None
+    detail = state
+    code, message = plan.set_fields.get("error_code"), plan.set_fields.get("error_message")
+    if code:
+        detail += f" ({code})"
+    if message:
+        detail += f": {message}"
+    return new_entry(
+        AuditAction.OUTCOME_RECORDED,
+        RELAY,
+        portfolio_id=plan.portfolio_id,
+        request_id=plan.request_id,
+        detail=detail,
+    )
 
 
 async def begin_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> bool | None:

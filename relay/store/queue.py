@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from enum import StrEnum
 from typing import Any
 
@@ -21,10 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relay.core.audit import DETAIL_MAX, NAME_MAX, AuditAction
+from relay.core.bounds import clip
 from relay.core.clock import iso_ms
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
 from relay.core.ids import new_id
+from relay.core.redact import redact
 from relay.store import keys
 from relay.store.connection import text
 from relay.store.requests import queued_fields
@@ -41,6 +45,8 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 # first: once the web has told the requester "not queued", a late copy does nothing. It then
 # checks the request's own record: the client resends a pipeline after a dropped connection,
 # and a second copy of an accepted request must not add a second stream entry.
+# KEYS[9] is the audit log: the command's `command.received` entry (ARGV[12]) is appended
+# in the same step as the command itself.
 ENQUEUE = LuaScript("enqueue.lua")
 
 
@@ -155,6 +161,7 @@ def _script_call(command: QueuedCommand) -> Call:
         keys.portfolio_inflight(command.portfolio_id),
         keys.EVENTS,
         keys.abandoned(command.request_id),
+        keys.AUDIT,
     ]
     script_args: list[Arg] = [
         command.trigger_id or "",
@@ -168,8 +175,43 @@ def _script_call(command: QueuedCommand) -> Call:
         # argument in Python (redis-py#4176), and the script flattens it for HSET.
         json.dumps(queued_fields(dumped)),
         command.traceparent or "",  # the requested event's trace ("" for none)
+        received_entry(command),
     ]
     return script_keys, script_args
+
+
+def received_entry(command: QueuedCommand) -> str:
+    """The ``command.received`` audit entry appended with ``command``, as JSON.
+
+    Equal to ``new_entry(COMMAND_RECEIVED, AuditActor.slack(...), ...)`` (pinned by a
+    test), built without validating the models again: the command was validated, its
+    Slack names are already cut to the entry's bounds, and this runs for every command.
+    """
+    requester = command.requested_by
+    detail = command.action.value
+    if command.reason:
+        detail = f"{detail}: {command.reason}"
+    timestamp = command.accepted_at.astimezone(UTC).isoformat()
+    body = {
+        "id": new_id("aud"),
+        "at": timestamp.replace("+00:00", "Z"),
+        "actor": {
+            "source": "slack",
+            "teamId": _redacted(requester.team_id),
+            "userId": _redacted(requester.user_id),
+            "userName": _redacted(requester.user_name),
+        },
+        "action": AuditAction.COMMAND_RECEIVED.value,
+        "portfolioId": redact(command.portfolio_id),  # typed by a user: may be a secret
+        "requestId": command.request_id,
+        "subscriptionId": None,
+        "detail": clip(redact(detail), DETAIL_MAX),
+    }
+    return _COMPACT_JSON.encode(body)
+
+
+def _redacted(value: str | None) -> str | None:
+    return None if value is None else clip(redact(value), NAME_MAX)
 
 
 def _result(raw: Any) -> EnqueueResult:

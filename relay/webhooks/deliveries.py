@@ -14,9 +14,11 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
+from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
 from relay.core.clock import epoch_ms, to_ms
 from relay.core.ids import ulid
 from relay.store import keys
+from relay.store.audit import entry_arg
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
 from relay.store.scripts import LuaScript
@@ -87,28 +89,32 @@ class DeliveryStore:
         found = [text_map(raw) for raw in await pipe.execute()]
         return [Delivery.from_hash(fields) for fields in found if fields.get("id")], next_cursor
 
-    async def _owned(self, ids: list[str]) -> Keyspace:
-        """A keyspace with ``ids`` and the subscriptions they belong to (as read now)."""
+    async def _owned(self, ids: list[str], *, first: int = 1) -> Keyspace:
+        """A keyspace with ``ids`` and the subscriptions they belong to (as read now), its
+        layout starting at KEYS[``first``]."""
         pipe = self.redis.pipeline(transaction=False)
         for did in ids:
             pipe.hget(keys.delivery(did), "subscriptionId")
         owners = await pipe.execute()
-        space = Keyspace()
+        space = Keyspace(first=first)
         space.add_deliveries(ids)
         space.add_subscriptions(text(o) for o in owners if o is not None)
         return space
 
-    async def _requeue(self, ids: list[str], *, only_dead: bool) -> RequeueOutcome:
+    async def _requeue(
+        self, ids: list[str], *, only_dead: bool, audit: AuditEntry
+    ) -> RequeueOutcome:
+        """Queue ``ids`` again; ``audit`` is appended (with how many) when any was."""
         queued: list[str] = []
         refused: dict[str, str] = {}
         for _ in range(_REQUEUE_TRIES):
             if not ids:
                 break
-            space = await self._owned(ids)
+            space = await self._owned(ids, first=2)  # after the audit log, KEYS[1]
             words = await _REQUEUE(
                 self.redis,
-                space.keys(),
-                [space.spec(), str(epoch_ms()), "1" if only_dead else "0", *ids],
+                [keys.AUDIT, *space.keys()],
+                [space.spec(), str(epoch_ms()), "1" if only_dead else "0", *ids, entry_arg(audit)],
             )
             again = []
             for did, word in zip(ids, (text(w) for w in words), strict=True):
@@ -129,7 +135,14 @@ class DeliveryStore:
         Returns ``queued``, or why not: ``missing``, ``not_final``,
         ``subscription_deleted``, ``subscription_disabled``.
         """
-        outcome = await self._requeue([delivery_id], only_dead=False)
+        owner = await self.redis.hget(keys.delivery(delivery_id), "subscriptionId")
+        audit = new_entry(
+            AuditAction.DELIVERY_REPLAYED,
+            ADMIN,
+            subscription_id=text(owner) if owner is not None else None,
+            detail=delivery_id,
+        )
+        outcome = await self._requeue([delivery_id], only_dead=False, audit=audit)
         return "queued" if outcome.queued else outcome.refused[delivery_id]
 
     async def recover_since(self, since: datetime, *, subscription_id: str | None = None) -> int:
@@ -141,7 +154,14 @@ class DeliveryStore:
             ids = [text(i) for i in raw]
             if not ids:
                 return total
-            total += len((await self._requeue(ids, only_dead=True)).queued)
+            # One entry per batch that queued any: each batch is its own atomic step.
+            audit = new_entry(
+                AuditAction.DELIVERIES_RECOVERED,
+                ADMIN,
+                subscription_id=subscription_id,
+                detail=f"dead deliveries since {since.isoformat()}",
+            )
+            total += len((await self._requeue(ids, only_dead=True, audit=audit)).queued)
             start = "(" + ids[-1]
 
     async def sweep(

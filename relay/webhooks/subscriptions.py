@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
 from relay.core.clock import epoch_ms
 from relay.core.ids import new_id
 from relay.store import keys
+from relay.store.audit import entry_arg
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
 from relay.store.scripts import LuaScript
@@ -35,7 +38,8 @@ _ROUTES = LuaScript("webhook_routes.lua")
 
 
 def _one_subscription(sid: str) -> Keyspace:
-    space = Keyspace()
+    """The layout for one subscription, after the audit log (KEYS[1])."""
+    space = Keyspace(first=2)
     space.add_subscriptions([sid])
     return space
 
@@ -86,6 +90,33 @@ class SubscriptionPatch(BaseModel):
         return self
 
 
+def _where(url: str) -> str:
+    """A subscriber URL as the audit log shows it: scheme, host and port only (user info,
+    a path or a query may carry the subscriber's own token)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port is not None else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    except ValueError:  # checked before it is saved; an odd one is still not shown whole
+        return "url"
+
+
+def _patch_detail(patch: SubscriptionPatch) -> str:
+    changed = []
+    if patch.url is not None:
+        changed.append(f"url {_where(patch.url)}")
+    if patch.events is not None:
+        changed.append(f"events {','.join(patch.events)}")
+    if patch.enabled is not None:
+        changed.append(f"enabled {str(patch.enabled).lower()}")
+    rest = sorted(set(patch.model_fields_set) - {"url", "events", "enabled"})
+    return "; ".join(changed + rest)
+
+
+def _entry(action: AuditAction, sid: str, detail: str | None) -> AuditEntry:
+    return new_entry(action, ADMIN, subscription_id=sid, detail=detail)
+
+
 class TooManySecrets(Exception):
     """A rotation refused: it would push a secret still inside its grace out of signing."""
 
@@ -109,13 +140,27 @@ class SubscriptionStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def _save(self, sid: str, enabled: bool, events: list[str], **fields: str) -> None:
+    async def _save(
+        self,
+        sid: str,
+        enabled: bool,
+        events: list[str],
+        audit: AuditEntry | None,
+        **fields: str,
+    ) -> None:
         flat = [part for pair in fields.items() for part in pair]
         space = _one_subscription(sid)
         await _SAVE(
             self.redis,
-            space.keys(),
-            [space.spec(), sid, "1" if enabled else "0", json.dumps(events), *flat],
+            [keys.AUDIT, *space.keys()],
+            [
+                space.spec(),
+                sid,
+                "1" if enabled else "0",
+                json.dumps(events),
+                *flat,
+                entry_arg(audit),
+            ],
         )
 
     async def _fields(self, sid: str) -> dict[str, str] | None:
@@ -128,10 +173,13 @@ class SubscriptionStore:
         """A new enabled subscription; the answer carries its secret."""
         sid, now = new_id("sub"), str(now_ms or epoch_ms())
         extra = {"maxInFlight": str(data.maxInFlight)} if data.maxInFlight else {}
+        detail = f"{_where(data.url)}; events {','.join(data.events)}"
+        audit = _entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail)
         await self._save(
             sid,
             True,
             data.events,
+            audit,
             id=sid,
             kind=TargetKind.WEBHOOK.value,
             url=data.url,
@@ -183,14 +231,18 @@ class SubscriptionStore:
         if patch.maxInFlight is not None:
             changes["maxInFlight"] = str(patch.maxInFlight)
         enabled = current.enabled if patch.enabled is None else patch.enabled
-        await self._save(sid, enabled, patch.events or current.events, **changes)
+        audit = _entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
+        await self._save(sid, enabled, patch.events or current.events, audit, **changes)
         return await self.get(sid)
 
     async def delete(self, sid: str) -> bool:
         if await self._fields(sid) is None:
             return False
+        audit = _entry(AuditAction.SUBSCRIPTION_DELETED, sid, None)
         space = _one_subscription(sid)
-        deleted = await _DELETE(self.redis, space.keys(), [space.spec(), sid])
+        deleted = await _DELETE(
+            self.redis, [keys.AUDIT, *space.keys()], [space.spec(), sid, entry_arg(audit)]
+        )
         return bool(deleted)
 
     async def rotate_secret(self, sid: str, *, now_ms: int | None = None) -> Subscription | None:
@@ -201,10 +253,18 @@ class SubscriptionStore:
         if await self._fields(sid) is None:
             return None
         now = now_ms or epoch_ms()
+        # The detail never holds a secret, old or new: only that one was replaced.
+        audit = _entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret")
         done = await _ROTATE(
             self.redis,
-            [keys.subscription(sid)],
-            [new_secret(), str(now + ROTATION_GRACE_MS), str(now), str(MAX_PREVIOUS)],
+            [keys.subscription(sid), keys.AUDIT],
+            [
+                new_secret(),
+                str(now + ROTATION_GRACE_MS),
+                str(now),
+                str(MAX_PREVIOUS),
+                entry_arg(audit),
+            ],
         )
         if int(done) < 0:
             raise TooManySecrets(
@@ -220,6 +280,7 @@ class SubscriptionStore:
             target_id,
             True,
             [],
+            None,  # the relay's own target, made at start: not an admin change
             id=target_id,
             kind=kind.value,
             url="",

@@ -22,6 +22,7 @@ from relay.glider import GliderClient
 from relay.settings import Settings
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys, pending
+from relay.store.audit import AuditStore
 from relay.store.faults import REDIS_FAULTS, RedisFaults
 from relay.store.health import restore_group
 from relay.store.ratelimit import SharedRateLimiter
@@ -174,8 +175,9 @@ _TRIMMED = (
 
 
 async def upkeep(ctx: WorkerContext) -> Component:
-    """Trims old acknowledged entries of the command, reply and event streams, and forgets
-    consumers (old ``host:pid`` names) that hold nothing and were silent for a day."""
+    """Trims old acknowledged entries of the command, reply and event streams and audit
+    entries past ``AUDIT_RETENTION_DAYS``, and forgets consumers (old ``host:pid`` names)
+    that hold nothing and were silent for a day."""
     stopping = asyncio.Event()
     faults = RedisFaults("upkeep")
 
@@ -203,6 +205,10 @@ async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:
     forgotten = await RequestStore(ctx.redis).forget_older_than(now_ms - RECORD_RETENTION_MS)
     if forgotten:
         log.info("upkeep: %d expired requests dropped from the index", forgotten)
+    retention_days = ctx.settings.audit_retention_days
+    aged = await AuditStore(ctx.redis).trim(now_ms=now_ms, retention_days=retention_days)
+    if aged:
+        log.info("upkeep: %d audit entries older than %d days dropped", aged, retention_days)
     older_than_ms = now_ms - ctx.tuning.retention_ms
     for stream, group in _TRIMMED:
         trimmed = await pending.trim_acknowledged(ctx.redis, stream, older_than_ms=older_than_ms)

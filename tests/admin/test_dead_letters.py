@@ -84,6 +84,11 @@ async def test_replay_puts_it_back_once_and_operations_say_who_was_not_told(
         f"no dead letter {dead_id} (already replayed, or never there)"
     )
     await _call(client, "POST", "/dead-letters/commands-1-0/replay", 404)
+    # One audit entry, for the one replay that happened (admin actor, naming the request).
+    audited = await _call(client, "GET", "/audit?action=dead_letter.replayed", 200)
+    [entry] = audited["data"]
+    assert entry["actor"]["source"] == "admin"
+    assert entry["requestId"] == given.paused
 
 
 async def test_timeline_of_a_request(client: Client, any_redis: aioredis.Redis) -> None:

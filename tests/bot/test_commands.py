@@ -128,7 +128,7 @@ async def test_user_not_allowed_is_refused_and_nothing_queued(
     assert "<@U1>, <@U2>" in _texts(ack)
     assert "test-admin-token" not in _texts(ack)
     assert await any_redis.xlen(keys.COMMAND_STREAM) == 0
-    assert await any_redis.dbsize() == 0
+    assert await any_redis.keys("*") == [keys.AUDIT.encode()]  # only the refusal's entry
 
 
 async def test_unset_allowed_users_means_nobody(
@@ -138,7 +138,7 @@ async def test_unset_allowed_users_means_nobody(
     web = await web_factory(any_redis, bot_allowed_users=None)
     ack = await web.command("/pause", "pf_1", user_id="U1")
     assert "Nobody is allowed yet" in _texts(ack)
-    assert await any_redis.dbsize() == 0
+    assert await any_redis.keys("*") == [keys.AUDIT.encode()]  # only the refusal's entry
 
 
 async def test_star_allows_everyone(web_factory: WebFactory, any_redis: aioredis.Redis) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relay.core.audit import AuditAction, AuditActor, AuditEntry, new_entry
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.events import Event, EventData, EventRequester, EventType
 from relay.core.ids import new_id
@@ -16,6 +18,7 @@ from relay.store import keys
 from relay.store.queue import (
     EnqueueStatus,
     enqueue,
+    received_entry,
     requested_event_fields,
 )
 from relay.store.requests import RequestStore, queued_fields
@@ -153,3 +156,31 @@ def test_pause_and_resume_have_no_requested_event() -> None:
     """Only a rebalance emits rebalance.requested on enqueue."""
     for action in (Action.PAUSE, Action.RESUME):
         assert requested_event_fields(_command(action)) == ("", "", "")
+
+
+@given(_commands)
+def test_received_entry_is_the_audit_models_entry(command: QueuedCommand) -> None:
+    """The command.received JSON the script appends is what new_entry builds (same id)."""
+    raw = received_entry(command)
+    built = AuditEntry.model_validate_json(raw)
+    requester = command.requested_by
+    expected = new_entry(
+        AuditAction.COMMAND_RECEIVED,
+        AuditActor.slack(requester.team_id, requester.user_id, requester.user_name),
+        portfolio_id=command.portfolio_id,
+        request_id=command.request_id,
+        detail=command.action.value + (f": {command.reason}" if command.reason else ""),
+        at=command.accepted_at,
+    )
+    assert built == expected.model_copy(update={"id": built.id})
+    assert json.loads(raw) == json.loads(built.to_json())
+
+
+async def test_the_received_entry_lands_with_the_command_only(any_redis: aioredis.Redis) -> None:
+    """Queued: one entry. A Slack retry (same trigger) or a rebalance in flight: none more."""
+    first = _command()
+    await enqueue(any_redis, first)
+    await enqueue(any_redis, _command())  # same trigger id: a duplicate
+    await enqueue(any_redis, _command(trigger="trig-2"))  # in flight on pf_1
+    [entry] = await stream_entries(any_redis, keys.AUDIT)
+    assert AuditEntry.model_validate_json(entry["entry"]).request_id == first.request_id

@@ -97,9 +97,11 @@ async def test_a_requeue_whose_owner_was_not_given_changes_nothing(
     """A replay whose subscription is missing from the layout answers "changed", untouched."""
     _, did = await _one_delivery(any_redis)
     await any_redis.hset(keys.delivery(did), "status", DeliveryStatus.DEAD.value)
-    space = Keyspace()
+    space = Keyspace(first=2)  # after the audit log
     space.add_deliveries([did])  # its subscription left out
-    [word] = await _REQUEUE(any_redis, space.keys(), [space.spec(), str(epoch_ms()), "0", did])
+    [word] = await _REQUEUE(
+        any_redis, [keys.AUDIT, *space.keys()], [space.spec(), str(epoch_ms()), "0", did, ""]
+    )
     assert word in ("changed", b"changed")
     assert await any_redis.hget(keys.delivery(did), "status") in ("dead", b"dead")
     assert await any_redis.zcard(keys.SUBSCRIPTIONS_READY) == 1  # from the fan-out; no wake

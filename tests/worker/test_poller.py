@@ -13,8 +13,9 @@ from relay.core.events import EventType
 from relay.core.poll_policy import PollPolicy
 from relay.core.records import RequestState
 from relay.glider import GliderClient
-from relay.sim.config import PF_MAIN, PF_SHORT, PF_ULID
+from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_OTHER_TENANT, PF_SHORT, PF_ULID
 from relay.store import keys
+from relay.store.audit import AuditFilter, AuditStore
 from relay.store.ratelimit import SharedRateLimiter
 from relay.worker.executor import Executor
 from relay.worker.poller import Poller, PollerOptions
@@ -310,3 +311,40 @@ async def test_a_poll_redis_fails_under_is_made_again_and_ends_once(
     terminal = [e for e in await events_of(any_redis, request_id) if e.type is EventType.COMPLETED]
     assert len(terminal) == 1
     assert poller.polling.failures == 0
+
+
+async def test_each_request_gets_one_outcome_entry_in_the_audit_log(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, client: GliderClient, submit: Submit
+) -> None:
+    """Received on enqueue, one outcome.recorded (actor relay) at the end, none for the
+    steps between, and Glider's text in it redacted: the API key it echoed never lands."""
+    glider_sim.state.force_outcome(PF_MAIN, "failed", error=f"slippage, key {ADMIN_KEY}")
+    request_id = await submit(PF_MAIN)
+    poller = make_poller(any_redis, glider_sim, client)
+    await _poll_until_final(poller, glider_sim, any_redis)
+    assert await poller.tick() == 0  # nothing is left to record a second outcome
+    entries, _ = await AuditStore(any_redis).page(AuditFilter(), limit=10)
+    assert [(e.action.value, e.actor.source) for e in entries] == [
+        ("outcome.recorded", "relay"),
+        ("command.received", "slack"),
+    ]
+    outcome, received = entries
+    assert (outcome.request_id, outcome.portfolio_id) == (request_id, PF_MAIN)
+    assert outcome.detail is not None
+    assert outcome.detail.startswith("failed (operation_failed): slippage")
+    assert ADMIN_KEY not in outcome.to_json()
+    assert (received.actor.user_id, received.detail) == ("U1", "rebalance")
+
+
+async def test_a_rejected_command_is_audited_by_the_executor(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, client: GliderClient
+) -> None:
+    """A command Glider refuses (another tenant's portfolio: 404) ends with its entry."""
+    request_id = await submit_on(any_redis, glider_sim, client, PF_OTHER_TENANT)
+    record = await request_record(any_redis, request_id)
+    assert record.state is RequestState.REJECTED
+    entries, _ = await AuditStore(any_redis).page(AuditFilter(action="outcome"), limit=10)
+    [entry] = entries
+    assert (entry.request_id, entry.portfolio_id) == (request_id, PF_OTHER_TENANT)
+    assert entry.detail is not None
+    assert entry.detail.startswith("rejected (")

@@ -1,6 +1,7 @@
 -- Put a dead letter back on the stream it came from, in one step: XADD its original
 -- fields (the dead_* notes left out) to the source stream, XDEL it from the dead stream.
--- KEYS[1] dead-letter stream, KEYS[2] the stream it came from. ARGV[1] its entry id there.
+-- KEYS[1] dead-letter stream, KEYS[2] the stream it came from, KEYS[3] the audit log.
+-- ARGV[1] its entry id there, ARGV[2] the replay's audit entry.
 -- Returns the new entry's id, or false when there is no such dead letter.
 -- Invariant: the copy and the delete are one step, so a replay done twice (two clicks,
 -- two operators) puts the entry back once.
@@ -16,4 +17,5 @@ end
 if #out == 0 then out = {'replayed', '1'} end
 local new_id = redis.call('XADD', KEYS[2], '*', unpack(out))
 redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'entry', ARGV[2])
 return new_id

@@ -6,7 +6,8 @@
 -- ARGV[1] trigger id or '', ARGV[2] request id, ARGV[3] command JSON,
 -- ARGV[4] '1' to take the in-flight marker, ARGV[5] its TTL (s), ARGV[6] trigger TTL (s),
 -- ARGV[7..9] requested event id, type, body (all '' for none), ARGV[10] record JSON,
--- ARGV[11] the requested event's traceparent ('' for none).
+-- ARGV[11] the requested event's traceparent ('' for none), ARGV[12] the command.received
+-- audit entry (JSON). KEYS[9] the audit log.
 -- Returns {status, request id}: 'queued' (this or an earlier copy), 'duplicate' (the
 -- trigger's first request), 'inflight' (the running one), 'abandoned'.
 -- Invariant: a tombstoned request never queues (the web already said "not queued"); a
@@ -25,6 +26,7 @@ if check_inflight == '1' then
   redis.call('SET', KEYS[6], request_id, 'EX', inflight_ttl)
 end
 redis.call('XADD', KEYS[1], '*', 'command', command)
+redis.call('XADD', KEYS[9], '*', 'entry', ARGV[12])
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
              'traceparent', ARGV[11])

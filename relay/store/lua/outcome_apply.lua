@@ -3,7 +3,8 @@
 -- due-set, KEYS[5] portfolio's in-flight marker, KEYS[6] the stream the plan acknowledges.
 -- ARGV[1] plan JSON: id, from (states), set, del, and optional event [id, type, body],
 -- once (field), reply (kind), poll [op, at ms], release, expire (ms), ack [group, entry];
--- ARGV[2] the event's traceparent ('' for none).
+-- ARGV[2] the event's traceparent ('' for none), ARGV[3] a final outcome's audit entry
+-- ('' for none); KEYS[7] the audit log.
 -- Returns {1 applied / 0 not, the state before ('' when no record)}.
 -- Invariant: the plan applies only from one of its `from` states, so a redelivered
 -- command or a second poller records nothing twice; its ack happens either way.
@@ -43,6 +44,7 @@ if applied == 1 then
     redis.call('DEL', KEYS[5])
   end
   if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
+  if ARGV[3] ~= '' then redis.call('XADD', KEYS[7], '*', 'entry', ARGV[3]) end
 end
 if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
 return {applied, state or ''}

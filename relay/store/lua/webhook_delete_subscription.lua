@@ -1,6 +1,6 @@
 -- Unroute and delete a subscription.
--- KEYS: the webhook layout (webhook_keys.lua) from KEYS[1], with this subscription.
--- ARGV[1] layout JSON, ARGV[2] id.
+-- KEYS[1] the audit log, then the webhook layout (webhook_keys.lua), with this subscription.
+-- ARGV[1] layout JSON, ARGV[2] id, ARGV[3] the deletion's audit entry.
 -- Returns 1 deleted, 0 no such subscription.
 -- Invariant: the version moves; its queued deliveries stay and turn dead (reason:
 -- subscription deleted) as the next scheduling step drains them, so it is woken now.
@@ -13,4 +13,5 @@ redis.call('DEL', s.hash)
 redis.call('ZREM', K.subs, sid)
 redis.call('INCR', K.version)
 if redis.call('ZCARD', s.due) > 0 then wake(sid, 0) end
+redis.call('XADD', KEYS[1], '*', 'entry', ARGV[3])
 return 1

@@ -1,15 +1,16 @@
 -- Queue final deliveries again (a replay, or a recovery of dead ones).
--- KEYS: the webhook layout (webhook_keys.lua) from KEYS[1], with each delivery and the
--- subscription it belongs to.
--- ARGV[1] layout JSON, ARGV[2] now (ms), ARGV[3] '1' for dead ones only, ARGV[4...] ids.
+-- KEYS[1] the audit log, then the webhook layout (webhook_keys.lua), with each delivery
+-- and the subscription it belongs to.
+-- ARGV[1] layout JSON, ARGV[2] now (ms), ARGV[3] '1' for dead ones only, ARGV[4...] ids,
+-- ARGV[#ARGV] the audit entry, appended (its detail saying how many) when any was queued.
 -- Returns one word per id: queued, skipped (not dead, dead only), missing, not_final,
 -- subscription_deleted, subscription_disabled, or changed (its subscription was not
 -- declared: the caller read it before the delivery was made; nothing done, ask again).
 -- Invariant: only a final delivery of an enabled subscription is queued, with its
 -- status indexes, tries and due set updated in the same step.
 --! include webhook_keys.lua
-local now, out = ARGV[2], {}
-for i = 4, #ARGV do
+local now, out, queued = ARGV[2], {}, 0
+for i = 4, #ARGV - 1 do
   local did = ARGV[i]
   local d = redis.call('HMGET', known(K.dlv, did, 'delivery'), 'status', 'subscriptionId')
   local s = d[2] and K.sub[d[2]]
@@ -28,7 +29,13 @@ for i = 4, #ARGV do
       redis.call('ZADD', s.due, now, did)
       wake(d[2], now)
       table.insert(out, 'queued')
+      queued = queued + 1
     end
   end
+end
+if queued > 0 and ARGV[#ARGV] ~= '' then
+  local entry = cjson.decode(ARGV[#ARGV])
+  entry['detail'] = (entry['detail'] or '') .. ': ' .. queued .. ' queued'
+  redis.call('XADD', KEYS[1], '*', 'entry', cjson.encode(entry))
 end
 return out
