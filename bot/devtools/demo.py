@@ -24,7 +24,13 @@ import aiohttp
 from aiohttp import web
 
 from bot.devtools.dev import DevStack, start_stack
-from bot.devtools.slack_standin import SlackMessage, message_text, signed_slash_command
+from bot.devtools.slack_standin import (
+    SlackMessage,
+    button_value,
+    message_text,
+    signed_click,
+    signed_slash_command,
+)
 from relay.logs import configure_logging
 from relay.settings import ConfigError, load_settings
 from relay.sim.config import PF_MAIN, PF_SHORT, SimConfig
@@ -121,11 +127,43 @@ class Demo:
                 raise DemoFailed(f"/rebalance {text} answered {response.status}")
         text_shown = str(ack.get("text", ""))
         self.say(f"Slack ack (ephemeral): {text_shown}")
+        token = button_value(ack, "rebalance.confirm")
+        if token is not None:
+            self.say("the preview asks for confirmation; clicking Confirm (signed like Slack)")
+            text_shown = await self.confirm(token, text)
         words = text_shown.replace("`", " ").replace("*", " ").split()
         request_id = next((word for word in words if word.startswith("req_")), "")
         if not request_id:
             raise DemoFailed(f"the ack names no request id: {ack}")
         return request_id
+
+    async def confirm(self, token: str, portfolio_id: str) -> str:
+        """Click the preview's Confirm button; return what replaced the preview."""
+        response_url = self.stack.slack.response_url()
+        before = {id(m) for m in self.stack.slack.messages}
+        body, headers = signed_click(
+            _secret(self.stack.settings.slack_signing_secret),
+            action_id="rebalance.confirm",
+            value=token,
+            user_id="U0DEMO",
+            response_url=response_url,
+        )
+        async with self.http.post(
+            f"{self.stack.web_url}/slack/events", data=body, headers=headers
+        ) as response:
+            if response.status != 200:
+                raise DemoFailed(f"the Confirm click answered {response.status}")
+
+        def replacing(message: SlackMessage) -> bool:
+            new = id(message) not in before and message.via == "response_url"
+            mine = f"`{portfolio_id}`" in message.text
+            return new and mine and message.payload.get("replace_original") is True
+
+        replaced: SlackMessage = await self.step(
+            "preview replaced", self.stack.slack.wait_for(replacing)
+        )
+        self.say(f"preview replaced: {replaced.text}")
+        return str(replaced.text)
 
     async def webhook(self, event_type: str, request_id: str) -> dict[str, Any]:
         arrival = self.receiver.wait_for(event_type, request_id)
@@ -158,7 +196,10 @@ class Demo:
         self.say("the poller tracks the operation until Glider says it is terminal")
         await self.webhook("rebalance.completed", ok_id)
         self.say(f"Glider was polled {self._operation_polls()} time(s) for it")
-        await self.slack_message("reply to the requester", lambda m: m.via == "response_url")
+        await self.slack_message(
+            "reply to the requester",
+            lambda m: m.via == "response_url" and not m.payload.get("replace_original"),
+        )
         self.stack.sim.context.state.force_outcome(PF_SHORT, "failed", error=FAILURE_REASON)
         self.say(f"sending /rebalance {PF_SHORT}; the simulator will fail this one")
         bad_id = await self.slash(PF_SHORT)

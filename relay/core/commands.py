@@ -53,3 +53,5 @@ class QueuedCommand(BaseModel):
     # its signature (bot.signature.replay_key), so a replayed request never queues twice.
     trigger_id: str | None = None
     accepted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Set when a second person approved it (docs/contract.md §8): attributed to both.
+    approved_by: Requester | None = None

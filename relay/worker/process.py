@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from relay.core.poll_policy import PollPolicy
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
-from relay.settings import ConfigError, Settings, load_settings
+from relay.settings import ConfigError, Settings, load_settings, policy_at_start
 from relay.store.connection import connect_worker
 from relay.store.health import StoreMonitor, StoreRefused, refuse_evicting, wait_for_redis
 from relay.store.streams import consumer_name
@@ -197,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    try:
+        policy_at_start(settings, "worker")
+    except ConfigError as exc:
+        print(f"glider-relay worker: {exc}", file=sys.stderr)
+        return 2
     tune_gc()
 
     async def main() -> None:

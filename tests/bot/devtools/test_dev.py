@@ -11,11 +11,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.devtools.slack_standin import button_value
 from relay.sim.config import PF_MAIN
-from tests.fixtures.slack import signed_command
+from tests.fixtures.slack import SignedRequest, signed_action, signed_command
 
 CLI = [sys.executable, "-m", "bot"]
 
@@ -27,7 +29,8 @@ def _env() -> dict[str, str]:
 
 
 def test_demo_tells_the_story_and_exits_zero() -> None:
-    """The demo narrates queue, submit, poll, completion, verified webhooks and on-call, exit 0."""
+    """The demo narrates preview and confirm, queue, submit, poll, completion, verified
+    webhooks and on-call, exit 0."""
     done = subprocess.run(
         [*CLI, "demo"], capture_output=True, text=True, timeout=60, env=_env(), check=False
     )
@@ -35,7 +38,9 @@ def test_demo_tells_the_story_and_exits_zero() -> None:
     out = done.stdout
     for step in (
         "subscribed",
-        "Slack ack (ephemeral): Queued a rebalance",
+        "Slack ack (ephemeral): :warning: Rebalance",
+        "clicking Confirm (signed like Slack)",
+        "preview replaced: Queued a rebalance",
         "webhook rebalance.requested delivered, signature verified",
         "webhook rebalance.submitted delivered, signature verified",
         "Glider was polled",
@@ -108,11 +113,28 @@ def _send_rebalance(banner: str) -> None:
         response_url=f"{_banner_value(banner, 'Slack stand-in')}/response/1",
     )
     web_url = _banner_value(banner, "web")
+    ack = _post(f"{web_url}/slack/events", request)
+    # dev asks for confirmation (BOT_CONFIRM_REBALANCE defaults to true): click Confirm.
+    token = button_value(ack, "rebalance.confirm")
+    assert token is not None, ack
+    click = signed_action(
+        "rebalance.confirm",
+        token,
+        secret=_banner_value(banner, "signing secret"),
+        response_url=f"{_banner_value(banner, 'Slack stand-in')}/response/2",
+    )
+    _post(f"{web_url}/slack/events", click)
+
+
+def _post(url: str, request: SignedRequest) -> dict[str, Any]:
     http = urllib.request.Request(  # noqa: S310 - loopback URL from dev's banner
-        f"{web_url}/slack/events", data=request.body.encode(), headers=request.headers
+        url, data=request.body.encode(), headers=request.headers
     )
     with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
-        assert "Queued a rebalance" in json.loads(response.read())["text"]
+        assert response.status == 200
+        raw = response.read()
+    answer: dict[str, Any] = json.loads(raw) if raw else {}
+    return answer
 
 
 def test_dev_on_a_real_redis_executes_promptly_without_read_timeouts(
