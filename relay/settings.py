@@ -240,6 +240,6 @@ def policy_at_start(settings: Settings, process: str) -> Policy:
     if policy.from_file and settings.bot_allowed_users:
         logging.getLogger(__name__).warning(
             "BOT_ALLOWED_USERS is ignored: RELAY_POLICY_FILE decides who may run commands",
-            extra={"process": process, "policy_file": str(settings.relay_policy_file)},
+            extra={"glider_relay_process": process, "policy_file": str(settings.relay_policy_file)},
         )
     return policy
