@@ -192,6 +192,8 @@ class Clicks:
             return
         if final == "approved":
             await self._queue_approved(approval, click.person())
+        head = slack_approvals.decided_message(final, "", by, command.request_id)["text"]
+        await self._tell(click, Reply(text=head, blocks=[section(head)]))
 
     async def _decided(
         self, click: Click, approval: store.Approval, state: str, by: Requester | None

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient
 from relay.settings import Settings
+from relay.slack.approvals import expire_due
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys
 from relay.store import pending as pel
@@ -50,6 +51,7 @@ class Tuning:
     retry_budget_s: float = 300.0  # how long a command is retried on 5xx/timeouts
     unsure_deadline_s: float = 900.0  # how long a rebalance POST in doubt is watched for
     upkeep_every_s: float = 600.0
+    approvals_every_s: float = 15.0  # how soon an approval past its deadline is expired
     store_check_s: float = 30.0  # how often Redis's eviction policy and memory are read
     retention_ms: int = 7 * 24 * 3600 * 1000  # acknowledged stream entries kept this long
     webhook_delays_s: tuple[float, ...] = DEFAULT_DELAYS_S  # a delivery's retry schedule
@@ -171,24 +173,41 @@ _TRIMMED = (
 
 
 async def upkeep(ctx: WorkerContext) -> Component:
-    """Trims old acknowledged entries of the command, reply and event streams, and forgets
-    consumers (old ``host:pid`` names) that hold nothing and were silent for a day."""
+    """Trims old acknowledged entries of the command, reply and event streams, forgets
+    consumers (old ``host:pid`` names) that hold nothing and were silent for a day, and
+    expires approval requests past their deadline: at start (a deadline that passed while
+    no worker ran) and every ``approvals_every_s`` after."""
     stopping = asyncio.Event()
 
     async def run() -> None:
         rounds = 0
+        next_tidy = 0.0
         while not stopping.is_set():
+            if time.monotonic() >= next_tidy:
+                try:
+                    await _tidy(ctx, recovering=rounds > 0)
+                    rounds += 1
+                except RedisError as exc:
+                    log.warning("upkeep failed (next round retries): %s", exc)
+                next_tidy = time.monotonic() + ctx.tuning.upkeep_every_s
+            await _expire_approvals(ctx)
+            wait = min(ctx.tuning.approvals_every_s, max(0.0, next_tidy - time.monotonic()))
             try:
-                await _tidy(ctx, recovering=rounds > 0)
-                rounds += 1
-            except RedisError as exc:
-                log.warning("upkeep failed (next round retries): %s", exc)
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=ctx.tuning.upkeep_every_s)
+                await asyncio.wait_for(stopping.wait(), timeout=wait)
             except TimeoutError:
                 continue
 
     return Component(run, stopping.set)
+
+
+async def _expire_approvals(ctx: WorkerContext) -> None:
+    try:
+        expired = await expire_due(ctx.redis, ctx.slack())
+    except RedisError as exc:
+        log.warning("approval expiry failed (next round retries): %s", exc)
+        return
+    if expired:
+        log.info("upkeep: %d approval requests expired", expired)
 
 
 async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:
