@@ -59,6 +59,7 @@ class RequestRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     retry_at: datetime | None = None
+    approved_by: Requester | None = None  # the second person of an approved rebalance
 
     def to_hash(self) -> dict[str, str]:
         """Flatten to the Redis hash form (absent values are left out)."""
@@ -72,4 +73,8 @@ class RequestRecord(BaseModel):
         """Rebuild from ``HGETALL`` output (bytes or str keys)."""
         fields = text_map(raw)
         requested_by = Requester.model_validate_json(fields.pop("requested_by", "{}"))
-        return cls.model_validate({**fields, "requested_by": requested_by})
+        approved = fields.pop("approved_by", None)
+        approved_by = Requester.model_validate_json(approved) if approved else None
+        return cls.model_validate(
+            {**fields, "requested_by": requested_by, "approved_by": approved_by}
+        )

@@ -48,6 +48,7 @@ def _queued_record(command: QueuedCommand) -> RequestRecord:
         updated_at=command.accepted_at,
         response_url=command.response_url,
         reason=command.reason,
+        approved_by=command.approved_by,
     )
 
 
@@ -117,6 +118,7 @@ _commands = st.builds(
     ),
     response_url=_text,
     trigger_id=_text,
+    approved_by=st.none() | st.builds(Requester, team_id=_text, user_id=_text, user_name=_text),
     accepted_at=st.datetimes(
         min_value=datetime(2000, 1, 1),
         timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
