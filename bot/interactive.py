@@ -162,7 +162,7 @@ class Clicks:
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             log.error("approval request not posted", extra={"error": repr(exc)[:300]})
             return
-        ts, posted_in = answer.get("ts"), answer.get("channel")
+        ts, posted_in = answer.get("ts"), answer.get("channel") or channel
         if isinstance(ts, str) and isinstance(posted_in, str):
             await store.note_message(self._redis, start.token, posted_in, ts)
 

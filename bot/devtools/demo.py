@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devtools.demo_approval import DEMO_USER, approval_story, with_demo_policy
 from bot.devtools.dev import DevStack, start_stack
 from bot.devtools.slack_standin import (
     SlackMessage,
@@ -108,25 +109,30 @@ class Demo:
         self.receiver.secret = base64.b64decode(created["secret"].removeprefix("whsec_"))
         self.say(f"subscribed {self.receiver.url} to every event as {created['id']}")
 
-    async def slash(self, text: str) -> str:
-        """Send ``/rebalance text`` signed like Slack; return the request id the ack names."""
+    async def send_slash(self, text: str) -> dict[str, Any]:
+        """POST ``/rebalance text`` signed like Slack; the ack."""
         response_url = self.stack.slack.response_url()
         body, headers = signed_slash_command(
             _secret(self.stack.settings.slack_signing_secret),
             command="/rebalance",
             text=text,
-            user_id="U0DEMO",
+            user_id=DEMO_USER,
             response_url=response_url,
             trigger_id=f"demo-{time.monotonic_ns()}",
         )
         async with self.http.post(
             f"{self.stack.web_url}/slack/events", data=body, headers=headers
         ) as response:
-            ack = await response.json()
+            ack: dict[str, Any] = await response.json()
             if response.status != 200:
                 raise DemoFailed(f"/rebalance {text} answered {response.status}")
+        self.say(f"Slack ack (ephemeral): {ack.get('text', '')}")
+        return ack
+
+    async def slash(self, text: str) -> str:
+        """Send ``/rebalance text`` (confirming a preview); the request id the answer names."""
+        ack = await self.send_slash(text)
         text_shown = str(ack.get("text", ""))
-        self.say(f"Slack ack (ephemeral): {text_shown}")
         token = button_value(ack, "rebalance.confirm")
         if token is not None:
             self.say("the preview asks for confirmation; clicking Confirm (signed like Slack)")
@@ -137,33 +143,48 @@ class Demo:
             raise DemoFailed(f"the ack names no request id: {ack}")
         return request_id
 
+    async def slash_preview(self, text: str) -> str:
+        """Send ``/rebalance text`` and confirm its preview; what replaced the preview."""
+        ack = await self.send_slash(text)
+        token = button_value(ack, "rebalance.confirm")
+        if token is None:
+            raise DemoFailed(f"no preview with a Confirm button: {ack}")
+        return await self.confirm(token, text)
+
+    def failed(self, why: str) -> DemoFailed:
+        return DemoFailed(why)
+
     async def confirm(self, token: str, portfolio_id: str) -> str:
         """Click the preview's Confirm button; return what replaced the preview."""
+        replaced = await self.click("rebalance.confirm", token, DEMO_USER, f"`{portfolio_id}`")
+        self.say(f"preview replaced: {replaced.text}")
+        return replaced.text
+
+    async def click(self, action_id: str, value: str, user_id: str, expect: str) -> SlackMessage:
+        """Click a button as ``user_id`` (signed like Slack); the answer containing ``expect``."""
         response_url = self.stack.slack.response_url()
         before = {id(m) for m in self.stack.slack.messages}
         body, headers = signed_click(
             _secret(self.stack.settings.slack_signing_secret),
-            action_id="rebalance.confirm",
-            value=token,
-            user_id="U0DEMO",
+            action_id=action_id,
+            value=value,
+            user_id=user_id,
             response_url=response_url,
         )
         async with self.http.post(
             f"{self.stack.web_url}/slack/events", data=body, headers=headers
         ) as response:
             if response.status != 200:
-                raise DemoFailed(f"the Confirm click answered {response.status}")
+                raise DemoFailed(f"the {action_id} click answered {response.status}")
 
-        def replacing(message: SlackMessage) -> bool:
+        def answered(message: SlackMessage) -> bool:
             new = id(message) not in before and message.via == "response_url"
-            mine = f"`{portfolio_id}`" in message.text
-            return new and mine and message.payload.get("replace_original") is True
+            return new and expect in message.text
 
-        replaced: SlackMessage = await self.step(
-            "preview replaced", self.stack.slack.wait_for(replacing)
+        found: SlackMessage = await self.step(
+            f"answer to {action_id}", self.stack.slack.wait_for(answered)
         )
-        self.say(f"preview replaced: {replaced.text}")
-        return str(replaced.text)
+        return found
 
     async def webhook(self, event_type: str, request_id: str) -> dict[str, Any]:
         arrival = self.receiver.wait_for(event_type, request_id)
@@ -206,6 +227,7 @@ class Demo:
         await self.webhook("rebalance.failed", bad_id)
         oncall = self.stack.settings.oncall_slack_channel
         await self.slack_message(f"on-call alert in {oncall}", lambda m: m.channel == oncall)
+        await approval_story(self)
         self.say("demo complete: every step happened")
 
 
@@ -226,7 +248,7 @@ async def start_receiver(receiver: Receiver) -> web.AppRunner:
 
 async def run_demo() -> None:
     """The whole scripted run; raises :class:`DemoFailed` naming the step that did not happen."""
-    env = load_settings()
+    env = with_demo_policy(load_settings())
     sim_config = SimConfig.default().with_overrides(op_duration_s=2.0)
     stack = await start_stack(env, port=0, sim_port=0, sim_config=sim_config)
     receiver = Receiver()
@@ -244,6 +266,8 @@ async def run_demo() -> None:
     finally:
         await receiver_runner.cleanup()
         await stack.close()
+        if env.relay_policy_file is not None:
+            env.relay_policy_file.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ def _env() -> dict[str, str]:
 
 def test_demo_tells_the_story_and_exits_zero() -> None:
     """The demo narrates preview and confirm, queue, submit, poll, completion, verified
-    webhooks and on-call, exit 0."""
+    webhooks, on-call and an approval by a second person, exit 0."""
     done = subprocess.run(
         [*CLI, "demo"], capture_output=True, text=True, timeout=60, env=_env(), check=False
     )
@@ -48,6 +48,10 @@ def test_demo_tells_the_story_and_exits_zero() -> None:
         "reply to the requester",
         "webhook rebalance.failed delivered, signature verified",
         "on-call alert",
+        "approval request posted in C0APPROVALS",
+        "the requester's own Approve is refused",
+        "request updated in place (chat.update): :white_check_mark: Approved by <@U0APPROVER>",
+        "webhook rebalance.approved delivered, signature verified",
         "demo complete",
     ):
         assert step in out, f"missing step {step!r} in:\n{out}"
