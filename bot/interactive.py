@@ -9,7 +9,9 @@ ephemeral answer and changes nothing. Answers go to the payload's ``response_url
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ from relay.store import confirmations as store
 
 log = logging.getLogger(__name__)
 
+POST_BUDGET_S = 2.0
 SELF_APPROVAL = "You asked for this rebalance: someone else must decide it."
 
 
@@ -158,7 +161,9 @@ class Clicks:
             expires,
         )
         try:
-            answer = await web.chat_postMessage(channel=channel, **body)
+            # Bounded: the confirming click waits for it (its answer notes where it went).
+            async with asyncio.timeout(POST_BUDGET_S):
+                answer = await web.chat_postMessage(channel=channel, **body)
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             log.error("approval request not posted", extra={"error": repr(exc)[:300]})
             return
@@ -185,11 +190,12 @@ class Clicks:
             return
         state = "approved" if click.action_id == slack_approvals.APPROVE else "rejected"
         outcome, final, by = await slack_approvals.apply_decision(
-            self._redis, self.commands.slack, approval, state, click.person()
+            self._redis, approval, state, click.person()
         )
         if outcome != "done":
             await self._decided(click, approval, final, by)
             return
+        self._later(self._update(approval.token, final, by), "approval-update")
         if final == "approved":
             await self._queue_approved(approval, click.person())
         head = slack_approvals.decided_message(final, "", by, command.request_id)["text"]
@@ -207,7 +213,17 @@ class Clicks:
     async def _queue_approved(self, approval: store.Approval, approver: Requester) -> None:
         command = approval.command.model_copy(update={"approved_by": approver})
         reply, _ = await self.commands.enqueue_reply(command)
-        await self.commands.late(command.response_url, reply)
+        self._later(self.commands.late(command.response_url, reply), "approval-queued")
+
+    async def _update(self, token: str, state: str, by: Requester | None) -> None:
+        # Read again: where the request was posted is noted after the post.
+        approval = await store.load_approval(self._redis, token)
+        if approval is not None:
+            await slack_approvals.update_message(self.commands.slack, approval, state, by)
+
+    def _later(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Slack I/O after the decision: the click's HTTP answer does not wait for it."""
+        self.commands.background.spawn(work, name=name)
 
     @property
     def _redis(self) -> Any:
@@ -222,10 +238,12 @@ class Clicks:
         await self._respond(click, reply.payload() | {"replace_original": True})
 
     async def _respond(self, click: Click, payload: dict[str, Any]) -> None:
-        if click.response_url is None:
-            return
+        if click.response_url is not None:
+            self._later(self._post(click.response_url, payload), "click-answer")
+
+    async def _post(self, url: str, payload: dict[str, Any]) -> None:
         try:
-            await self.commands.slack.post_response(click.response_url, payload)
+            await self.commands.slack.post_response(url, payload)
         except (aiohttp.ClientError, TimeoutError, DisallowedResponseUrl) as exc:
             log.warning("click answer not delivered", extra={"error": repr(exc)[:300]})
 

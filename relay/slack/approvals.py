@@ -2,7 +2,7 @@
 
 Shared by the web process (a click on Approve / Reject) and the worker (expiry at the
 deadline, whether or not anyone clicked): :func:`apply_decision` is the one atomic
-step in Redis followed by the update, in place, of the posted request.
+step in Redis, and :func:`update_message` the update, in place, of the posted request.
 """
 
 from __future__ import annotations
@@ -110,14 +110,14 @@ def _decision(state: str, approval: store.Approval, decider: Requester | None) -
 
 async def apply_decision(
     redis: aioredis.Redis,
-    slack: SlackApi,
     approval: store.Approval,
     state: str,
     decider: Requester | None,
 ) -> tuple[str, str, Requester | None]:
-    """Decide (first decision wins, atomically), then update the posted request in place.
+    """Decide (first decision wins, atomically, with its event and audit entry).
 
-    Returns (outcome, state, who decided) as :func:`relay.store.confirmations.decide`.
+    Returns (outcome, state, who decided) as :func:`relay.store.confirmations.decide`;
+    on ``done`` the caller updates the posted request (:func:`update_message`).
     """
     now_ms = int(time.time() * 1000)
     result = await store.decide(redis, approval.token, _decision(state, approval, decider), now_ms)
@@ -128,7 +128,6 @@ async def apply_decision(
             final,
             extra={"request_id": approval.command.request_id, "decided_by": decider_id(by)},
         )
-        await update_message(slack, approval, final, by)
     return result
 
 
@@ -159,8 +158,10 @@ async def expire_due(redis: aioredis.Redis, slack: SlackApi, limit: int = 100) -
         if approval is None:
             await redis.zrem(keys.APPROVALS_DUE, token)
             continue
-        outcome, _, _ = await apply_decision(redis, slack, approval, "expired", None)
-        expired += outcome == "done"
+        outcome, final, by = await apply_decision(redis, approval, "expired", None)
+        if outcome == "done":
+            expired += 1
+            await update_message(slack, approval, final, by)
     return expired
 
 

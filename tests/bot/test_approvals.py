@@ -96,8 +96,11 @@ async def test_approval_by_a_second_user_queues_the_command_attributed_to_both(
     await click(web, APPROVE, token, **APPROVER)
     (command,) = await web.queued()
     # The requester hears "queued" through the command's own response_url.
-    told = await web.slack.wait_for(RESPONSE, where=lambda c: command.request_id in str(c.payload))
-    assert any("Queued" in c.payload["text"] for c in told)
+    assert command.response_url is not None
+    own_url = command.response_url.removeprefix(web.slack.base_url)
+    (told,) = await web.slack.wait_for(RESPONSE, where=lambda c: c.path == own_url)
+    assert "Queued" in told.payload["text"]
+    assert command.request_id in told.payload["text"]
     assert command.requested_by.user_id == "UOP1"
     assert command.approved_by is not None
     assert command.approved_by.user_id == "UAP2"
