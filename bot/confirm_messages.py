@@ -52,16 +52,24 @@ class PreviewFacts:
             held = ", ".join(_asset(a) for a in self.largest)
             lines.append(f"Largest positions: {held}")
         if self.in_flight is not None:
-            lines.append(
-                f":hourglass_flowing_sand: A rebalance is in flight: "
-                f"{_code(self.in_flight.request_id)} ({_plain(self.in_flight.state.value)})"
-            )
+            lines.append(_in_flight(self.in_flight))
         if self.cooldown_until is not None and self.cooldown_until > self.now:
             lines.append(
                 f":snowflake: Cooldown until {slack_date(self.cooldown_until, now=self.now)}"
             )
         lines += [f":warning: {_plain(note)}" for note in self.notes]
         return lines
+
+
+def _in_flight(current: RequestRecord) -> str:
+    operation = ""
+    if current.operation_id:
+        operation = f", Glider operation {_code(current.operation_id)}"
+    return (
+        f":hourglass_flowing_sand: A rebalance is in flight: {_code(current.request_id)} "
+        f"({_plain(current.state.value)}{operation}); confirming answers with it instead of "
+        "starting another"
+    )
 
 
 def _schedule(found: PortfolioDetail, now: datetime) -> list[str]:

@@ -198,6 +198,11 @@ class Clicks:
         self._later(self._update(approval.token, final, by), "approval-update")
         if final == "approved":
             await self._queue_approved(approval, click.person())
+        else:  # rejected, or expired by this late click
+            self._later(
+                slack_approvals.tell_requester(self.commands.slack, approval, final, by),
+                "approval-declined",
+            )
         head = slack_approvals.decided_message(final, "", by, command.request_id)["text"]
         await self._tell(click, Reply(text=head, blocks=[section(head)]))
 

@@ -22,6 +22,7 @@ from relay.core.commands import Requester
 from relay.core.events import EventType
 from relay.slack.blocks import Block, context, escape, message, section, slack_date
 from relay.slack.client import SlackApi
+from relay.slack.response_urls import DisallowedResponseUrl
 from relay.store import confirmations as store
 from relay.store import keys
 
@@ -149,6 +150,20 @@ async def update_message(
         log.error("approval message not updated", extra={"error": repr(exc)[:300]})
 
 
+async def tell_requester(
+    slack: SlackApi, approval: store.Approval, state: str, decider: Requester | None
+) -> None:
+    """The requester hears a rejection or expiry on the command's response_url (while valid)."""
+    url = approval.command.response_url
+    if url is None:
+        return
+    body = decided_message(state, approval.facts, decider, approval.command.request_id)
+    try:
+        await slack.post_response(url, {**body, "response_type": "ephemeral"})
+    except (aiohttp.ClientError, TimeoutError, DisallowedResponseUrl) as exc:
+        log.info("requester not told of the decision", extra={"error": repr(exc)[:300]})
+
+
 async def expire_due(redis: aioredis.Redis, slack: SlackApi, limit: int = 100) -> int:
     """Expire every approval request past its deadline; returns how many expired now."""
     now_ms = int(time.time() * 1000)
@@ -162,6 +177,7 @@ async def expire_due(redis: aioredis.Redis, slack: SlackApi, limit: int = 100) -
         if outcome == "done":
             expired += 1
             await update_message(slack, approval, final, by)
+            await tell_requester(slack, approval, final, by)
     return expired
 
 

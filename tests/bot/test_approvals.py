@@ -230,3 +230,32 @@ async def test_the_worker_upkeep_expires_requests_past_their_deadline_at_start(
     reply = await answer(web, await click(web, APPROVE, token, **APPROVER))
     assert "already expired" in reply.payload["text"]
     assert await web.queued() == []
+
+
+async def test_without_an_approvals_channel_the_request_goes_to_the_commands_channel(
+    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim, tmp_path: Any
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    web = await web_factory(
+        any_redis, glider_sim.client(), bot_confirm_rebalance=True, relay_policy_file=str(policy)
+    )
+    ack = await web.command("/rebalance", PF_MAIN, channel_id="CTEAM", **REQUESTER)
+    await answer(web, await click(web, CONFIRM, buttons(ack)[CONFIRM]["value"], **REQUESTER))
+    (posted,) = await web.slack.wait_for("chat.postMessage")
+    assert posted.payload["channel"] == "CTEAM"
+
+
+async def test_the_requester_hears_of_a_rejection(
+    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim, tmp_path: Any
+) -> None:
+    web = await approvals_web(web_factory, any_redis, glider_sim, tmp_path)
+    own_url = web.slack.response_url()
+    ack = await web.command("/rebalance", PF_MAIN, response_url=own_url, **REQUESTER)
+    await answer(web, await click(web, CONFIRM, buttons(ack)[CONFIRM]["value"], **REQUESTER))
+    (posted,) = await web.slack.wait_for("chat.postMessage")
+    await click(web, REJECT, buttons(posted.payload)[APPROVE]["value"], **APPROVER)
+    path = own_url.removeprefix(web.slack.base_url)
+    (told,) = await web.slack.wait_for(RESPONSE, where=lambda c: c.path == path)
+    assert "Rejected by <@UAP2>" in told.payload["text"]
+    assert await web.queued() == []

@@ -191,3 +191,18 @@ async def test_confirmation_off_queues_at_once(
     ack = await web.command("/rebalance", PF_MAIN)
     (command,) = await web.queued()
     assert f"`{command.request_id}`" in ack["text"]
+
+
+async def test_a_rebalance_in_flight_shows_in_the_preview_and_confirming_names_it(
+    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim
+) -> None:
+    web = await confirming_web(web_factory, any_redis, glider_sim)
+    first = buttons(await web.command("/rebalance", PF_MAIN))[CONFIRM]["value"]
+    await answer(web, await click(web, CONFIRM, first))
+    (running,) = await web.queued()
+    ack = await web.command("/rebalance", PF_MAIN)
+    assert running.request_id in json.dumps(ack["blocks"])
+    call = await answer(web, await click(web, CONFIRM, buttons(ack)[CONFIRM]["value"]))
+    assert "already in flight" in call.payload["text"]
+    assert running.request_id in call.payload["text"]
+    assert len(await web.queued()) == 1
