@@ -97,11 +97,6 @@ def _count(command: str, outcome: str) -> None:
     _counter(command if command in FORMS else "other", outcome).inc()
 
 
-def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
-    """``BOT_ALLOWED_USERS``: ``*`` allows everyone, unset allows nobody."""
-    return bool(user_id) and ("*" in allowed or user_id in allowed)
-
-
 def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> QueuedCommand:
     """The stream entry for an accepted command, under a fresh ``req_`` id."""
     return QueuedCommand(
