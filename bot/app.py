@@ -9,6 +9,7 @@ ack never waits on, or fails with, Slack's Web API.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
+from bot.interactive import Click, Clicks
 from bot.parse import COMMAND_NAMES
 from bot.signature import replay_key
 from relay import tracing
@@ -119,6 +121,19 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
             reply = await commands.reply(with_dedupe_id(command, request.headers))
         await ack(reply.payload())
 
+    clicks = Clicks(commands, commands.access)
+
+    async def on_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        # Acked at once with nothing (the message stays); answers go to the response_url.
+        await ack()
+        click = Click.of(body, action)
+        if click is None:
+            log.info("block_actions payload ignored: not a click the bot understands")
+            return
+        await clicks.handle(click)
+
     for name in COMMAND_NAMES:
         app.command(name)(on_command)
+    # Every action id: the bot's own, and anything else, which is answered harmlessly.
+    app.action(re.compile(r".*"))(on_action)
     return app

@@ -23,23 +23,27 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import OutOfMemoryError, RedisError
 
-from bot import messages
+from bot import confirm_messages, messages
+from bot.access import Access
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
 from bot.messages import Reply
 from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
+from bot.preview import gather_facts
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
 from relay import tracing
 from relay.core.audit import AuditAction, AuditActor, new_entry
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
+from relay.core.policy import Decision, Verb
 from relay.glider.client import GliderClient
 from relay.metrics import COMMANDS_TOTAL
 from relay.settings import Settings
 from relay.slack.client import SlackApi
 from relay.slack.response_urls import DisallowedResponseUrl
 from relay.store.audit import AuditStore
+from relay.store.confirmations import Pending, new_token, save_pending
 from relay.store.queue import (
     EnqueueNotSent,
     EnqueueOutcomeUnknown,
@@ -54,6 +58,14 @@ log = logging.getLogger(__name__)
 LOOKUP_BUDGET_S = 1.0
 AUDIT_BUDGET_S = 0.5  # a refusal's audit entry, appended before its ack
 _ACTIONS = {Rebalance: Action.REBALANCE, Pause: Action.PAUSE, Resume: Action.RESUME}
+_VERBS = {
+    Rebalance: Verb.REBALANCE,
+    Pause: Verb.PAUSE,
+    Resume: Verb.RESUME,
+    Status: Verb.STATUS,
+}
+FACTS_CHARS = 2000  # the preview's facts kept for the approval request
+Command = Rebalance | Pause | Resume | Status
 
 
 class SlashCommand(BaseModel):
@@ -95,6 +107,15 @@ def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
     return bool(user_id) and ("*" in allowed or user_id in allowed)
 
 
+def _refusal_detail(decision: Decision, *, policy_file: bool) -> str:
+    """Why a command was refused, for its audit entry (the reply says the same in words)."""
+    if not policy_file:
+        return "not allowed: the user is not in BOT_ALLOWED_USERS"
+    if not decision.matched:
+        return "not allowed: no policy rule matches this portfolio"
+    return f"not allowed: needs role {' or '.join(decision.needed_roles)}"
+
+
 def to_queued(
     slash: SlashCommand, parsed: Rebalance | Pause | Resume, traceparent: str | None = None
 ) -> QueuedCommand:
@@ -123,6 +144,7 @@ class Commands:
     background: Background
     enqueuer: GroupEnqueuer
     checker: OutcomeChecker
+    access: Access
     status_patience: float = SLOW_GLIDER_S
 
     async def reply(self, payload: dict[str, Any]) -> Reply:
@@ -137,21 +159,24 @@ class Commands:
         if isinstance(parsed, Help):
             count("help")
             return messages.usage(ALL_FORMS)  # help lists every command, not just this one
-        allowed = self.settings.allowed_users
-        if not is_allowed(slash.user_id, allowed):
+        decision = await self.access.decide(
+            slash.user_id, _VERBS[type(parsed)], parsed.portfolio_id
+        )
+        if not decision.allowed:
             count("unauthorized")
             log.warning(
-                "refused Slack request: user not in BOT_ALLOWED_USERS",
+                "refused Slack request: not allowed by the access policy",
                 extra={
                     "user_id": slash.user_id,
                     "command": slash.command,
                     "reason": "unauthorized",
                 },
             )
-            await self._audit_refusal(
-                slash, parsed.portfolio_id, "not allowed: the user is not in BOT_ALLOWED_USERS"
+            detail = _refusal_detail(
+                decision, policy_file=self.settings.relay_policy_file is not None
             )
-            return messages.refused(slash.user_id, allowed)
+            await self._audit_refusal(slash, parsed.portfolio_id, detail)
+            return self._refusal(slash.user_id, parsed, decision)
         if isinstance(parsed, Status):
             count("status")
             return await answer_status(
@@ -163,9 +188,64 @@ class Commands:
                 patience=self.status_patience,
             )
         command = to_queued(slash, parsed, tracing.current_header() or None)
+        if isinstance(parsed, Rebalance) and self.settings.bot_confirm_rebalance:
+            count("preview")
+            return await self._preview(command, decision.require_approval)
         reply, outcome = await self._enqueue(command)
         count(outcome)
         return reply
+
+    def _refusal(self, user_id: str, parsed: Command, decision: Decision) -> Reply:
+        if not self.access.policy.from_file:
+            return messages.refused(user_id, self.settings.allowed_users)
+        verb = _VERBS[type(parsed)].value
+        return confirm_messages.policy_refused(
+            user_id, verb, parsed.portfolio_id, decision.needed_roles, decision.matched
+        )
+
+    async def _preview(self, command: QueuedCommand, needs_approval: bool) -> Reply:
+        """The preview ack (late through response_url when Glider is slow)."""
+        token = new_token()
+        # The click queues this very command: fixed request id, trigger id of the token.
+        command = command.model_copy(update={"trigger_id": f"confirm:{token}"})
+        approvers = self.access.approvers(command.portfolio_id) if needs_approval else ()
+        build = asyncio.ensure_future(self._build_preview(command, token, approvers))
+        done, _ = await asyncio.wait({build}, timeout=self.status_patience)
+        if build in done:
+            return build.result()
+
+        async def follow() -> None:
+            await post_late(self.slack, command.response_url, await build)
+
+        self.background.spawn(follow(), name=f"preview:{command.portfolio_id}")
+        return confirm_messages.preparing(command.portfolio_id)
+
+    async def _build_preview(
+        self, command: QueuedCommand, token: str, approvers: tuple[str, ...]
+    ) -> Reply:
+        facts = await gather_facts(command.portfolio_id, redis=self.redis, glider=self.glider)
+        pending = Pending(
+            token=token,
+            command=command,
+            channel_id=command.requested_by.channel_id,
+            approval_token=new_token() if approvers else None,
+            facts="\n".join(facts.lines())[:FACTS_CHARS],
+        )
+        try:
+            async with asyncio.timeout(LOOKUP_BUDGET_S):
+                await save_pending(self.redis, pending)
+        except (RedisError, TimeoutError) as exc:
+            log.error("preview not stored", extra={"error": repr(exc)})
+            return messages.not_queued()
+        return confirm_messages.preview(facts, token, approvers)
+
+    async def enqueue_reply(self, command: QueuedCommand) -> tuple[Reply, str]:
+        """Queue ``command`` (idempotent on its ids) and the reply that says what happened."""
+        return await self._enqueue(command)
+
+    async def late(self, response_url: str | None, reply: Reply) -> None:
+        """A reply after the ack, through ``response_url``."""
+        await post_late(self.slack, response_url, reply)
 
     async def _enqueue(self, command: QueuedCommand) -> tuple[Reply, str]:
         """The ack and the outcome label (queued, duplicate, inflight, redis_unavailable,

@@ -25,6 +25,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.access import Access
 from bot.app import create_bolt_app, require_signing_secret
 from bot.background import Background
 from bot.bolt_request import bolt_request
@@ -37,12 +38,14 @@ from bot.status import SLOW_GLIDER_S
 from relay import metrics, tracing
 from relay.admin.app import create_admin_app
 from relay.admin.common import json_errors
+from relay.core.policy import Policy
 from relay.glider.client import GliderClient
 from relay.listen import ListenFailed, start_site
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
-from relay.settings import ConfigError, Settings, load_settings
+from relay.settings import ConfigError, Settings, load_settings, policy_at_start
 from relay.slack.client import SlackApi, create_slack_api
+from relay.slack.usergroups import GroupResolver
 from relay.startup import warn_unset
 from relay.store.connection import connect
 from relay.store.health import (
@@ -121,11 +124,13 @@ def create_web_app(
     *,
     status_patience: float = SLOW_GLIDER_S,
     enqueue_budget: float = ENQUEUE_BUDGET_S,
+    policy: Policy | None = None,
 ) -> web.Application:
     """The web process's application; ``glider`` (if any) serves ``/rebalance status``.
 
     A status lookup slower than ``status_patience`` seconds is answered late; a command
     Redis has not answered within ``enqueue_budget`` seconds is acked as unknown.
+    ``policy`` defaults to the settings' (``RELAY_POLICY_FILE``, else ``BOT_ALLOWED_USERS``).
     """
     require_signing_secret(settings)
     background = Background()
@@ -138,6 +143,7 @@ def create_web_app(
         background=background,
         enqueuer=GroupEnqueuer(redis, budget=enqueue_budget),
         checker=OutcomeChecker(redis, partial(post_late, slack), background),
+        access=Access(policy or settings.access_policy(), GroupResolver(slack)),
         status_patience=status_patience,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, body_in_time])
@@ -253,6 +259,11 @@ def _command(args: argparse.Namespace) -> int:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    try:
+        policy_at_start(settings, "web")
+    except ConfigError as exc:
+        print(f"glider-relay web: {exc}", file=sys.stderr)
+        return 2
     warn_unset(settings, "web")
     with tracing.exporting(settings, "web"):
         return run_web(settings, host=args.host)

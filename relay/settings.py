@@ -6,13 +6,34 @@ invalid variable fails at start with one line that names it.
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.core.policy import Policy, PolicyError, parse_policy
 from relay.slack.response_urls import is_host_name, parse_hosts
+
+_DURATION = re.compile(r"^\s*(\d{1,7})\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# An approval open for less than a minute could not be decided; one over a week is forgotten.
+MIN_APPROVAL_TTL_S, MAX_APPROVAL_TTL_S = 60, 7 * 86400
+
+
+def parse_duration(value: str) -> int:
+    """``30m`` -> 1800: seconds from a count and a unit (s, m, h, d), within the bounds."""
+    found = _DURATION.match(value)
+    if found is None:
+        raise ValueError("must be a duration such as 30m, 2h or 900s")
+    seconds = int(found.group(1)) * _UNIT_S[found.group(2)]
+    if not MIN_APPROVAL_TTL_S <= seconds <= MAX_APPROVAL_TTL_S:
+        raise ValueError("must be between 1 minute and 7 days")
+    return seconds
+
 
 Process = Literal[
     "web",
@@ -97,6 +118,38 @@ class Settings(BaseSettings):
     # other OTEL_* variables, itself.
     otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    bot_confirm_rebalance: bool = True
+    relay_policy_file: Path | None = None
+    approvals_slack_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,30}$")
+    approval_ttl: str = "30m"
+
+    @field_validator("approval_ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def approval_ttl_s(self) -> int:
+        """``APPROVAL_TTL`` in seconds (``30m``, ``2h``, ``900s`` or plain seconds)."""
+        return parse_duration(self.approval_ttl)
+
+    def access_policy(self) -> Policy:
+        """The policy of ``RELAY_POLICY_FILE``, else ``BOT_ALLOWED_USERS`` for everything.
+
+        Raises :class:`ConfigError` naming the file's wrong line (or why it cannot be read).
+        """
+        if self.relay_policy_file is None:
+            return Policy.allow_list(self.allowed_users)
+        path = self.relay_policy_file
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"RELAY_POLICY_FILE cannot be read: {path}: {exc}") from None
+        try:
+            return parse_policy(source, name=str(path))
+        except PolicyError as exc:
+            raise ConfigError(f"RELAY_POLICY_FILE is invalid: {exc}") from None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -222,3 +275,17 @@ def env_help(process: Process) -> str:
             shown = f"default {field.default}"
         lines.append(f"  {name.upper():<26} {shown}")
     return "\n".join(lines)
+
+
+def policy_at_start(settings: Settings, process: str) -> Policy:
+    """The access policy a process starts with; :class:`ConfigError` stops it on a bad file.
+
+    With a policy file, ``BOT_ALLOWED_USERS`` is ignored: say so when both are set.
+    """
+    policy = settings.access_policy()
+    if policy.from_file and settings.bot_allowed_users:
+        logging.getLogger(__name__).warning(
+            "BOT_ALLOWED_USERS is ignored: RELAY_POLICY_FILE decides who may run commands",
+            extra={"glider_relay_process": process, "policy_file": str(settings.relay_policy_file)},
+        )
+    return policy

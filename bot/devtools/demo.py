@@ -23,8 +23,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devtools.demo_approval import DEMO_USER, approval_story, with_demo_policy
 from bot.devtools.dev import DevStack, start_stack
-from bot.devtools.slack_standin import SlackMessage, message_text, signed_slash_command
+from bot.devtools.slack_standin import (
+    SlackMessage,
+    button_value,
+    message_text,
+    signed_click,
+    signed_slash_command,
+)
 from relay.logs import configure_logging
 from relay.settings import ConfigError, load_settings
 from relay.sim.config import PF_MAIN, PF_SHORT, SimConfig
@@ -102,30 +109,82 @@ class Demo:
         self.receiver.secret = base64.b64decode(created["secret"].removeprefix("whsec_"))
         self.say(f"subscribed {self.receiver.url} to every event as {created['id']}")
 
-    async def slash(self, text: str) -> str:
-        """Send ``/rebalance text`` signed like Slack; return the request id the ack names."""
+    async def send_slash(self, text: str) -> dict[str, Any]:
+        """POST ``/rebalance text`` signed like Slack; the ack."""
         response_url = self.stack.slack.response_url()
         body, headers = signed_slash_command(
             _secret(self.stack.settings.slack_signing_secret),
             command="/rebalance",
             text=text,
-            user_id="U0DEMO",
+            user_id=DEMO_USER,
             response_url=response_url,
             trigger_id=f"demo-{time.monotonic_ns()}",
         )
         async with self.http.post(
             f"{self.stack.web_url}/slack/events", data=body, headers=headers
         ) as response:
-            ack = await response.json()
+            ack: dict[str, Any] = await response.json()
             if response.status != 200:
                 raise DemoFailed(f"/rebalance {text} answered {response.status}")
+        self.say(f"Slack ack (ephemeral): {ack.get('text', '')}")
+        return ack
+
+    async def slash(self, text: str) -> str:
+        """Send ``/rebalance text`` (confirming a preview); the request id the answer names."""
+        ack = await self.send_slash(text)
         text_shown = str(ack.get("text", ""))
-        self.say(f"Slack ack (ephemeral): {text_shown}")
+        token = button_value(ack, "rebalance.confirm")
+        if token is not None:
+            self.say("the preview asks for confirmation; clicking Confirm (signed like Slack)")
+            text_shown = await self.confirm(token, text)
         words = text_shown.replace("`", " ").replace("*", " ").split()
         request_id = next((word for word in words if word.startswith("req_")), "")
         if not request_id:
             raise DemoFailed(f"the ack names no request id: {ack}")
         return request_id
+
+    async def slash_preview(self, text: str) -> str:
+        """Send ``/rebalance text`` and confirm its preview; what replaced the preview."""
+        ack = await self.send_slash(text)
+        token = button_value(ack, "rebalance.confirm")
+        if token is None:
+            raise DemoFailed(f"no preview with a Confirm button: {ack}")
+        return await self.confirm(token, text)
+
+    def failed(self, why: str) -> DemoFailed:
+        return DemoFailed(why)
+
+    async def confirm(self, token: str, portfolio_id: str) -> str:
+        """Click the preview's Confirm button; return what replaced the preview."""
+        replaced = await self.click("rebalance.confirm", token, DEMO_USER, f"`{portfolio_id}`")
+        self.say(f"preview replaced: {replaced.text}")
+        return replaced.text
+
+    async def click(self, action_id: str, value: str, user_id: str, expect: str) -> SlackMessage:
+        """Click a button as ``user_id`` (signed like Slack); the answer containing ``expect``."""
+        response_url = self.stack.slack.response_url()
+        before = {id(m) for m in self.stack.slack.messages}
+        body, headers = signed_click(
+            _secret(self.stack.settings.slack_signing_secret),
+            action_id=action_id,
+            value=value,
+            user_id=user_id,
+            response_url=response_url,
+        )
+        async with self.http.post(
+            f"{self.stack.web_url}/slack/events", data=body, headers=headers
+        ) as response:
+            if response.status != 200:
+                raise DemoFailed(f"the {action_id} click answered {response.status}")
+
+        def answered(message: SlackMessage) -> bool:
+            new = id(message) not in before and message.via == "response_url"
+            return new and expect in message.text
+
+        found: SlackMessage = await self.step(
+            f"answer to {action_id}", self.stack.slack.wait_for(answered)
+        )
+        return found
 
     async def webhook(self, event_type: str, request_id: str) -> dict[str, Any]:
         arrival = self.receiver.wait_for(event_type, request_id)
@@ -158,13 +217,17 @@ class Demo:
         self.say("the poller tracks the operation until Glider says it is terminal")
         await self.webhook("rebalance.completed", ok_id)
         self.say(f"Glider was polled {self._operation_polls()} time(s) for it")
-        await self.slack_message("reply to the requester", lambda m: m.via == "response_url")
+        await self.slack_message(
+            "reply to the requester",
+            lambda m: m.via == "response_url" and not m.payload.get("replace_original"),
+        )
         self.stack.sim.context.state.force_outcome(PF_SHORT, "failed", error=FAILURE_REASON)
         self.say(f"sending /rebalance {PF_SHORT}; the simulator will fail this one")
         bad_id = await self.slash(PF_SHORT)
         await self.webhook("rebalance.failed", bad_id)
         oncall = self.stack.settings.oncall_slack_channel
         await self.slack_message(f"on-call alert in {oncall}", lambda m: m.channel == oncall)
+        await approval_story(self)
         self.say("demo complete: every step happened")
 
 
@@ -185,7 +248,7 @@ async def start_receiver(receiver: Receiver) -> web.AppRunner:
 
 async def run_demo() -> None:
     """The whole scripted run; raises :class:`DemoFailed` naming the step that did not happen."""
-    env = load_settings()
+    env = with_demo_policy(load_settings())
     sim_config = SimConfig.default().with_overrides(op_duration_s=2.0)
     stack = await start_stack(env, port=0, sim_port=0, sim_config=sim_config)
     receiver = Receiver()
@@ -203,6 +266,8 @@ async def run_demo() -> None:
     finally:
         await receiver_runner.cleanup()
         await stack.close()
+        if env.relay_policy_file is not None:
+            env.relay_policy_file.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,6 +66,40 @@ def signed_slash_command(
     return body.encode(), headers
 
 
+def signed_click(
+    secret: str, *, action_id: str, value: str, user_id: str, response_url: str
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of a button click (``block_actions``) as Slack would POST it."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T0LOCAL", "domain": "local"},
+        "user": {"id": user_id, "username": "local-user", "team_id": "T0LOCAL"},
+        "api_app_id": "A0LOCAL",
+        "channel": {"id": "C0LOCAL", "name": "general"},
+        "response_url": response_url,
+        "trigger_id": f"click-{time.monotonic_ns()}",
+        "actions": [{"type": "button", "action_id": action_id, "value": value}],
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": slack_signature(secret, timestamp, body),
+    }
+    return body.encode(), headers
+
+
+def button_value(message: dict[str, Any], action_id: str) -> str | None:
+    """The value of the button ``action_id`` in a message's blocks, if it has one."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or [] if isinstance(block, dict) else []:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                value = element.get("value")
+                return value if isinstance(value, str) else None
+    return None
+
+
 @dataclass(frozen=True)
 class SlackMessage:
     """One message the relay sent: via a Web API method or to a response_url."""

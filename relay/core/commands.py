@@ -58,3 +58,5 @@ class QueuedCommand(BaseModel):
     # The W3C trace of the Slack request (relay/tracing.py): the worker's spans, the
     # request record and every event and delivery of this command continue it.
     traceparent: str | None = Field(default=None, max_length=TRACEPARENT_CHARS)
+    # Set when a second person approved it (docs/contract.md §8): attributed to both.
+    approved_by: Requester | None = None

@@ -30,6 +30,9 @@ class EventType(StrEnum):
     FAILED = "rebalance.failed"
     CANCELLED = "rebalance.cancelled"
     REJECTED = "rebalance.rejected"
+    APPROVAL_REQUESTED = "rebalance.approval_requested"
+    APPROVED = "rebalance.approved"
+    DECLINED = "rebalance.declined"
     PAUSED = "portfolio.paused"
     RESUMED = "portfolio.resumed"
 
@@ -87,6 +90,9 @@ class EventData(BaseModel):
     requestedBy: EventRequester
     error: EventError | None = None
     retryAt: datetime | None = Field(default=None, exclude_if=lambda v: v is None)
+    # On the approval events only (docs/contract.md §8), shaped like requestedBy.
+    approvedBy: EventRequester | None = Field(default=None, exclude_if=lambda v: v is None)
+    declinedBy: EventRequester | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_serializer("submittedAt", "finishedAt", "retryAt")
     def _ms(self, value: datetime | None) -> str | None:

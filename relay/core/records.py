@@ -79,6 +79,7 @@ class RequestRecord(BaseModel):
     reply_at: datetime | None = None
     reply_error: str | None = None
     reply_dead: str | None = None  # the dead letter's id (replayable)
+    approved_by: Requester | None = None  # the second person of an approved rebalance
 
     def to_hash(self) -> dict[str, str]:
         """Flatten to the Redis hash form (absent values are left out)."""
@@ -92,4 +93,8 @@ class RequestRecord(BaseModel):
         """Rebuild from ``HGETALL`` output (bytes or str keys)."""
         fields = text_map(raw)
         requested_by = Requester.model_validate_json(fields.pop("requested_by", "{}"))
-        return cls.model_validate({**fields, "requested_by": requested_by})
+        approved = fields.pop("approved_by", None)
+        approved_by = Requester.model_validate_json(approved) if approved else None
+        return cls.model_validate(
+            {**fields, "requested_by": requested_by, "approved_by": approved_by}
+        )

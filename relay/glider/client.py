@@ -26,7 +26,14 @@ from relay.core.backoff import retry_wait
 from relay.core.bounds import clip
 from relay.core.timeouts import exact_timeout
 from relay.glider.errors import GliderError, GliderTimeout, GliderUnavailable
-from relay.glider.models import Operation, PortfolioDetail, RebalanceAccepted, Whoami
+from relay.glider.models import (
+    Operation,
+    PortfolioDetail,
+    PortfolioPage,
+    Positions,
+    RebalanceAccepted,
+    Whoami,
+)
 from relay.glider.responses import MAX_BODY_BYTES, MESSAGE_CHARS, ModelT, interpret, read_capped
 from relay.logs import register_secrets
 from relay.metrics import GLIDER_LATENCY, GLIDER_REQUESTS
@@ -46,6 +53,8 @@ REBALANCE = PORTFOLIO + "/rebalance"
 START = PORTFOLIO + "/start"
 STOP = PORTFOLIO + "/stop"
 OPERATION = PORTFOLIO + "/operations/{operationId}"
+PORTFOLIOS = "/v2/portfolios"
+POSITIONS = PORTFOLIO + "/positions"
 
 Sleep = Callable[[float], Awaitable[None]]
 BeforeSend = Callable[[], Awaitable[None]]
@@ -137,6 +146,19 @@ class GliderClient:
         params = {"portfolioId": portfolio_id}
         return await self._call("GET", PORTFOLIO, params, PortfolioDetail, resend=True)
 
+    async def get_positions(self, portfolio_id: str) -> Positions:
+        """Live balances and total value (cached up to 30 s by Glider)."""
+        params = {"portfolioId": portfolio_id}
+        return await self._call("GET", POSITIONS, params, Positions, resend=True)
+
+    async def list_portfolios(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> PortfolioPage:
+        """One page of the tenant's portfolios, newest first; ``next_cursor`` pages on."""
+        query = {"status": status, "limit": None if limit is None else str(limit), "cursor": cursor}
+        url = self.url_for(PORTFOLIOS, {}).with_query({k: v for k, v in query.items() if v})
+        return await self._call_url("GET", url, PORTFOLIOS, PortfolioPage, resend=True, paged=True)
+
     async def get_operation(self, portfolio_id: str, operation_id: str) -> Operation:
         """One operation; its id (which holds ``:`` and ``%``) is percent-encoded exactly once."""
         params = {"portfolioId": portfolio_id, "operationId": operation_id}
@@ -167,10 +189,25 @@ class GliderClient:
         before_send: BeforeSend | None = None,
     ) -> ModelT:
         url = self.url_for(route, params)
+        return await self._call_url(
+            method, url, route, model, resend=resend, before_send=before_send
+        )
+
+    async def _call_url(
+        self,
+        method: str,
+        url: URL,
+        route: str,
+        model: type[ModelT],
+        *,
+        resend: bool,
+        before_send: BeforeSend | None = None,
+        paged: bool = False,
+    ) -> ModelT:
         attempt = 1
         while True:
             try:
-                return await self._once(method, url, route, model, before_send)
+                return await self._once(method, url, route, model, before_send, paged=paged)
             except GliderError as exc:
                 exc.attempts = attempt
                 wait = None if before_send else self._retry_wait(exc, attempt, resend=resend)
@@ -201,6 +238,8 @@ class GliderClient:
         route: str,
         model: type[ModelT],
         before_send: BeforeSend | None = None,
+        *,
+        paged: bool = False,
     ) -> ModelT:
         if self._rate_limiter is not None:
             await self._rate_limiter.acquire()
@@ -216,7 +255,9 @@ class GliderClient:
             attributes={"http.request.method": method, "url.template": route},
         ) as span:
             try:
-                result, status = await self._exchange(method, url, route, model, span.header())
+                result, status = await self._exchange(
+                    method, url, route, model, span.header(), paged=paged
+                )
                 outcome = str(status)
                 return result
             except GliderError as exc:
@@ -230,7 +271,14 @@ class GliderClient:
                 )
 
     async def _exchange(
-        self, method: str, url: URL, route: str, model: type[ModelT], traceparent: str
+        self,
+        method: str,
+        url: URL,
+        route: str,
+        model: type[ModelT],
+        traceparent: str,
+        *,
+        paged: bool = False,
     ) -> tuple[ModelT, int]:
         session = self._ensure_session()
         headers = {
@@ -244,7 +292,9 @@ class GliderClient:
                 method, url, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
                 body, complete = await read_capped(response, self._max_body_bytes)
-                result = interpret(response, body, complete, model, rebalance=route == REBALANCE)
+                result = interpret(
+                    response, body, complete, model, rebalance=route == REBALANCE, paged=paged
+                )
                 return result, response.status
         except GliderError:
             raise

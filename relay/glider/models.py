@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -216,3 +217,62 @@ class Whoami(GliderModel):
     )
     api_key_id: str | None = None
     scopes: list[str] = Field(default_factory=list)
+
+
+# A portfolio holds a few assets; a longer list is cut, not trusted whole (bounded input).
+MAX_ASSETS = 200
+MAX_WARNINGS = 50
+MAX_PAGE = 200
+
+
+def _decimal(value: object) -> object:
+    # Amounts are decimal strings (CONTRACT.md 1.8); a number is read as its text.
+    return str(value) if isinstance(value, int | float) else value
+
+
+class Asset(GliderModel):
+    """One line of ``GET /v2/portfolios/{id}/positions``: a balance and what it is worth."""
+
+    asset_id: str | None = None
+    smart_account_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("smartAccountId", "vaultAccountId")
+    )
+    symbol: Name | None = None
+    balance: Decimal | None = None
+    price_usd: Decimal | None = None
+    value_usd: Decimal | None = None
+
+    @field_validator("balance", "price_usd", "value_usd", mode="before")
+    @classmethod
+    def _decimals(cls, value: object) -> object:
+        return _decimal(value)
+
+
+class Positions(GliderModel):
+    """``GET /v2/portfolios/{id}/positions`` (CONTRACT.md 3.7); ``largest()`` by USD value."""
+
+    portfolio_id: str | None = None
+    total_value_usd: Decimal | None = None
+    fetched_at: datetime | None = None
+    assets: list[Asset] = Field(default_factory=list)
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("total_value_usd", mode="before")
+    @classmethod
+    def _total(cls, value: object) -> object:
+        return _decimal(value)
+
+    @field_validator("assets", "warnings", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return value[:MAX_ASSETS] if isinstance(value, list) else value
+
+    def largest(self, count: int) -> list[Asset]:
+        return sorted(self.assets, key=lambda a: a.value_usd or Decimal(0), reverse=True)[:count]
+
+
+class PortfolioPage(GliderModel):
+    """One page of ``GET /v2/portfolios``: the portfolios, and the cursor of the next page."""
+
+    portfolios: list[PortfolioDetail] = Field(default_factory=list, max_length=MAX_PAGE)
+    next_cursor: str | None = Field(default=None, max_length=2048)

@@ -72,10 +72,12 @@ def interpret(
     model: type[ModelT],
     *,
     rebalance: bool,
+    paged: bool = False,
 ) -> ModelT:
     """The answer's ``data`` as ``model``, or the GliderError that its status and body mean.
 
-    ``rebalance`` marks the one route where an envelope 429 is a cooldown.
+    ``rebalance`` marks the one route where an envelope 429 is a cooldown; ``paged``
+    a list, whose ``nextCursor`` (a sibling of ``data``) joins the data.
     """
     trace = _trace(response.headers)
     status = response.status
@@ -86,8 +88,11 @@ def interpret(
     payload = _json(body)
     if not isinstance(payload, dict) or payload.get("success") is not True:
         raise MalformedResponse("answer is not a v2 success envelope", status=status, **trace)
+    data = payload.get("data")
+    if paged and isinstance(data, dict):
+        data = {**data, "nextCursor": payload.get("nextCursor")}
     try:
-        return model.model_validate(payload.get("data"))
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "data"

@@ -1,6 +1,7 @@
 """The simulated Glider v2 API as an aiohttp application.
 
-Routes: ``GET /v2/whoami``, ``GET /v2/portfolios/{id}``, ``POST .../rebalance``,
+Routes: ``GET /v2/whoami``, ``GET /v2/portfolios`` (paged), ``GET /v2/portfolios/{id}``,
+``GET .../positions``, ``POST .../rebalance``,
 ``POST .../start``, ``POST .../stop`` and ``GET .../operations/{operationId}``.
 One middleware gives every answer (errors and route misses included) its
 ``X-Request-Id``/``X-Correlation-Id`` and applies latency, the per-IP limit and
@@ -18,9 +19,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from relay.core.clock import Clock, utc_now
+from relay.core.clock import Clock, iso_ms, utc_now
 from relay.core.ids import new_id
-from relay.sim import render
+from relay.sim import listing, render
 from relay.sim.chaos import Chaos, Fault
 from relay.sim.config import READ, WRITE, ScheduleStatus, Scope, SimApiKey, SimConfig
 from relay.sim.state import CooldownActive, OperationNotFound, SimError, SimState
@@ -64,7 +65,9 @@ def create_app(config: SimConfig, clock: Clock = utc_now) -> web.Application:
     app[SIM] = context
     app.on_shutdown.append(_release_delayed)
     app.router.add_get("/v2/whoami", _whoami)
+    app.router.add_get("/v2/portfolios", _list_portfolios)
     app.router.add_get("/v2/portfolios/{portfolio_id}", _get_portfolio)
+    app.router.add_get("/v2/portfolios/{portfolio_id}/positions", _positions)
     app.router.add_post("/v2/portfolios/{portfolio_id}/rebalance", _rebalance)
     app.router.add_post("/v2/portfolios/{portfolio_id}/start", _set_schedule("active"))
     app.router.add_post("/v2/portfolios/{portfolio_id}/stop", _set_schedule("paused"))
@@ -163,6 +166,28 @@ async def _get_portfolio(request: web.Request) -> web.StreamResponse:
     context, key = _authorize(request, READ)
     view = context.state.portfolio(request.match_info["portfolio_id"], key.tenant)
     return _ok(render.portfolio(view, legacy=context.config.legacy_fields))
+
+
+async def _positions(request: web.Request) -> web.StreamResponse:
+    context, key = _authorize(request, READ)
+    view = context.state.portfolio(request.match_info["portfolio_id"], key.tenant)
+    return _ok(render.positions(view, listing.positions(view.spec), context.clock()))
+
+
+async def _list_portfolios(request: web.Request) -> web.StreamResponse:
+    context, key = _authorize(request, READ)
+    try:
+        query = listing.parse_list_query(dict(request.query))
+    except listing.BadListQuery as exc:
+        raise ApiError(400, "API_400", str(exc)) from None
+    views = context.state.portfolios(key.tenant)
+    if query.status is not None:
+        views = [v for v in views if v.schedule is not None and v.schedule.status == query.status]
+    keyed = [(iso_ms(v.created_at), v.spec.id, v) for v in views]
+    page, last = listing.page_after(keyed, query)
+    cursor = None if last is None else listing.encode_cursor(*last)
+    body = render.ok({"portfolios": [render.list_item(v) for v in page]})
+    return web.json_response({**body, "nextCursor": cursor})
 
 
 async def _rebalance(request: web.Request) -> web.StreamResponse:

@@ -8,10 +8,12 @@ client is proven against both.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from relay.core.clock import iso_ms
 from relay.sim.config import SimApiKey
+from relay.sim.listing import Position
 from relay.sim.operations import OperationView
 from relay.sim.state import (
     CooldownActive,
@@ -129,3 +131,36 @@ def whoami(key: SimApiKey, *, legacy: bool) -> JsonObject:
         "apiKeyId": key.key_id,
         "scopes": sorted(key.scopes),
     }
+
+
+def positions(view: PortfolioView, held: list[Position], fetched_at: datetime) -> JsonObject:
+    """``GET /v2/portfolios/{id}/positions`` (CONTRACT.md 3.7), decimal strings throughout."""
+    total = sum((p.value_usd for p in held), start=Decimal(0))
+    return {
+        "portfolioId": view.spec.id,
+        "totalValueUsd": f"{total:.6f}",
+        "fetchedAt": iso_ms(fetched_at),
+        "smartAccounts": [{"accountId": a} for a in view.spec.smart_accounts],
+        "assets": [
+            {
+                "assetId": p.asset_id,
+                "smartAccountId": p.smart_account_id,
+                "symbol": p.symbol,
+                "decimals": p.decimals,
+                "balance": f"{p.balance:.6f}",
+                "balanceRaw": str(int(p.balance * Decimal(10) ** p.decimals)),
+                "priceUsd": f"{p.price_usd:.6f}",
+                "valueUsd": f"{p.value_usd:.6f}",
+            }
+            for p in held
+        ],
+        "warnings": [],
+    }
+
+
+def list_item(view: PortfolioView) -> JsonObject:
+    """A list entry: the detail without ``strategyVersion``/``updatedAt`` (CONTRACT.md 3.5)."""
+    body = portfolio(view, legacy=False)
+    body.pop("strategyVersion", None)
+    body.pop("updatedAt", None)
+    return body

@@ -140,6 +140,10 @@ class SimState:
         """The portfolio, or PortfolioNotFound when missing or another tenant's."""
         return self._view(self._owned(portfolio_id, tenant))
 
+    def portfolios(self, tenant: str) -> list[PortfolioView]:
+        """Every portfolio of ``tenant`` (the list route orders and pages them)."""
+        return [self._view(p) for p in self._portfolios.values() if p.spec.tenant == tenant]
+
     def set_schedule(self, portfolio_id: str, tenant: str, status: ScheduleStatus) -> PortfolioView:
         """Start (``active``) or stop (``paused``); a no-op when already there."""
         found = self._owned(portfolio_id, tenant)

@@ -6,13 +6,16 @@ so an error text like ``<!channel>`` reaches Slack inert.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
+from relay.core.commands import Requester
 from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.slack.blocks import context, escape, message, section, slack_date
 
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
 _REFUSALS = {
     "not_found": "Glider does not know portfolio {pf} (or it belongs to another tenant).",
     "forbidden": "the relay's Glider API key lacks the scope for this.",
@@ -24,9 +27,19 @@ def render(record: RequestRecord, kind: ReplyKind, *, now: datetime) -> dict[str
     """The Slack message (``text`` fallback and ``blocks``) for one outcome of ``record``."""
     headline = _awaiting(record) if kind is ReplyKind.AWAITING_USER else _final(record, now)
     details = [f"request `{escape(record.request_id)}`"]
+    if record.approved_by is not None:
+        details.append(f"requested by {_who(record.requested_by)}")
+        details.append(f"approved by {_who(record.approved_by)}")
     if record.operation_id:
         details.append(f"operation `{escape(record.operation_id)}`")
     return message(headline, [section(headline), context(" · ".join(details))])
+
+
+def _who(person: Requester) -> str:
+    """A Slack mention for a well-formed user id, else the escaped name (never a token)."""
+    if person.user_id and _USER_ID.fullmatch(person.user_id):
+        return f"<@{person.user_id}>"
+    return escape(person.user_name or "someone")
 
 
 def _pf(record: RequestRecord) -> str:

@@ -116,3 +116,17 @@ def oncall_open(dedup_key: str) -> str:
 REPLIES = f"{PREFIX}:replies"  # stream: request id + kind, for each outcome the requester hears
 REPLIES_GROUP = "notifiers"
 REPLIES_DEAD = f"{PREFIX}:replies:dead"
+
+# --- Safe commands (docs/contract.md §8): confirmations, approvals, audit ----------
+AUDIT = f"{PREFIX}:audit"  # stream of AuditEntry JSON (field `entry`)
+CONFIRMATION = f"{PREFIX}:confirm:"  # + opaque token -> hash: a preview awaiting its click
+APPROVAL = f"{PREFIX}:approval:"  # + opaque token -> hash: an approval request
+APPROVALS_DUE = f"{PREFIX}:approvals:due"  # zset approval token by expires-at ms
+
+
+def confirmation(token: str) -> str:
+    return CONFIRMATION + token
+
+
+def approval(token: str) -> str:
+    return APPROVAL + token

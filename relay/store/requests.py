@@ -68,6 +68,9 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
     for optional in ("response_url", "reason", "traceparent"):
         if dumped[optional] is not None:
             fields[optional] = dumped[optional]
+    if dumped.get("approved_by") is not None:
+        approver = {name: v for name, v in dumped["approved_by"].items() if v is not None}
+        fields["approved_by"] = json.dumps(approver)
     return fields
 
 

@@ -24,7 +24,7 @@ from relay.core.poll_policy import PollPolicy
 from relay.listen import ListenFailed
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
-from relay.settings import ConfigError, Settings, load_settings
+from relay.settings import ConfigError, Settings, load_settings, policy_at_start
 from relay.startup import check_glider_key, warn_unset
 from relay.store.connection import connect_worker
 from relay.store.faults import REDIS_FAULTS, describe
@@ -257,6 +257,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
+    try:
+        policy_at_start(settings, "worker")
+    except ConfigError as exc:
+        print(f"glider-relay worker: {exc}", file=sys.stderr)
+        return 2
     warn_unset(settings, "worker")
     tune_gc()
 

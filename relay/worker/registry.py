@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from relay.core.clock import epoch_ms
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient
 from relay.settings import Settings
+from relay.slack.approvals import expire_due
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys, pending
 from relay.store.audit import AuditStore
@@ -50,6 +52,7 @@ class Tuning:
     retry_budget_s: float = 300.0  # how long a command is retried on 5xx/timeouts
     unsure_deadline_s: float = 900.0  # how long a rebalance POST in doubt is watched for
     upkeep_every_s: float = 600.0
+    approvals_every_s: float = 15.0  # how soon an approval past its deadline is expired
     store_check_s: float = 30.0  # how often Redis's eviction policy and memory are read
     retention_ms: int = 7 * 24 * 3600 * 1000  # acknowledged stream entries kept this long
     webhook_delays_s: tuple[float, ...] = DEFAULT_DELAYS_S  # a delivery's retry schedule
@@ -176,27 +179,44 @@ _TRIMMED = (
 
 async def upkeep(ctx: WorkerContext) -> Component:
     """Trims old acknowledged entries of the command, reply and event streams and audit
-    entries past ``AUDIT_RETENTION_DAYS``, and forgets consumers (old ``host:pid`` names)
-    that hold nothing and were silent for a day."""
+    entries past ``AUDIT_RETENTION_DAYS``, forgets consumers (old ``host:pid`` names)
+    that hold nothing and were silent for a day, and expires approval requests past their
+    deadline: at start (a deadline that passed while no worker ran) and every
+    ``approvals_every_s`` after."""
     stopping = asyncio.Event()
     faults = RedisFaults("upkeep")
 
     async def run() -> None:
         rounds = 0
+        next_tidy = 0.0
         while not stopping.is_set():
-            wait = ctx.tuning.upkeep_every_s
-            try:
-                await _tidy(ctx, recovering=rounds > 0)
-                rounds += 1
-                faults.ok()
-            except REDIS_FAULTS as exc:
-                wait = min(wait, faults.failed(exc))  # a failed round is retried soon
+            if time.monotonic() >= next_tidy:
+                try:
+                    await _tidy(ctx, recovering=rounds > 0)
+                    rounds += 1
+                    faults.ok()
+                    next_tidy = time.monotonic() + ctx.tuning.upkeep_every_s
+                except REDIS_FAULTS as exc:
+                    # A failed round is retried soon.
+                    next_tidy = time.monotonic() + faults.failed(exc)
+            await _expire_approvals(ctx)
+            wait = min(ctx.tuning.approvals_every_s, max(0.0, next_tidy - time.monotonic()))
             try:
                 await asyncio.wait_for(stopping.wait(), timeout=wait)
             except TimeoutError:
                 continue
 
     return Component(run, stopping.set, readers=(faults,))
+
+
+async def _expire_approvals(ctx: WorkerContext) -> None:
+    try:
+        expired = await expire_due(ctx.redis, ctx.slack())
+    except REDIS_FAULTS as exc:
+        log.warning("approval expiry failed (next round retries): %s", exc)
+        return
+    if expired:
+        log.info("upkeep: %d approval requests expired", expired)
 
 
 async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:

@@ -24,9 +24,10 @@ def test_every_url_is_the_slack_events_endpoint() -> None:
 
 
 def test_scopes_and_mode() -> None:
-    """The bot scopes are commands, chat:write and im:write; HTTP mode by default."""
+    """The bot scopes are commands, chat:write, im:write, usergroups:read; HTTP by default."""
     scopes = re.findall(r"^\s*- ([a-z]+(?::[a-z]+)?)(?:\s+#.*)?$", MANIFEST, flags=re.MULTILINE)
-    assert scopes == ["commands", "chat:write", "im:write"]
+    assert scopes == ["commands", "chat:write", "im:write", "usergroups:read"]
+    assert re.search(r"^\s*interactivity:.*\n\s*is_enabled: true", MANIFEST, flags=re.MULTILINE)
     assert re.search(r"^\s*socket_mode_enabled: false", MANIFEST, flags=re.MULTILINE)
 
 

@@ -57,6 +57,7 @@ def _honcho_env(redis_url: str, sim: SimServer, slack: FakeSlack) -> dict[str, s
         SLACK_API_URL=slack.api_url,
         SLACK_RESPONSE_URL_HOSTS=LOOPBACK_HOST,
         BOT_ALLOWED_USERS="U1",
+        BOT_CONFIRM_REBALANCE="false",  # confirmation has its own end-to-end tests
         RELAY_ADMIN_TOKEN=ADMIN_TOKEN,
         PAGERDUTY_ROUTING_KEY=PAGERDUTY_KEY,
         LOG_LEVEL="DEBUG",

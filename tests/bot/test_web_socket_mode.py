@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import redis.asyncio as aioredis
 
+from bot.devtools.slack_standin import button_value
 from bot.web import serve
 from relay.core.commands import QueuedCommand
 from relay.settings import load_settings
 from relay.store import keys
 from relay.store.connection import text_map
-from tests.fixtures.slack import BOT_TOKEN, SOCKET, FakeSlack, signed_command
+from tests.fixtures.slack import (
+    BOT_TOKEN,
+    LOOPBACK_HOST,
+    RESPONSE,
+    SOCKET,
+    FakeSlack,
+    signed_action,
+    signed_command,
+)
 
 PF = "pf_01JWZG3KH9P4N5QXJVNK7M3WTV"
 
@@ -26,6 +36,7 @@ async def test_socket_mode_queues_and_acks_over_the_socket(
         slack_bot_token=BOT_TOKEN,
         slack_api_url=fake_slack.api_url,
         bot_allowed_users="U1",
+        bot_confirm_rebalance=False,
         port=0,
     )
     stop = asyncio.Event()
@@ -43,6 +54,47 @@ async def test_socket_mode_queues_and_acks_over_the_socket(
         assert f"`{PF}`" in text
         assert f"`{queued.request_id}`" in text
         assert fake_slack.calls_to("apps.connections.open")[0].token == "xapp-1-test-token"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
+async def test_socket_mode_preview_and_confirm_click(
+    redis_url: str, real_redis: aioredis.Redis, fake_slack: FakeSlack
+) -> None:
+    """Over the socket too: /rebalance answers with the preview, and a Confirm click
+    (an ``interactive`` envelope) queues exactly one command and replaces the preview."""
+    settings = load_settings(
+        redis_url=redis_url,
+        slack_app_token="xapp-1-test-token",
+        slack_bot_token=BOT_TOKEN,
+        slack_api_url=fake_slack.api_url,
+        slack_response_url_hosts=LOOPBACK_HOST,
+        bot_allowed_users="U1",
+        port=0,
+    )
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, host="127.0.0.1", stop=stop))
+    try:
+        form = signed_command("/rebalance", PF, user_id="U1").form
+        envelope_id = await fake_slack.send_envelope("slash_commands", form, within=10)
+        (ack,) = await fake_slack.wait_for(
+            SOCKET, where=lambda call: call.payload.get("envelope_id") == envelope_id
+        )
+        token = button_value(ack.payload["payload"], "rebalance.confirm")
+        assert token is not None
+        url = fake_slack.response_url()
+        click = json.loads(
+            signed_action("rebalance.confirm", token, response_url=url).form["payload"]
+        )
+        await fake_slack.send_envelope("interactive", click)
+        path = url.removeprefix(fake_slack.base_url)
+        (answer,) = await fake_slack.wait_for(RESPONSE, where=lambda c: c.path == path)
+        entries = await real_redis.xrange(keys.COMMAND_STREAM) or []
+        assert len(entries) == 1
+        queued = QueuedCommand.model_validate_json(text_map(entries[0][1] or {})["command"])
+        assert f"`{queued.request_id}`" in answer.payload["text"]
+        assert answer.payload["replace_original"] is True
     finally:
         stop.set()
         await asyncio.wait_for(server, 10)

@@ -50,6 +50,7 @@ def _queued_record(command: QueuedCommand) -> RequestRecord:
         response_url=command.response_url,
         reason=command.reason,
         traceparent=command.traceparent,
+        approved_by=command.approved_by,
     )
 
 
@@ -120,6 +121,7 @@ _commands = st.builds(
     response_url=_text,
     trigger_id=_text,
     traceparent=st.none() | st.just("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    approved_by=st.none() | st.builds(Requester, team_id=_text, user_id=_text, user_name=_text),
     accepted_at=st.datetimes(
         min_value=datetime(2000, 1, 1),
         timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),

@@ -38,4 +38,5 @@ async def test_upkeep_trims_the_audit_log_to_its_retention(any_redis: aioredis.R
     finally:
         component.stop()
         await asyncio.wait_for(task, timeout=10)
+        await ctx.close()  # upkeep also expires approvals, through the context's Slack client
     assert (await AuditStore(any_redis).page(AuditFilter(), limit=10))[0] == [kept]

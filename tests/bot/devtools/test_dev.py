@@ -12,11 +12,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.devtools.slack_standin import button_value
 from relay.sim.config import PF_MAIN
-from tests.fixtures.slack import signed_command
+from tests.fixtures.slack import SignedRequest, signed_action, signed_command
 
 CLI = [sys.executable, "-m", "bot"]
 
@@ -28,7 +30,8 @@ def _env() -> dict[str, str]:
 
 
 def test_demo_tells_the_story_and_exits_zero() -> None:
-    """The demo narrates queue, submit, poll, completion, verified webhooks and on-call, exit 0."""
+    """The demo narrates preview and confirm, queue, submit, poll, completion, verified
+    webhooks, on-call and an approval by a second person, exit 0."""
     done = subprocess.run(
         [*CLI, "demo"], capture_output=True, text=True, timeout=60, env=_env(), check=False
     )
@@ -36,7 +39,9 @@ def test_demo_tells_the_story_and_exits_zero() -> None:
     out = done.stdout
     for step in (
         "subscribed",
-        "Slack ack (ephemeral): Queued a rebalance",
+        "Slack ack (ephemeral): :warning: Rebalance",
+        "clicking Confirm (signed like Slack)",
+        "preview replaced: Queued a rebalance",
         "webhook rebalance.requested delivered, signature verified",
         "webhook rebalance.submitted delivered, signature verified",
         "Glider was polled",
@@ -44,6 +49,10 @@ def test_demo_tells_the_story_and_exits_zero() -> None:
         "reply to the requester",
         "webhook rebalance.failed delivered, signature verified",
         "on-call alert",
+        "approval request posted in C0APPROVALS",
+        "the requester's own Approve is refused",
+        "request updated in place (chat.update): :white_check_mark: Approved by <@U0APPROVER>",
+        "webhook rebalance.approved delivered, signature verified",
         "demo complete",
     ):
         assert step in out, f"missing step {step!r} in:\n{out}"
@@ -109,11 +118,28 @@ def _send_rebalance(banner: str) -> None:
         response_url=f"{_banner_value(banner, 'Slack stand-in')}/response/1",
     )
     web_url = _banner_value(banner, "web")
+    ack = _post(f"{web_url}/slack/events", request)
+    # dev asks for confirmation (BOT_CONFIRM_REBALANCE defaults to true): click Confirm.
+    token = button_value(ack, "rebalance.confirm")
+    assert token is not None, ack
+    click = signed_action(
+        "rebalance.confirm",
+        token,
+        secret=_banner_value(banner, "signing secret"),
+        response_url=f"{_banner_value(banner, 'Slack stand-in')}/response/2",
+    )
+    _post(f"{web_url}/slack/events", click)
+
+
+def _post(url: str, request: SignedRequest) -> dict[str, Any]:
     http = urllib.request.Request(  # noqa: S310 - loopback URL from dev's banner
-        f"{web_url}/slack/events", data=request.body.encode(), headers=request.headers
+        url, data=request.body.encode(), headers=request.headers
     )
     with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
-        assert "Queued a rebalance" in json.loads(response.read())["text"]
+        assert response.status == 200
+        raw = response.read()
+    answer: dict[str, Any] = json.loads(raw) if raw else {}
+    return answer
 
 
 def test_dev_on_a_real_redis_executes_promptly_without_read_timeouts(
@@ -154,7 +180,8 @@ def test_dev_can_be_driven_from_its_banner(redis_url: str, tmp_path: Path) -> No
     and the slack send line; that line queues a rebalance that fails as the flag says; the
     CLI on the same Redis lists it; a real Slack response_url is one warning, not a storm."""
     log = tmp_path / "dev.log"
-    env = _env() | {"REDIS_URL": redis_url, "LOG_LEVEL": "INFO"}
+    # Queued at once: `slack send` cannot click a preview's Confirm button.
+    env = _env() | {"REDIS_URL": redis_url, "LOG_LEVEL": "INFO", "BOT_CONFIRM_REBALANCE": "false"}
     flags = ["--failure-rate", "1", "--op-duration", "0.2", "--cooldown", "0"]
     with (
         log.open("wb") as out,

@@ -1,0 +1,257 @@
+"""Clicks on the bot's buttons (``block_actions``, docs/contract.md §8).
+
+Confirm / Cancel on a preview, Approve / Reject on an approval request. Each click
+is checked (a well-formed token, a stored request, the right person) before one
+atomic step in Redis decides; anything unknown, forged or stale gets a harmless
+ephemeral answer and changes nothing. Answers go to the payload's ``response_url``
+(the preview itself is replaced); the approval request is updated with chat.update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import confirm_messages as cm
+from bot import messages
+from bot.access import Access
+from bot.handlers import Commands
+from bot.messages import Reply
+from relay.core.approvals import approval_event, click_audit, requested_audit
+from relay.core.commands import Requester
+from relay.core.events import EventType
+from relay.core.policy import Verb
+from relay.slack import approvals as slack_approvals
+from relay.slack.blocks import section
+from relay.slack.response_urls import DisallowedResponseUrl
+from relay.store import confirmations as store
+
+log = logging.getLogger(__name__)
+
+POST_BUDGET_S = 2.0
+SELF_APPROVAL = "You asked for this rebalance: someone else must decide it."
+
+
+class Click(BaseModel):
+    """The fields of a ``block_actions`` payload a click needs, bounded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_id: str = Field(max_length=255)
+    value: str = Field(default="", max_length=2000)
+    user_id: str = Field(max_length=32)
+    user_name: str | None = Field(default=None, max_length=80)
+    team_id: str | None = Field(default=None, max_length=32)
+    response_url: str | None = Field(default=None, max_length=2000)
+
+    @classmethod
+    def of(cls, body: dict[str, Any], action: dict[str, Any]) -> Click | None:
+        user, team = body.get("user"), body.get("team")
+        user = user if isinstance(user, dict) else {}
+        team = team if isinstance(team, dict) else {}
+        try:
+            return cls(
+                action_id=action.get("action_id", ""),
+                value=action.get("value", ""),
+                user_id=user.get("id", ""),
+                user_name=user.get("username") or user.get("name"),
+                team_id=team.get("id"),
+                response_url=body.get("response_url"),
+            )
+        except (ValidationError, AttributeError):
+            return None
+
+    def person(self) -> Requester:
+        return Requester(team_id=self.team_id, user_id=self.user_id, user_name=self.user_name)
+
+
+@dataclass(frozen=True)
+class Clicks:
+    """The ``block_actions`` listener: confirmations and approvals."""
+
+    commands: Commands
+    access: Access
+
+    async def handle(self, click: Click) -> None:
+        """Answer one click; never raises for anything the click carries."""
+        try:
+            if click.action_id in (cm.CONFIRM, cm.CANCEL):
+                await self._preview_click(click)
+            elif click.action_id in (slack_approvals.APPROVE, slack_approvals.REJECT):
+                await self._approval_click(click)
+            else:
+                await self._tell(click, cm.stale_action())
+        except RedisError as exc:
+            log.error("click not handled: store unavailable", extra={"error": repr(exc)})
+            await self._tell(click, messages.not_queued())
+
+    async def _preview_click(self, click: Click) -> None:
+        pending = await store.load_pending(self._redis, click.value) if _ok(click) else None
+        if pending is None:
+            await self._tell(click, cm.stale_action())
+            return
+        if pending.command.requested_by.user_id != click.user_id:
+            await self._tell(click, cm.not_yours())
+            return
+        choice = "confirm" if click.action_id == cm.CONFIRM else "cancel"
+        start = self._approval_start(pending) if choice == "confirm" else None
+        audit = click_audit(choice, pending.command)
+        outcome, state = await store.click(
+            self._redis,
+            pending.token,
+            user_id=click.user_id,
+            choice=choice,
+            audit=audit,
+            approval=start,
+        )
+        log.info("preview click", extra={"outcome": outcome, "state": state, "choice": choice})
+        if outcome == "missing":
+            await self._tell(click, cm.stale_action())
+        elif outcome == "not_requester":
+            await self._tell(click, cm.not_yours())
+        elif state == "cancelled":
+            await self._replace(click, cm.cancelled(pending.command.portfolio_id))
+        elif pending.approval_token is not None:
+            if outcome == "done" and start is not None:
+                await self._post_request(pending, start)
+            approvers = self.access.approvers(pending.command.portfolio_id)
+            command = pending.command
+            reply = cm.awaiting_approval(command.portfolio_id, command.request_id, approvers)
+            await self._replace(click, reply)
+        else:
+            # Idempotent on the fixed request id and trigger id: a retry answers the same.
+            reply, _ = await self.commands.enqueue_reply(pending.command)
+            await self._replace(click, reply)
+
+    def _approval_start(self, pending: store.Pending) -> store.ApprovalStart | None:
+        if pending.approval_token is None:
+            return None
+        ttl = self.commands.settings.approval_ttl_s
+        expires_ms, _ = slack_approvals.expires_at(ttl)
+        fields = store.approval_fields(pending.command, pending.facts, expires_ms)
+        return store.ApprovalStart(
+            token=pending.approval_token,
+            fields=fields,
+            expires_at_ms=expires_ms,
+            event=approval_event(EventType.APPROVAL_REQUESTED, pending.command),
+            audit=requested_audit(pending.command),
+        )
+
+    async def _post_request(self, pending: store.Pending, start: store.ApprovalStart) -> None:
+        """Post the approval request (once: only the click that created it does)."""
+        web = self.commands.slack.web
+        channel = self.commands.settings.approvals_slack_channel or pending.channel_id
+        if web is None or channel is None:
+            log.error("approval request not posted: no SLACK_BOT_TOKEN or channel")
+            return
+        _, expires = slack_approvals.expires_at(self.commands.settings.approval_ttl_s)
+        body = slack_approvals.request_message(
+            pending.command.requested_by,
+            pending.facts,
+            start.token,
+            pending.command.request_id,
+            expires,
+        )
+        try:
+            # Bounded: the confirming click waits for it (its answer notes where it went).
+            async with asyncio.timeout(POST_BUDGET_S):
+                answer = await web.chat_postMessage(channel=channel, **body)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.error("approval request not posted", extra={"error": repr(exc)[:300]})
+            return
+        ts, posted_in = answer.get("ts"), answer.get("channel") or channel
+        if isinstance(ts, str) and isinstance(posted_in, str):
+            await store.note_message(self._redis, start.token, posted_in, ts)
+
+    async def _approval_click(self, click: Click) -> None:
+        approval = await store.load_approval(self._redis, click.value) if _ok(click) else None
+        if approval is None:
+            await self._tell(click, cm.stale_action())
+            return
+        command = approval.command
+        if approval.state != "pending":
+            await self._decided(click, approval, approval.state, approval.decided_by)
+            return
+        if command.requested_by.user_id == click.user_id:
+            await self._tell(click, cm.cannot_approve(SELF_APPROVAL))
+            return
+        decision = await self.access.decide(click.user_id, Verb.APPROVE, command.portfolio_id)
+        if not decision.allowed:
+            roles = " or ".join(decision.needed_roles) or "an approve role"
+            await self._tell(click, cm.cannot_approve(f"Deciding this needs a holder of {roles}."))
+            return
+        state = "approved" if click.action_id == slack_approvals.APPROVE else "rejected"
+        outcome, final, by = await slack_approvals.apply_decision(
+            self._redis, approval, state, click.person()
+        )
+        if outcome != "done":
+            await self._decided(click, approval, final, by)
+            return
+        self._later(self._update(approval.token, final, by), "approval-update")
+        if final == "approved":
+            await self._queue_approved(approval, click.person())
+        else:  # rejected, or expired by this late click
+            self._later(
+                slack_approvals.tell_requester(self.commands.slack, approval, final, by),
+                "approval-declined",
+            )
+        head = slack_approvals.decided_message(final, "", by, command.request_id)["text"]
+        await self._tell(click, Reply(text=head, blocks=[section(head)]))
+
+    async def _decided(
+        self, click: Click, approval: store.Approval, state: str, by: Requester | None
+    ) -> None:
+        """A click after the decision: who decided; an approved one is queued (idempotent)."""
+        if state == "approved" and by is not None:
+            await self._queue_approved(approval, by)
+        text = slack_approvals.already_decided_text(state, by)
+        await self._tell(click, Reply(text=text, blocks=[section(text)]))
+
+    async def _queue_approved(self, approval: store.Approval, approver: Requester) -> None:
+        command = approval.command.model_copy(update={"approved_by": approver})
+        reply, _ = await self.commands.enqueue_reply(command)
+        self._later(self.commands.late(command.response_url, reply), "approval-queued")
+
+    async def _update(self, token: str, state: str, by: Requester | None) -> None:
+        # Read again: where the request was posted is noted after the post.
+        approval = await store.load_approval(self._redis, token)
+        if approval is not None:
+            await slack_approvals.update_message(self.commands.slack, approval, state, by)
+
+    def _later(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Slack I/O after the decision: the click's HTTP answer does not wait for it."""
+        self.commands.background.spawn(work, name=name)
+
+    @property
+    def _redis(self) -> Any:
+        return self.commands.redis
+
+    async def _tell(self, click: Click, reply: Reply) -> None:
+        """An ephemeral answer to the clicker alone; the clicked message stays."""
+        payload = reply.payload() | {"response_type": "ephemeral", "replace_original": False}
+        await self._respond(click, payload)
+
+    async def _replace(self, click: Click, reply: Reply) -> None:
+        await self._respond(click, reply.payload() | {"replace_original": True})
+
+    async def _respond(self, click: Click, payload: dict[str, Any]) -> None:
+        if click.response_url is not None:
+            self._later(self._post(click.response_url, payload), "click-answer")
+
+    async def _post(self, url: str, payload: dict[str, Any]) -> None:
+        try:
+            await self.commands.slack.post_response(url, payload)
+        except (aiohttp.ClientError, TimeoutError, DisallowedResponseUrl) as exc:
+            log.warning("click answer not delivered", extra={"error": repr(exc)[:300]})
+
+
+def _ok(click: Click) -> bool:
+    return store.is_token(click.value)
