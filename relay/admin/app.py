@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from relay.admin import catalog as catalog_routes
 from relay.admin import deliveries as delivery_routes
 from relay.admin import openapi
 from relay.admin import operations as operation_routes
@@ -21,6 +22,7 @@ def routes() -> tuple[Route, ...]:
     """Every admin route: what the app serves and what ``/v1/openapi.json`` documents."""
     return (
         *subscription_routes.ROUTES,
+        *catalog_routes.ROUTES,
         *delivery_routes.ROUTES,
         *operation_routes.ROUTES,
         *openapi.ROUTES,

@@ -42,6 +42,7 @@ TAGS = {
     "subscriptions": "Webhook subscriptions: endpoints, event types, secrets.",
     "deliveries": "Webhook deliveries: attempts, dead letters, replay and recovery.",
     "operations": "Slack commands tracked through Glider, with their timeline.",
+    "event-types": "The event catalog: every event type with the JSON Schema of its body.",
     "openapi.json": "This document.",
 }
 # Where the document is served from: the web process (PORT, default 3000).

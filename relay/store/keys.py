@@ -113,3 +113,31 @@ def oncall_open(dedup_key: str) -> str:
 REPLIES = f"{PREFIX}:replies"  # stream: request id + kind, for each outcome the requester hears
 REPLIES_GROUP = "notifiers"
 REPLIES_DEAD = f"{PREFIX}:replies:dead"
+
+
+# --- Console and partner portal (relay/console) ----------------------------------------
+# + epoch minute -> hash {succeeded, failed, dead}: attempts recorded in that minute
+# (the overview chart); each expires two hours after it was last written.
+DELIVERY_MINUTE = f"{PREFIX}:stats:dlv:"
+CONSOLE_SESSION = f"{PREFIX}:console:session:"  # + session id -> JSON (kind, csrf, sub)
+CONSOLE_SIGNIN = f"{PREFIX}:console:signin:"  # + client address -> failed sign-ins (expiring)
+PORTAL_SIGNING_KEY = f"{PREFIX}:portal:key"  # the server key portal links are signed with
+# + subscription id -> generation: bumping it revokes every portal link issued before
+PORTAL_GENERATION = f"{PREFIX}:portal:gen:"
+AUDIT = f"{PREFIX}:audit"  # stream of relay.core.audit.AuditEntry JSON (field "entry")
+
+
+def delivery_minute(minute: int) -> str:
+    return DELIVERY_MINUTE + str(minute)
+
+
+def console_session(session_id: str) -> str:
+    return CONSOLE_SESSION + session_id
+
+
+def console_signin(client: str) -> str:
+    return CONSOLE_SIGNIN + client
+
+
+def portal_generation(subscription_id: str) -> str:
+    return PORTAL_GENERATION + subscription_id

@@ -9,14 +9,16 @@ counted in Redis, so it holds across every worker process.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from relay.store import keys
 from relay.store.connection import text
+from relay.store.delivery_stats import record_results
 from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import TargetKind
+from relay.webhooks.models import TargetKind, epoch_ms
 from relay.webhooks.secrets import SigningKeys, parse_previous
 
 LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
@@ -161,6 +163,7 @@ class StepBatcher:
         self._scripts = scripts
         self._default_cap = default_cap
         self._lease_ms = lease_ms
+        self._results: Counter[str] = Counter()  # recorded since the last write, by outcome
         self._batches: Coalescer[tuple[str, dict[str, Any]], StepReply] = Coalescer(
             self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
         )
@@ -170,6 +173,7 @@ class StepBatcher:
         request = _request(
             sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
         )
+        self._results.update(f.status for f in report.finished)
         return await self._batches.submit((sid, request))
 
     async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> list[StepReply]:
@@ -177,6 +181,9 @@ class StepBatcher:
             keys=[keys.SUBSCRIPTIONS_READY],
             args=[json.dumps([request for _, request in batch])],
         )
+        if self._results:  # the console's per-minute chart: one pipelined write per batch
+            results, self._results = self._results, Counter()
+            await record_results(self._scripts.redis, results, now_ms=epoch_ms())
         return [
             _reply(sid, item, self._default_cap) for (sid, _), item in zip(batch, raw, strict=True)
         ]

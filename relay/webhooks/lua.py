@@ -155,11 +155,25 @@ return out
 """
 )
 
+# KEYS[1] subscription hash. ARGV: now, rows JSON (as fan-out's). Creates the rows for
+# that one enabled webhook subscription: 1 created, 0 already there, -1 no such
+# subscription, -2 disabled. A test event takes this path (docs/contract.md §10).
+CREATE_FOR_SUBSCRIPTION = (
+    PRELUDE
+    + """
+local sub = redis.call('HMGET', KEYS[1], 'kind', 'enabled')
+if sub[1] ~= 'webhook' then return -1 end
+if sub[2] ~= '1' then return -2 end
+return create_all(cjson.decode(ARGV[2]), ARGV[1])
+"""
+)
+
 
 class Scripts:
     """Every script above, registered on one client (EVALSHA, loaded on first use)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
         self.fan_out = redis.register_script(FAN_OUT)
         self.steps = redis.register_script(STEPS)
         self.requeue = redis.register_script(REQUEUE)
@@ -168,3 +182,4 @@ class Scripts:
         self.delete_subscription = redis.register_script(DELETE_SUBSCRIPTION)
         self.rotate_secret = redis.register_script(ROTATE_SECRET)
         self.routes = redis.register_script(ROUTES)
+        self.create_for_subscription = redis.register_script(CREATE_FOR_SUBSCRIPTION)

@@ -1,0 +1,44 @@
+"""``relay.test``: one signed event for one subscription, through the normal delivery path.
+
+The delivery is created by the same Lua helper fan-out uses (``create_all``), so
+the dispatcher claims, signs, sends, retries and records it like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+from relay.core.events import TEST_EVENT_TYPE, RelayTestData, RelayTestEvent
+from relay.core.ids import ulid
+from relay.store import keys
+from relay.webhooks.lua import Scripts
+from relay.webhooks.models import datetime_to_ms, epoch_ms
+
+ProbeRefusal = Literal["missing", "disabled"]
+
+
+def delivery_row(event: RelayTestEvent, subscription_id: str) -> tuple[str, list[str]]:
+    """The delivery id and the fan-out row of ``event`` for ``subscription_id``."""
+    uid = ulid(datetime_to_ms(event.timestamp))
+    did = f"dlv_{uid}"
+    body = event.body().decode()
+    return did, [did, subscription_id, event.id, TEST_EVENT_TYPE, f"msg_{uid}", body, "", ""]
+
+
+async def send_test_event(redis: aioredis.Redis, subscription_id: str) -> str | ProbeRefusal:
+    """Queue a ``relay.test`` delivery; its id, or why not (no such or a disabled subscription)."""
+    event = RelayTestEvent(data=RelayTestData(subscriptionId=subscription_id))
+    did, row = delivery_row(event, subscription_id)
+    created = int(
+        await Scripts(redis).create_for_subscription(
+            keys=[keys.subscription(subscription_id)], args=[epoch_ms(), json.dumps([row])]
+        )
+    )
+    if created == -1:
+        return "missing"
+    if created == -2:
+        return "disabled"
+    return did
