@@ -9,6 +9,7 @@ from relay.admin import catalog as catalog_routes
 from relay.admin import deliveries as delivery_routes
 from relay.admin import openapi
 from relay.admin import operations as operation_routes
+from relay.admin import portal_links as portal_routes
 from relay.admin import subscriptions as subscription_routes
 from relay.admin.common import admin_middleware
 from relay.admin.routing import Route, add_routes
@@ -22,6 +23,7 @@ def routes() -> tuple[Route, ...]:
     """Every admin route: what the app serves and what ``/v1/openapi.json`` documents."""
     return (
         *subscription_routes.ROUTES,
+        *portal_routes.ROUTES,
         *catalog_routes.ROUTES,
         *delivery_routes.ROUTES,
         *operation_routes.ROUTES,

@@ -119,9 +119,8 @@ REPLIES_DEAD = f"{PREFIX}:replies:dead"
 # + epoch minute -> hash {succeeded, failed, dead}: attempts recorded in that minute
 # (the overview chart); each expires two hours after it was last written.
 DELIVERY_MINUTE = f"{PREFIX}:stats:dlv:"
-CONSOLE_SESSION = f"{PREFIX}:console:session:"  # + session id -> JSON (kind, csrf, sub)
+CONSOLE_SESSION = f"{PREFIX}:console:session:"  # + sha256 of a session id -> Session JSON
 CONSOLE_SIGNIN = f"{PREFIX}:console:signin:"  # + client address -> failed sign-ins (expiring)
-PORTAL_SIGNING_KEY = f"{PREFIX}:portal:key"  # the server key portal links are signed with
 # + subscription id -> generation: bumping it revokes every portal link issued before
 PORTAL_GENERATION = f"{PREFIX}:portal:gen:"
 AUDIT = f"{PREFIX}:audit"  # stream of relay.core.audit.AuditEntry JSON (field "entry")
