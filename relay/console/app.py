@@ -65,6 +65,7 @@ def create_console_app(redis: aioredis.Redis, settings: Settings) -> web.Applica
     r.add_get("/sign-in", signin.sign_in_form, name="console_sign_in")
     r.add_post("/sign-in", signin.sign_in, name="console_sign_in_post")
     r.add_post("/sign-out", signin.sign_out)
+    r.add_get("", _index)  # /console itself
     r.add_get("/", _index)
     r.add_get("/overview", pages.overview_page)
     r.add_get("/subscriptions", pages.subscriptions_page)
@@ -103,6 +104,7 @@ def create_portal_app(redis: aioredis.Redis, settings: Settings) -> web.Applicat
     )
     app = _base(redis, settings, middleware)
     r = app.router
+    r.add_get("", portal.home)  # /portal itself
     r.add_get("/", portal.home)
     r.add_get("/event-types", portal.event_types)
     r.add_get("/deliveries/{id}", portal.delivery_page)
