@@ -1,4 +1,4 @@
-"""Admin routes of docs/contract.md §10: the event catalog and a test event.
+"""Admin routes of SPEC section 10: the event catalog and a test event.
 
 ``GET /v1/event-types`` lists every type with the JSON Schema of its body
 (:mod:`relay.core.event_catalog`); ``POST /v1/subscriptions/{id}/test`` queues a

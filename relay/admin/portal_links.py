@@ -1,4 +1,4 @@
-"""Admin routes for partner-portal links (docs/contract.md §10).
+"""Admin routes for partner-portal links (SPEC section 10).
 
 ``POST /v1/subscriptions/{id}/portal-link`` ``{"ttl"?: "24h"}`` answers
 ``{"url": ".../portal/<token>", "expiresAt"}``; ``POST .../portal-link/revoke``

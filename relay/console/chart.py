@@ -31,10 +31,15 @@ class Chart:
     width: int
     height: int
     bars: list[Bar]
-    rate_points: str  # "x,y x,y ..." of the success rate, minutes with attempts only
+    rate_dots: list[tuple[float, float]]  # the success rate, minutes with attempts only
     peak: int
     total: int
     succeeded: int
+
+    @property
+    def rate_points(self) -> str:
+        """The rate line as SVG ``points``."""
+        return " ".join(f"{x},{y}" for x, y in self.rate_dots)
 
     @property
     def success_rate(self) -> str:
@@ -50,7 +55,8 @@ def chart(stats: Sequence[MinuteStat]) -> Chart:
     peak = max((s.total for s in stats), default=0)
     plot_h = HEIGHT - 2 * PAD
     step = (WIDTH - 2 * PAD) / max(len(stats), 1)
-    bars, points = [], []
+    bars: list[Bar] = []
+    points: list[tuple[float, float]] = []
     for i, stat in enumerate(stats):
         x = PAD + i * step
         height = plot_h * stat.total / peak if peak else 0.0
@@ -67,12 +73,12 @@ def chart(stats: Sequence[MinuteStat]) -> Chart:
             )
         )
         if rate is not None:
-            points.append(f"{x + step * 0.4:.1f},{PAD + plot_h * (1 - rate):.1f}")
+            points.append((round(x + step * 0.4, 1), round(PAD + plot_h * (1 - rate), 1)))
     return Chart(
         WIDTH,
         HEIGHT,
         bars,
-        " ".join(points),
+        points,
         peak,
         sum(s.total for s in stats),
         sum(s.succeeded for s in stats),

@@ -1,4 +1,4 @@
-"""The partner portal (docs/contract.md §10): one subscription, reached by a signed link.
+"""The partner portal (SPEC section 10): one subscription, reached by a signed link.
 
 ``GET /portal/<token>`` checks the link (signature, expiry, the subscription's
 current revocation generation, the subscription still there), opens a portal

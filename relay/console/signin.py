@@ -1,4 +1,4 @@
-"""Console sign-in with the admin token, and sign-out (docs/contract.md §10).
+"""Console sign-in with the admin token, and sign-out (SPEC section 10).
 
 A failed sign-in counts against the client's address; after
 ``SIGN_IN_MAX_FAILURES`` in ``SIGN_IN_WINDOW_S`` the form answers 429 until the

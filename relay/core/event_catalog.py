@@ -1,4 +1,4 @@
-"""The event catalog (docs/contract.md §10): every event type with a JSON Schema of its body.
+"""The event catalog (SPEC section 10): every event type with a JSON Schema of its body.
 
 Each schema is generated from the pydantic model that builds that event's body
 (:class:`relay.core.events.Event`, :class:`relay.core.events.RelayTestEvent`), in

@@ -144,7 +144,7 @@ class RelayTestData(BaseModel):
 
 
 class RelayTestEvent(BaseModel):
-    """``relay.test``: sent to one subscription on request (docs/contract.md §10), signed and
+    """``relay.test``: sent to one subscription on request (SPEC section 10), signed and
     delivered like any other event; its body has the same ``{"type", "timestamp", "data"}``."""
 
     id: str = Field(default_factory=lambda: new_id("evt"))

@@ -1,4 +1,4 @@
-"""Partner-portal links (docs/contract.md §10): signed, expiring, revocable. Pure: no I/O.
+"""Partner-portal links (SPEC section 10): signed, expiring, revocable. Pure: no I/O.
 
 A token is ``base64url(payload) "." base64url(HMAC-SHA256(key, payload))`` with
 payload ``"<subscription id>.<generation>.<expiry, unix s>"``. The key is derived

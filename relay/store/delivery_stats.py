@@ -1,4 +1,4 @@
-"""Delivery results per minute, for the console's overview chart (docs/contract.md §10).
+"""Delivery results per minute, for the console's overview chart (SPEC section 10).
 
 One small hash per epoch minute (``keys.delivery_minute``) counts the attempts
 recorded in it by outcome; each expires :data:`KEEP_S` after its last write, so

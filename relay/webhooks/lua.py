@@ -157,7 +157,7 @@ return out
 
 # KEYS[1] subscription hash. ARGV: now, rows JSON (as fan-out's). Creates the rows for
 # that one enabled webhook subscription: 1 created, 0 already there, -1 no such
-# subscription, -2 disabled. A test event takes this path (docs/contract.md §10).
+# subscription, -2 disabled. A test event takes this path (SPEC section 10).
 CREATE_FOR_SUBSCRIPTION = (
     PRELUDE
     + """

@@ -1,4 +1,4 @@
-"""docs/contract.md §10 admin routes: GET /v1/event-types and POST /v1/subscriptions/{id}/test."""
+"""SPEC section 10 admin routes: GET /v1/event-types and POST /v1/subscriptions/{id}/test."""
 
 from __future__ import annotations
 

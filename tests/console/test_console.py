@@ -1,4 +1,4 @@
-"""The console over HTTP (docs/contract.md §10): sign-in, sessions, CSRF, pages, actions."""
+"""The console over HTTP (SPEC section 10): sign-in, sessions, CSRF, pages, actions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The partner portal (docs/contract.md §10): a signed link, one subscription, nothing else."""
+"""The partner portal (SPEC section 10): a signed link, one subscription, nothing else."""
 
 from __future__ import annotations
 
