@@ -92,7 +92,8 @@ class OperationQuery(ListQuery):
     portfolio: str | None = Field(default=None, pattern=PORTFOLIO_ID_PATTERN)
 
 
-def _filters(request: web.Request) -> tuple[RequestState | None, str | None]:
+def query_filters(request: web.Request) -> tuple[RequestState | None, str | None]:
+    """The state and portfolio filters of the query string (400 for a bad one)."""
     state = query_enum(request, "state", RequestState)
     portfolio = request.query.get("portfolio") or None
     if portfolio is not None and not PORTFOLIO_ID_RE.fullmatch(portfolio):
@@ -145,7 +146,7 @@ async def page_records(
 
 
 async def list_operations(request: web.Request) -> web.Response:
-    state, portfolio = _filters(request)
+    state, portfolio = query_filters(request)
     records, cursor = await page_records(
         request.app[admin.REDIS],
         state=state,

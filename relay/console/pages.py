@@ -9,7 +9,7 @@ from aiohttp import web
 
 from relay.admin.catalog import event_type_list
 from relay.admin.common import ApiError, parse_limit, query_enum
-from relay.admin.operations import OperationView, _filters, page_records
+from relay.admin.operations import OperationView, query_filters, page_records
 from relay.console.overview import overview
 from relay.console.web import redis_of, render
 from relay.core.audit import AuditAction
@@ -96,7 +96,7 @@ async def delivery_page(request: web.Request) -> web.Response:
 
 
 async def operations_page(request: web.Request) -> web.Response:
-    state, portfolio = _filters(request)
+    state, portfolio = query_filters(request)
     records, cursor = await page_records(
         redis_of(request),
         state=state,
