@@ -9,7 +9,7 @@ from aiohttp import web
 
 from relay.admin.catalog import event_type_list
 from relay.admin.common import ApiError, parse_limit, query_enum
-from relay.admin.operations import OperationView, query_filters, page_records
+from relay.admin.operations import OperationView, page_records, query_filters
 from relay.console.overview import overview
 from relay.console.web import redis_of, render
 from relay.core.audit import AuditAction
