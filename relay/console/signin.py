@@ -38,13 +38,11 @@ def _client(request: web.Request) -> str:
 
 
 async def sign_in_form(request: web.Request) -> web.Response:
-    token = secrets.token_urlsafe(32)
-    response = render(request, "sign_in.html", {"signin_csrf": token, "problem": None})
-    set_cookie(response, request, SIGN_IN_COOKIE, token, path=PATH, max_age=3600)
-    return response
+    return _form(request, 200, None)
 
 
-def _refuse(request: web.Request, status: int, problem: str) -> web.Response:
+def _form(request: web.Request, status: int, problem: str | None) -> web.Response:
+    """The sign-in form with a fresh CSRF token (cookie and hidden field)."""
     token = secrets.token_urlsafe(32)
     response = render(
         request, "sign_in.html", {"signin_csrf": token, "problem": problem}, status=status
@@ -63,13 +61,13 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     if not expected or not hmac.compare_digest(
         str(form.get("csrf", "")).encode(), expected.encode()
     ):
-        return _refuse(request, 403, "The sign-in form was stale; please try again.")
+        return _form(request, 403, "The sign-in form was stale; please try again.")
     redis, client = redis_of(request), _client(request)
     budget = await sign_in_budget(redis, client)
     if budget.exhausted:
         log.warning("console sign-in refused: too many failures", extra={"client": client})
         await _audit(request, AuditAction.CONSOLE_SIGN_IN_FAILED, f"{client}: rate-limited")
-        response = _refuse(
+        response = _form(
             request, 429, f"Too many failed sign-ins; retry in {budget.retry_after_s} s."
         )
         response.headers["Retry-After"] = str(budget.retry_after_s or SIGN_IN_WINDOW_S)
@@ -80,7 +78,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         failures = await record_sign_in_failure(redis, client)
         log.warning("console sign-in failed", extra={"client": client, "failures": failures})
         await _audit(request, AuditAction.CONSOLE_SIGN_IN_FAILED, f"{client}: wrong token")
-        return _refuse(request, 401, "That is not the admin token.")
+        return _form(request, 401, "That is not the admin token.")
     session = await SessionStore(redis).open("operator", ttl_s=SESSION_TTL_S)
     log.info("console sign-in", extra={"client": client})
     await _audit(request, AuditAction.CONSOLE_SIGNED_IN, client)

@@ -153,3 +153,40 @@ async def test_sign_out_ends_the_session(
     assert not await fake_redis.keys(keys.CONSOLE_SESSION + "*")
     again = await harness.client.get("/console/overview", allow_redirects=False)
     assert again.status == 303
+
+
+async def test_bad_input_gets_an_html_error_page_and_changes_nothing(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """Unknown ids, bad filters, a bad cursor and refused fields: an escaped HTML error page."""
+    harness = await web_factory(fake_redis, relay_admin_token=TOKEN)
+    client = harness.client
+    sub = await SubscriptionStore(fake_redis).create(
+        SubscriptionCreate(url="https://hooks.partner.test/a", events=["*"])
+    )
+    await sign_in(client)
+    for path, status in (
+        ("/console/subscriptions/sub_nope", 404),
+        ("/console/deliveries/dlv_nope", 404),
+        ("/console/operations/req_nope", 404),
+        ("/console/deliveries?status=<b>x", 400),
+        ("/console/operations?portfolio=<script>", 400),
+        ("/console/audit?cursor=<script>", 400),
+        ("/console/audit?action=nope", 400),
+        ("/console/no-such-page", 404),
+    ):
+        answer = await client.get(path)
+        assert answer.status == status, path
+        assert answer.content_type == "text/html", path
+        assert "<script>" not in await answer.text()
+    page = f"/console/subscriptions/{sub.id}"
+    refused = await post_form(client, page, f"{page}/edit", url="ftp://x", events="nope")
+    assert refused.status == 422
+    assert "events" in await refused.text()
+    recover = await post_form(
+        client, "/console/deliveries", "/console/deliveries/recover", since="x"
+    )
+    assert recover.status == 422
+    unchanged = await SubscriptionStore(fake_redis).get(sub.id)
+    assert unchanged is not None
+    assert unchanged.url == "https://hooks.partner.test/a"
