@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from relay.admin import app as admin
 from relay.admin.common import ApiError, validation_details
+from relay.core.ids import is_well_formed
 from relay.store.sessions import Session, SessionKind, SessionStore
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,9 @@ def guard(
         try:
             if public(request):
                 response = await handler(request)
+            elif not all(is_well_formed(v) for v in request.match_info.values()):
+                # as in the admin API: never a store key ("sub_x:dlvs" names another key)
+                response = _error_page(request, 404, "No such page (malformed id).")
             else:
                 session = await SessionStore(redis_of(request)).get(request.cookies.get(cookie))
                 if session is None or session.kind != kind or not await valid(request, session):

@@ -167,6 +167,7 @@ async def test_bad_input_gets_an_html_error_page_and_changes_nothing(
     await sign_in(client)
     for path, status in (
         ("/console/subscriptions/sub_nope", 404),
+        (f"/console/subscriptions/{sub.id}:dlvs", 404),
         ("/console/deliveries/dlv_nope", 404),
         ("/console/operations/req_nope", 404),
         ("/console/deliveries?status=<b>x", 400),
@@ -180,6 +181,8 @@ async def test_bad_input_gets_an_html_error_page_and_changes_nothing(
         assert answer.content_type == "text/html", path
         assert "<script>" not in await answer.text()
     page = f"/console/subscriptions/{sub.id}"
+    malformed = await post_form(client, page, f"{page}:due/delete")
+    assert malformed.status == 404
     refused = await post_form(client, page, f"{page}/edit", url="ftp://x", events="nope")
     assert refused.status == 422
     assert "events" in await refused.text()
