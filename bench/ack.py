@@ -233,7 +233,7 @@ def main() -> None:
             ours = Target("ours", f"http://127.0.0.1:{ours_port}", ours_pid)
             bare = Target("bare Bolt", f"http://127.0.0.1:{bare_port}", bare_pid)
             asyncio.run(measure(args, [ours, bare], redis_pid))
-        queued = redis.Redis.from_url(redis_url).xlen(keys.COMMANDS)
+        queued = redis.Redis.from_url(redis_url).xlen(keys.COMMAND_STREAM)
     expected = args.warmup + args.requests // args.rounds * args.rounds
     print(f"stream entries written by ours: {queued} (expected {expected})")
     report(ours, bare)

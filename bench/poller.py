@@ -40,9 +40,8 @@ from bench.ack_procs import private_redis  # noqa: E402
 from relay.core import transitions  # noqa: E402
 from relay.core.commands import Action, Requester  # noqa: E402
 from relay.core.ids import new_id  # noqa: E402
-from relay.core.plans import FIRST_POST_MS, POSTS  # noqa: E402
 from relay.core.poll_policy import PollPolicy  # noqa: E402
-from relay.core.records import RequestRecord, RequestState  # noqa: E402
+from relay.core.records import FIRST_POST_MS, POSTS, RequestRecord, RequestState  # noqa: E402
 from relay.sim.config import ADMIN_KEY, SimConfig  # noqa: E402
 from relay.sim.server import start_sim  # noqa: E402
 from relay.store import keys  # noqa: E402

@@ -14,12 +14,18 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
-from bot.parse import COMMANDS
+from bot.parse import COMMAND_NAMES
 from bot.signature import replay_key
+from relay import tracing
+from relay.core import trace
 from relay.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,34 @@ def with_dedupe_id(command: dict[str, Any], headers: Mapping[str, Sequence[str]]
     return command if key is None else {**command, "trigger_id": key}
 
 
+# Bolt's notes about how it was built: not news here (the bot token is ours to use, on our
+# client; SLACK_BOT_TOKEN in the environment makes Bolt say so at every start).
+_CONFIG_NOTES = frozenset({warning_client_prioritized_and_token_skipped(), warning_token_skipped()})
+
+
+class BoltNoise(logging.Filter):
+    """Drops Bolt's construction notes, and makes its many-line "Unhandled request ...
+    [Suggestion] @app.command(...)" code sample one WARNING line without the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in _CONFIG_NOTES:
+            return False
+        if message.startswith("Unhandled request"):
+            record.msg = "refused Slack request: %s"
+            record.args = ("no handler for it (a command or event this app does not serve)",)
+            record.reason = "unhandled"
+        return True
+
+
+def bolt_logger() -> logging.Logger:
+    """The logger Bolt writes to, with :class:`BoltNoise` on it (once)."""
+    logger = logging.getLogger("bot.bolt")
+    if not any(isinstance(f, BoltNoise) for f in logger.filters):
+        logger.addFilter(BoltNoise())
+    return logger
+
+
 def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     """The Bolt ``AsyncApp`` with /rebalance, /pause and /resume bound to ``commands``."""
     require_signing_secret(settings)
@@ -67,7 +101,7 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         client=AsyncWebClient(base_url=str(settings.slack_api_url)),
         authorize=_authorize(settings),
         process_before_response=True,
-        logger=logging.getLogger("bot.bolt"),
+        logger=bolt_logger(),
         # Slash commands only (the manifest subscribes to no events): request
         # verification and Slack's ssl_check of the command URL stay; the Events API
         # and AI-assistant middleware go (re-enable url_verification with events).
@@ -78,9 +112,13 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     )
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
-        reply = await commands.reply(with_dedupe_id(command, request.headers))
+        # Slack's traceparent, if it sent one (Socket Mode has no headers): else a new trace.
+        parent = trace.parse(trace.first_header(request.headers.get(trace.HEADER)))
+        name = f"slack {command.get('command', '')}"[:64]
+        with tracing.span(name, parent, kind=tracing.SpanKind.SERVER):
+            reply = await commands.reply(with_dedupe_id(command, request.headers))
         await ack(reply.payload())
 
-    for name in COMMANDS:
+    for name in COMMAND_NAMES:
         app.command(name)(on_command)
     return app

@@ -29,10 +29,11 @@ from bot.messages import Reply
 from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
+from relay import tracing
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.glider.client import GliderClient
-from relay.metrics import COMMANDS
+from relay.metrics import COMMANDS_TOTAL
 from relay.settings import Settings
 from relay.slack.client import SlackApi
 from relay.slack.response_urls import DisallowedResponseUrl
@@ -41,8 +42,8 @@ from relay.store.queue import (
     EnqueueOutcomeUnknown,
     EnqueueResult,
     EnqueueStatus,
-    load_record,
 )
+from relay.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class SlashCommand(BaseModel):
 @cache
 def _counter(name: str, outcome: str) -> Counter:
     # labels() locks and builds its key on every call; the label pairs are few and fixed.
-    return COMMANDS.labels(command=name, outcome=outcome)
+    return COMMANDS_TOTAL.labels(command=name, outcome=outcome)
 
 
 def _count(command: str, outcome: str) -> None:
@@ -90,8 +91,11 @@ def is_allowed(user_id: str, allowed: frozenset[str]) -> bool:
     return bool(user_id) and ("*" in allowed or user_id in allowed)
 
 
-def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> QueuedCommand:
-    """The stream entry for an accepted command, under a fresh ``req_`` id."""
+def to_queued(
+    slash: SlashCommand, parsed: Rebalance | Pause | Resume, traceparent: str | None = None
+) -> QueuedCommand:
+    """The stream entry for an accepted command, under a fresh ``req_`` id, in the trace
+    ``traceparent`` names (the Slack request's)."""
     return QueuedCommand(
         request_id=new_id("req"),
         action=_ACTIONS[type(parsed)],
@@ -100,6 +104,7 @@ def to_queued(slash: SlashCommand, parsed: Rebalance | Pause | Resume) -> Queued
         requested_by=slash.requester(),
         response_url=slash.response_url,
         trigger_id=slash.trigger_id,
+        traceparent=traceparent,
     )
 
 
@@ -131,7 +136,14 @@ class Commands:
         allowed = self.settings.allowed_users
         if not is_allowed(slash.user_id, allowed):
             count("unauthorized")
-            log.info("command refused", extra={"user_id": slash.user_id, "command": slash.command})
+            log.warning(
+                "refused Slack request: user not in BOT_ALLOWED_USERS",
+                extra={
+                    "user_id": slash.user_id,
+                    "command": slash.command,
+                    "reason": "unauthorized",
+                },
+            )
             return messages.refused(slash.user_id, allowed)
         if isinstance(parsed, Status):
             count("status")
@@ -143,7 +155,8 @@ class Commands:
                 background=self.background,
                 patience=self.status_patience,
             )
-        reply, outcome = await self._enqueue(to_queued(slash, parsed))
+        command = to_queued(slash, parsed, tracing.current_header() or None)
+        reply, outcome = await self._enqueue(command)
         count(outcome)
         return reply
 
@@ -152,7 +165,12 @@ class Commands:
         store_full or unknown)."""
         context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
         try:
-            result = await self.enqueuer.enqueue(command)
+            with tracing.span(
+                "enqueue",
+                kind=tracing.SpanKind.PRODUCER,
+                attributes={f"glider_relay.{name}": value for name, value in context.items()},
+            ):
+                result = await self.enqueuer.enqueue(command)
         except EnqueueNotSent as exc:
             log.error("could not queue command", extra={**context, "error": repr(exc)})
             return messages.not_queued(), "redis_unavailable"
@@ -191,7 +209,7 @@ class Commands:
             return messages.settled_not_queued(command.action, command.portfolio_id)
         try:
             async with asyncio.timeout(LOOKUP_BUDGET_S):
-                record = await load_record(self.redis, result.request_id)
+                record = await RequestStore(self.redis).get(result.request_id)
         except (RedisError, TimeoutError):
             record = None
         return messages.in_flight(command.portfolio_id, result.request_id, record)

@@ -18,7 +18,7 @@ from relay.core.bounds import REASON_CHARS
 from relay.core.commands import PORTFOLIO_ID_RE
 
 REBALANCE, PAUSE, RESUME = "/rebalance", "/pause", "/resume"
-COMMANDS = (REBALANCE, PAUSE, RESUME)
+COMMAND_NAMES = (REBALANCE, PAUSE, RESUME)
 MAX_REASON = REASON_CHARS
 _MAX_ID = 64
 _ECHO = 40  # longest piece of user text quoted back in an error

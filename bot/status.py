@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -18,11 +17,12 @@ from redis.exceptions import RedisError
 from bot import messages
 from bot.background import Background
 from bot.messages import Reply, StatusView
+from relay.core.clock import utc_now
 from relay.core.records import RequestRecord
 from relay.glider.client import GliderClient
 from relay.glider.errors import Forbidden, GliderError, NotFound, Unauthorized
 from relay.glider.models import PortfolioDetail
-from relay.store.queue import latest_record
+from relay.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def _record(
 ) -> tuple[RequestRecord | None, str | None]:
     try:
         async with asyncio.timeout(STORE_BUDGET_S):
-            return await latest_record(redis, portfolio_id), None
+            return await RequestStore(redis).latest(portfolio_id), None
     except (RedisError, TimeoutError):
         log.warning("status: store unavailable", extra={"portfolio_id": portfolio_id})
         return None, STORE_DOWN
@@ -88,7 +88,7 @@ async def build_status(
         glider_note=note,
         record=record,
         record_note=record_note,
-        now=datetime.now(UTC),
+        now=utc_now(),
     )
     return messages.status(view)
 

@@ -32,16 +32,18 @@ from bot.enqueuer import ENQUEUE_BUDGET_S, GroupEnqueuer
 from bot.handlers import Commands, post_late
 from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
-from bot.signature import is_slack_signed, is_ssl_check
+from bot.signature import PROBLEMS, is_ssl_check, signature_problem
 from bot.status import SLOW_GLIDER_S
+from relay import metrics, tracing
 from relay.admin.app import create_admin_app
 from relay.admin.common import json_errors
 from relay.console.app import create_console_app, create_portal_app
 from relay.glider.client import GliderClient
+from relay.listen import ListenFailed, start_site
 from relay.logs import configure_logging
 from relay.metrics import add_metrics_route
 from relay.settings import ConfigError, Settings, load_settings
-from relay.slack.client import SlackApi
+from relay.slack.client import SlackApi, create_slack_api
 from relay.startup import warn_unset
 from relay.store.connection import connect
 from relay.store.health import (
@@ -69,21 +71,32 @@ SIGNING_SECRET = web.AppKey("slack_signing_secret", bytes)
 
 async def slack_events(request: web.Request) -> web.Response:
     headers, body = request.headers, await request.read()
-    signed = is_slack_signed(
+    problem = signature_problem(
         request.app[SIGNING_SECRET],
         body,
         headers.get("X-Slack-Request-Timestamp"),
         headers.get("X-Slack-Signature"),
         now=time.time(),
     )
-    if not signed and not is_ssl_check(body):
-        return web.json_response({"error": "invalid request"}, status=401)
+    if problem is not None and not is_ssl_check(body):
+        return _refused(request, 401, problem, PROBLEMS[problem])
     try:
         bolt_input = await bolt_request(request)
     except (ValueError, RecursionError):  # signed, yet not text Bolt can parse
-        return web.json_response({"error": "invalid request"}, status=400)
+        return _refused(request, 400, "unparseable", "signed, but not a payload Slack sends")
     bolt_response = await request.app[BOLT].async_dispatch(bolt_input)
     return await to_aiohttp_response(bolt_response)
+
+
+def _refused(request: web.Request, status: int, label: str, reason: str) -> web.Response:
+    """One WARNING per refused Slack request (never a header's value), counted by reason."""
+    metrics.SLACK_REFUSED.labels(reason=label).inc()
+    log.warning(
+        "refused Slack request: %s",
+        reason,
+        extra={"status": status, "reason": label, "remote": request.remote},
+    )
+    return web.json_response({"error": "invalid request"}, status=status)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -102,14 +115,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 def _slack_api(settings: Settings) -> SlackApi:
     # Late replies only: a user is waiting, so few retries and short waits.
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return SlackApi(
-        base_url=str(settings.slack_api_url),
-        token=token,
-        max_retries=2,
-        max_wait_s=5.0,
-        response_url_hosts=settings.response_url_hosts,
-    )
+    return create_slack_api(settings, max_retries=2, max_wait_s=5.0)
 
 
 def create_web_app(
@@ -204,7 +210,7 @@ async def serve(settings: Settings, *, host: str, stop: asyncio.Event) -> None:
     await runner.setup()
     watching: asyncio.Task[None] | None = None
     try:
-        await web.TCPSite(runner, host, settings.port).start()
+        await start_site(runner, host, settings.port, what="web (PORT)")
         if await wait_for_redis(redis, stop, process="web"):
             if settings.redis_url is not None:
                 allow = settings.relay_allow_evicting_redis
@@ -240,7 +246,7 @@ def run_web(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 
 
     try:
         asyncio.run(main())
-    except StoreRefused as exc:
+    except (StoreRefused, ListenFailed) as exc:
         print(f"glider-relay web: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -254,7 +260,8 @@ def _command(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, secrets=settings.secret_values())
     warn_unset(settings, "web")
-    return run_web(settings, host=args.host)
+    with tracing.exporting(settings, "web"):
+        return run_web(settings, host=args.host)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

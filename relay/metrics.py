@@ -10,7 +10,6 @@ number of workers. Counters and histograms are per process and add up.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -27,6 +26,8 @@ from prometheus_client import (
 )
 from redis.exceptions import RedisError, ResponseError
 
+from relay.core.clock import epoch_ms
+from relay.listen import start_site
 from relay.store import keys
 from relay.store.connection import text
 
@@ -37,10 +38,16 @@ SHARED = CollectorRegistry()
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-COMMANDS = Counter(
+COMMANDS_TOTAL = Counter(
     "glider_relay_commands_total",
     "Slack commands by outcome at intake (accepted, or refused with a reason).",
     ["command", "outcome"],
+)
+SLACK_REFUSED = Counter(
+    "glider_relay_slack_requests_refused_total",
+    "Requests to /slack/events refused before intake: forged or unsigned (unsigned, "
+    "bad_timestamp, stale, mismatch: 401) or signed but unparseable (400).",
+    ["reason"],
 )
 UNKNOWN_ACKS = Counter(
     "glider_relay_unknown_acks_settled_total",
@@ -113,7 +120,7 @@ REDIS_FULL = Gauge(
 async def refresh_shared_gauges(redis: aioredis.Redis, *, now_ms: int | None = None) -> None:
     """Read queue depths and poll lag from Redis into the gauges (called on each scrape)."""
     for stream, group in (
-        (keys.COMMANDS, keys.COMMANDS_GROUP),
+        (keys.COMMAND_STREAM, keys.COMMANDS_GROUP),
         (keys.EVENTS, keys.EVENTS_GROUP),
         (keys.REPLIES, keys.REPLIES_GROUP),
     ):
@@ -128,7 +135,7 @@ async def refresh_shared_gauges(redis: aioredis.Redis, *, now_ms: int | None = N
         QUEUE_DEPTH.labels(queue=f"deliveries_{status}").set(depth)
     OPERATIONS_TRACKED.set(await redis.zcard(keys.POLL_DUE))
     oldest = await redis.zrange(keys.POLL_DUE, 0, 0, withscores=True)
-    current_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    current_ms = epoch_ms() if now_ms is None else now_ms
     POLL_LAG.set(max(0.0, (current_ms - float(oldest[0][1])) / 1000) if oldest else 0.0)
 
 
@@ -191,7 +198,7 @@ async def metrics_server(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await start_site(runner, host, port, what="worker metrics (WORKER_METRICS_PORT)")
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"{bound_host}:{bound_port}"
     finally:

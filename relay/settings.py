@@ -14,7 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay.slack.response_urls import is_host_name, parse_hosts
 
-Process = Literal["web", "worker", "sim", "dev", "demo", "subscriptions", "deliveries"]
+Process = Literal[
+    "web",
+    "worker",
+    "sim",
+    "dev",
+    "demo",
+    "subscriptions",
+    "deliveries",
+    "operations",
+    "dead-letters",
+    "slack",
+]
 
 # What each process cannot start without. `dev`/`demo` need nothing: they embed
 # Redis, Glider and the Slack secrets.
@@ -23,6 +34,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "worker": ("redis_url", "glider_api_key"),
     "subscriptions": ("redis_url",),
     "deliveries": ("redis_url",),
+    "operations": ("redis_url",),
+    "dead-letters": ("redis_url",),
+    "slack": ("slack_signing_secret",),
 }
 
 
@@ -76,12 +90,20 @@ class Settings(BaseSettings):
     slack_response_url_hosts: str = "hooks.slack.com"
     port: int = Field(default=3000, ge=0, le=65535)
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Set: spans are exported over OTLP/HTTP (relay/tracing.py); the SDK reads it, and the
+    # other OTEL_* variables, itself.
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("otel_exporter_otlp_endpoint", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url")
     @classmethod

@@ -31,7 +31,7 @@ async def test_metrics_count_commands_and_read_depths(
 ) -> None:
     """Accepted and refused commands are counted by outcome; stream depth comes from Redis."""
     web = await web_factory(any_redis)
-    await ensure_group(any_redis, keys.COMMANDS, keys.COMMANDS_GROUP)
+    await ensure_group(any_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP)
     before = await _scrape(web)
     await web.command("/rebalance", "pf_metrics_1")
     await web.command("/rebalance", "not a valid id!")

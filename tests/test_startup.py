@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from relay.sim.clock import utc_now
+from relay.core.clock import utc_now
 from relay.sim.config import ADMIN_KEY, READONLY_KEY, SimConfig
 from relay.sim.server import SimServer, start_sim
 from tests.fixtures.glider import free_port

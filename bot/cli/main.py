@@ -13,8 +13,9 @@ from importlib import metadata
 from typing import get_args
 
 from bot import web
+from bot.cli import operations as operations_cli
 from bot.cli import webhooks as webhooks_cli
-from bot.devtools import demo, dev
+from bot.devtools import demo, dev, slack_send
 from relay.settings import Process, env_help
 from relay.sim import server as sim_server
 from relay.worker import process as worker
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_parser(subparsers)
     webhooks_cli.add_subscriptions_parser(subparsers)
     webhooks_cli.add_deliveries_parser(subparsers)
+    operations_cli.add_operations_parser(subparsers)
+    operations_cli.add_dead_letters_parser(subparsers)
+    slack_send.add_parser(subparsers)
     _explain(parser)
     return parser
 

@@ -7,53 +7,21 @@ Secrets are printed only where the operator asked for one (``add``, ``rotate-sec
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from relay.settings import ConfigError, Process, Settings, load_settings
-from relay.store.connection import connect
-from relay.webhooks.deliveries import DeliveryStore
+from bot.cli.common import fail as _fail
+from bot.cli.common import filters_text, limit_arg, print_table, when
+from bot.cli.common import print_json as _print_json
+from bot.cli.common import run_command as _run
+from relay.settings import Settings
+from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore
 from relay.webhooks.models import Delivery, DeliveryStatus
 from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
-
-Command = Callable[[aioredis.Redis, Settings, argparse.Namespace], Awaitable[int]]
-
-
-def _run(process: Process, command: Command) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            settings = load_settings().require(process)
-        except ConfigError as exc:
-            print(f"glider-relay: {exc}", file=sys.stderr)
-            return 2
-
-        async def go() -> int:
-            redis = connect(settings.redis_url)
-            try:
-                return await command(redis, settings, args)
-            finally:
-                await redis.aclose()
-
-        return asyncio.run(go())
-
-    return run
-
-
-def _fail(message: str) -> int:
-    print(f"glider-relay: {message}", file=sys.stderr)
-    return 1
-
-
-def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2))
 
 
 async def _add(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
@@ -76,9 +44,18 @@ async def _list(redis: aioredis.Redis, settings: Settings, args: argparse.Namesp
     if args.json:
         _print_json([s.public() for s in items])
         return 0
-    for sub in items:
-        state = "enabled" if sub.enabled else f"disabled ({sub.disabledReason or 'by hand'})"
-        print(f"{sub.id}  {state:<20}  {','.join(sub.events):<24}  {sub.url}")
+    rows = [
+        [
+            sub.id,
+            "enabled" if sub.enabled else f"disabled ({sub.disabledReason or 'by hand'})",
+            ",".join(sub.events),
+            when(sub.createdAt),
+            sub.url,
+        ]
+        for sub in items
+    ]
+    header = ["ID", "STATE", "EVENTS", "CREATED", "URL"]
+    print_table(header, rows, empty="no subscriptions")
     return 0
 
 
@@ -101,15 +78,35 @@ async def _rotate(redis: aioredis.Redis, settings: Settings, args: argparse.Name
     return 0
 
 
-def _delivery_line(delivery: Delivery) -> str:
+def _delivery_row(delivery: Delivery) -> list[str]:
     last = delivery.attempts[-1] if delivery.attempts else None
     outcome = "-"
     if last is not None:
-        outcome = str(last.statusCode or "") + (f" {last.error}" if last.error else "")
-    return (
-        f"{delivery.id}  {delivery.status.value:<9}  {delivery.subscriptionId}  "
-        f"{delivery.eventType:<23}  tries={len(delivery.attempts)}  last={outcome.strip()}"
-    )
+        outcome = (str(last.statusCode or "") + (f" {last.error}" if last.error else "")).strip()
+    return [
+        delivery.id,
+        delivery.status.value,
+        delivery.subscriptionId,
+        delivery.eventType,
+        when(delivery.createdAt),
+        str(len(delivery.attempts)),
+        when(last.at if last else None),
+        outcome or "-",
+        when(delivery.nextAttemptAt),
+    ]
+
+
+_DELIVERY_HEADER = [
+    "ID",
+    "STATUS",
+    "SUBSCRIPTION",
+    "EVENT",
+    "CREATED",
+    "TRIES",
+    "LAST TRY",
+    "LAST ANSWER",
+    "NEXT ATTEMPT",
+]
 
 
 async def _deliveries(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
@@ -120,15 +117,17 @@ async def _deliveries(redis: aioredis.Redis, settings: Settings, args: argparse.
     if args.json:
         _print_json([d.model_dump(mode="json") for d in items])
         return 0
-    for delivery in items:
-        print(_delivery_line(delivery))
+    empty = "no deliveries match" + filters_text(status=args.status, subscription=args.subscription)
+    print_table(_DELIVERY_HEADER, [_delivery_row(d) for d in items], empty=empty)
     return 0
 
 
 async def _replay(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
     outcome = await DeliveryStore(redis).replay(args.id)
+    if outcome == "missing":
+        return _fail(f"no delivery {args.id}")
     if outcome != "queued":
-        return _fail(f"{args.id} not replayed: {outcome.replace('_', ' ')}")
+        return _fail(f"{args.id} not replayed: {REPLAY_REFUSALS.get(outcome, outcome)}")
     print(f"queued {args.id} again")
     return 0
 
@@ -184,7 +183,7 @@ def add_deliveries_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="only this status (default: all)",
     )
     listing.add_argument("--subscription", help="only this subscription id (default: all)")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many")
+    listing.add_argument("--limit", type=limit_arg, default=50, help="at most this many")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=_run("deliveries", _deliveries))
     replay = actions.add_parser("replay", help="queue a delivery again")

@@ -29,25 +29,34 @@ def slack_signature(secret: str, timestamp: int, body: str) -> str:
 
 
 def signed_slash_command(
-    secret: str, *, command: str, text: str, user_id: str, response_url: str, trigger_id: str
+    secret: str,
+    *,
+    command: str,
+    text: str,
+    user_id: str,
+    response_url: str | None,
+    trigger_id: str,
 ) -> tuple[bytes, dict[str, str]]:
-    """Body and headers of a slash command as Slack would POST it to ``/slack/events``."""
-    body = urlencode(
-        {
-            "token": "unused",
-            "team_id": "T0LOCAL",
-            "team_domain": "local",
-            "channel_id": "C0LOCAL",
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": "local-user",
-            "command": command,
-            "text": text,
-            "response_url": response_url,
-            "trigger_id": trigger_id,
-            "api_app_id": "A0LOCAL",
-        }
-    )
+    """Body and headers of a slash command as Slack would POST it to ``/slack/events``.
+
+    ``response_url`` None leaves it out: the outcome then comes as a direct message.
+    """
+    form = {
+        "token": "unused",
+        "team_id": "T0LOCAL",
+        "team_domain": "local",
+        "channel_id": "C0LOCAL",
+        "channel_name": "general",
+        "user_id": user_id,
+        "user_name": "local-user",
+        "command": command,
+        "text": text,
+        "trigger_id": trigger_id,
+        "api_app_id": "A0LOCAL",
+    }
+    if response_url is not None:
+        form["response_url"] = response_url
+    body = urlencode(form)
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",

@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from relay.admin import catalog as catalog_routes
+from relay.admin import dead_letters as dead_letter_routes
 from relay.admin import deliveries as delivery_routes
 from relay.admin import openapi
 from relay.admin import operations as operation_routes
@@ -27,6 +28,7 @@ def routes() -> tuple[Route, ...]:
         *catalog_routes.ROUTES,
         *delivery_routes.ROUTES,
         *operation_routes.ROUTES,
+        *dead_letter_routes.ROUTES,
         *openapi.ROUTES,
     )
 

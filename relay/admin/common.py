@@ -1,4 +1,4 @@
-"""What every admin route shares: bearer auth, the error shape, cursor pagination."""
+"""What every admin route shares: bearer auth, the error shape, list and object answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -18,7 +17,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay.core.ids import is_well_formed
 from relay.core.redact import redact
-from relay.store.connection import text
 
 log = logging.getLogger(__name__)
 
@@ -147,20 +145,6 @@ def query_enum(request: web.Request, name: str, enum: type[E]) -> E | None:
     except ValueError:
         allowed = "|".join(member.value for member in enum)
         raise ApiError(400, f"bad_{name}", f"{name} must be one of {allowed}") from None
-
-
-async def page_ids(
-    redis: aioredis.Redis, index: str, *, cursor: str | None, limit: int
-) -> tuple[list[str], str | None]:
-    """Newest-first ids from a lexically ordered index, after ``cursor`` (an id)."""
-    upper = f"({cursor}" if cursor else "+"
-    raw: Sequence[bytes | str] = await redis.zrevrangebylex(
-        index, upper, "-", start=0, num=limit + 1
-    )
-    ids = [text(item) for item in raw]
-    if len(ids) > limit:
-        return ids[:limit], ids[limit - 1]
-    return ids, None
 
 
 def list_response(

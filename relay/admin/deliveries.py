@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -23,14 +21,9 @@ from relay.admin.common import (
 )
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
-from relay.webhooks.deliveries import DeliveryStore
+from relay.core.clock import utc_now
+from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore
 from relay.webhooks.models import Delivery, DeliveryStatus
-
-_REFUSALS = {
-    "not_final": "the delivery is still queued; it can be replayed once it succeeded or died",
-    "subscription_deleted": "its subscription was deleted",
-    "subscription_disabled": "its subscription is disabled; enable it first",
-}
 
 
 class Recover(BaseModel):
@@ -89,7 +82,7 @@ async def replay_delivery(request: web.Request, did: str) -> Delivery:
     if outcome == "missing":
         raise ApiError(404, "not_found", f"no delivery {did}")
     if outcome != "queued":
-        raise ApiError(409, outcome, _REFUSALS.get(outcome, outcome))
+        raise ApiError(409, outcome, REPLAY_REFUSALS.get(outcome, outcome))
     delivery = await store.get(did)
     assert delivery is not None
     return delivery
@@ -97,7 +90,7 @@ async def replay_delivery(request: web.Request, did: str) -> Delivery:
 
 async def recover_deliveries(request: web.Request, body: Recover) -> int:
     """Queue every dead delivery since ``body.since`` again; how many were."""
-    if body.since > datetime.now(UTC):
+    if body.since > utc_now():
         raise ApiError(
             422,
             "invalid",

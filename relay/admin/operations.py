@@ -2,18 +2,15 @@
 
 ``GET /v1/operations?state=&portfolio=&limit=&cursor=`` lists request records
 newest first; ``GET /v1/operations/{requestId}`` shows one. Both answer from what
-the worker recorded. Filters are applied while walking the time-ordered index,
-at most ``SCAN_BUDGET`` ids per call: a page may then hold fewer than ``limit``
-items with a ``nextCursor`` to continue from (a rare filter never makes one call
-walk the whole history).
+the worker recorded, through :class:`relay.store.requests.RequestStore`, whose
+filtered pages walk a bounded number of ids: a page may then hold fewer than
+``limit`` items with a ``nextCursor`` to continue from.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,20 +19,43 @@ from relay.admin.common import (
     ApiError,
     list_response,
     object_response,
-    page_ids,
     parse_limit,
     query_enum,
 )
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
+from relay.admin.timeline import Timeline, timeline
 from relay.core.commands import PORTFOLIO_ID_PATTERN, PORTFOLIO_ID_RE
 from relay.core.events import EventError, EventRequester
 from relay.core.records import RequestRecord, RequestState
-from relay.store import keys
-from relay.store.queue import load_record
+from relay.store.requests import RequestStore
 
-SCAN_BUDGET = 2000
-_CHUNK = 200
+
+class ReplyView(BaseModel):
+    """Whether the requester was told: ``sent`` (``via``) or ``not_sent`` (``error``, and the
+    ``deadLetterId`` that ``POST /v1/dead-letters/{id}/replay`` sends again)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    kind: str | None
+    via: str | None
+    at: datetime | None
+    error: str | None
+    deadLetterId: str | None
+
+    @classmethod
+    def of(cls, record: RequestRecord) -> ReplyView | None:
+        if record.reply_status is None:
+            return None
+        return cls(
+            status=record.reply_status,
+            kind=record.reply_kind,
+            via=record.reply_via,
+            at=record.reply_at,
+            error=record.reply_error,
+            deadLetterId=record.reply_dead,
+        )
 
 
 class OperationView(BaseModel):
@@ -57,6 +77,9 @@ class OperationView(BaseModel):
     finishedAt: datetime | None
     error: EventError | None
     retryAt: datetime | None
+    reply: ReplyView | None = Field(
+        default=None, description="what the requester was told; null while nothing was sent yet"
+    )
 
     @classmethod
     def of(cls, record: RequestRecord) -> OperationView:
@@ -78,6 +101,7 @@ class OperationView(BaseModel):
             finishedAt=record.finished_at,
             error=error,
             retryAt=record.retry_at,
+            reply=ReplyView.of(record),
         )
 
 
@@ -101,54 +125,9 @@ def query_filters(request: web.Request) -> tuple[RequestState | None, str | None
     return state, portfolio
 
 
-async def _records(redis: aioredis.Redis, ids: list[str]) -> list[RequestRecord]:
-    pipe = redis.pipeline(transaction=False)
-    for request_id in ids:
-        pipe.hgetall(keys.request(request_id))
-    raw: list[Any] = await pipe.execute()
-    return [RequestRecord.from_hash(fields) for fields in raw if fields]
-
-
-def _matches(record: RequestRecord, state: RequestState | None, portfolio: str | None) -> bool:
-    return (state is None or record.state is state) and (
-        portfolio is None or record.portfolio_id == portfolio
-    )
-
-
-async def page_records(
-    redis: aioredis.Redis,
-    *,
-    state: RequestState | None,
-    portfolio: str | None,
-    cursor: str | None,
-    limit: int,
-    budget: int = SCAN_BUDGET,
-    chunk: int = _CHUNK,
-) -> tuple[list[RequestRecord], str | None]:
-    """Up to ``limit`` matching records after ``cursor``, newest first, and the next cursor.
-
-    Walks at most about ``budget`` ids; the cursor then points past the last one walked.
-    """
-    found: list[RequestRecord] = []
-    scanned = 0
-    while len(found) < limit and scanned < budget:
-        ids, more = await page_ids(redis, keys.REQUESTS, cursor=cursor, limit=chunk)
-        scanned += len(ids)
-        found += [r for r in await _records(redis, ids) if _matches(r, state, portfolio)]
-        cursor = more
-        if more is None:
-            break
-    if len(found) > limit:
-        # The last page matched more than fit: go on right after the last one returned.
-        found = found[:limit]
-        cursor = found[-1].request_id
-    return found, cursor
-
-
 async def list_operations(request: web.Request) -> web.Response:
     state, portfolio = query_filters(request)
-    records, cursor = await page_records(
-        request.app[admin.REDIS],
+    records, cursor = await RequestStore(request.app[admin.REDIS]).page(
         state=state,
         portfolio=portfolio,
         cursor=request.query.get("cursor") or None,
@@ -159,10 +138,18 @@ async def list_operations(request: web.Request) -> web.Response:
 
 async def get_operation(request: web.Request) -> web.Response:
     request_id = request.match_info["request_id"]
-    record = await load_record(request.app[admin.REDIS], request_id)
+    record = await RequestStore(request.app[admin.REDIS]).get(request_id)
     if record is None:
         raise ApiError(404, "not_found", f"no request {request_id}")
     return object_response(OperationView.of(record))
+
+
+async def get_timeline(request: web.Request) -> web.Response:
+    request_id = request.match_info["request_id"]
+    record = await RequestStore(request.app[admin.REDIS]).get(request_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no request {request_id}")
+    return object_response(await timeline(request.app[admin.REDIS], record))
 
 
 ROUTES = (
@@ -183,6 +170,15 @@ ROUTES = (
         "Show one tracked command by its request id",
         200,
         response=OperationView,
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/operations/{request_id}/timeline",
+        get_timeline,
+        "What happened to one command: its steps, events, deliveries and reply, in time order",
+        200,
+        response=Timeline,
         errors=(404,),
     ),
 )

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from relay.admin import app as admin
 from relay.admin.common import ApiError, json_body
 from relay.admin.routing import Route
+from relay.core.clock import iso_ms
 from relay.core.portal_links import TTL_PATTERN, PortalClaim, parse_ttl, portal_key, sign
 from relay.store import portal
-from relay.webhooks.models import iso_ms
 from relay.webhooks.subscriptions import SubscriptionStore
 
 

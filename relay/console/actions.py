@@ -11,6 +11,7 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from relay.admin import catalog, portal_links
+from relay.admin import dead_letters as dead_letter_api
 from relay.admin import deliveries as delivery_api
 from relay.admin import subscriptions as subscription_api
 from relay.admin.common import ApiError
@@ -110,3 +111,8 @@ async def recover(request: web.Request) -> web.Response:
     body = delivery_api.Recover(since=since, subscription=_text(form, "subscription"))
     count = await delivery_api.recover_deliveries(request, body)
     return render(request, "recovered.html", {"count": count, "since": since})
+
+
+async def replay_dead_letter(request: web.Request) -> web.StreamResponse:
+    await dead_letter_api.replay_dead_letter(request, request.match_info["id"])
+    return see_other("/console/dead-letters")

@@ -88,6 +88,7 @@ def create_console_app(redis: aioredis.Redis, settings: Settings) -> web.Applica
     r.add_get("/operations", pages.operations_page)
     r.add_get("/operations/{request_id}", pages.operation_page)
     r.add_get("/dead-letters", pages.dead_letters_page)
+    r.add_post("/dead-letters/{id}/replay", actions.replay_dead_letter)
     r.add_get("/audit", pages.audit_log_page)
     r.add_get("/event-types", pages.event_types_page)
     return app

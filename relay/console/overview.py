@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 
 from relay import metrics
 from relay.console.chart import Chart, chart
+from relay.core.clock import epoch_ms
 from relay.store.delivery_stats import last_hour
-from relay.webhooks.models import Subscription, epoch_ms
+from relay.webhooks.models import Subscription
 from relay.webhooks.subscriptions import SubscriptionStore
 
 SUBSCRIPTIONS_SHOWN = 200

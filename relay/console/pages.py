@@ -9,22 +9,21 @@ from aiohttp import web
 
 from relay.admin.catalog import event_type_list
 from relay.admin.common import ApiError, parse_limit, query_enum
-from relay.admin.operations import OperationView, page_records, query_filters
+from relay.admin.operations import OperationView, query_filters
+from relay.admin.timeline import timeline
 from relay.console.overview import overview
 from relay.console.web import redis_of, render
 from relay.core.audit import AuditAction
 from relay.core.records import RequestState
-from relay.store import keys
+from relay.store import dead_letters
 from relay.store.audit_reader import audit_page
-from relay.store.connection import text, text_map
-from relay.store.queue import load_record
+from relay.store.requests import RequestStore
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import EVENT_TYPES, DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionStore
 
 PAGE = 25
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-DEAD_LETTERS_SHOWN = 50
 
 
 def _cursor(request: web.Request) -> str | None:
@@ -97,8 +96,7 @@ async def delivery_page(request: web.Request) -> web.Response:
 
 async def operations_page(request: web.Request) -> web.Response:
     state, portfolio = query_filters(request)
-    records, cursor = await page_records(
-        redis_of(request),
+    records, cursor = await RequestStore(redis_of(request)).page(
         state=state,
         portfolio=portfolio,
         cursor=_cursor(request),
@@ -119,27 +117,13 @@ async def operations_page(request: web.Request) -> web.Response:
 
 async def operation_page(request: web.Request) -> web.Response:
     request_id = request.match_info["request_id"]
-    record = await load_record(redis_of(request), request_id)
+    record = await RequestStore(redis_of(request)).get(request_id)
     if record is None:
         raise ApiError(404, "not_found", f"no request {request_id}")
-    view = OperationView.of(record)
-    timeline = [
-        (at, what)
-        for at, what in (
-            (view.acceptedAt, "accepted from Slack"),
-            (view.submittedAt, f"submitted to Glider as {view.operationId}"),
-            (view.finishedAt, f"finished: {view.state.value}"),
-            (view.retryAt, "retry allowed"),
-        )
-        if at is not None
-    ]
-    timeline.sort(key=lambda pair: pair[0])
-    return render(request, "operation.html", {"op": view, "timeline": timeline})
-
-
-async def _dead_stream(request: web.Request, stream: str) -> list[dict[str, str]]:
-    entries = await redis_of(request).xrevrange(stream, count=DEAD_LETTERS_SHOWN) or []
-    return [{"id": text(entry_id or ""), **text_map(fields or {})} for entry_id, fields in entries]
+    steps = await timeline(redis_of(request), record)
+    return render(
+        request, "operation.html", {"op": OperationView.of(record), "timeline": steps.entries}
+    )
 
 
 async def dead_letters_page(request: web.Request) -> web.Response:
@@ -152,8 +136,9 @@ async def dead_letters_page(request: web.Request) -> web.Response:
         {
             "deliveries": dead,
             "next": cursor,
-            "commands": await _dead_stream(request, keys.COMMANDS_DEAD),
-            "replies": await _dead_stream(request, keys.REPLIES_DEAD),
+            "letters": (
+                await dead_letters.page(redis_of(request), stream=None, cursor=None, limit=PAGE)
+            )[0],
         },
     )
 

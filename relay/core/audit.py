@@ -11,12 +11,13 @@ expected to be redacted by the caller (no secret ever reaches an entry).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relay.core.clock import utc_now
 from relay.core.ids import new_id
 
 DETAIL_MAX = 300
@@ -115,7 +116,7 @@ def new_entry(
     """A fresh entry (``aud_`` id, now); ``detail`` is cut to :data:`DETAIL_MAX`."""
     return AuditEntry(
         id=new_id("aud"),
-        at=at or datetime.now(UTC),
+        at=at or utc_now(),
         actor=actor,
         action=action,
         portfolio_id=portfolio_id,

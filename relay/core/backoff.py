@@ -10,6 +10,8 @@ import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from relay.core.clock import utc_now
+
 
 def backoff_delay(
     attempt: int,
@@ -48,7 +50,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        seconds = (when - (now or utc_now())).total_seconds()
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relay.core.bounds import REASON_CHARS, USER_TEXT_CHARS, clip
+from relay.core.clock import utc_now
+from relay.core.trace import TRACEPARENT_CHARS
 
 PORTFOLIO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PORTFOLIO_ID_RE = re.compile(PORTFOLIO_ID_PATTERN)
@@ -39,7 +41,7 @@ class Requester(BaseModel):
 
 
 class QueuedCommand(BaseModel):
-    """One entry of the command stream (``keys.COMMANDS``), JSON in its ``command`` field."""
+    """One entry of the command stream (``keys.COMMAND_STREAM``), JSON in its ``command`` field."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -52,4 +54,7 @@ class QueuedCommand(BaseModel):
     # The enqueue's dedupe id: Slack's trigger_id, or for a request without one a digest of
     # its signature (bot.signature.replay_key), so a replayed request never queues twice.
     trigger_id: str | None = None
-    accepted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    accepted_at: datetime = Field(default_factory=utc_now)
+    # The W3C trace of the Slack request (relay/tracing.py): the worker's spans, the
+    # request record and every event and delivery of this command continue it.
+    traceparent: str | None = Field(default=None, max_length=TRACEPARENT_CHARS)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from relay.core.bounds import ERROR_CODE_CHARS, ERROR_TEXT_CHARS, clip
+from relay.core.clock import iso_ms, utc_now_ms
 from relay.core.commands import Requester
 from relay.core.ids import new_id
 from relay.core.redact import redact
@@ -31,19 +32,6 @@ class EventType(StrEnum):
     REJECTED = "rebalance.rejected"
     PAUSED = "portfolio.paused"
     RESUMED = "portfolio.resumed"
-
-
-def now_ms() -> datetime:
-    """The current UTC time at millisecond precision (what the wire carries)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _iso_ms(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 class EventError(BaseModel):
@@ -102,7 +90,7 @@ class EventData(BaseModel):
 
     @field_serializer("submittedAt", "finishedAt", "retryAt")
     def _ms(self, value: datetime | None) -> str | None:
-        return _iso_ms(value)
+        return iso_ms(value) if value is not None else None
 
 
 class Event(BaseModel):
@@ -110,12 +98,12 @@ class Event(BaseModel):
 
     id: str = Field(default_factory=lambda: new_id("evt"))
     type: EventType
-    timestamp: datetime = Field(default_factory=now_ms)
+    timestamp: datetime = Field(default_factory=utc_now_ms)
     data: EventData
 
     @field_serializer("timestamp")
-    def _ms(self, value: datetime) -> str | None:
-        return _iso_ms(value)
+    def _ms(self, value: datetime) -> str:
+        return iso_ms(value)
 
     def body(self) -> bytes:
         """The webhook body: compact JSON of type, timestamp and data."""
@@ -149,12 +137,12 @@ class RelayTestEvent(BaseModel):
 
     id: str = Field(default_factory=lambda: new_id("evt"))
     type: Literal["relay.test"] = TEST_EVENT_TYPE
-    timestamp: datetime = Field(default_factory=now_ms)
+    timestamp: datetime = Field(default_factory=utc_now_ms)
     data: RelayTestData
 
     @field_serializer("timestamp")
-    def _ms(self, value: datetime) -> str | None:
-        return _iso_ms(value)
+    def _ms(self, value: datetime) -> str:
+        return iso_ms(value)
 
     def body(self) -> bytes:
         """The webhook body: compact JSON of type, timestamp and data."""

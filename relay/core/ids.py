@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
+
+from relay.core.clock import epoch_ms
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
@@ -13,7 +14,7 @@ _RANDOM_BITS = 80
 
 def ulid(now_ms: int | None = None, randomness: bytes | None = None) -> str:
     """A 26-character ULID: 48-bit millisecond time then 80 random bits, Crockford base32."""
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    ms = epoch_ms() if now_ms is None else now_ms
     rand = os.urandom(10) if randomness is None else randomness
     return _encode((ms << _RANDOM_BITS) | int.from_bytes(rand, "big"))
 
@@ -38,7 +39,7 @@ class MonotonicUlid:
         self._last = 0
 
     def __call__(self, now_ms: int | None = None) -> str:
-        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        ms = epoch_ms() if now_ms is None else now_ms
         with self._lock:
             candidate = (ms << _RANDOM_BITS) | int.from_bytes(os.urandom(10), "big")
             if candidate <= self._last:

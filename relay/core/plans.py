@@ -1,8 +1,7 @@
 """What a transition of a request produces: a :class:`Plan` for one atomic Redis step.
 
 Built by the pure rules of :mod:`relay.core.transitions`, carried out by
-:func:`relay.store.outcomes.apply`. Also the names of the hash fields the worker keeps
-in a request record beside the modelled ones (``RequestRecord`` ignores them).
+:func:`relay.store.outcomes.apply`.
 """
 
 from __future__ import annotations
@@ -15,22 +14,13 @@ from pydantic import BaseModel, ConfigDict
 from relay.core.events import Event
 from relay.core.records import RequestState
 
-FIRST_POST_MS = "x_first_post_ms"  # when the executor first sent (or may have sent) the POST
-POSTS = "x_posts"  # how many times it did
-REFUSED = "x_refused"  # how many of those Glider provably never processed
-DOUBT_MS = "x_doubt_ms"  # when the POST that may have reached Glider was about to leave
-POST_FIELDS = (FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS)
-AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
-REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
-TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
-
 QUEUED = (RequestState.QUEUED,)
 TRACKED = (RequestState.SUBMITTED, RequestState.AWAITING_USER)
 STUCK_CODE = "stuck"
 VANISHED_CODE = "operation_not_found"
 
 
-class Reply(StrEnum):
+class ReplyKind(StrEnum):
     """What the requester is told: an update while it runs, or the final outcome."""
 
     AWAITING_USER = "awaiting_user"
@@ -56,6 +46,6 @@ class Plan(BaseModel):
     delete_fields: tuple[str, ...] = ()
     event: Event | None = None
     once: str | None = None  # announce (event + reply) only the first time this flag is set
-    reply: Reply | None = None
+    reply: ReplyKind | None = None
     poll: PollChange | None = None
     release: bool = False  # clear the portfolio's in-flight marker if it names this request

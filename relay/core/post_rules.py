@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from relay.core.clock import to_ms
 from relay.core.error_codes import error_code, error_message
 from relay.glider import (
     BadRequest,
@@ -153,7 +154,7 @@ def _in_doubt(log: PostLog, answer: Answer | None, now_ms: int, rules: Rules) ->
     """
     anchor = log.anchor_ms if log.anchor_ms is not None else now_ms
     last = answer.last_rebalance_at if answer is not None else None
-    if last is not None and int(last.timestamp() * 1000) >= anchor:
+    if last is not None and to_ms(last) >= anchor:
         return Decision(Step.COMPLETED, completed_at=last)
     elapsed_s = max(0.0, (now_ms - anchor) / 1000)
     left_s = rules.deadline_s - elapsed_s

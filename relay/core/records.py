@@ -1,7 +1,9 @@
 """The record the relay keeps of each accepted command (``keys.request``), as a Redis hash.
 
 The hash is flat strings so Lua scripts can update single fields atomically; this
-module is the one place that converts between it and the typed model.
+module is the one place that converts between it and the typed model, and names the
+fields the worker keeps beside the modelled ones (``RequestRecord`` ignores them).
+Reads and writes go through :class:`relay.store.requests.RequestStore`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from pydantic import BaseModel, ConfigDict
 
 from relay.core.commands import Action, Requester
 from relay.store.connection import text_map
+
+# The worker's own fields of the hash (``x_`` so they never meet a modelled one).
+FIRST_POST_MS = "x_first_post_ms"  # when the executor first sent (or may have sent) the POST
+POSTS = "x_posts"  # how many times it did
+REFUSED = "x_refused"  # how many of those Glider provably never processed
+DOUBT_MS = "x_doubt_ms"  # when the POST that may have reached Glider was about to leave
+POST_FIELDS = (FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS)
+AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
+REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
+TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
 
 
 class RequestState(StrEnum):
@@ -59,6 +71,14 @@ class RequestRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     retry_at: datetime | None = None
+    traceparent: str | None = None  # the command's trace (relay/tracing.py); not shown by the API
+    # What became of the requester's reply (relay/store/replies.py).
+    reply_status: str | None = None  # "sent" or "not_sent"
+    reply_kind: str | None = None
+    reply_via: str | None = None  # "response_url" or "direct_message"
+    reply_at: datetime | None = None
+    reply_error: str | None = None
+    reply_dead: str | None = None  # the dead letter's id (replayable)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten to the Redis hash form (absent values are left out)."""

@@ -12,26 +12,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from relay.core.clock import to_ms
 from relay.core.commands import Action
 from relay.core.events import Event, EventData, EventError, EventRequester, EventType
 from relay.core.plans import (
-    AWAITED,
-    POST_FIELDS,
     QUEUED,
     STUCK_CODE,
     TRACKED,
-    TRACKED_MS,
     VANISHED_CODE,
     Plan,
     PollChange,
-    Reply,
+    ReplyKind,
 )
-from relay.core.records import RequestRecord, RequestState
+from relay.core.records import AWAITED, POST_FIELDS, TRACKED_MS, RequestRecord, RequestState
 from relay.glider import Operation, OperationState
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 def _changes(before: RequestRecord, after: RequestRecord) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -88,7 +82,7 @@ def _end_tracking(record: RequestRecord, after: RequestRecord, event: Event) -> 
         after,
         TRACKED,
         event=event,
-        reply=Reply.FINAL,
+        reply=ReplyKind.FINAL,
         poll=PollChange(op="remove"),
         release=True,
     )
@@ -112,8 +106,8 @@ def submitted(
         }
     )
     event = _event(after, EventType.SUBMITTED, now)
-    poll = PollChange(op="schedule", at_ms=_ms(first_poll))
-    tracked = {TRACKED_MS: str(_ms(now))}
+    poll = PollChange(op="schedule", at_ms=to_ms(first_poll))
+    tracked = {TRACKED_MS: str(to_ms(now))}
     # The POST bookkeeping only matters while queued; tracked records stay small.
     return _plan(
         record,
@@ -149,7 +143,7 @@ def _unsuccessful(
     if record.action is Action.REBALANCE:
         kind = EventType.REJECTED if state is RequestState.REJECTED else EventType.FAILED
         event = _event(after, kind, now, error)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+    return _plan(record, after, QUEUED, event=event, reply=ReplyKind.FINAL, release=True)
 
 
 def rejected(
@@ -177,7 +171,7 @@ def schedule_changed(record: RequestRecord, now: datetime) -> Plan:
     after = record.model_copy(update={"state": state, "finished_at": now, "updated_at": now})
     kind = EventType.PAUSED if pause else EventType.RESUMED
     event = _event(after, kind, now)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL)
+    return _plan(record, after, QUEUED, event=event, reply=ReplyKind.FINAL)
 
 
 def completed_unconfirmed(record: RequestRecord, now: datetime, completed_at: datetime) -> Plan:
@@ -188,7 +182,7 @@ def completed_unconfirmed(record: RequestRecord, now: datetime, completed_at: da
         update={"state": RequestState.COMPLETED, "finished_at": completed_at, "updated_at": now}
     )
     event = _event(after, EventType.COMPLETED, now)
-    return _plan(record, after, QUEUED, event=event, reply=Reply.FINAL, release=True)
+    return _plan(record, after, QUEUED, event=event, reply=ReplyKind.FINAL, release=True)
 
 
 _FINAL_STATES = {
@@ -257,18 +251,18 @@ def progressed(
         after = record.model_copy(
             update={"state": state, "operation_state": operation.state_raw, "updated_at": now}
         )
-    poll = PollChange(op="reschedule", at_ms=_ms(next_poll))
+    poll = PollChange(op="reschedule", at_ms=to_ms(next_poll))
     if not waiting:
         return _plan(record, after, TRACKED, poll=poll)
     event = _event(after, EventType.AWAITING_USER, now)
     return _plan(
-        record, after, TRACKED, poll=poll, event=event, once=AWAITED, reply=Reply.AWAITING_USER
+        record, after, TRACKED, poll=poll, event=event, once=AWAITED, reply=ReplyKind.AWAITING_USER
     )
 
 
 def poll_later(record: RequestRecord, next_poll: datetime) -> Plan:
     """Polling failed this time (Glider 5xx, 429, timeout): try again at ``next_poll``."""
-    return _plan(record, record, TRACKED, poll=PollChange(op="reschedule", at_ms=_ms(next_poll)))
+    return _plan(record, record, TRACKED, poll=PollChange(op="reschedule", at_ms=to_ms(next_poll)))
 
 
 def stuck(record: RequestRecord, now: datetime, deadline: timedelta) -> Plan:

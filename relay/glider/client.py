@@ -21,6 +21,7 @@ import aiohttp
 from pydantic import SecretStr
 from yarl import URL
 
+from relay import tracing
 from relay.core.backoff import retry_wait
 from relay.core.bounds import clip
 from relay.core.timeouts import exact_timeout
@@ -208,25 +209,35 @@ class GliderClient:
         started = time.perf_counter()
         # One scheme for the status label: Glider's HTTP status, else why there was none.
         outcome = "error"
-        try:
-            result, status = await self._exchange(method, url, route, model)
-            outcome = str(status)
-            return result
-        except GliderError as exc:
-            outcome = str(exc.status) if exc.status else _NO_ANSWER.get(type(exc), "error")
-            raise
-        finally:
-            GLIDER_REQUESTS.labels(route=f"{method} {route}", status=outcome).inc()
-            GLIDER_LATENCY.labels(route=f"{method} {route}").observe(time.perf_counter() - started)
+        # One span per request sent (each retry its own), in the trace of the step sending it.
+        with tracing.span(
+            f"{method} {route}",
+            kind=tracing.SpanKind.CLIENT,
+            attributes={"http.request.method": method, "url.template": route},
+        ) as span:
+            try:
+                result, status = await self._exchange(method, url, route, model, span.header())
+                outcome = str(status)
+                return result
+            except GliderError as exc:
+                outcome = str(exc.status) if exc.status else _NO_ANSWER.get(type(exc), "error")
+                raise
+            finally:
+                tracing.annotate({"glider_relay.outcome": outcome})
+                GLIDER_REQUESTS.labels(route=f"{method} {route}", status=outcome).inc()
+                GLIDER_LATENCY.labels(route=f"{method} {route}").observe(
+                    time.perf_counter() - started
+                )
 
     async def _exchange(
-        self, method: str, url: URL, route: str, model: type[ModelT]
+        self, method: str, url: URL, route: str, model: type[ModelT], traceparent: str
     ) -> tuple[ModelT, int]:
         session = self._ensure_session()
         headers = {
             "x-api-key": self._api_key.get_secret_value(),
             "Accept": "application/json",
             "User-Agent": "glider-relay",
+            "traceparent": traceparent,
         }
         try:
             async with session.request(

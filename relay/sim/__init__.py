@@ -6,7 +6,7 @@
 """
 
 from relay.sim.app import SIM, SimContext, create_app
-from relay.sim.clock import FakeClock, utc_now
+from relay.sim.clock import FakeClock
 from relay.sim.config import SimApiKey, SimConfig, SimPortfolio
 from relay.sim.server import SimServer, serve, start_sim
 from relay.sim.state import SimState
@@ -23,5 +23,4 @@ __all__ = [
     "create_app",
     "serve",
     "start_sim",
-    "utc_now",
 ]

@@ -18,10 +18,10 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from relay.core.clock import Clock, utc_now
 from relay.core.ids import new_id
 from relay.sim import render
 from relay.sim.chaos import Chaos, Fault
-from relay.sim.clock import Clock, utc_now
 from relay.sim.config import READ, WRITE, ScheduleStatus, Scope, SimApiKey, SimConfig
 from relay.sim.state import CooldownActive, OperationNotFound, SimError, SimState
 

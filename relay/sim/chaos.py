@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import MutableSequence
 from dataclasses import dataclass
 
-from relay.sim.clock import Clock
+from relay.core.clock import Clock
 from relay.sim.config import SimConfig
 
 # Statuses a random fault picks from: Glider's own 500 more often than a proxy's 502/503.

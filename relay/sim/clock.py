@@ -1,20 +1,12 @@
-"""Clocks for the simulator: the real UTC clock, and a fake one tests move by hand."""
+"""A fake clock for the simulator and the tests, moved by hand (the real one is
+:func:`relay.core.clock.utc_now`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-Clock = Callable[[], datetime]
-"""Returns the current time as an aware UTC ``datetime``."""
-
 FAKE_EPOCH = datetime(2026, 4, 17, 12, 0, 0, tzinfo=UTC)
-
-
-def utc_now() -> datetime:
-    """The real clock."""
-    return datetime.now(UTC)
 
 
 class FakeClock:

@@ -7,9 +7,10 @@ client is proven against both.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from relay.core.clock import iso_ms
 from relay.sim.config import SimApiKey
 from relay.sim.operations import OperationView
 from relay.sim.state import (
@@ -27,14 +28,8 @@ JsonObject = dict[str, Any]
 COOLDOWN_MESSAGE = "Rebalance for this portfolio finished too recently; see the Retry-After header"
 
 
-def iso(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds: ``2026-04-17T12:05:00.000Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
 def iso_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else iso(moment)
+    return None if moment is None else iso_ms(moment)
 
 
 def ok(data: JsonObject) -> JsonObject:
@@ -76,7 +71,7 @@ def schedule(view: ScheduleView) -> JsonObject:
         "status": view.status,
         "frequency": view.frequency,
         "intervalMs": view.interval_ms,
-        "nextDueAt": iso(view.next_due_at),
+        "nextDueAt": iso_ms(view.next_due_at),
         "lastRebalanceAt": iso_or_none(view.last_rebalance_at),
     }
 
@@ -101,11 +96,11 @@ def portfolio(view: PortfolioView, *, legacy: bool) -> JsonObject:
         body["smartAccounts"] = [{"accountId": a} for a in spec.smart_accounts]
     if view.schedule is not None:
         body["schedule"] = schedule(view.schedule)
-    body |= {"createdAt": iso(view.created_at), "strategyVersion": spec.strategy_version}
+    body |= {"createdAt": iso_ms(view.created_at), "strategyVersion": spec.strategy_version}
     if legacy:
         body |= {"isMirrored": False, "isPinned": False}
         body["scheduleId"] = None if view.schedule is None else "999"
-    body["updatedAt"] = iso(view.updated_at)
+    body["updatedAt"] = iso_ms(view.updated_at)
     return body
 
 
@@ -115,15 +110,15 @@ def operation(view: OperationView) -> JsonObject:
         "portfolioId": view.portfolio_id,
         "kind": view.kind,
         "state": view.state,
-        "createdAt": iso(view.created_at),
-        "updatedAt": iso(view.updated_at),
+        "createdAt": iso_ms(view.created_at),
+        "updatedAt": iso_ms(view.updated_at),
         "finishedAt": iso_or_none(view.finished_at),
         "error": view.error,
     }
 
 
 def rebalance_accepted(operation_id: str, submitted_at: datetime) -> JsonObject:
-    return {"operationId": operation_id, "submittedAt": iso(submitted_at)}
+    return {"operationId": operation_id, "submittedAt": iso_ms(submitted_at)}
 
 
 def whoami(key: SimApiKey, *, legacy: bool) -> JsonObject:

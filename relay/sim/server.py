@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from relay.core.clock import Clock, utc_now
+from relay.listen import ListenFailed, start_site
 from relay.sim.app import SIM, SimContext, create_app
-from relay.sim.clock import Clock, utc_now
 from relay.sim.config import SimConfig
 
 DEFAULT_PORT = 8090
@@ -36,8 +38,11 @@ async def start_sim(
     app = create_app(config, clock)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await start_site(runner, host, port, what="Glider simulator")
+    except ListenFailed:
+        await runner.cleanup()
+        raise
     bound_host, bound_port = runner.addresses[0][:2]
     return SimServer(f"http://{bound_host}:{bound_port}", app[SIM], runner)
 
@@ -71,6 +76,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    add_fault_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed and fault flags :func:`config_from_args` reads (``sim`` and ``dev`` share them)."""
     parser.add_argument(
         "--seed-file",
         help="JSON seed shaped like SimConfig (default: built-in keys and portfolios)",
@@ -97,8 +109,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="answer with older field names (default: current ones)",
     )
-    parser.set_defaults(func=run)
-    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -118,7 +128,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``glider-relay sim``: serve until SIGINT/SIGTERM, then exit 0."""
     config = config_from_args(args)
-    asyncio.run(_serve_until_signalled(config, args.host, args.port))
+    try:
+        asyncio.run(_serve_until_signalled(config, args.host, args.port))
+    except ListenFailed as exc:
+        print(f"glider-relay sim: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from relay.core.clock import Clock, to_ms
 from relay.core.ids import ulid
-from relay.sim.clock import Clock
 from relay.sim.config import Detour, Frequency, Outcome, ScheduleStatus, SimConfig, SimPortfolio
 from relay.sim.operations import (
     OperationView,
@@ -200,7 +200,7 @@ class SimState:
 
     def _submit(self, found: _Portfolio, now: datetime) -> SimOperation:
         pid = found.spec.id
-        request_ulid = ulid(int(now.timestamp() * 1000), self._rng.randbytes(10))
+        request_ulid = ulid(to_ms(now), self._rng.randbytes(10))
         operation_id = f"rebalance:{pid}:{pid}%3Amanual%3Areq_{request_ulid}"
         plan = self._plan(pid, random.Random(f"{self._config.seed}:{operation_id}"))
         steps = plan_steps(plan, self._config.op_duration_s)

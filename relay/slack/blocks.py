@@ -22,6 +22,7 @@ from relay.core.bounds import (
     clip,
     clip_mrkdwn,
 )
+from relay.core.clock import utc_now
 from relay.core.redact import redact
 
 Block = dict[str, Any]
@@ -69,7 +70,7 @@ def message(text: str, blocks: list[Block]) -> dict[str, Any]:
 
 def slack_date(when: datetime, *, now: datetime | None = None) -> str:
     """Absolute and relative time: Slack's ``<!date>`` token with an ISO fallback."""
-    reference = now or datetime.now(UTC)
+    reference = now or utc_now()
     delta = (when - reference).total_seconds()
     # Whole seconds away from zero: a fraction left over must not make a wait look shorter.
     seconds = int(math.copysign(math.ceil(abs(delta)), delta))

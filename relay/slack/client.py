@@ -168,12 +168,21 @@ class SlackApi:
         await self._session.close()
 
 
-def create_slack_api(settings: Settings, *, sleep: Sleep = asyncio.sleep) -> SlackApi:
-    """A :class:`SlackApi` for ``SLACK_API_URL`` with the bot token and the retry policy."""
+def create_slack_api(
+    settings: Settings,
+    *,
+    max_retries: int = 4,
+    max_wait_s: float = 60.0,
+    sleep: Sleep = asyncio.sleep,
+) -> SlackApi:
+    """The one way a :class:`SlackApi` is built from the settings: ``SLACK_API_URL``, the bot
+    token, ``SLACK_RESPONSE_URL_HOSTS``; each caller picks how patient its retries are."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return SlackApi(
         base_url=str(settings.slack_api_url),
         token=token,
+        max_retries=max_retries,
+        max_wait_s=max_wait_s,
         sleep=sleep,
         response_url_hosts=settings.response_url_hosts,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from relay.core.plans import Reply
+from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.slack.blocks import context, escape, message, section, slack_date
 
@@ -20,9 +20,9 @@ _REFUSALS = {
 }
 
 
-def render(record: RequestRecord, kind: Reply, *, now: datetime) -> dict[str, Any]:
+def render(record: RequestRecord, kind: ReplyKind, *, now: datetime) -> dict[str, Any]:
     """The Slack message (``text`` fallback and ``blocks``) for one outcome of ``record``."""
-    headline = _awaiting(record) if kind is Reply.AWAITING_USER else _final(record, now)
+    headline = _awaiting(record) if kind is ReplyKind.AWAITING_USER else _final(record, now)
     details = [f"request `{escape(record.request_id)}`"]
     if record.operation_id:
         details.append(f"operation `{escape(record.operation_id)}`")

@@ -10,7 +10,7 @@ from __future__ import annotations
 PREFIX = "{gr}"
 
 # Command queue (Slack -> executor)
-COMMANDS = f"{PREFIX}:commands"  # stream of accepted commands
+COMMAND_STREAM = f"{PREFIX}:commands"  # stream of accepted commands
 COMMANDS_GROUP = "executors"
 COMMANDS_DEAD = f"{PREFIX}:commands:dead"  # stream of commands delivered too often
 TRIGGER_SEEN = f"{PREFIX}:trigger:"  # + trigger_id -> request id (idempotent enqueue)

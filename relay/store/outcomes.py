@@ -15,24 +15,24 @@ redelivered command or a second poller can never record a second outcome.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay.core.ids import ulid
-from relay.core.plans import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, TRACKED_MS, Plan
-from relay.core.post_rules import PostLog
-from relay.core.records import RequestRecord, RequestState
+from relay import tracing
+from relay.core.plans import Plan
+from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
-from relay.store.connection import text, text_map
-from relay.store.pending import Delivery
+from relay.store.connection import text
+from relay.store.pending import PendingEntry
+from relay.store.requests import RECORD_RETENTION_MS
 
-# A final request's record is kept this long (the operations API's history), then
-# expires; upkeep trims the request index to the same horizon.
-RECORD_RETENTION_MS = 30 * 24 * 3600 * 1000
+log = logging.getLogger(__name__)
 
 # KEYS: 1 record, 2 events, 3 replies, 4 poll due-set, 5 in-flight marker, 6 acked stream
+# ARGV: 1 the plan (JSON), 2 the event's traceparent ("" for none)
 _APPLY = """
 local plan = cjson.decode(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -54,7 +54,8 @@ if applied == 1 then
   if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
   if announce and plan['event'] then
     local e = plan['event']
-    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3])
+    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'type', e[2], 'body', e[3],
+               'traceparent', ARGV[2])
   end
   if announce and plan['reply'] then
     redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', plan['reply'])
@@ -108,7 +109,7 @@ class Applied:
     previous_state: RequestState | None
 
 
-def _lua_plan(plan: Plan, ack: Delivery | None) -> str:
+def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
     """The plan as the JSON the script reads (absent, never null: cjson's null is truthy)."""
     out: dict[str, Any] = {
         "id": plan.request_id,
@@ -136,7 +137,7 @@ def _lua_plan(plan: Plan, ack: Delivery | None) -> str:
     return json.dumps(out)
 
 
-async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = None) -> Applied:
+async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None = None) -> Applied:
     """Carry out ``plan`` atomically, acknowledging ``ack`` in the same step."""
     applied, previous = await redis.register_script(_APPLY)(
         keys=[
@@ -145,12 +146,31 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: Delivery | None = Non
             keys.REPLIES,
             keys.POLL_DUE,
             keys.portfolio_inflight(plan.portfolio_id),
-            ack.stream if ack is not None else keys.COMMANDS,
+            ack.stream if ack is not None else keys.COMMAND_STREAM,
         ],
-        args=[_lua_plan(plan, ack)],
+        # The event continues the trace of the step that caused it (relay/tracing.py).
+        args=[_lua_plan(plan, ack), tracing.current_header()],
     )
     before = text(previous)
+    if applied:
+        _log_outcome(plan)
     return Applied(bool(applied), RequestState(before) if before else None)
+
+
+def _log_outcome(plan: Plan) -> None:
+    """One INFO line per request that became final (completed, failed, paused, resumed, ...),
+    here where every outcome is recorded, so no path logs it twice or not at all."""
+    state = plan.set_fields.get("state")
+    if state is None or not RequestState(state).is_final:
+        return
+    data = plan.event.data if plan.event is not None else None
+    operation_id = (data.operationId if data else None) or plan.set_fields.get("operation_id")
+    extra = {"request_id": plan.request_id, "portfolio_id": plan.portfolio_id, "state": state}
+    if operation_id:
+        extra["operation_id"] = operation_id
+    if plan.set_fields.get("error_code"):
+        extra["error_code"] = plan.set_fields["error_code"]
+    log.info("request %s", state, extra=extra)
 
 
 async def begin_post(redis: aioredis.Redis, request_id: str, now_ms: int) -> bool | None:
@@ -167,46 +187,3 @@ async def post_refused(redis: aioredis.Redis, request_id: str) -> None:
     await redis.register_script(_POST_REFUSED)(
         keys=[keys.request(request_id)], args=[POSTS, REFUSED, DOUBT_MS]
     )
-
-
-async def post_log(redis: aioredis.Redis, request_id: str) -> PostLog | None:
-    """The record of our POSTs, or None when the request is no longer queued."""
-    state, first, posts, refused, doubt = await redis.hmget(
-        keys.request(request_id), ["state", FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS]
-    )
-    if state is None or text(state) != RequestState.QUEUED.value:
-        return None
-    return PostLog(
-        first_ms=int(first) if first is not None else None,
-        posts=int(posts or 0),
-        refused=int(refused or 0),
-        doubt_ms=int(doubt) if doubt is not None else None,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Tracked:
-    """A request record with the worker's own bookkeeping beside it."""
-
-    record: RequestRecord
-    tracked_ms: int | None  # when Glider accepted it, by our clock
-
-
-async def load_tracked(redis: aioredis.Redis, request_id: str) -> Tracked | None:
-    """The record and the worker's fields, or None when the request is unknown."""
-    raw = await redis.hgetall(keys.request(request_id))
-    if not raw:
-        return None
-    fields = text_map(raw)
-    tracked = fields.get(TRACKED_MS)
-    return Tracked(RequestRecord.from_hash(fields), int(tracked) if tracked else None)
-
-
-async def forget_old_requests(redis: aioredis.Redis, *, older_than_ms: int) -> int:
-    """Drop request ids made before ``older_than_ms`` from the index (their records expired).
-
-    Request ids are ULIDs, so everything below the ULID of that instant is older.
-    """
-    horizon = f"req_{ulid(older_than_ms, bytes(10))}"
-    removed: int = await redis.zremrangebylex(keys.REQUESTS, "-", f"({horizon}")
-    return removed

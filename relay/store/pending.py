@@ -34,9 +34,9 @@ for _, entry in ipairs(claimed[2]) do
                             'dead_entry', id, 'dead_deliveries', tostring(count)}) do
       table.insert(fields, extra)
     end
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
+    local dead_id = redis.call('XADD', KEYS[2], '*', unpack(fields))
     redis.call('XACK', KEYS[1], group, id)
-    table.insert(dead, id)
+    table.insert(dead, {id, dead_id, entry[2], reason})
   else
     table.insert(live, {id, count, entry[2]})
   end
@@ -67,10 +67,9 @@ for _, extra in ipairs({'dead_reason', ARGV[4], 'dead_stream', KEYS[1], 'dead_gr
   table.insert(fields, extra)
 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('XADD', KEYS[2], '*', unpack(fields))
-  return 1
+  return redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
-return 0
+return false
 """
 
 # XTRIM MINID below every group's lowest unacknowledged id (or its last-delivered id
@@ -118,7 +117,7 @@ return removed
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class PendingEntry:
     """One entry handed to a handler; the handler acknowledges it atomically with its outcome."""
 
     stream: str
@@ -134,12 +133,22 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadEntry:
+    """An entry moved to a dead-letter stream: its id there (``dead_id``), its fields, why."""
+
+    entry_id: str
+    dead_id: str
+    fields: dict[str, str]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reclaimed:
-    """What one ``XAUTOCLAIM`` pass took over: live entries, and ids dead-lettered."""
+    """What one ``XAUTOCLAIM`` pass took over: live entries, and the entries dead-lettered."""
 
     cursor: str
-    deliveries: list[Delivery]
-    dead: list[str]
+    deliveries: list[PendingEntry]
+    dead: list[DeadEntry]
 
 
 def entry_fields(raw: Any) -> dict[str, str]:
@@ -181,10 +190,14 @@ async def reclaim(
         ],
     )
     deliveries = [
-        Delivery(stream, group, text(entry_id), entry_fields(fields), int(times))
+        PendingEntry(stream, group, text(entry_id), entry_fields(fields), int(times))
         for entry_id, times, fields in live
     ]
-    return Reclaimed(text(next_cursor), deliveries, [text(i) for i in dead])
+    dead_entries = [
+        DeadEntry(text(entry_id), text(dead_id), entry_fields(fields), text(reason))
+        for entry_id, dead_id, fields, reason in dead
+    ]
+    return Reclaimed(text(next_cursor), deliveries, dead_entries)
 
 
 async def touch(
@@ -210,18 +223,20 @@ async def touch(
 
 
 async def dead_letter(
-    redis: aioredis.Redis, delivery: Delivery, reason: str, *, dead_stream: str
-) -> bool:
+    redis: aioredis.Redis, delivery: PendingEntry, reason: str, *, dead_stream: str
+) -> DeadEntry | None:
     """Acknowledge ``delivery`` and copy it to ``dead_stream`` with ``reason``.
 
-    Returns False (and copies nothing) when the entry was acknowledged before.
+    Returns None (and copies nothing) when the entry was acknowledged before.
     """
     flat = [part for pair in delivery.fields.items() for part in pair]
     moved = await redis.register_script(_DEAD_LETTER)(
         keys=[delivery.stream, dead_stream],
         args=[delivery.group, delivery.entry_id, json.dumps(flat), reason],
     )
-    return bool(moved)
+    if not moved:
+        return None
+    return DeadEntry(delivery.entry_id, text(moved), dict(delivery.fields), reason)
 
 
 async def trim_acknowledged(redis: aioredis.Redis, stream: str, *, older_than_ms: int) -> int:

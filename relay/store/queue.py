@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from enum import StrEnum
 from typing import Any
 
@@ -23,12 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relay.core.clock import iso_ms
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
 from relay.core.ids import new_id
-from relay.core.records import RequestRecord, RequestState
 from relay.store import keys
 from relay.store.connection import text
+from relay.store.requests import queued_fields
 
 TRIGGER_TTL_S = 24 * 3600
 # An in-flight marker outlives the poller's deadline (6 h) so a stuck marker can
@@ -57,7 +57,8 @@ if check_inflight == '1' then
 end
 redis.call('XADD', KEYS[1], '*', 'command', command)
 if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9])
+  redis.call('XADD', KEYS[7], '*', 'id', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
+             'traceparent', ARGV[11])
 end
 local record, fields = cjson.decode(ARGV[10]), {}
 for name, value in pairs(record) do
@@ -231,7 +232,7 @@ def _script_call(command: QueuedCommand) -> _Call:
     # models again (that cost more CPU than the Redis call itself).
     dumped = command.model_dump(mode="json")
     script_keys = [
-        keys.COMMANDS,
+        keys.COMMAND_STREAM,
         keys.trigger_seen(command.trigger_id or "-"),
         keys.request(command.request_id),
         keys.REQUESTS,
@@ -250,7 +251,8 @@ def _script_call(command: QueuedCommand) -> _Call:
         *requested_event_fields(command),
         # One JSON object rather than 16 flat arguments: redis.asyncio packs each
         # argument in Python (redis-py#4176), and the script flattens it for HSET.
-        json.dumps(record_fields(dumped)),
+        json.dumps(queued_fields(dumped)),
+        command.traceparent or "",  # the requested event's trace ("" for none)
     ]
     return script_keys, script_args
 
@@ -258,27 +260,6 @@ def _script_call(command: QueuedCommand) -> _Call:
 def _result(raw: Any) -> EnqueueResult:
     status, request_id = (text(v) for v in raw)
     return EnqueueResult(EnqueueStatus(status), request_id)
-
-
-def record_fields(dumped: dict[str, Any]) -> dict[str, str]:
-    """The queued request's record hash from ``QueuedCommand.model_dump(mode="json")``.
-
-    Equal to ``RequestRecord(..., state=QUEUED).to_hash()`` (pinned by a test).
-    """
-    requester = {name: v for name, v in dumped["requested_by"].items() if v is not None}
-    fields = {
-        "request_id": dumped["request_id"],
-        "action": dumped["action"],
-        "portfolio_id": dumped["portfolio_id"],
-        "state": RequestState.QUEUED.value,
-        "requested_by": json.dumps(requester),
-        "accepted_at": dumped["accepted_at"],
-        "updated_at": dumped["accepted_at"],
-    }
-    for optional in ("response_url", "reason"):
-        if dumped[optional] is not None:
-            fields[optional] = dumped[optional]
-    return fields
 
 
 def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
@@ -289,10 +270,9 @@ def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
     if command.action is not Action.REBALANCE:
         return ("", "", "")
     requester = command.requested_by
-    timestamp = command.accepted_at.astimezone(UTC).isoformat(timespec="milliseconds")
     body = {
         "type": EventType.REQUESTED.value,
-        "timestamp": timestamp.replace("+00:00", "Z"),
+        "timestamp": iso_ms(command.accepted_at),
         "data": {
             "requestId": command.request_id,
             "portfolioId": command.portfolio_id,
@@ -310,17 +290,3 @@ def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
         },
     }
     return (new_id("evt"), EventType.REQUESTED.value, _COMPACT_JSON.encode(body))
-
-
-async def load_record(redis: aioredis.Redis, request_id: str) -> RequestRecord | None:
-    """The request record, or None when unknown."""
-    raw = await redis.hgetall(keys.request(request_id))
-    return RequestRecord.from_hash(raw) if raw else None
-
-
-async def latest_record(redis: aioredis.Redis, portfolio_id: str) -> RequestRecord | None:
-    """The most recent request accepted for ``portfolio_id``, if any."""
-    request_id = await redis.get(keys.portfolio_latest(portfolio_id))
-    if request_id is None:
-        return None
-    return await load_record(redis, text(request_id))

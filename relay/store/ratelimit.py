@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from relay.core.clock import Seconds
 from relay.store import keys
 from relay.store.scripts import LuaScript
 
 Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]  # seconds since the epoch
 
 # A request that keeps waking late is sent after this many fresh reservations anyway.
 LATE_RESERVATIONS = 3
@@ -76,7 +76,7 @@ class SharedRateLimiter:
         *,
         burst: int = 1,
         key: str = keys.GLIDER_BUCKET,
-        clock: Clock | None = None,
+        clock: Seconds | None = None,  # seconds since the epoch
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if max_rps <= 0 or burst < 1:

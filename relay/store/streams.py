@@ -35,14 +35,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from relay.core.backoff import backoff_delay
-from relay.store import pending as pel
+from relay.store import pending
 from relay.store.connection import text
+from relay.store.dead_letters import request_of
 from relay.store.health import restore_group
-from relay.store.pending import Delivery, entry_fields
+from relay.store.pending import DeadEntry, PendingEntry, entry_fields
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
-__all__ = ["Delivery", "Handler", "StreamConsumer", "consumer_name"]
+__all__ = ["DeadEntry", "DeadHook", "Handler", "PendingEntry", "StreamConsumer", "consumer_name"]
 
 
 def consumer_name(name: str | None = None) -> str:
@@ -50,8 +51,9 @@ def consumer_name(name: str | None = None) -> str:
     return name or f"{socket.gethostname()}:{os.getpid()}"
 
 
-Handler = Callable[[Delivery], Awaitable[None]]
+Handler = Callable[[PendingEntry], Awaitable[None]]
 GroupHook = Callable[[], Awaitable[None]]
+DeadHook = Callable[[DeadEntry], Awaitable[None]]
 
 
 class StreamConsumer:
@@ -79,6 +81,7 @@ class StreamConsumer:
         max_deliveries: int = 5,
         dead_stream: str | None = None,
         on_group: GroupHook | None = None,
+        on_dead: DeadHook | None = None,
     ) -> None:
         if batch < 1 or claim_idle_ms < 1 or max_deliveries < 1:
             raise ValueError("batch, claim_idle_ms and max_deliveries must be positive")
@@ -105,6 +108,7 @@ class StreamConsumer:
         self.progress = ReadProgress(f"{stream} ({group})")
         self._on_group = on_group  # re-creates what goes with the group (after a loss too)
         self._group_seen = False  # the group existed once: a missing one now is a loss
+        self._on_dead = on_dead  # notes a dead letter where people look (e.g. the request)
 
     @property
     def in_flight(self) -> int:
@@ -176,20 +180,30 @@ class StreamConsumer:
         log.warning("reading %s failed: %s", self.stream, exc)
         await self._pause(backoff_delay(self.progress.failures + 1, cap=30.0, jitter=0))
 
-    async def ack(self, delivery: Delivery) -> None:
+    async def ack(self, delivery: PendingEntry) -> None:
         """Acknowledge an entry whose outcome lives outside Redis (e.g. a Slack message sent)."""
         await self.redis.xack(self.stream, self.group, delivery.entry_id)
 
-    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+    async def dead_letter(self, delivery: PendingEntry, reason: str) -> None:
         """Move an entry that can never succeed to the dead-letter stream, acknowledging it."""
-        await pel.dead_letter(self.redis, delivery, reason, dead_stream=self.dead_stream)
+        dead = await pending.dead_letter(self.redis, delivery, reason, dead_stream=self.dead_stream)
+        if dead is not None:
+            await self._dead(dead)
+
+    async def _dead(self, dead: DeadEntry) -> None:
+        """One ERROR line per dead letter, naming its request; then the ``on_dead`` hook."""
+        extra = {"entry_id": dead.entry_id, "dead_letter_id": dead.dead_id}
+        request_id, _ = request_of(dead.fields)
+        if request_id is not None:
+            extra["request_id"] = request_id
         log.error(
-            "dead-lettered %s entry %s: %s",
-            self.stream,
-            delivery.entry_id,
-            reason,
-            extra={"entry_id": delivery.entry_id},
+            "dead-lettered %s entry %s: %s", self.stream, dead.entry_id, dead.reason, extra=extra
         )
+        if self._on_dead is not None:
+            try:
+                await self._on_dead(dead)
+            except RedisError as exc:
+                log.warning("could not note dead letter %s: %s", dead.dead_id, exc, extra=extra)
 
     async def _wait_for_slot(self) -> bool:
         """Wait until a handler slot is free; False once stopping."""
@@ -205,7 +219,7 @@ class StreamConsumer:
         except TimeoutError:
             return
 
-    async def _next_deliveries(self, room: int) -> list[Delivery]:
+    async def _next_deliveries(self, room: int) -> list[PendingEntry]:
         if time.monotonic() - self._last_claim >= self._claim_every_s:
             claimed = await self._claim_idle(room)
             if claimed:
@@ -214,15 +228,15 @@ class StreamConsumer:
             self.group, self.consumer, {self.stream: ">"}, count=room, block=self._block_ms
         )
         return [
-            Delivery(self.stream, self.group, text(entry_id), entry_fields(fields))
+            PendingEntry(self.stream, self.group, text(entry_id), entry_fields(fields))
             for _stream, entries in reply or []
             for entry_id, fields in entries
             if fields is not None
         ]
 
-    async def _claim_idle(self, room: int) -> list[Delivery]:
+    async def _claim_idle(self, room: int) -> list[PendingEntry]:
         """Take over entries idle for longer than ``claim_idle_ms`` (dead consumers' work)."""
-        result = await pel.reclaim(
+        result = await pending.reclaim(
             self.redis,
             self.stream,
             self.group,
@@ -238,18 +252,18 @@ class StreamConsumer:
         if self._cursor == "0-0":
             self._last_claim = time.monotonic()
             self.claim_passes += 1
-        for entry_id in result.dead:
-            self._errors.pop(entry_id, None)
-            log.error("dead-lettered %s entry %s", self.stream, entry_id)
+        for dead in result.dead:
+            self._errors.pop(dead.entry_id, None)
+            await self._dead(dead)
         if result.deliveries:
             log.info("claimed %d idle %s entries", len(result.deliveries), self.stream)
         return result.deliveries
 
-    def _start(self, delivery: Delivery) -> None:
+    def _start(self, delivery: PendingEntry) -> None:
         if delivery.entry_id not in self._in_flight:
             self._in_flight[delivery.entry_id] = asyncio.create_task(self._handle(delivery))
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: PendingEntry) -> None:
         try:
             await self._handler(delivery)
             self._errors.pop(delivery.entry_id, None)
@@ -269,7 +283,7 @@ class StreamConsumer:
         while True:
             await asyncio.sleep(self._heartbeat_s)
             try:
-                lost = await pel.touch(
+                lost = await pending.touch(
                     self.redis, self.stream, self.group, self.consumer, list(self._in_flight)
                 )
             except RedisError as exc:
@@ -293,7 +307,7 @@ class StreamConsumer:
         if not unfinished:
             return
         try:
-            await pel.touch(
+            await pending.touch(
                 self.redis,
                 self.stream,
                 self.group,

@@ -13,12 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.core.clock import epoch_ms
 from relay.store import keys
+from relay.store.batching import Coalescer
 from relay.store.connection import text
 from relay.store.delivery_stats import record_results
-from relay.webhooks.coalesce import Coalescer
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import TargetKind, epoch_ms
+from relay.webhooks.models import TargetKind
 from relay.webhooks.secrets import SigningKeys, parse_previous
 
 LEASE_MS = 60_000  # well past the 10 s send timeout: a live worker never loses a lease
@@ -46,6 +47,7 @@ class Claimed:
     body: bytes
     tries: int
     event_type: str
+    traceparent: str | None = None  # its event's trace: the attempt's span continues it
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +135,9 @@ def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
             body if isinstance(body, bytes) else body.encode(),
             int(tries or 0),
             text(etype),
+            _opt(trace),
         )
-        for did, wid, body, tries, etype in raw_claimed
+        for did, wid, body, tries, etype, trace in raw_claimed
     ]
     return StepReply(_target(sid, raw_target, default_cap), claimed)
 

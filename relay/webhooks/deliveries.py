@@ -14,12 +14,13 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from relay.admin.common import page_ids
+from relay.core.clock import epoch_ms, to_ms
 from relay.core.ids import ulid
 from relay.store import keys
 from relay.store.connection import text, text_map
+from relay.store.paging import page_ids
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import Delivery, DeliveryStatus, datetime_to_ms, epoch_ms
+from relay.webhooks.models import Delivery, DeliveryStatus
 
 RETENTION_MS = 7 * 24 * 3600 * 1000
 MAX_PER_SUBSCRIPTION = 10_000
@@ -35,7 +36,7 @@ def index_for(subscription_id: str | None, status: DeliveryStatus | None) -> str
 
 def lower_bound(since: datetime) -> str:
     """The smallest delivery id of an event at or after ``since``."""
-    return "dlv_" + ulid(datetime_to_ms(since), bytes(10))
+    return "dlv_" + ulid(to_ms(since), bytes(10))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,14 @@ class RequeueOutcome:
 
     queued: list[str]
     refused: dict[str, str]
+
+
+# Why a replay was refused, in the words both the admin API and the CLI use.
+REPLAY_REFUSALS = {
+    "not_final": "the delivery is still queued; it can be replayed once it succeeded or died",
+    "subscription_deleted": "its subscription was deleted",
+    "subscription_disabled": "its subscription is disabled; enable it first",
+}
 
 
 class DeliveryStore:

@@ -26,16 +26,17 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from relay.core.clock import epoch_ms
 from relay.core.events import Event
 from relay.store import keys
 from relay.store.connection import text
-from relay.store.pending import Delivery as StreamEntry
+from relay.store.pending import PendingEntry
 from relay.store.streams import StreamConsumer, consumer_name
 from relay.webhooks.claim_step import StepBatcher
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.fanout import FanOutBatcher, alert_rows
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import TargetKind, epoch_ms
+from relay.webhooks.models import TargetKind
 from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
 from relay.webhooks.sender import Sender
@@ -145,13 +146,16 @@ class Dispatcher:
 
     # --- fan-out ----------------------------------------------------------------
 
-    async def _handle_event(self, entry: StreamEntry) -> None:
+    async def _handle_event(self, entry: PendingEntry) -> None:
         try:
             event = Event.from_stream(entry.fields)
         except (ValidationError, KeyError, ValueError) as exc:
             await self._consumer.dead_letter(entry, f"not an event: {exc}"[:500])
             return
-        created = await self._fan_out.submit(entry.entry_id, event, entry.fields.get("body"))
+        fields = entry.fields
+        created = await self._fan_out.submit(
+            entry.entry_id, event, fields.get("body"), fields.get("traceparent", "")
+        )
         if created:
             self._kick.set()
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from relay.core.clock import epoch_ms, to_ms
 from relay.core.events import Event
 from relay.core.ids import ulid
 from relay.store import keys
-from relay.webhooks.coalesce import Coalescer
+from relay.store.batching import Coalescer
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import datetime_to_ms, epoch_ms
 from relay.webhooks.oncall import Alert, OnCallRules, event_alerts
 from relay.webhooks.subscriptions import RoutingTable, SubscriptionStore
 
@@ -28,7 +28,7 @@ def delivery_ulid(event: Event, target_id: str) -> str:
     retry, a replay or a second fan-out of the same event all carry the same id.
     """
     digest = hashlib.sha256(f"{event.id}:{target_id}".encode()).digest()
-    return ulid(datetime_to_ms(event.timestamp), digest[:10])
+    return ulid(to_ms(event.timestamp), digest[:10])
 
 
 def _row(
@@ -40,11 +40,17 @@ def _row(
 
 
 def plan(
-    event: Event, table: RoutingTable, rules: OnCallRules, *, body: str | None = None
+    event: Event,
+    table: RoutingTable,
+    rules: OnCallRules,
+    *,
+    body: str | None = None,
+    traceparent: str = "",
 ) -> list[list[str]]:
     """The deliveries ``event`` makes: one per matching subscription, one per on-call alert.
 
-    ``body`` is the event's webhook body when already at hand (as on the stream).
+    ``body`` is the event's webhook body when already at hand (as on the stream);
+    ``traceparent`` is its stream entry's trace.
     """
     kind = event.type.value
     body = body if body is not None else event.body().decode()
@@ -55,7 +61,8 @@ def plan(
     for alert in event_alerts(event, rules):
         uid = delivery_ulid(event, alert.target)
         rows.append(_row(uid, alert.target, event.id, kind, alert.body.decode(), alert=alert))
-    return rows
+    # Each delivery keeps its event's trace (a 9th field): its attempts' spans continue it.
+    return [[*row, traceparent] for row in rows]
 
 
 async def fan_out(
@@ -104,21 +111,23 @@ class FanOutBatcher:
         self._rules = rules
         self._group = group
         self._table: RoutingTable | None = None
-        self._batches: Coalescer[tuple[str, Event, str | None], int] = Coalescer(
+        self._batches: Coalescer[tuple[str, Event, str | None, str], int] = Coalescer(
             self._write, max_batch=max_batch
         )
 
-    async def submit(self, entry_id: str, event: Event, body: str | None = None) -> int:
+    async def submit(
+        self, entry_id: str, event: Event, body: str | None = None, traceparent: str = ""
+    ) -> int:
         """Fan ``event`` out (acknowledging ``entry_id``); the number of deliveries made."""
-        return await self._batches.submit((entry_id, event, body))
+        return await self._batches.submit((entry_id, event, body, traceparent))
 
-    async def _write(self, batch: list[tuple[str, Event, str | None]]) -> list[int]:
+    async def _write(self, batch: list[tuple[str, Event, str | None, str]]) -> list[int]:
         for _ in range(5):
             table = self._table or await self._subscriptions.routing_table()
             self._table = table
             rows = [
-                (entry_id, plan(event, table, self._rules, body=body))
-                for entry_id, event, body in batch
+                (entry_id, plan(event, table, self._rules, body=body, traceparent=trace))
+                for entry_id, event, body, trace in batch
             ]
             created = await fan_out(
                 self._scripts,

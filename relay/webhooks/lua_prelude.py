@@ -43,13 +43,14 @@ end
 local function wake(sid, at)
   redis.call('ZADD', L.ready, 'LT', at, sid)
 end
--- d = {id, subscription, event id, event type, webhook id, body}
+-- d = {id, subscription, event id, event type, webhook id, body, [7], [8], [9] traceparent?}
 local function create(d, now)
   local key = L.dlv .. d[1]
   if redis.call('EXISTS', key) == 1 then return 0 end
   redis.call('HSET', key, 'id', d[1], 'subscriptionId', d[2], 'eventId', d[3],
              'eventType', d[4], 'webhookId', d[5], 'body', d[6], 'createdAt', now,
              'tries', 0, 'n', 0, 'status', 'pending')
+  if d[9] and d[9] ~= '' then redis.call('HSET', key, 'traceparent', d[9]) end
   redis.call('ZADD', L.all, 0, d[1])
   redis.call('ZADD', L.sub .. d[2] .. ':dlvs', 0, d[1])
   redis.call('ZADD', L.bystatus .. 'pending', 0, d[1])

@@ -67,9 +67,10 @@ local function claim(q, sub, due, inflight, claimed)
     for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', q.now, 'LIMIT', 0, take)) do
       redis.call('ZREM', due, did)
       redis.call('ZADD', inflight, q.now + q.lease, did)
-      local d = redis.call('HMGET', L.dlv .. did, 'webhookId', 'body', 'tries', 'eventType')
+      local d = redis.call('HMGET', L.dlv .. did, 'webhookId', 'body', 'tries', 'eventType',
+                           'traceparent')
       if d[1] then
-        table.insert(claimed, {did, d[1], d[2], d[3], d[4]})
+        table.insert(claimed, {did, d[1], d[2], d[3], d[4], d[5]})
       else
         redis.call('ZREM', inflight, did)
       end

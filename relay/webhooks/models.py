@@ -7,13 +7,13 @@ milliseconds on the wire and epoch milliseconds in Redis.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_serializer
 
+from relay.core.clock import from_ms, iso_ms
 from relay.core.events import EventType
 
 
@@ -35,24 +35,6 @@ class TargetKind(StrEnum):
 
 
 ALL_EVENTS = "*"
-
-
-def epoch_ms() -> int:
-    """The current time in epoch milliseconds (as Redis holds it)."""
-    return int(time.time() * 1000)
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def datetime_to_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
-def iso_ms(value: datetime) -> str:
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def _opt_int(raw: str | None) -> int | None:
@@ -84,8 +66,8 @@ class Subscription(BaseModel):
             events=json.loads(fields["events"]),
             description=fields.get("description") or None,
             enabled=fields.get("enabled") == "1",
-            createdAt=ms_to_datetime(int(fields["createdAt"])),
-            updatedAt=ms_to_datetime(int(fields.get("updatedAt") or fields["createdAt"])),
+            createdAt=from_ms(int(fields["createdAt"])),
+            updatedAt=from_ms(int(fields.get("updatedAt") or fields["createdAt"])),
             disabledReason=fields.get("disabledReason") or None,
             secret=fields["secret"] if with_secret else None,
         )
@@ -149,8 +131,8 @@ class Delivery(BaseModel):
             eventType=fields["eventType"],
             webhookId=fields["webhookId"],
             status=DeliveryStatus(fields["status"]),
-            createdAt=ms_to_datetime(int(fields["createdAt"])),
-            nextAttemptAt=ms_to_datetime(next_at) if next_at is not None else None,
+            createdAt=from_ms(int(fields["createdAt"])),
+            nextAttemptAt=from_ms(next_at) if next_at is not None else None,
             attempts=attempts,
         )
 

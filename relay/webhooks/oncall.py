@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.core.bounds import PAGERDUTY_SUMMARY_CHARS, clip
+from relay.core.clock import iso_ms
 from relay.core.events import Event, EventType
 from relay.slack.blocks import context, escape, message, section
-from relay.webhooks.models import iso_ms
 from relay.webhooks.policy import GONE, AttemptResult
 
 SLACK_TARGET = "sys_oncall_slack"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from relay import metrics
+from relay.core.backoff import backoff_delay
+from relay.core.clock import epoch_ms
 from relay.webhooks.claim_step import (
     LEASE_MS,
     Claimed,
@@ -30,7 +33,7 @@ from relay.webhooks.claim_step import (
     StepReply,
     Target,
 )
-from relay.webhooks.models import TargetKind, epoch_ms
+from relay.webhooks.models import TargetKind
 from relay.webhooks.policy import AttemptResult, decide
 from relay.webhooks.schedule import RetrySchedule
 from relay.webhooks.sender import Sender
@@ -56,14 +59,55 @@ def _counter(status: str) -> Counter:
     return metrics.DELIVERIES.labels(result=status)
 
 
+_EVENT_IDS = {
+    "requestId": "request_id",
+    "portfolioId": "portfolio_id",
+    "operationId": "operation_id",
+}
+
+
+def _event_ids(body: bytes) -> dict[str, str]:
+    """The request, portfolio and operation an event body names (none for other bodies)."""
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {ours: str(data[theirs]) for theirs, ours in _EVENT_IDS.items() if data.get(theirs)}
+
+
+def _log_final(sid: str, kind: TargetKind | None, claimed: Claimed, finished: Finished) -> None:
+    """One line per delivery that ended: delivered / alert sent (INFO), or dead (WARNING)."""
+    if finished.status not in ("succeeded", "dead"):
+        return
+    alert = kind is not None and kind is not TargetKind.WEBHOOK
+    extra = {
+        "subscription_id": sid,
+        "delivery_id": claimed.delivery_id,
+        "event_type": claimed.event_type,
+        "tries": claimed.tries,
+        **_event_ids(claimed.body),
+    }
+    if finished.status == "succeeded":
+        log.info("alert sent" if alert else "webhook delivered", extra=extra)
+    else:
+        log.warning("alert dead" if alert else "webhook dead", extra=extra)
+
+
 def _observe(
+    sid: str,
     batch: list[tuple[Claimed, AttemptResult]],
     report: Report,
     before: Target | None,
     after: Target | None,
 ) -> None:
-    """Count recorded attempts (by outcome) and a disable this step carried out."""
-    for (_, result), finished in zip(batch, report.finished, strict=True):
+    """Count recorded attempts (by outcome) and a disable this step carried out; log each
+    delivery that ended."""
+    known = after or before
+    kind = known.kind if known is not None else None
+    for (claimed, result), finished in zip(batch, report.finished, strict=True):
+        _log_final(sid, kind, claimed, finished)
         _counter(finished.status).inc()
         if result.final:
             metrics.DELIVERIES_REJECTED.inc()
@@ -120,11 +164,11 @@ class SubscriptionRunner:
             except RedisError as exc:
                 failures += 1
                 log.warning("webhook queue step failed for %s: %s", self.sid, exc)
-                await self._rest(min(5.0, 0.1 * 2**failures))
+                await self._rest(backoff_delay(failures, base=0.2, cap=5.0, jitter=0))
                 continue
             del self._done[: len(batch)]
             del self._released[: len(released)]
-            _observe(batch, report, self._target, reply.target)
+            _observe(self.sid, batch, report, self._target, reply.target)
             self._target = reply.target
             for claimed in reply.claimed:
                 self._start(claimed)

@@ -12,19 +12,22 @@ import functools
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
+from relay import tracing
+from relay.core import trace
 from relay.core.backoff import parse_retry_after
 from relay.core.bounds import ATTEMPT_ERROR_CHARS, RESPONSE_BODY_BYTES, clip, clip_bytes
+from relay.core.clock import epoch_ms, utc_now
 from relay.core.redact import redact_bytes
 from relay.core.timeouts import exact_timeout
 from relay.slack.client import SlackApi
 from relay.webhooks.claim_step import Claimed, Target
-from relay.webhooks.models import Attempt, TargetKind, epoch_ms
+from relay.webhooks.models import Attempt, TargetKind
 from relay.webhooks.oncall import pagerduty_verdict
 from relay.webhooks.policy import THROTTLE_STATUSES, AttemptResult
 from relay.webhooks.signing import webhook_headers
@@ -97,13 +100,31 @@ class Sender:
             await self.oncall.slack.close()
 
     async def attempt(self, target: Target, claimed: Claimed) -> AttemptResult:
-        """Send ``claimed`` to ``target`` once and describe what happened."""
-        at = datetime.now(UTC)
+        """Send ``claimed`` to ``target`` once and describe what happened.
+
+        Each attempt is a span of its event's trace; a webhook carries it as ``traceparent``.
+        """
+        with tracing.span(
+            f"webhook {claimed.event_type}",
+            trace.parse(claimed.traceparent),
+            kind=tracing.SpanKind.CLIENT,
+            attributes={"glider_relay.delivery_id": claimed.delivery_id},
+        ) as span:
+            result = await self._attempt(target, claimed, span)
+            tracing.annotate(_outcome(result))
+            return result
+
+    async def _attempt(
+        self, target: Target, claimed: Claimed, span: trace.TraceParent
+    ) -> AttemptResult:
+        at = utc_now()
         start = time.monotonic()
         try:
             if target.kind is TargetKind.SLACK:
                 return await self._slack(claimed, at, start)
             url, headers, body = self._request(target, claimed)
+            if target.kind is TargetKind.WEBHOOK:
+                headers[trace.HEADER] = span.header()
             result = await self._post(url, headers, body, at, start)
             if target.kind is TargetKind.PAGERDUTY:
                 return pagerduty_verdict(result)
@@ -196,6 +217,15 @@ class Sender:
         if not response.content.at_eof():
             response.close()
         return buffer
+
+
+def _outcome(result: AttemptResult) -> dict[str, str | int]:
+    """What an attempt's span records of its answer."""
+    attempt = result.attempt
+    if attempt.statusCode is not None:
+        return {"http.response.status_code": attempt.statusCode}
+    # The error's text stays in the delivery record: it may quote the subscriber's URL.
+    return {"error.type": "no_response"}
 
 
 def _answer_error(code: int) -> str | None:

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from relay.admin.common import page_ids
+from relay.core.clock import epoch_ms
 from relay.core.ids import new_id
 from relay.store import keys
 from relay.store.connection import text, text_map
+from relay.store.paging import page_ids
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind, epoch_ms
+from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind
 from relay.webhooks.secrets import MAX_PREVIOUS, ROTATION_GRACE_MS, new_secret
 
 MAX_URL_LENGTH = 2048

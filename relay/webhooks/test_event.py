@@ -11,18 +11,18 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
+from relay.core.clock import epoch_ms, to_ms
 from relay.core.events import TEST_EVENT_TYPE, RelayTestData, RelayTestEvent
 from relay.core.ids import ulid
 from relay.store import keys
 from relay.webhooks.lua import Scripts
-from relay.webhooks.models import datetime_to_ms, epoch_ms
 
 ProbeRefusal = Literal["missing", "disabled"]
 
 
 def delivery_row(event: RelayTestEvent, subscription_id: str) -> tuple[str, list[str]]:
     """The delivery id and the fan-out row of ``event`` for ``subscription_id``."""
-    uid = ulid(datetime_to_ms(event.timestamp))
+    uid = ulid(to_ms(event.timestamp))
     did = f"dlv_{uid}"
     body = event.body().decode()
     return did, [did, subscription_id, event.id, TEST_EVENT_TYPE, f"msg_{uid}", body, "", ""]

@@ -6,7 +6,7 @@ import redis.asyncio as aioredis
 from aiohttp.abc import AbstractResolver
 
 from relay.settings import Settings
-from relay.slack.client import SlackApi
+from relay.slack.client import create_slack_api
 from relay.webhooks.dispatcher import Dispatcher, DispatcherConfig
 from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.sender import OnCallConfig, Sender, make_session
@@ -27,9 +27,8 @@ def build_dispatcher(
     consumer: str | None = None,
 ) -> Dispatcher:
     """A :class:`Dispatcher` from the settings; ``await dispatcher.close()`` when done."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # Retries of on-call messages are the delivery queue's job, not the Slack client's.
-    slack = SlackApi(base_url=str(settings.slack_api_url), token=token, max_retries=0)
+    slack = create_slack_api(settings, max_retries=0)
     session = make_session(allow_private=settings.relay_allow_private_urls, resolver=resolver)
     oncall = OnCallConfig(
         slack=slack,

@@ -20,13 +20,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from relay.core import post_rules, transitions
+from relay import tracing
+from relay.core import post_rules, trace, transitions
 from relay.core.backoff import retry_wait
+from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.commands import Action, QueuedCommand
 from relay.core.error_codes import error_code, error_message
 from relay.core.plans import Plan
@@ -39,23 +41,15 @@ from relay.glider import (
     RateLimited,
 )
 from relay.store import keys, outcomes
-from relay.store.queue import load_record
+from relay.store.pending import PendingEntry
 from relay.store.ratelimit import SharedRateLimiter
-from relay.store.streams import Delivery, StreamConsumer
+from relay.store.requests import RequestStore
+from relay.store.streams import StreamConsumer
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 REFUSALS = post_rules.REFUSALS
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 class _NotPosted(Exception):
@@ -111,6 +105,7 @@ class Executor:
         batch: int = 16,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._glider = glider
         self._limiter = limiter
         self._policy = policy or PollPolicy()
@@ -125,7 +120,7 @@ class Executor:
         self._locks = KeyedLocks()
         self.consumer = StreamConsumer(
             redis,
-            keys.COMMANDS,
+            keys.COMMAND_STREAM,
             keys.COMMANDS_GROUP,
             consumer,
             self.handle,
@@ -140,7 +135,7 @@ class Executor:
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: PendingEntry) -> None:
         """Carry out one command; its outcome and the ack are one atomic step.
 
         Commands for one portfolio run one at a time, in stream order, within this
@@ -152,10 +147,20 @@ class Executor:
             await self.consumer.dead_letter(delivery, f"not a command: {exc.errors()[0]['msg']}")
             return
         async with self._locks.hold(command.portfolio_id):
-            await self._execute(delivery, command)
+            # The Slack request's trace goes on: its Glider calls and events are in it.
+            with tracing.span(
+                f"execute {command.action.value}",
+                trace.parse(command.traceparent),
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={
+                    "glider_relay.request_id": command.request_id,
+                    "glider_relay.portfolio_id": command.portfolio_id,
+                },
+            ):
+                await self._execute(delivery, command)
 
-    async def _execute(self, delivery: Delivery, command: QueuedCommand) -> None:
-        record = await load_record(self._redis, command.request_id)
+    async def _execute(self, delivery: PendingEntry, command: QueuedCommand) -> None:
+        record = await self._requests.get(command.request_id)
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {command.request_id}")
             return
@@ -170,12 +175,12 @@ class Executor:
         else:
             await self._set_schedule(delivery, record)
 
-    async def _rebalance(self, delivery: Delivery, record: RequestRecord) -> None:
+    async def _rebalance(self, delivery: PendingEntry, record: RequestRecord) -> None:
         """Carry out :func:`relay.core.post_rules.decide` until the request is tracked or final."""
         answer: post_rules.Answer | None = None
         attempt = 0
         while True:
-            posts = await outcomes.post_log(self._redis, record.request_id)
+            posts = await self._requests.post_log(record.request_id)
             if posts is None:  # another worker recorded an outcome meanwhile
                 await self.consumer.ack(delivery)
                 return
@@ -184,7 +189,7 @@ class Executor:
                 attempt += 1
                 backoff = retry_wait(attempt, answer.retry_after_s, cap=self._rules.retry_cap_s)
             decision = post_rules.decide(
-                posts, answer, _ms(self._clock()), self._rules, backoff_s=backoff
+                posts, answer, to_ms(self._clock()), self._rules, backoff_s=backoff
             )
             if decision.step is post_rules.Step.POST:
                 await self._wait_before_post(decision.wait_s, answer)
@@ -209,7 +214,7 @@ class Executor:
         request_id = record.request_id
 
         async def note() -> None:
-            if not await outcomes.begin_post(self._redis, request_id, _ms(self._clock())):
+            if not await outcomes.begin_post(self._redis, request_id, to_ms(self._clock())):
                 raise _NotPosted
 
         try:
@@ -268,9 +273,9 @@ class Executor:
             return transitions.rejected(record, now, decision.code, decision.message, retry_at)
         return transitions.failed(record, now, decision.code, decision.message)
 
-    async def _set_schedule(self, delivery: Delivery, record: RequestRecord) -> None:
+    async def _set_schedule(self, delivery: PendingEntry, record: RequestRecord) -> None:
         attempt = 0
-        first_ms = _ms(self._clock())
+        first_ms = to_ms(self._clock())
         while True:
             attempt += 1
             try:
@@ -288,7 +293,7 @@ class Executor:
 
     async def _settle_error(
         self,
-        delivery: Delivery,
+        delivery: PendingEntry,
         record: RequestRecord,
         exc: GliderError,
         attempt: int,
@@ -304,7 +309,7 @@ class Executor:
             await outcomes.apply(self._redis, plan, ack=delivery)
             return True
         wait = retry_wait(attempt, exc.retry_after, cap=self._options.retry_cap_s)
-        spent_s = (_ms(now) - first_ms) / 1000
+        spent_s = (to_ms(now) - first_ms) / 1000
         if not exc.retryable or spent_s + wait > self._options.retry_budget_s:
             message = f"{error_message(exc)} (after {attempt} attempts)"
             plan = transitions.failed(record, now, error_code(exc), message)

@@ -10,22 +10,20 @@ successful read is older than :data:`STALE_AFTER_S`, or that failed
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from aiohttp import web
 
+from relay.core.clock import Seconds
 from relay.store.health import StoreMonitor
 
 STALE_AFTER_S = 30.0  # a blocking read returns at least every few seconds
 FAILING_AFTER = 3  # reads failed in a row
 
-Clock = Callable[[], float]
-
 
 class ReadProgress:
     """When a reader last read successfully, and how many reads failed since."""
 
-    def __init__(self, name: str, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, name: str, *, clock: Seconds = time.monotonic) -> None:
         self.name = name
         self._clock = clock
         self.last_ok = clock()

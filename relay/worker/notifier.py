@@ -8,29 +8,33 @@ counted in the request record) if its host is in ``SLACK_RESPONSE_URL_HOSTS``
 (``conversations.open`` + ``chat.postMessage``). Slack 429s and 5xx are retried
 per ``Retry-After`` by :mod:`relay.slack.client`; an error past those retries
 leaves the entry pending, to be retried after the claim timeout.
+
+Each reply's fate is noted on the request record (:mod:`relay.store.replies`): sent
+(how), or not sent (why) with the id of its dead letter, which ``dead-letters
+replay`` sends again. A reply with no way left to reach the requester (response_url
+spent, no bot token) is dead-lettered at once, not dropped.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay.core.plans import REPLY_USES, Reply
-from relay.core.records import RequestRecord
+from relay.core.clock import Clock, utc_now
+from relay.core.plans import ReplyKind
+from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
-from relay.store import keys
-from relay.store.queue import load_record
-from relay.store.streams import Delivery, StreamConsumer
+from relay.store import dead_letters, keys, replies
+from relay.store.requests import RequestStore
+from relay.store.streams import DeadEntry, PendingEntry, StreamConsumer
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
 
@@ -40,10 +44,6 @@ if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= tonumber(ARGV[2]) th
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return 1
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Notifier:
@@ -59,6 +59,7 @@ class Notifier:
         claim_idle_ms: int = 60_000,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._slack = slack
         self._clock = clock
         self.consumer = StreamConsumer(
@@ -69,6 +70,7 @@ class Notifier:
             self.handle,
             claim_idle_ms=claim_idle_ms,
             dead_stream=keys.REPLIES_DEAD,
+            on_dead=self._note_dead,
         )
 
     async def run(self) -> None:
@@ -77,29 +79,57 @@ class Notifier:
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: PendingEntry) -> None:
         """Send one reply, then acknowledge it."""
         try:
-            kind = Reply(delivery.fields.get("kind", ""))
+            kind = ReplyKind(delivery.fields.get("kind", ""))
             request_id = delivery.fields["request_id"]
         except (ValueError, KeyError):
             await self.consumer.dead_letter(delivery, "not a reply entry")
             return
-        record = await load_record(self._redis, request_id)
+        record = await self._requests.get(request_id)
         if record is None:
             await self.consumer.dead_letter(delivery, f"no record of {request_id}")
             return
-        if kind is Reply.AWAITING_USER and record.state.is_final:
+        if kind is ReplyKind.AWAITING_USER and record.state.is_final:
             # Already over: the final reply (queued behind this one) says how it ended.
             await self.consumer.ack(delivery)
             return
         message = render(record, kind, now=self._clock())
-        if not await self._respond(record, message) and not await self._direct(record, message):
-            log.warning(
-                "no way left to tell the requester (response_url spent, no bot token or user)",
-                extra={"request_id": record.request_id},
-            )
+        via = "response_url" if await self._respond(record, message) else None
+        if via is None and await self._direct(record, message):
+            via = "direct_message"
+        if via is None:
+            reason = "no way left to tell the requester (response_url spent, no bot token or user)"
+            await self.consumer.dead_letter(delivery, reason)
+            return
+        await replies.note_sent(
+            self._redis, record.request_id, kind=kind.value, via=via, at=self._clock()
+        )
         await self.consumer.ack(delivery)
+        log.info(
+            "reply sent",
+            extra={
+                "request_id": record.request_id,
+                "portfolio_id": record.portfolio_id,
+                "operation_id": record.operation_id,
+                "reply": kind.value,
+                "via": via,
+            },
+        )
+
+    async def _note_dead(self, dead: DeadEntry) -> None:
+        """A reply given up on: the record says the requester was not told, and where it waits."""
+        request_id = dead.fields.get("request_id")
+        if request_id:
+            await replies.note_not_sent(
+                self._redis,
+                request_id,
+                kind=dead.fields.get("kind", ""),
+                reason=dead.reason,
+                dead_id=dead_letters.public_id(dead_letters.DeadStream.REPLIES, dead.dead_id),
+                at=self._clock(),
+            )
 
     async def _respond(self, record: RequestRecord, message: dict[str, Any]) -> bool:
         """Post to the command's response_url if it is still usable; True when Slack took it."""

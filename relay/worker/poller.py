@@ -13,26 +13,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from relay.core import transitions
+from relay import tracing
+from relay.core import trace, transitions
+from relay.core.clock import Clock, to_ms, utc_now
 from relay.core.plans import TRACKED, Plan
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
 from relay.store import keys, outcomes
 from relay.store.connection import text
 from relay.store.ratelimit import SharedRateLimiter
+from relay.store.requests import RequestStore, Tracked
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 # Claim up to ARGV[3] due entries: their score becomes the lease expiry.
 _CLAIM = """
@@ -52,14 +52,6 @@ for i = 3, #ARGV do
 end
 return back
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +76,7 @@ class Poller:
         rng: random.Random | None = None,
     ) -> None:
         self._redis = redis
+        self._requests = RequestStore(redis)
         self._glider = glider
         self._limiter = limiter
         self._policy = policy or PollPolicy()
@@ -129,7 +122,7 @@ class Poller:
         return len(tasks)
 
     async def _claim_and_start(self, room: int) -> list[asyncio.Task[None]]:
-        now_ms = _ms(self._clock())
+        now_ms = to_ms(self._clock())
         lease = now_ms + self._options.lease_ms
         claimed = await self._redis.register_script(_CLAIM)(
             keys=[keys.POLL_DUE], args=[now_ms, lease, room]
@@ -150,7 +143,7 @@ class Poller:
         try:
             first: Any = await self._redis.zrange(keys.POLL_DUE, 0, 0, withscores=True)
             if first:
-                due_in_ms = float(first[0][1]) - _ms(self._clock())
+                due_in_ms = float(first[0][1]) - to_ms(self._clock())
                 wait = min(wait, max(0.0, due_in_ms / 1000))
         except RedisError as exc:
             log.warning("reading the poll schedule failed: %s", exc)
@@ -172,26 +165,35 @@ class Poller:
 
     async def poll(self, request_id: str) -> None:
         """Ask Glider about one tracked operation and record what it says."""
-        tracked = await outcomes.load_tracked(self._redis, request_id)
+        tracked = await self._requests.tracked(request_id)
         if tracked is None or tracked.record.state not in TRACKED:
             await self._redis.zrem(keys.POLL_DUE, request_id)  # nothing left to follow
             return
         record = tracked.record
         now = self._clock()
-        started_ms = tracked.tracked_ms or _ms(record.submitted_at or record.accepted_at)
-        age_s = max(0.0, (_ms(now) - started_ms) / 1000)
+        started_ms = tracked.tracked_ms or to_ms(record.submitted_at or record.accepted_at)
+        age_s = max(0.0, (to_ms(now) - started_ms) / 1000)
         if record.operation_id is None:
             await self._redis.zrem(keys.POLL_DUE, request_id)
             return
+        # Each poll is a span of the command's trace, as is the event it may record.
+        with tracing.span(
+            "poll operation",
+            trace.parse(record.traceparent),
+            attributes={"glider_relay.request_id": request_id},
+        ):
+            await self._ask(tracked, record.operation_id, now, age_s)
+
+    async def _ask(self, tracked: Tracked, operation_id: str, now: datetime, age_s: float) -> None:
         try:
-            operation = await self._glider.get_operation(record.portfolio_id, record.operation_id)
+            operation = await self._glider.get_operation(tracked.record.portfolio_id, operation_id)
         except GliderError as exc:
             await outcomes.apply(self._redis, await self._after_error(tracked, exc, now, age_s))
             return
         await outcomes.apply(self._redis, self._after_answer(tracked, operation, now, age_s))
 
     def _after_answer(
-        self, tracked: outcomes.Tracked, operation: Operation, now: datetime, age_s: float
+        self, tracked: Tracked, operation: Operation, now: datetime, age_s: float
     ) -> Plan:
         record = tracked.record
         if operation.is_terminal:
@@ -202,7 +204,7 @@ class Poller:
         return transitions.progressed(record, now, operation, next_poll)
 
     async def _after_error(
-        self, tracked: outcomes.Tracked, exc: GliderError, now: datetime, age_s: float
+        self, tracked: Tracked, exc: GliderError, now: datetime, age_s: float
     ) -> Plan:
         record = tracked.record
         extra = {"request_id": record.request_id, "operation_id": record.operation_id}
@@ -236,7 +238,7 @@ class Poller:
         for request_id, (lease, _) in unfinished.items():
             try:
                 await self._redis.register_script(_HAND_BACK)(
-                    keys=[keys.POLL_DUE], args=[_ms(self._clock()), lease, request_id]
+                    keys=[keys.POLL_DUE], args=[to_ms(self._clock()), lease, request_id]
                 )
             except RedisError as exc:
                 log.warning("could not hand back %s (due at lease end): %s", request_id, exc)

@@ -17,7 +17,9 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from relay import tracing
 from relay.core.poll_policy import PollPolicy
+from relay.listen import ListenFailed
 from relay.logs import configure_logging
 from relay.metrics import metrics_server
 from relay.settings import ConfigError, Settings, load_settings
@@ -220,10 +222,11 @@ def run(args: argparse.Namespace) -> int:
         await serve(settings, stop, only=args.only, name=args.name, tuning=_tuning(args))
 
     try:
-        asyncio.run(main())
+        with tracing.exporting(settings, "worker"):
+            asyncio.run(main())
     except WorkerFailed:
         return 1  # non-zero, so that a supervisor restarts the worker
-    except StoreRefused as exc:
+    except (StoreRefused, ListenFailed) as exc:
         print(f"glider-relay worker: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,15 +17,15 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from relay.core.clock import epoch_ms
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient
 from relay.settings import Settings
 from relay.slack.client import SlackApi, create_slack_api
-from relay.store import keys
-from relay.store import pending as pel
+from relay.store import keys, pending
 from relay.store.health import restore_group
-from relay.store.outcomes import RECORD_RETENTION_MS, forget_old_requests
 from relay.store.ratelimit import SharedRateLimiter
+from relay.store.requests import RECORD_RETENTION_MS, RequestStore
 from relay.webhooks.dispatcher import DispatcherConfig
 from relay.webhooks.runner import RunnerConfig
 from relay.webhooks.schedule import DEFAULT_DELAYS_S, RetrySchedule
@@ -164,7 +163,7 @@ async def dispatcher(ctx: WorkerContext) -> Component:
 
 # Streams whose acknowledged entries upkeep trims, with their consumer group.
 _TRIMMED = (
-    (keys.COMMANDS, keys.COMMANDS_GROUP),
+    (keys.COMMAND_STREAM, keys.COMMANDS_GROUP),
     (keys.REPLIES, keys.REPLIES_GROUP),
     (keys.EVENTS, keys.EVENTS_GROUP),
 )
@@ -193,15 +192,15 @@ async def upkeep(ctx: WorkerContext) -> Component:
 
 async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:
     """One upkeep round; ``recovering``: a group missing now was lost (a first round creates it)."""
-    now_ms = int(time.time() * 1000)
-    forgotten = await forget_old_requests(ctx.redis, older_than_ms=now_ms - RECORD_RETENTION_MS)
+    now_ms = epoch_ms()
+    forgotten = await RequestStore(ctx.redis).forget_older_than(now_ms - RECORD_RETENTION_MS)
     if forgotten:
         log.info("upkeep: %d expired requests dropped from the index", forgotten)
     older_than_ms = now_ms - ctx.tuning.retention_ms
     for stream, group in _TRIMMED:
-        trimmed = await pel.trim_acknowledged(ctx.redis, stream, older_than_ms=older_than_ms)
+        trimmed = await pending.trim_acknowledged(ctx.redis, stream, older_than_ms=older_than_ms)
         await restore_group(ctx.redis, stream, group, recovering=recovering)
-        pruned = await pel.prune_consumers(
+        pruned = await pending.prune_consumers(
             ctx.redis, stream, group, idle_ms=24 * 3600 * 1000, keep=ctx.consumer
         )
         if trimmed or pruned:

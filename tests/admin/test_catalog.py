@@ -9,9 +9,10 @@ import pytest
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
 
+from relay.core.clock import epoch_ms
 from relay.core.events import EventError, EventType
 from relay.store.delivery_stats import last_hour
-from relay.webhooks.models import DeliveryStatus, epoch_ms
+from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
 from tests.fixtures.dispatch import delivery_in, dispatching, event
 from tests.fixtures.webhooks import AUTH, ClientFactory, Receiver, admin_client

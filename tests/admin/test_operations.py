@@ -11,13 +11,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from relay.admin import operations
 from relay.admin.app import create_admin_app
 from relay.core import transitions
 from relay.core.commands import Action
 from relay.core.records import RequestState
 from relay.settings import load_settings
 from relay.store import outcomes
+from relay.store.requests import RequestStore
 from tests.fixtures.worker import queue_command, request_record, take_command
 
 Client = TestClient[web.Request, web.Application]
@@ -113,8 +113,7 @@ async def test_filtered_scan_is_bounded_but_resumable(any_redis: aioredis.Redis)
     cursor: str | None = None
     calls = 0
     while calls == 0 or cursor:
-        page, cursor = await operations.page_records(
-            any_redis,
+        page, cursor = await RequestStore(any_redis).page(
             state=RequestState.SUBMITTED,
             portfolio=None,
             cursor=cursor,

@@ -13,7 +13,7 @@ from relay.core.records import RequestState
 from relay.slack.blocks import escape
 from relay.store import keys
 from relay.store.connection import connect
-from relay.store.queue import load_record
+from relay.store.requests import RequestStore
 from tests.fixtures.glider import free_port
 from tests.fixtures.slack import SignedRequest, signed_headers
 from tests.fixtures.web import WebFactory, WebHarness
@@ -45,7 +45,7 @@ async def test_rebalance_is_queued_then_acked(
     assert ack["response_type"] == "ephemeral"
     assert f"`{PF}`" in ack["text"]
     assert f"`{entry.request_id}`" in ack["text"]
-    record = await load_record(any_redis, entry.request_id)
+    record = await RequestStore(any_redis).get(entry.request_id)
     assert record is not None
     assert record.state is RequestState.QUEUED
 
@@ -127,7 +127,7 @@ async def test_user_not_allowed_is_refused_and_nothing_queued(
     assert "not allowed" in ack["text"]
     assert "<@U1>, <@U2>" in _texts(ack)
     assert "test-admin-token" not in _texts(ack)
-    assert await any_redis.xlen(keys.COMMANDS) == 0
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 0
     assert await any_redis.dbsize() == 0
 
 

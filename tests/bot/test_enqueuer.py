@@ -34,7 +34,7 @@ def _command(
 
 
 async def _stream_ids(redis: aioredis.Redis) -> list[str]:
-    entries = await redis.xrange(keys.COMMANDS) or []
+    entries = await redis.xrange(keys.COMMAND_STREAM) or []
     return [
         QueuedCommand.model_validate_json(text_map(f or {})["command"]).request_id
         for _, f in entries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.parse import COMMANDS
+from bot.parse import COMMAND_NAMES
 from tests import ROOT
 
 MANIFEST = (ROOT / "slack-manifest.yml").read_text()
@@ -13,13 +13,13 @@ MANIFEST = (ROOT / "slack-manifest.yml").read_text()
 def test_manifest_declares_every_command_the_bot_listens_to() -> None:
     """The manifest's slash commands are the bot's, no more and no fewer."""
     declared = re.findall(r"^\s*- command: (\S+)$", MANIFEST, flags=re.MULTILINE)
-    assert sorted(declared) == sorted(COMMANDS)
+    assert sorted(declared) == sorted(COMMAND_NAMES)
 
 
 def test_every_url_is_the_slack_events_endpoint() -> None:
     """Commands and interactivity all go to POST /slack/events."""
     urls = re.findall(r"(?:url|request_url): (\S+)", MANIFEST)
-    assert len(urls) == len(COMMANDS) + 1
+    assert len(urls) == len(COMMAND_NAMES) + 1
     assert set(urls) == {"https://YOUR-HOST/slack/events"}
 
 

@@ -103,7 +103,7 @@ async def test_out_of_memory_says_the_store_is_full(
         web = await web_factory(client, enqueue_budget=2.0)
         ack = await web.command("/rebalance", PF)
         assert "the relay's store is full. Nothing was done." in ack["text"]
-        assert await client.xlen(keys.COMMANDS) == 0
+        assert await client.xlen(keys.COMMAND_STREAM) == 0
         assert await client.dbsize() == 0
     finally:
         await client.aclose()

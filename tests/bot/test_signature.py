@@ -6,7 +6,17 @@ import time
 
 import pytest
 
-from bot.signature import WINDOW_S, is_slack_signed, is_ssl_check
+from bot.signature import (
+    BAD_TIMESTAMP,
+    MISMATCH,
+    PROBLEMS,
+    STALE,
+    UNSIGNED,
+    WINDOW_S,
+    is_slack_signed,
+    is_ssl_check,
+    signature_problem,
+)
 from tests.fixtures.slack import SIGNING_SECRET, slack_signature
 
 SECRET = SIGNING_SECRET.encode()
@@ -54,3 +64,16 @@ def test_ssl_check_is_recognised_only_exactly() -> None:
     assert not is_ssl_check(b"ssl_check=0")
     assert not is_ssl_check(b"ssl_check=1&ssl_check=1")
     assert not is_ssl_check(b"\xff")
+
+
+def test_signature_problem_names_what_is_wrong() -> None:
+    """Each refusal has its label (for the log line and the metric); a good one has none."""
+    now = 1_700_000_000
+    body = BODY.encode()
+    good = slack_signature(BODY, now)
+    assert signature_problem(SECRET, body, str(now), good, now=now) is None
+    assert signature_problem(SECRET, body, None, good, now=now) == UNSIGNED
+    assert signature_problem(SECRET, body, "12x", good, now=now) == BAD_TIMESTAMP
+    assert signature_problem(SECRET, body, str(now), good, now=now + WINDOW_S + 1) == STALE
+    assert signature_problem(SECRET, body, str(now), "v0=00", now=now) == MISMATCH
+    assert set(PROBLEMS) == {UNSIGNED, BAD_TIMESTAMP, STALE, MISMATCH}

@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,12 +33,13 @@ def _env(**values: str) -> dict[str, str]:
     return base | values
 
 
-async def _run(env: dict[str, str]) -> tuple[int, str]:
+async def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         CLI,
         "web",
+        *args,
         env=env,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -164,7 +167,7 @@ async def test_web_serves_queues_and_stops_on_sigterm(
             queued = signed_command("/resume", "pf_1")
             async with http.post("/slack/events", data=queued.body, headers=queued.headers) as r:
                 assert r.status == 200
-            assert await real_redis.xlen(keys.COMMANDS) == 1
+            assert await real_redis.xlen(keys.COMMAND_STREAM) == 1
             status = signed_command("/rebalance", "status pf_1")
             in_flight = asyncio.ensure_future(
                 http.post("/slack/events", data=status.body, headers=status.headers)
@@ -181,3 +184,82 @@ async def test_web_serves_queues_and_stops_on_sigterm(
     assert code == 0
     for secret in (SIGNING_SECRET, BOT_TOKEN, "gldr_sk_test"):
         assert secret not in logs
+
+
+async def test_refused_slack_requests_are_one_warning_each_and_counted(
+    redis_url: str, fake_slack: FakeSlack
+) -> None:
+    """Forged, stale, unknown-command and unauthorized requests: one WARNING each with its
+    reason and no secret; forged ones counted; Bolt's start-up notes and code samples absent."""
+    env = _env(
+        REDIS_URL=redis_url,
+        PORT="0",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_BOT_TOKEN=BOT_TOKEN,  # Bolt reads it from the environment and says "unused"
+        SLACK_API_URL=fake_slack.api_url,
+        BOT_ALLOWED_USERS="U1",
+        LOG_LEVEL="INFO",
+    )
+    async with _web(env) as (process, url), aiohttp.ClientSession(url) as http:
+        forged = signed_command("/pause", "pf_1", secret="not-the-signing-secret-at-all")
+        stale = signed_command("/pause", "pf_1", timestamp=int(time.time()) - 3600)
+        for request in (forged, stale):
+            async with http.post("/slack/events", data=request.body, headers=request.headers) as r:
+                assert r.status == 401
+        async with http.post("/slack/events", data=b"text=x") as r:
+            assert r.status == 401
+        unknown = signed_command("/deploy", "prod")
+        async with http.post("/slack/events", data=unknown.body, headers=unknown.headers) as r:
+            assert r.status == 404
+        outsider = signed_command("/pause", "pf_1", user_id="U666")
+        async with http.post("/slack/events", data=outsider.body, headers=outsider.headers) as r:
+            assert r.status == 200
+        async with http.get("/metrics") as r:
+            scraped = await r.text()
+        process.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.proc.wait(), 10)
+        logs = await process.all_logs()
+    entries = [json.loads(line) for line in logs.splitlines()]
+    refused = [e for e in entries if e["message"].startswith("refused Slack request")]
+    assert [(e["level"], e["reason"]) for e in refused] == [
+        ("WARNING", "mismatch"),
+        ("WARNING", "stale"),
+        ("WARNING", "unsigned"),
+        ("WARNING", "unhandled"),
+        ("WARNING", "unauthorized"),
+    ]
+    assert "signature does not match" in refused[0]["message"]
+    assert "Suggestion" not in logs
+    assert "@app.command" not in logs
+    assert "will be unused" not in logs
+    assert "will be ignored" not in logs
+    for secret in (SIGNING_SECRET, BOT_TOKEN, "not-the-signing-secret-at-all"):
+        assert secret not in logs
+    for reason, count in (("mismatch", 1), ("stale", 1), ("unsigned", 1)):
+        assert (
+            f'glider_relay_slack_requests_refused_total{{reason="{reason}"}} {count}.0' in scraped
+        )
+
+
+async def test_a_busy_port_is_one_line() -> None:
+    """PORT in use: one line naming it, exit 2, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = await _run(
+            _env(
+                REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                PORT=str(port),
+            ),
+            "--host",
+            "127.0.0.1",
+        )
+    assert code == 2
+    # Besides the start-up warnings about unset optional settings (JSON log lines):
+    plain = [line for line in err.splitlines() if not line.startswith("{")]
+    assert plain == [
+        f"glider-relay web: web (PORT) cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert "Traceback" not in err

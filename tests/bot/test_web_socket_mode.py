@@ -36,7 +36,7 @@ async def test_socket_mode_queues_and_acks_over_the_socket(
         (ack,) = await fake_slack.wait_for(
             SOCKET, where=lambda call: call.payload.get("envelope_id") == envelope_id
         )
-        entries = await real_redis.xrange(keys.COMMANDS) or []
+        entries = await real_redis.xrange(keys.COMMAND_STREAM) or []
         assert len(entries) == 1
         queued = QueuedCommand.model_validate_json(text_map(entries[0][1] or {})["command"])
         text = ack.payload["payload"]["text"]

@@ -91,7 +91,7 @@ async def test_lost_state_under_a_running_worker_loses_no_later_command(
         await eventually(lambda: all_final(redis, after), within=20, step=0.1)
         assert set((await states(redis, after)).values()) == {RequestState.COMPLETED.value}
     lost = [
-        (keys.COMMANDS_GROUP, keys.COMMANDS),
+        (keys.COMMANDS_GROUP, keys.COMMAND_STREAM),
         (keys.EVENTS_GROUP, keys.EVENTS),
         (keys.REPLIES_GROUP, keys.REPLIES),
     ]

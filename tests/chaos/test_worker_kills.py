@@ -141,7 +141,7 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
         assert all(len(webhook_ids) == 1 for webhook_ids in received.values()), path
         assert {request_id for request_id, _type in received} == set(request_ids)
     assert replied_to(fake_slack) == set(request_ids)
-    assert (await redis.xpending(keys.COMMANDS, keys.COMMANDS_GROUP))["pending"] == 0
+    assert (await redis.xpending(keys.COMMAND_STREAM, keys.COMMANDS_GROUP))["pending"] == 0
     assert await redis.zcard(keys.POLL_DUE) == 0
     assert await redis.xlen(keys.COMMANDS_DEAD) == 0
     for worker in monkey.workers.values():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from relay.store import keys
+from relay.store import dead_letters, keys
 from relay.store.audit_reader import audit_page
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from tests.console.support import TOKEN, csrf_of, post_form, sign_in
+from tests.fixtures.dead_letters import given_up
 from tests.fixtures.web import WebFactory
 
 PAGES = (
@@ -193,3 +194,34 @@ async def test_bad_input_gets_an_html_error_page_and_changes_nothing(
     unchanged = await SubscriptionStore(fake_redis).get(sub.id)
     assert unchanged is not None
     assert unchanged.url == "https://hooks.partner.test/a"
+
+
+async def test_dead_letters_replay_and_the_request_timeline(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """Dead commands and replies are listed with Replay (the admin API's code); a request's
+    page shows its timeline."""
+    given = await given_up(fake_redis)
+    harness = await web_factory(fake_redis, relay_admin_token=TOKEN)
+    await sign_in(harness.client)
+    page = await (await harness.client.get("/console/dead-letters")).text()
+    assert given.stuck in page
+    assert given.paused in page
+    [letter] = [
+        d
+        for d in (await dead_letters.page(fake_redis, stream=None, cursor=None, limit=5))[0]
+        if d.requestId == given.stuck
+    ]
+    answer = await post_form(
+        harness.client, "/console/dead-letters", f"/console/dead-letters/{letter.id}/replay"
+    )
+    assert answer.status == 200
+    assert answer.url.path == "/console/dead-letters"
+    assert await dead_letters.get(fake_redis, letter.id) is None
+    again = await post_form(
+        harness.client, "/console/dead-letters", f"/console/dead-letters/{letter.id}/replay"
+    )
+    assert again.status == 404
+    timeline_page = await (await harness.client.get(f"/console/operations/{given.paused}")).text()
+    assert 'id="timeline"' in timeline_page
+    assert "accepted from" in timeline_page

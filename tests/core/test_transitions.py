@@ -9,8 +9,8 @@ from typing import Any
 from relay.core import transitions
 from relay.core.commands import Action, Requester
 from relay.core.events import EventType
-from relay.core.plans import AWAITED, Plan, Reply
-from relay.core.records import RequestRecord, RequestState
+from relay.core.plans import Plan, ReplyKind
+from relay.core.records import AWAITED, RequestRecord, RequestState
 from relay.glider import Operation
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -98,7 +98,7 @@ def test_completed_operation_matches_the_spec_example() -> None:
     assert plan.poll is not None
     assert plan.poll.op == "remove"
     assert plan.release
-    assert plan.reply is Reply.FINAL
+    assert plan.reply is ReplyKind.FINAL
 
 
 def test_failed_operation_carries_gliders_reason() -> None:
@@ -130,14 +130,14 @@ def test_cooldown_rejection_carries_retry_time() -> None:
     assert data["error"] == {"code": "cooldown", "message": "try later"}
     assert data["retryAt"] == "2026-11-22T12:00:30.000Z"
     assert plan.release
-    assert plan.reply is Reply.FINAL
+    assert plan.reply is ReplyKind.FINAL
 
 
 def test_rejected_pause_replies_without_a_webhook_event() -> None:
     """A refused pause has no event (docs/contract.md §5.1): only the requester hears of it."""
     plan = transitions.rejected(record(Action.PAUSE), LATER, "API_200", "not found")
     assert plan.event is None
-    assert plan.reply is Reply.FINAL
+    assert plan.reply is ReplyKind.FINAL
     assert plan.set_fields["state"] == "rejected"
 
 
@@ -156,7 +156,7 @@ def test_awaiting_user_is_announced_once_and_polling_continues() -> None:
     plan = transitions.progressed(tracked(), LATER, operation("awaiting_user"), LATER)
     assert body(plan)["type"] == "rebalance.awaiting_user"
     assert plan.once == AWAITED
-    assert plan.reply is Reply.AWAITING_USER
+    assert plan.reply is ReplyKind.AWAITING_USER
     assert plan.poll is not None
     assert plan.poll.op == "reschedule"
     assert plan.set_fields["state"] == "awaiting_user"

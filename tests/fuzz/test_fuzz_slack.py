@@ -93,7 +93,7 @@ def _hmac(secret: str, timestamp: str, body: bytes) -> str:
 async def _footprint(web: WebHarness) -> tuple[int, int, int]:
     """What a request could change: Redis key count, stream length, Slack calls."""
     redis: aioredis.Redis = web.redis
-    return await redis.dbsize(), await redis.xlen(keys.COMMANDS), len(web.slack.calls)
+    return await redis.dbsize(), await redis.xlen(keys.COMMAND_STREAM), len(web.slack.calls)
 
 
 @pytest.fixture
@@ -195,11 +195,11 @@ async def test_signed_commands_ack_and_queue_only_valid_ones(
         team_id=drawn.team,
         channel_id=drawn.channel,
     )
-    before = await web.redis.xlen(keys.COMMANDS)
+    before = await web.redis.xlen(keys.COMMAND_STREAM)
     keys_before = await web.redis.dbsize()
     response = await web.post(request)
     assert response.status == 200, (response.status, await response.text(), drawn)
-    entries = await web.redis.xrange(keys.COMMANDS, count=before + 2) or []
+    entries = await web.redis.xrange(keys.COMMAND_STREAM, count=before + 2) or []
     added = [
         QueuedCommand.model_validate_json(text_map(fields or {})["command"])
         for _, fields in entries[before:]

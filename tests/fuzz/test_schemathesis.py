@@ -42,7 +42,9 @@ from relay.core.events import EventError, EventType
 from relay.core.ids import new_id
 from relay.core.records import RequestState
 from relay.settings import load_settings
-from relay.store import keys
+from relay.store import dead_letters, keys
+from relay.store.connection import text
+from relay.store.dead_letters import DeadStream
 from relay.store.queue import enqueue
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import EVENT_TYPES, DeliveryStatus
@@ -139,6 +141,21 @@ async def _seed_commands(redis: aioredis.Redis) -> list[str]:
     return ids
 
 
+async def _seed_dead_letters(redis: aioredis.Redis, request_ids: list[str]) -> list[str]:
+    """Dead letters on both streams, laid out as the workers write them (replay uses them up)."""
+    ids = []
+    for n in range(30):
+        dead: dict[Any, Any] = {
+            "request_id": request_ids[n % len(request_ids)],
+            "kind": "final",
+            "dead_reason": "delivered 6 times (max 5)",
+            "dead_deliveries": "6",
+        }
+        stream = DeadStream.REPLIES if n % 2 else DeadStream.COMMANDS
+        ids.append(dead_letters.public_id(stream, text(await redis.xadd(stream.dead_key, dead))))
+    return ids
+
+
 def _aim(case: Case[Any], data: st.DataObject, seeds: Seeds) -> None:
     """Half the time, point the case at data that exists (an id, a reachable URL, real events)."""
     known = seeds.for_path(case.operation.path)
@@ -194,6 +211,7 @@ async def admin_server(
     """The web app on the real Redis with seeded data, served; its base URL and the seeds."""
     subscriptions, deliveries = await _seed_webhooks(real_redis, receiver)
     commands = await _seed_commands(real_redis)
+    dead = await _seed_dead_letters(real_redis, commands)
     settings_ = load_settings(
         redis_url="redis://127.0.0.1:6379/0",  # unused: the app gets the client itself
         slack_signing_secret=SIGNING_SECRET,
@@ -208,6 +226,7 @@ async def admin_server(
             "/v1/subscriptions": subscriptions,
             "/v1/deliveries": deliveries,
             "/v1/operations": commands,
+            "/v1/dead-letters": dead,
         }
     )
     return str(server.make_url("")).rstrip("/"), seeds
@@ -223,9 +242,9 @@ async def test_admin_api_answers_as_its_document_says(
     await asyncio.to_thread(_run_all, f"{base_url}/v1/openapi.json", base_url, seeds, tally)
     seen = tally.counts
     per_operation = Counter(outcome.rsplit(" ", 1)[0] for outcome in seen.elements())
-    # All 17 documented operations but the document itself, which schemathesis leaves out
+    # All 20 documented operations but the document itself, which schemathesis leaves out
     # (it loaded the schema from there; tests/test_openapi.py covers that route).
-    assert len(per_operation) == 16
+    assert len(per_operation) == 19
     assert all(count >= 40 for count in per_operation.values()), per_operation
     for expected in (
         "GET /v1/subscriptions 200",
@@ -242,6 +261,10 @@ async def test_admin_api_answers_as_its_document_says(
         "POST /v1/deliveries/{id}/replay 409",
         "POST /v1/deliveries/recover 202",
         "GET /v1/operations/{request_id} 200",
+        "GET /v1/operations/{request_id}/timeline 200",
+        "GET /v1/dead-letters 200",
+        "POST /v1/dead-letters/{id}/replay 202",
+        "POST /v1/dead-letters/{id}/replay 404",
         "GET /v1/event-types 200",
         "POST /v1/subscriptions/{id}/test 202",
         "POST /v1/subscriptions/{id}/portal-link 201",

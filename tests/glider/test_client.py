@@ -12,6 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
+from relay import tracing
+from relay.core.trace import TraceParent, parse
 from relay.glider import (
     BadRequest,
     CooldownActive,
@@ -29,6 +31,7 @@ from relay.glider import (
     Unauthorized,
 )
 from relay.glider.client import OPERATION, api_root
+from relay.sim.clock import FakeClock
 from relay.sim.config import (
     ADMIN_KEY,
     OTHER_TENANT_KEY,
@@ -514,3 +517,27 @@ async def test_oversized_5xx_body_is_still_a_server_error(aiohttp_server: Server
             await c.get_portfolio("p")
     assert raised.value.message == "HTTP 503"
     assert raised.value.retryable
+
+
+async def test_each_request_is_a_span_of_the_callers_trace(aiohttp_server: ServerFactory) -> None:
+    """Every attempt (retries too) sends a traceparent: the caller's trace, a new span each."""
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("traceparent"))
+        if len(seen) == 1:
+            return web.Response(status=503)
+        return web.json_response({"success": True, "data": {"scopes": ["portfolios:read"]}})
+
+    app = web.Application()
+    app.router.add_get("/v2/whoami", handler)
+    server = await aiohttp_server(app)
+    caller = TraceParent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    no_wait = FakeClock().sleep
+    async with GliderClient(str(server.make_url("/")), SecretStr(ADMIN_KEY), sleep=no_wait) as c:
+        with tracing.span("caller", caller) as span:
+            await c.whoami()
+    sent = [parse(header) for header in seen]
+    assert len(sent) == 2
+    assert all(s is not None and s.trace_id == caller.trace_id for s in sent)
+    assert len({s.span_id for s in sent if s} | {span.span_id, caller.span_id}) == 4

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bot import messages
 from relay.core.commands import Action, Requester
 from relay.core.events import Event, EventData, EventError, EventRequester, EventType
-from relay.core.plans import Reply
+from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.glider.models import PortfolioDetail
 from relay.slack.blocks import context, header, message, section
@@ -165,9 +165,9 @@ def test_every_ack_and_reply_of_the_bot_is_valid_block_kit(data: st.DataObject, 
 
 
 @CHECKS
-@given(st.data(), STATES, st.sampled_from(list(Reply)))
+@given(st.data(), STATES, st.sampled_from(list(ReplyKind)))
 def test_every_outcome_reply_is_valid_block_kit(
-    data: st.DataObject, state: RequestState, kind: Reply
+    data: st.DataObject, state: RequestState, kind: ReplyKind
 ) -> None:
     """What the requester hears about each outcome: valid Block Kit for any Glider text."""
     assert_valid(render(record(data.draw, state), kind, now=NOW))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from relay.core.commands import Action, Requester
-from relay.core.plans import Reply
+from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.slack.replies import render
 
@@ -43,7 +43,7 @@ def test_each_final_state_says_what_happened(
     state: RequestState, action: Action, words: str
 ) -> None:
     """The headline names the outcome and the portfolio."""
-    message = render(record(state, action), Reply.FINAL, now=NOW)
+    message = render(record(state, action), ReplyKind.FINAL, now=NOW)
     assert words in message["text"]
     assert "`pf_1`" in message["text"]
     assert message["blocks"][0]["text"]["text"] == message["text"]
@@ -52,7 +52,7 @@ def test_each_final_state_says_what_happened(
 def test_glider_error_text_is_escaped() -> None:
     """A failure reason with Slack control sequences arrives inert."""
     failed = record(RequestState.FAILED, error_message="boom <!channel> <https://x|click> & co")
-    text = render(failed, Reply.FINAL, now=NOW)["text"]
+    text = render(failed, ReplyKind.FINAL, now=NOW)["text"]
     assert "<!channel>" not in text
     assert "&lt;!channel&gt; &lt;https://x|click&gt; &amp; co" in text
 
@@ -62,7 +62,7 @@ def test_cooldown_rejection_tells_when_to_retry() -> None:
     rejected = record(
         RequestState.REJECTED, error_code="cooldown", retry_at=NOW + timedelta(minutes=5)
     )
-    text = render(rejected, Reply.FINAL, now=NOW)["text"]
+    text = render(rejected, ReplyKind.FINAL, now=NOW)["text"]
     assert "cooldown" in text
     assert "<!date^" in text
     assert "in 5 min" in text
@@ -71,12 +71,12 @@ def test_cooldown_rejection_tells_when_to_retry() -> None:
 def test_unknown_portfolio_rejection_is_explained() -> None:
     """A 404 refusal says Glider does not know the portfolio."""
     rejected = record(RequestState.REJECTED, error_code="not_found", error_message="API_200")
-    assert "does not know portfolio `pf_1`" in render(rejected, Reply.FINAL, now=NOW)["text"]
+    assert "does not know portfolio `pf_1`" in render(rejected, ReplyKind.FINAL, now=NOW)["text"]
 
 
 def test_awaiting_user_update_mentions_the_operation() -> None:
     """The awaiting_user update says polling goes on and names the operation."""
     waiting = record(RequestState.AWAITING_USER, operation_id="rebalance:pf_1:x")
-    message = render(waiting, Reply.AWAITING_USER, now=NOW)
+    message = render(waiting, ReplyKind.AWAITING_USER, now=NOW)
     assert "end-user action" in message["text"]
     assert "rebalance:pf_1:x" in str(message["blocks"][1])

@@ -45,7 +45,7 @@ async def test_late_script_after_abandon_does_nothing(any_redis: aioredis.Redis)
     assert settled == Settled(Settlement.ABANDONED, command.request_id)
     late = await _enqueue(any_redis, command)
     assert late == EnqueueResult(EnqueueStatus.ABANDONED, command.request_id)
-    assert await any_redis.xlen(keys.COMMANDS) == 0
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 0
     assert await any_redis.xlen(keys.EVENTS) == 0
     assert not await any_redis.exists(keys.request(command.request_id))
     assert not await any_redis.exists(keys.portfolio_inflight("pf_1"))
@@ -60,7 +60,7 @@ async def test_abandon_after_queued_reports_queued(any_redis: aioredis.Redis) ->
     settled = await _settle(any_redis, command)
     assert settled == Settled(Settlement.QUEUED, command.request_id)
     assert not await any_redis.exists(keys.abandoned(command.request_id))
-    assert await any_redis.xlen(keys.COMMANDS) == 1
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 1
 
 
 async def test_same_slack_command_queued_earlier_is_named(any_redis: aioredis.Redis) -> None:
@@ -71,7 +71,7 @@ async def test_same_slack_command_queued_earlier_is_named(any_redis: aioredis.Re
     settled = await _settle(any_redis, retry)
     assert settled == Settled(Settlement.DUPLICATE, first.request_id)
     assert (await _enqueue(any_redis, retry)).status is EnqueueStatus.ABANDONED
-    assert await any_redis.xlen(keys.COMMANDS) == 1
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 1
 
 
 async def test_settling_again_gives_the_same_answer(any_redis: aioredis.Redis) -> None:
@@ -99,7 +99,7 @@ async def test_resent_copy_of_an_accepted_request_adds_nothing(any_redis: aiored
     first = await _enqueue(any_redis, command)
     again = await _enqueue(any_redis, command)
     assert first == again == EnqueueResult(EnqueueStatus.QUEUED, command.request_id)
-    assert await any_redis.xlen(keys.COMMANDS) == 1
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 1
 
 
 async def test_out_of_memory_neither_queues_nor_abandons(redis_servers: ServerFactory) -> None:
@@ -118,7 +118,7 @@ async def test_out_of_memory_neither_queues_nor_abandons(redis_servers: ServerFa
         assert isinstance(refused, OutOfMemoryError)
         (late,) = await enqueue_many(redis, [lost])
         assert isinstance(late, OutOfMemoryError)
-        assert await redis.xlen(keys.COMMANDS) == 1
+        assert await redis.xlen(keys.COMMAND_STREAM) == 1
         assert not await redis.exists(keys.abandoned(lost.request_id))
     finally:
         await redis.aclose()

@@ -7,7 +7,8 @@ import redis.asyncio as aioredis
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.store import keys
-from relay.store.queue import EnqueueStatus, enqueue, load_record
+from relay.store.queue import EnqueueStatus, enqueue
+from relay.store.requests import RequestStore
 from tests.fixtures.redis import stream_entries
 
 
@@ -27,8 +28,8 @@ async def test_enqueue_on_cluster(cluster_redis: aioredis.Redis) -> None:
     assert first.status is EnqueueStatus.QUEUED
     assert (await enqueue(cluster_redis, _command("t1"))).status is EnqueueStatus.DUPLICATE
     assert (await enqueue(cluster_redis, _command("t2"))).status is EnqueueStatus.INFLIGHT
-    assert len(await stream_entries(cluster_redis, keys.COMMANDS)) == 1
+    assert len(await stream_entries(cluster_redis, keys.COMMAND_STREAM)) == 1
     assert len(await stream_entries(cluster_redis, keys.EVENTS)) == 1
-    record = await load_record(cluster_redis, first.request_id)
+    record = await RequestStore(cluster_redis).get(first.request_id)
     assert record is not None
     assert record.portfolio_id == "pf_cluster"

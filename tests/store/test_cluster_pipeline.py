@@ -108,7 +108,7 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
         acks.queued
     )
     assert busiest_second(arrival_times(sim)) <= MAX_RPS + 2
-    assert (await cluster_redis.xpending(keys.COMMANDS, keys.COMMANDS_GROUP))["pending"] == 0
+    assert (await cluster_redis.xpending(keys.COMMAND_STREAM, keys.COMMANDS_GROUP))["pending"] == 0
     assert await cluster_redis.zcard(keys.POLL_DUE) == 0
     for process in [web, *workers]:
         errors = [line for line in process.log_lines() if line.get("level") == "ERROR"]
@@ -186,7 +186,7 @@ async def test_a_sigkilled_workers_work_is_taken_over_on_a_redis_cluster(
     assert [r.state for r in found] == [RequestState.COMPLETED, RequestState.PAUSED]
     assert len(sim.context.state.operations(rebalance_pf)) == 1
     assert all(len(ids) == 1 for ids in webhook_sink.events("partner").values())
-    assert rescuer.logged(f"claimed 1 idle {keys.COMMANDS} entries")
-    assert (await cluster_redis.xpending(keys.COMMANDS, keys.COMMANDS_GROUP))["pending"] == 0
+    assert rescuer.logged(f"claimed 1 idle {keys.COMMAND_STREAM} entries")
+    assert (await cluster_redis.xpending(keys.COMMAND_STREAM, keys.COMMANDS_GROUP))["pending"] == 0
     assert await cluster_redis.zcard(keys.POLL_DUE) == 0
     assert await rescuer.terminate() == 0

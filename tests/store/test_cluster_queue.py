@@ -40,7 +40,7 @@ async def test_a_burst_is_queued_in_order_on_a_cluster(cluster_redis: aioredis.R
         EnqueueStatus.INFLIGHT,
         EnqueueStatus.QUEUED,
     ]
-    entries = await stream_entries(cluster_redis, keys.COMMANDS)
+    entries = await stream_entries(cluster_redis, keys.COMMAND_STREAM)
     assert [QueuedCommand.model_validate_json(e["command"]).portfolio_id for e in entries] == [
         "pf_a",
         "pf_b",
@@ -58,7 +58,7 @@ async def test_a_burst_reloads_the_script_on_a_fresh_cluster(
         EnqueueStatus.QUEUED,
         EnqueueStatus.QUEUED,
     ]
-    assert len(await stream_entries(cluster_redis, keys.COMMANDS)) == 3
+    assert len(await stream_entries(cluster_redis, keys.COMMAND_STREAM)) == 3
 
 
 async def test_settling_on_a_cluster(cluster_redis: aioredis.Redis) -> None:
@@ -73,4 +73,4 @@ async def test_settling_on_a_cluster(cluster_redis: aioredis.Redis) -> None:
     ]
     (late,) = await enqueue_many(cluster_redis, [lost])
     assert late == EnqueueResult(EnqueueStatus.ABANDONED, lost.request_id)
-    assert len(await stream_entries(cluster_redis, keys.COMMANDS)) == 1
+    assert len(await stream_entries(cluster_redis, keys.COMMAND_STREAM)) == 1

@@ -11,20 +11,20 @@ from relay.core import transitions
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.events import Event, EventType
 from relay.core.ids import new_id
-from relay.core.plans import POST_FIELDS
 from relay.core.post_rules import PostLog
-from relay.core.records import RequestRecord, RequestState
+from relay.core.records import POST_FIELDS, RequestRecord, RequestState
 from relay.glider import Operation
 from relay.store import keys, outcomes
 from relay.store.connection import text
-from relay.store.pending import Delivery
-from relay.store.queue import enqueue, ensure_group, load_record
+from relay.store.pending import PendingEntry
+from relay.store.queue import enqueue, ensure_group
+from relay.store.requests import RequestStore
 from tests.fixtures.worker import pending_rows, stream_entries
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
 
-async def _queued(redis: aioredis.Redis, action: Action = Action.REBALANCE) -> Delivery:
+async def _queued(redis: aioredis.Redis, action: Action = Action.REBALANCE) -> PendingEntry:
     """Enqueue a command and take its stream entry as an executor would."""
     command = QueuedCommand(
         request_id=new_id("req"),
@@ -34,16 +34,18 @@ async def _queued(redis: aioredis.Redis, action: Action = Action.REBALANCE) -> D
         response_url="https://hooks.slack.test/r/1",
     )
     await enqueue(redis, command)
-    await ensure_group(redis, keys.COMMANDS, keys.COMMANDS_GROUP)
-    reply: Any = await redis.xreadgroup(keys.COMMANDS_GROUP, "w1", {keys.COMMANDS: ">"}, count=1)
+    await ensure_group(redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP)
+    reply: Any = await redis.xreadgroup(
+        keys.COMMANDS_GROUP, "w1", {keys.COMMAND_STREAM: ">"}, count=1
+    )
     [[_, [(entry_id, _fields)]]] = reply
-    return Delivery(
-        keys.COMMANDS, keys.COMMANDS_GROUP, text(entry_id), {"request_id": command.request_id}
+    return PendingEntry(
+        keys.COMMAND_STREAM, keys.COMMANDS_GROUP, text(entry_id), {"request_id": command.request_id}
     )
 
 
-async def _record(redis: aioredis.Redis, delivery: Delivery) -> RequestRecord:
-    found = await load_record(redis, delivery.fields["request_id"])
+async def _record(redis: aioredis.Redis, delivery: PendingEntry) -> RequestRecord:
+    found = await RequestStore(redis).get(delivery.fields["request_id"])
     assert found is not None
     return found
 
@@ -69,7 +71,7 @@ async def test_submission_is_recorded_scheduled_and_acked_together(
     assert [e.type for e in await _events(any_redis)] == [EventType.REQUESTED, EventType.SUBMITTED]
     due = await any_redis.zscore(keys.POLL_DUE, before.request_id)
     assert due == int(first_poll.timestamp() * 1000)
-    assert await pending_rows(any_redis, keys.COMMANDS, keys.COMMANDS_GROUP) == []
+    assert await pending_rows(any_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP) == []
 
 
 async def test_a_second_outcome_for_the_same_request_only_acks(any_redis: aioredis.Redis) -> None:
@@ -84,7 +86,7 @@ async def test_a_second_outcome_for_the_same_request_only_acks(any_redis: aiored
     assert (await _record(any_redis, delivery)).state is RequestState.SUBMITTED
     assert len(await _events(any_redis)) == 2
     assert await any_redis.xlen(keys.REPLIES) == 0
-    assert await pending_rows(any_redis, keys.COMMANDS, keys.COMMANDS_GROUP) == []
+    assert await pending_rows(any_redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP) == []
 
 
 async def test_final_outcome_unschedules_frees_portfolio_and_replies(
@@ -151,15 +153,15 @@ async def test_a_post_in_doubt_blocks_every_further_post(any_redis: aioredis.Red
     request_id = delivery.fields["request_id"]
     assert await outcomes.begin_post(any_redis, request_id, 1000) is True
     assert await outcomes.begin_post(any_redis, request_id, 1500) is False
-    assert await outcomes.post_log(any_redis, request_id) == PostLog(1000, 1, 0, 1000)
+    assert await RequestStore(any_redis).post_log(request_id) == PostLog(1000, 1, 0, 1000)
     await outcomes.post_refused(any_redis, request_id)
-    assert await outcomes.post_log(any_redis, request_id) == PostLog(1000, 1, 1, None)
+    assert await RequestStore(any_redis).post_log(request_id) == PostLog(1000, 1, 1, None)
     await outcomes.post_refused(any_redis, request_id)  # nothing in doubt: no effect
     assert await outcomes.begin_post(any_redis, request_id, 2000) is True
-    assert await outcomes.post_log(any_redis, request_id) == PostLog(1000, 2, 1, 2000)
+    assert await RequestStore(any_redis).post_log(request_id) == PostLog(1000, 2, 1, 2000)
     queued = await _record(any_redis, delivery)
     await outcomes.apply(any_redis, transitions.submitted(queued, NOW, "op-1", NOW, NOW))
     assert await outcomes.begin_post(any_redis, request_id, 3000) is None
-    assert await outcomes.post_log(any_redis, request_id) is None
+    assert await RequestStore(any_redis).post_log(request_id) is None
     leftovers = await any_redis.hmget(keys.request(request_id), list(POST_FIELDS))
     assert leftovers == [None] * len(POST_FIELDS)  # dropped once submitted: records stay small

@@ -6,7 +6,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from relay.store import pending as pel
+from relay.store import pending
 from relay.store.connection import text
 from relay.store.queue import ensure_group
 from tests.fixtures.worker import pending_rows, stream_entries
@@ -29,7 +29,7 @@ async def test_touch_never_takes_back_an_entry_owned_by_another(any_redis: aiore
     first, second = await _add(any_redis, 2)
     await _read(any_redis, "g", "a", 2)
     await any_redis.xclaim(STREAM, "g", "b", 0, [second])
-    lost = await pel.touch(any_redis, STREAM, "g", "a", [first, second])
+    lost = await pending.touch(any_redis, STREAM, "g", "a", [first, second])
     assert lost == [second]
     owners = {
         row["message_id"]: row["consumer"] for row in await pending_rows(any_redis, STREAM, "g")
@@ -42,8 +42,8 @@ async def test_touch_with_idle_hands_entries_back(any_redis: aioredis.Redis) -> 
     await ensure_group(any_redis, STREAM, "g")
     [entry] = await _add(any_redis, 1)
     await _read(any_redis, "g", "a", 1)
-    assert await pel.touch(any_redis, STREAM, "g", "a", [entry], idle_ms=30_000) == []
-    claimed = await pel.reclaim(
+    assert await pending.touch(any_redis, STREAM, "g", "a", [entry], idle_ms=30_000) == []
+    claimed = await pending.reclaim(
         any_redis,
         STREAM,
         "g",
@@ -69,7 +69,7 @@ async def test_trim_keeps_everything_a_group_has_not_acknowledged(
     await any_redis.xack(STREAM, "fast", *ids)
     await _read(any_redis, "slow", "s", 4)
     await any_redis.xack(STREAM, "slow", ids[0], ids[1], ids[3])
-    trimmed = await pel.trim_acknowledged(any_redis, STREAM, older_than_ms=FAR_FUTURE_MS)
+    trimmed = await pending.trim_acknowledged(any_redis, STREAM, older_than_ms=FAR_FUTURE_MS)
     assert trimmed == 2
     remaining = [entry_id for entry_id, _ in await stream_entries(any_redis, STREAM)]
     assert remaining == ids[2:]
@@ -81,11 +81,11 @@ async def test_trim_respects_the_age_floor_and_undelivered_entries(
     """Entries newer than the floor, or not yet read by a group, are never trimmed."""
     await ensure_group(any_redis, STREAM, "g")
     ids = await _add(any_redis, 3)
-    assert await pel.trim_acknowledged(any_redis, STREAM, older_than_ms=FAR_FUTURE_MS) == 0
+    assert await pending.trim_acknowledged(any_redis, STREAM, older_than_ms=FAR_FUTURE_MS) == 0
     await _read(any_redis, "g", "c", 3)
     await any_redis.xack(STREAM, "g", *ids)
     floor_ms = int(ids[1].split("-")[0])
-    await pel.trim_acknowledged(any_redis, STREAM, older_than_ms=floor_ms)
+    await pending.trim_acknowledged(any_redis, STREAM, older_than_ms=floor_ms)
     remaining = [entry_id for entry_id, _ in await stream_entries(any_redis, STREAM)]
     assert ids[1] in remaining
     assert ids[2] in remaining
@@ -94,7 +94,7 @@ async def test_trim_respects_the_age_floor_and_undelivered_entries(
 async def test_trim_leaves_a_stream_without_groups_whole(any_redis: aioredis.Redis) -> None:
     """No group has read anything yet: nothing may be trimmed."""
     await _add(any_redis, 2)
-    assert await pel.trim_acknowledged(any_redis, STREAM, older_than_ms=FAR_FUTURE_MS) == 0
+    assert await pending.trim_acknowledged(any_redis, STREAM, older_than_ms=FAR_FUTURE_MS) == 0
     assert await any_redis.xlen(STREAM) == 2
 
 
@@ -106,7 +106,7 @@ async def test_prune_removes_only_idle_empty_consumers(any_redis: aioredis.Redis
     await _read(any_redis, "g", "done", 1)
     await _read(any_redis, "g", "me", 1)
     await any_redis.xack(STREAM, "g", ids[1], ids[2])
-    removed = await pel.prune_consumers(any_redis, STREAM, "g", idle_ms=-1, keep="me")
+    removed = await pending.prune_consumers(any_redis, STREAM, "g", idle_ms=-1, keep="me")
     assert removed == 1
     consumers: Any = await any_redis.xinfo_consumers(STREAM, "g")
     names = {text(c["name"]) for c in consumers}

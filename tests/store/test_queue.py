@@ -16,11 +16,9 @@ from relay.store import keys
 from relay.store.queue import (
     EnqueueStatus,
     enqueue,
-    latest_record,
-    load_record,
-    record_fields,
     requested_event_fields,
 )
+from relay.store.requests import RequestStore, queued_fields
 from tests.fixtures.redis import stream_entries
 
 
@@ -48,6 +46,7 @@ def _queued_record(command: QueuedCommand) -> RequestRecord:
         updated_at=command.accepted_at,
         response_url=command.response_url,
         reason=command.reason,
+        traceparent=command.traceparent,
     )
 
 
@@ -57,12 +56,12 @@ async def test_enqueue_writes_stream_entry_and_record(any_redis: aioredis.Redis)
     result = await enqueue(any_redis, command)
     assert result.status is EnqueueStatus.QUEUED
     assert result.request_id == command.request_id
-    [entry] = await stream_entries(any_redis, keys.COMMANDS)
+    [entry] = await stream_entries(any_redis, keys.COMMAND_STREAM)
     assert QueuedCommand.model_validate_json(entry["command"]) == command
-    record = await load_record(any_redis, command.request_id)
+    record = await RequestStore(any_redis).get(command.request_id)
     assert record == _queued_record(command)
     assert record.requested_by.user_name == "alice"
-    assert (await latest_record(any_redis, "pf_1")) == record
+    assert (await RequestStore(any_redis).latest("pf_1")) == record
     [event_fields] = await stream_entries(any_redis, keys.EVENTS)
     event = Event.from_stream(event_fields)
     assert event.type is EventType.REQUESTED
@@ -79,7 +78,7 @@ async def test_record_text_survives_the_script_unchanged(any_redis: aioredis.Red
         }
     )
     await enqueue(any_redis, command)
-    assert await load_record(any_redis, command.request_id) == _queued_record(command)
+    assert await RequestStore(any_redis).get(command.request_id) == _queued_record(command)
 
 
 async def test_same_trigger_id_queues_once(any_redis: aioredis.Redis) -> None:
@@ -88,7 +87,7 @@ async def test_same_trigger_id_queues_once(any_redis: aioredis.Redis) -> None:
     again = await enqueue(any_redis, _command(Action.PAUSE))
     assert again.status is EnqueueStatus.DUPLICATE
     assert again.request_id == first.request_id
-    assert await any_redis.xlen(keys.COMMANDS) == 1
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 1
 
 
 async def test_second_rebalance_while_in_flight_is_not_queued(any_redis: aioredis.Redis) -> None:
@@ -101,7 +100,7 @@ async def test_second_rebalance_while_in_flight_is_not_queued(any_redis: aioredi
     assert other.status is EnqueueStatus.QUEUED
     pause = await enqueue(any_redis, _command(Action.PAUSE, trigger="d"))
     assert pause.status is EnqueueStatus.QUEUED
-    assert await any_redis.xlen(keys.COMMANDS) == 3
+    assert await any_redis.xlen(keys.COMMAND_STREAM) == 3
     assert await any_redis.xlen(keys.EVENTS) == 2  # pause has no requested event
 
 
@@ -117,6 +116,7 @@ _commands = st.builds(
     ),
     response_url=_text,
     trigger_id=_text,
+    traceparent=st.none() | st.just("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     accepted_at=st.datetimes(
         min_value=datetime(2000, 1, 1),
         timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
@@ -125,10 +125,10 @@ _commands = st.builds(
 
 
 @given(_commands)
-def test_record_fields_are_the_request_records_hash(command: QueuedCommand) -> None:
+def test_queued_fields_are_the_request_records_hash(command: QueuedCommand) -> None:
     """The enqueue script writes exactly RequestRecord's hash for a queued command."""
     expected = _queued_record(command).to_hash()
-    assert record_fields(command.model_dump(mode="json")) == expected
+    assert queued_fields(command.model_dump(mode="json")) == expected
 
 
 @given(_commands.filter(lambda c: c.action is Action.REBALANCE))

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from relay.store.connection import text, text_map
-from relay.store.pending import Delivery
+from relay.store.pending import PendingEntry
 from relay.store.queue import ensure_group
 from relay.store.streams import StreamConsumer, consumer_name
 from tests.fixtures.worker import eventually, pending_rows, running, stream_entries
@@ -50,9 +50,9 @@ async def _pending(redis: aioredis.Redis) -> list[dict[str, Any]]:
 
 async def test_handler_acks_and_pending_list_empties(any_redis: aioredis.Redis) -> None:
     """Each new entry reaches the handler once with its fields; its ack empties the PEL."""
-    seen: list[Delivery] = []
+    seen: list[PendingEntry] = []
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         seen.append(delivery)
         await any_redis.xack(delivery.stream, delivery.group, delivery.entry_id)
 
@@ -70,7 +70,7 @@ async def test_failed_handler_entry_is_retried_once_idle(any_redis: aioredis.Red
     """An entry whose handler raised stays pending and comes back as a redelivery."""
     counts: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         counts.append(delivery.delivery_count)
         if len(counts) == 1:
             raise RuntimeError("transient")
@@ -87,7 +87,7 @@ async def test_poison_entry_goes_to_dead_letters_with_reason(any_redis: aioredis
     """An entry that fails every time is dead-lettered after max deliveries, with its error."""
     calls: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         calls.append(delivery.delivery_count)
         raise ValueError("cannot parse")
 
@@ -109,9 +109,9 @@ async def test_dead_consumers_entries_are_taken_over(any_redis: aioredis.Redis) 
     await ensure_group(any_redis, STREAM, GROUP)
     await any_redis.xadd(STREAM, {"n": "1"})
     await any_redis.xreadgroup(GROUP, "dead-worker", {STREAM: ">"}, count=10)
-    seen: list[Delivery] = []
+    seen: list[PendingEntry] = []
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         seen.append(delivery)
         await any_redis.xack(delivery.stream, delivery.group, delivery.entry_id)
 
@@ -125,15 +125,15 @@ async def test_dead_consumers_entries_are_taken_over(any_redis: aioredis.Redis) 
 async def test_heartbeat_keeps_long_work_from_being_stolen(any_redis: aioredis.Redis) -> None:
     """A live consumer's slow entry is not claimed by another over many claim sweeps."""
     release = asyncio.Event()
-    slow_seen: list[Delivery] = []
-    other_seen: list[Delivery] = []
+    slow_seen: list[PendingEntry] = []
+    other_seen: list[PendingEntry] = []
 
-    async def slow(delivery: Delivery) -> None:
+    async def slow(delivery: PendingEntry) -> None:
         slow_seen.append(delivery)
         await release.wait()
         await any_redis.xack(delivery.stream, delivery.group, delivery.entry_id)
 
-    async def other(delivery: Delivery) -> None:
+    async def other(delivery: PendingEntry) -> None:
         other_seen.append(delivery)
 
     worker = _consumer(any_redis, slow, name="slow", claim_idle_ms=150)
@@ -154,7 +154,7 @@ async def test_stop_finishes_quick_work_and_hands_back_slow_work(any_redis: aior
     """stop(): finished handlers ack; unfinished ones are cancelled and claimable at once."""
     started: list[str] = []
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         started.append(delivery.fields["kind"])
         if delivery.fields["kind"] == "slow":
             await asyncio.Event().wait()
@@ -177,7 +177,7 @@ async def test_handler_can_dead_letter_directly(any_redis: aioredis.Redis) -> No
     """dead_letter() moves an unusable entry aside with the handler's reason and acks it."""
     consumer: StreamConsumer
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         await consumer.dead_letter(delivery, "not a command")
 
     consumer = _consumer(any_redis, handle)
@@ -196,7 +196,7 @@ async def test_batch_bounds_concurrent_handlers(any_redis: aioredis.Redis) -> No
     running_now: list[str] = []
     peak = 0
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: PendingEntry) -> None:
         nonlocal peak
         running_now.append(delivery.entry_id)
         peak = max(peak, len(running_now))
@@ -234,7 +234,7 @@ async def test_a_lost_group_is_recreated_and_reading_carries_on(
     the group is recreated from 0, counted, and logged as an ERROR naming it."""
     seen: list[str] = []
 
-    async def handler(delivery: Delivery) -> None:
+    async def handler(delivery: PendingEntry) -> None:
         seen.append(delivery.fields["n"])
         await consumer.ack(delivery)
 
@@ -262,7 +262,7 @@ async def test_the_group_hook_runs_again_after_a_loss(any_redis: aioredis.Redis)
         nonlocal hooked
         hooked += 1
 
-    async def handler(delivery: Delivery) -> None:
+    async def handler(delivery: PendingEntry) -> None:
         await consumer.ack(delivery)
 
     consumer = StreamConsumer(any_redis, STREAM, GROUP, "c1", handler, block_ms=50, on_group=hook)
@@ -276,7 +276,7 @@ async def test_a_reader_that_cannot_read_says_so(any_redis: aioredis.Redis) -> N
     """A stream key of the wrong type fails every read: the progress names the problem,
     and once the key is fixed the reader reads again."""
 
-    async def handler(delivery: Delivery) -> None:
+    async def handler(delivery: PendingEntry) -> None:
         await consumer.ack(delivery)
 
     await any_redis.set(STREAM, "not a stream")

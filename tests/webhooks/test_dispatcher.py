@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
+from relay.core.clock import to_ms
 from relay.core.events import EventType
+from relay.core.trace import parse
 from relay.store import keys
 from relay.webhooks.deliveries import DeliveryStore
-from relay.webhooks.models import DeliveryStatus, datetime_to_ms
+from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
 from tests.fixtures.webhooks import (
@@ -44,6 +48,30 @@ async def test_event_is_delivered_signed(any_redis: aioredis.Redis, receiver: Re
     assert [a.statusCode for a in done.attempts] == [200]
     stored = await DeliveryStore(any_redis).get(done.id)
     assert stored == done
+
+
+async def test_each_attempt_carries_its_events_trace(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """The event's traceparent reaches every attempt, each a span of its own; an event
+    without one still sends a valid traceparent (a trace of its own)."""
+    traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    url = receiver.on("/t", sequence(status(500), status(200)))
+    await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    async with dispatching(any_redis):
+        fields = {**event().stream_fields(), "traceparent": traced}
+        await any_redis.xadd(keys.EVENTS, fields)  # type: ignore[arg-type]
+        first, retry = [
+            parse(r.headers.get("traceparent")) for r in await receiver.wait_for("/t", 2)
+        ]
+        await publish(any_redis, event())
+        untraced = parse((await receiver.wait_for("/t", 3))[2].headers.get("traceparent"))
+    assert first is not None
+    assert retry is not None
+    assert untraced is not None
+    assert first.trace_id == retry.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert len({first.span_id, retry.span_id, "00f067aa0ba902b7"}) == 3
+    assert untraced.trace_id != first.trace_id
 
 
 async def test_filters_pick_exact_types(any_redis: aioredis.Redis, receiver: Receiver) -> None:
@@ -209,7 +237,7 @@ async def test_429_retry_after_holds_the_subscription(
     assert [a.statusCode for a in first.attempts] == [429, 200]
     assert [a.statusCode for a in second.attempts] == [200]
     for delivery in (first, second):
-        assert datetime_to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
+        assert to_ms(delivery.attempts[-1].at) >= held  # nothing went out while held
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -240,3 +268,30 @@ async def test_attempts_and_disables_are_counted(
         _sample("glider_relay_delivery_seconds_count"),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 2]
+
+
+async def test_a_delivery_that_ends_is_one_log_line(
+    any_redis: aioredis.Redis, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dead after its last attempt: one WARNING naming subscription, delivery and request;
+    delivered after a replay: one INFO line; the failed attempts in between are not outcomes."""
+    caplog.set_level(logging.INFO, logger="relay.webhooks.runner")
+    url = receiver.on("/down", status(503))
+    sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
+    sent = event()
+    async with dispatching(any_redis):
+        await publish(any_redis, sent)
+        [dead] = await delivery_in(any_redis, DeliveryStatus.DEAD)
+        receiver.on("/down", status(204))
+        assert await DeliveryStore(any_redis).replay(dead.id) == "queued"
+        await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
+    ended = [r for r in caplog.records if r.getMessage() in ("webhook dead", "webhook delivered")]
+    assert [(r.getMessage(), r.levelname) for r in ended] == [
+        ("webhook dead", "WARNING"),
+        ("webhook delivered", "INFO"),
+    ]
+    for record in ended:
+        assert vars(record)["subscription_id"] == sub.id
+        assert vars(record)["delivery_id"] == dead.id
+        assert vars(record)["request_id"] == sent.data.requestId
+        assert vars(record)["portfolio_id"] == sent.data.portfolioId

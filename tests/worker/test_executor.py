@@ -67,7 +67,7 @@ async def make_executor(
 
 
 async def _no_pending(redis: aioredis.Redis) -> None:
-    assert await pending_rows(redis, keys.COMMANDS, keys.COMMANDS_GROUP) == []
+    assert await pending_rows(redis, keys.COMMAND_STREAM, keys.COMMANDS_GROUP) == []
 
 
 async def test_rebalance_is_submitted_and_tracked(
@@ -319,7 +319,7 @@ async def test_unreadable_entry_is_dead_lettered(
     any_redis: aioredis.Redis, make_executor: MakeExecutor
 ) -> None:
     """An entry that is not a command goes to the dead-letter stream, acked, with why."""
-    await any_redis.xadd(keys.COMMANDS, {"command": "{not json"})
+    await any_redis.xadd(keys.COMMAND_STREAM, {"command": "{not json"})
     await make_executor().handle(await take_command(any_redis))
     [(_, dead)] = await stream_entries(any_redis, keys.COMMANDS_DEAD)
     assert dead["dead_reason"].startswith("not a command")

@@ -11,14 +11,15 @@ import redis.asyncio as aioredis
 
 from relay.core import transitions
 from relay.core.commands import Action
-from relay.core.plans import REPLY_USES, Plan
+from relay.core.plans import Plan
+from relay.core.records import REPLY_USES
 from relay.glider import Operation
 from relay.settings import load_settings
 from relay.slack.client import SlackApi, create_slack_api
 from relay.slack.response_urls import DisallowedResponseUrl
-from relay.store import keys, outcomes
+from relay.store import dead_letters, keys, outcomes
 from relay.store.connection import text, text_map
-from relay.store.pending import Delivery
+from relay.store.pending import PendingEntry
 from relay.store.queue import ensure_group
 from relay.worker.notifier import Notifier
 from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, RESPONSE, FakeSlack
@@ -62,7 +63,7 @@ async def outcome(
     response_url: str | None,
     make_plan: Callable[[Any], Plan],
     action: Action = Action.REBALANCE,
-) -> Delivery:
+) -> PendingEntry:
     """Queue a command, record an outcome for it, and take its reply entry."""
     command = await queue_command(redis, action, response_url=response_url, user_id="U7")
     await take_command(redis)
@@ -70,7 +71,7 @@ async def outcome(
     await ensure_group(redis, keys.REPLIES, keys.REPLIES_GROUP)
     reply: Any = await redis.xreadgroup(keys.REPLIES_GROUP, "n1", {keys.REPLIES: ">"}, count=1)
     [[_, [(entry_id, fields)]]] = reply
-    return Delivery(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
+    return PendingEntry(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
 
 
 def _rejected(record: Any) -> Plan:
@@ -165,10 +166,11 @@ async def test_slack_rate_limit_is_waited_out(
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
-async def test_reply_nobody_can_receive_is_acked_not_retried_forever(
+async def test_reply_nobody_can_receive_is_dead_lettered_and_noted_on_the_record(
     any_redis: aioredis.Redis, fake_slack: FakeSlack
 ) -> None:
-    """No response_url and no bot token: logged, acknowledged, nothing sent."""
+    """No response_url and no bot token: nothing sent, not retried forever, but a replayable
+    dead letter naming the request, and the record says the requester was not told."""
     no_token = create_slack_api(load_settings(slack_api_url=fake_slack.api_url))
     try:
         delivery = await outcome(any_redis, None, _paused, Action.PAUSE)
@@ -177,6 +179,13 @@ async def test_reply_nobody_can_receive_is_acked_not_retried_forever(
         await no_token.close()
     assert fake_slack.calls == []
     assert await pending_rows(any_redis, keys.REPLIES, keys.REPLIES_GROUP) == []
+    [letter] = (await dead_letters.page(any_redis, stream=None, cursor=None, limit=10))[0]
+    request_id = delivery.fields["request_id"]
+    assert letter.requestId == request_id
+    assert "no way left to tell the requester" in letter.reason
+    record = await request_record(any_redis, request_id)
+    assert record.reply_status == "not_sent"
+    assert record.reply_dead == letter.id
 
 
 async def test_reply_for_unknown_request_is_dead_lettered(
@@ -186,7 +195,7 @@ async def test_reply_for_unknown_request_is_dead_lettered(
     await ensure_group(any_redis, keys.REPLIES, keys.REPLIES_GROUP)
     entry_id = await any_redis.xadd(keys.REPLIES, {"request_id": "req_gone", "kind": "final"})
     await any_redis.xreadgroup(keys.REPLIES_GROUP, "n1", {keys.REPLIES: ">"}, count=1)
-    delivery = Delivery(
+    delivery = PendingEntry(
         keys.REPLIES,
         keys.REPLIES_GROUP,
         text(entry_id),
@@ -222,7 +231,7 @@ async def test_stale_awaiting_user_update_is_skipped(
     sender = notifier(any_redis, slack)
     for entry_id, fields in entries:
         await sender.handle(
-            Delivery(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
+            PendingEntry(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
         )
     [call] = fake_slack.calls_to(RESPONSE)
     assert "completed" in call.payload["text"]

@@ -115,16 +115,32 @@ def test_deliveries_list_replay_recover(
         capsys, "deliveries", "list", "--status", "dead", "--subscription", "sub_a"
     )
     assert status == 0
-    assert first in out
-    assert "last=500" in out
+    header, *rows = out.splitlines()
+    assert header.split()[:4] == ["ID", "STATUS", "SUBSCRIPTION", "EVENT"]
+    assert "NEXT ATTEMPT" in header
+    [row] = [r for r in rows if first in r]
+    assert "2026-11-22 12:00:00Z  500" in row
     assert _run(capsys, "deliveries", "replay", first)[0] == 0
     assert cli_env.hget(keys.delivery(first), "status") == "pending"
     status, _, err = _run(capsys, "deliveries", "replay", first)
     assert status == 1
-    assert "not final" in err
+    # The admin API's words (relay/webhooks/deliveries.py REPLAY_REFUSALS), not a code.
+    assert "the delivery is still queued; it can be replayed once it succeeded or died" in err
+    status, _, err = _run(capsys, "deliveries", "replay", "dlv_nope")
+    assert (status, err.strip()) == (1, "glider-relay: no delivery dlv_nope")
     status, out, _ = _run(capsys, "deliveries", "recover", "--since", "2000-01-01T00:00:00Z")
     assert status == 0
     assert "queued 1 dead" in out
     assert cli_env.hget(keys.delivery(second), "status") == "pending"
     status, out, _ = _run(capsys, "deliveries", "list", "--json")
     assert {d["id"] for d in json.loads(out)} == {first, second}
+    status, out, _ = _run(capsys, "deliveries", "list", "--status", "failed")
+    assert (status, out) == (0, "no deliveries match (status=failed)\n")
+
+
+def test_lists_say_when_nothing_is_there(
+    cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty store: each list says so in words rather than printing nothing."""
+    assert _run(capsys, "subscriptions", "list")[:2] == (0, "no subscriptions\n")
+    assert _run(capsys, "deliveries", "list")[:2] == (0, "no deliveries match\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -140,3 +141,63 @@ def test_dev_on_a_real_redis_executes_promptly_without_read_timeouts(
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
     assert "Timeout reading" not in log.read_text(errors="replace")
+
+
+def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *argv], capture_output=True, text=True, timeout=30, env=env, check=False
+    )
+
+
+def test_dev_can_be_driven_from_its_banner(redis_url: str, tmp_path: Path) -> None:
+    """dev with the simulator's fault flags on a real Redis: the banner lists the portfolios
+    and the slack send line; that line queues a rebalance that fails as the flag says; the
+    CLI on the same Redis lists it; a real Slack response_url is one warning, not a storm."""
+    log = tmp_path / "dev.log"
+    env = _env() | {"REDIS_URL": redis_url, "LOG_LEVEL": "INFO"}
+    flags = ["--failure-rate", "1", "--op-duration", "0.2", "--cooldown", "0"]
+    with (
+        log.open("wb") as out,
+        subprocess.Popen(
+            [*CLI, "dev", "--port", "0", "--sim-port", "0", *flags], stdout=out, stderr=out, env=env
+        ) as proc,
+    ):
+        try:
+            banner = _read_banner(log, proc)
+            assert PF_MAIN in banner
+            assert "Alice Conservative Yield" in banner
+            hint = re.search(r"send a command\s+(.+)$", banner, re.MULTILINE)
+            assert hint, banner
+            words = shlex.split(hint.group(1))
+            assert words[0].startswith("SLACK_SIGNING_SECRET=")
+            assert words[1:5] == ["glider-relay", "slack", "send", f"/rebalance {PF_MAIN}"]
+            secret = words[0].split("=", 1)[1]
+            sent = _cli(env | {"SLACK_SIGNING_SECRET": secret}, *words[2:])
+            assert sent.returncode == 0, sent.stderr
+            assert "Queued a rebalance" in sent.stdout
+            # The outcome: failed (--failure-rate 1), told by DM (no response_url), on-call paged.
+            _wait_logged(log, "[slack -> C0ONCALL", within=30)
+            listed = _cli(env, "operations", "list", "--state", "failed")
+            assert listed.returncode == 0, listed.stderr
+            assert PF_MAIN in listed.stdout
+            assert listed.stdout.startswith("REQUEST ")
+            real_slack = signed_command(
+                "/pause",
+                PF_MAIN,
+                secret=secret,
+                response_url="https://hooks.slack.com/commands/T1/1/abc",
+            )
+            web_url = hint.group(1).rsplit("--url ", 1)[1].strip()
+            http = urllib.request.Request(  # noqa: S310 - loopback URL from dev's banner
+                f"{web_url}/slack/events", data=real_slack.body.encode(), headers=real_slack.headers
+            )
+            with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
+                assert response.status == 200
+            text = _wait_logged(log, "is paused", within=30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    hosts = [line for line in lines if "SLACK_RESPONSE_URL_HOSTS" in line["message"]]
+    assert len(hosts) == 1, text
+    assert not [line for line in lines if line["level"] == "ERROR"], text
