@@ -38,6 +38,7 @@ from bot.status import SLOW_GLIDER_S
 from relay import metrics, tracing
 from relay.admin.app import create_admin_app
 from relay.admin.common import json_errors
+from relay.console.app import create_console_app, create_portal_app
 from relay.core.policy import Policy
 from relay.glider.client import GliderClient
 from relay.listen import ListenFailed, start_site
@@ -158,6 +159,8 @@ def create_web_app(
         app[SIGNING_SECRET] = settings.slack_signing_secret.get_secret_value().encode()
         app.router.add_post("/slack/events", slack_events)
     app.add_subapp("/v1", create_admin_app(redis, settings))
+    app.add_subapp("/console", create_console_app(redis, settings))
+    app.add_subapp("/portal", create_portal_app(redis, settings))
 
     async def drain(app: web.Application) -> None:
         await app[BACKGROUND].drain(DRAIN_GRACE_S)

@@ -73,7 +73,7 @@ PLACEHOLDERS = frozenset(
         "replace_me_with_a_long_random_string",
     }
 )
-# Long enough that guessing one is out of reach (SPEC section 3).
+# Long enough that guessing one is out of reach (docs/contract.md §3).
 MIN_SECRET_CHARS = 16
 _SECRET_FIELDS = (
     "glider_api_key",

@@ -2,7 +2,7 @@
 
 The trace travels as a ``traceparent`` (relay/core/trace.py): on the queued command and
 the request record, on each events-stream entry and delivery record, and as a header on
-every Glider request and webhook POST (SPEC section 11). :func:`span` marks one step; the
+every Glider request and webhook POST (docs/contract.md §11). :func:`span` marks one step; the
 span it opens is the current one for the body of its ``with``, so what the step sends
 (a Glider request, an event) carries it.
 

@@ -1,4 +1,4 @@
-"""Tracing (SPEC section 11): one command is one trace, from Slack to each webhook delivery.
+"""Tracing (docs/contract.md §11): one command is one trace, from Slack to each webhook delivery.
 
 The end-to-end test runs the web app, the worker's executor, poller and dispatcher,
 the Glider simulator and a webhook receiver in this process, with an SDK tracer

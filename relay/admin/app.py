@@ -6,10 +6,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from relay.admin import audit as audit_routes
+from relay.admin import catalog as catalog_routes
 from relay.admin import dead_letters as dead_letter_routes
 from relay.admin import deliveries as delivery_routes
 from relay.admin import openapi
 from relay.admin import operations as operation_routes
+from relay.admin import portal_links as portal_routes
 from relay.admin import subscriptions as subscription_routes
 from relay.admin.common import admin_middleware
 from relay.admin.routing import Route, add_routes
@@ -23,6 +25,8 @@ def routes() -> tuple[Route, ...]:
     """Every admin route: what the app serves and what ``/v1/openapi.json`` documents."""
     return (
         *subscription_routes.ROUTES,
+        *portal_routes.ROUTES,
+        *catalog_routes.ROUTES,
         *delivery_routes.ROUTES,
         *operation_routes.ROUTES,
         *audit_routes.ROUTES,

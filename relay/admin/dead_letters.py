@@ -1,4 +1,4 @@
-"""Admin routes for dead letters (SPEC section 6): what the workers gave up on, and replay.
+"""Admin routes for dead letters (docs/contract.md §6): what the workers gave up on, and replay.
 
 ``GET /v1/dead-letters?stream=commands|replies&limit=&cursor=`` lists them newest
 first (both streams when ``stream`` is absent), each with its reason;
@@ -54,13 +54,17 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     return list_response(letters, cursor)
 
 
-async def replay(request: web.Request) -> web.Response:
-    dead_letter_id = request.match_info["id"]
+async def replay_dead_letter(request: web.Request, dead_letter_id: str) -> Replayed:
+    """Queue a dead letter again (the admin API's and the console's one path); 404 if gone."""
     entry_id = await dead_letters.replay(request.app[admin.REDIS], dead_letter_id)
     if entry_id is None:
         raise ApiError(404, "not_found", missing(dead_letter_id))
     stream = DeadStream(dead_letter_id.split("-", 1)[0])
-    body = Replayed(id=dead_letter_id, stream=stream, entryId=entry_id)
+    return Replayed(id=dead_letter_id, stream=stream, entryId=entry_id)
+
+
+async def replay(request: web.Request) -> web.Response:
+    body = await replay_dead_letter(request, request.match_info["id"])
     return web.json_response(body.model_dump(mode="json"), status=202)
 
 

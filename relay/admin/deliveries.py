@@ -75,8 +75,8 @@ async def get_one(request: web.Request) -> web.Response:
     return object_response(delivery)
 
 
-async def replay(request: web.Request) -> web.Response:
-    did = request.match_info["id"]
+async def replay_delivery(request: web.Request, did: str) -> Delivery:
+    """Queue a final delivery again (the admin API's and the console's one path)."""
     store = _store(request)
     outcome = await store.replay(did)
     if outcome == "missing":
@@ -85,11 +85,11 @@ async def replay(request: web.Request) -> web.Response:
         raise ApiError(409, outcome, REPLAY_REFUSALS.get(outcome, outcome))
     delivery = await store.get(did)
     assert delivery is not None
-    return object_response(delivery, status=202)
+    return delivery
 
 
-async def recover(request: web.Request) -> web.Response:
-    body: Recover = await json_body(request, Recover)
+async def recover_deliveries(request: web.Request, body: Recover) -> int:
+    """Queue every dead delivery since ``body.since`` again; how many were."""
     if body.since > utc_now():
         raise ApiError(
             422,
@@ -97,8 +97,17 @@ async def recover(request: web.Request) -> web.Response:
             "since is in the future",
             [{"field": "since", "message": "must not be in the future"}],
         )
-    count = await _store(request).recover_since(body.since, subscription_id=body.subscription)
-    return web.json_response({"recovered": count}, status=202)
+    return await _store(request).recover_since(body.since, subscription_id=body.subscription)
+
+
+async def replay(request: web.Request) -> web.Response:
+    delivery = await replay_delivery(request, request.match_info["id"])
+    return object_response(delivery, status=202)
+
+
+async def recover(request: web.Request) -> web.Response:
+    body: Recover = await json_body(request, Recover)
+    return web.json_response({"recovered": await recover_deliveries(request, body)}, status=202)
 
 
 ROUTES = (

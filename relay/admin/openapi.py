@@ -43,6 +43,7 @@ TAGS = {
     "deliveries": "Webhook deliveries: attempts, dead letters, replay and recovery.",
     "operations": "Slack commands tracked through Glider, with their timeline.",
     "audit": "The audit log: who did what, read-only.",
+    "event-types": "The event catalog: every event type with the JSON Schema of its body.",
     "openapi.json": "This document.",
 }
 # Where the document is served from: the web process (PORT, default 3000).

@@ -116,7 +116,8 @@ class OperationQuery(ListQuery):
     portfolio: str | None = Field(default=None, pattern=PORTFOLIO_ID_PATTERN)
 
 
-def _filters(request: web.Request) -> tuple[RequestState | None, str | None]:
+def query_filters(request: web.Request) -> tuple[RequestState | None, str | None]:
+    """The state and portfolio filters of the query string (400 for a bad one)."""
     state = query_enum(request, "state", RequestState)
     portfolio = request.query.get("portfolio") or None
     if portfolio is not None and not PORTFOLIO_ID_RE.fullmatch(portfolio):
@@ -125,7 +126,7 @@ def _filters(request: web.Request) -> tuple[RequestState | None, str | None]:
 
 
 async def list_operations(request: web.Request) -> web.Response:
-    state, portfolio = _filters(request)
+    state, portfolio = query_filters(request)
     records, cursor = await RequestStore(request.app[admin.REDIS]).page(
         state=state,
         portfolio=portfolio,

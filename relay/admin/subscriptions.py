@@ -65,10 +65,43 @@ def _found(subscription: Subscription | None, sid: str) -> Subscription:
     return subscription
 
 
+# The actions below are what both the JSON handlers and the console's forms call
+# (relay/console): one code path per change, whichever door it came through.
+
+
+async def create_subscription(request: web.Request, body: SubscriptionCreate) -> Subscription:
+    """Check the URL (SSRF) and create; the answer carries the secret."""
+    await _check_url(request, body.url)
+    return await _store(request).create(body)
+
+
+async def update_subscription(
+    request: web.Request, sid: str, body: SubscriptionPatch
+) -> Subscription:
+    """Apply ``body`` to ``sid`` (404 if unknown; a new URL is checked first)."""
+    store = _store(request)
+    _found(await store.get(sid), sid)
+    if body.url is not None:
+        await _check_url(request, body.url)
+    return _found(await store.update(sid, body), sid)
+
+
+async def delete_subscription(request: web.Request, sid: str) -> None:
+    if not await _store(request).delete(sid):
+        raise ApiError(404, "not_found", f"no subscription {sid}")
+
+
+async def rotate_subscription_secret(request: web.Request, sid: str) -> Subscription:
+    """A new secret (shown once, in the answer); 409 while too many earlier ones still sign."""
+    try:
+        return _found(await _store(request).rotate_secret(sid), sid)
+    except TooManySecrets as exc:
+        raise ApiError(409, "too_many_secrets", str(exc)) from None
+
+
 async def create(request: web.Request) -> web.Response:
     body: SubscriptionCreate = await json_body(request, SubscriptionCreate)
-    await _check_url(request, body.url)
-    subscription = await _store(request).create(body)
+    subscription = await create_subscription(request, body)
     return web.json_response(subscription.public(), status=201)
 
 
@@ -84,28 +117,18 @@ async def get_one(request: web.Request) -> web.Response:
 
 
 async def patch(request: web.Request) -> web.Response:
-    sid = request.match_info["id"]
     body: SubscriptionPatch = await json_body(request, SubscriptionPatch)
-    store = _store(request)
-    _found(await store.get(sid), sid)
-    if body.url is not None:
-        await _check_url(request, body.url)
-    return web.json_response(_found(await store.update(sid, body), sid).public())
+    updated = await update_subscription(request, request.match_info["id"], body)
+    return web.json_response(updated.public())
 
 
 async def delete(request: web.Request) -> web.Response:
-    sid = request.match_info["id"]
-    if not await _store(request).delete(sid):
-        raise ApiError(404, "not_found", f"no subscription {sid}")
+    await delete_subscription(request, request.match_info["id"])
     return web.Response(status=204)
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    sid = request.match_info["id"]
-    try:
-        rotated = _found(await _store(request).rotate_secret(sid), sid)
-    except TooManySecrets as exc:
-        raise ApiError(409, "too_many_secrets", str(exc)) from None
+    rotated = await rotate_subscription_secret(request, request.match_info["id"])
     return web.json_response(rotated.public())
 
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -125,3 +125,32 @@ class Event(BaseModel):
         decoded = text_map(fields)
         payload: dict[str, Any] = json.loads(decoded["body"])
         return cls.model_validate({"id": decoded["id"], **payload})
+
+
+TEST_EVENT_TYPE: Literal["relay.test"] = "relay.test"
+
+
+class RelayTestData(BaseModel):
+    """``data`` of a ``relay.test`` event: which subscription asked, and a note saying so."""
+
+    subscriptionId: str
+    message: str = "A test event sent from glider-relay; no portfolio was touched."
+
+
+class RelayTestEvent(BaseModel):
+    """``relay.test``: sent to one subscription on request (docs/contract.md §10), signed and
+    delivered like any other event; its body has the same ``{"type", "timestamp", "data"}``."""
+
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    type: Literal["relay.test"] = TEST_EVENT_TYPE
+    timestamp: datetime = Field(default_factory=utc_now_ms)
+    data: RelayTestData
+
+    @field_serializer("timestamp")
+    def _ms(self, value: datetime) -> str:
+        return iso_ms(value)
+
+    def body(self) -> bytes:
+        """The webhook body: compact JSON of type, timestamp and data."""
+        payload = self.model_dump(mode="json", include={"type", "timestamp", "data"})
+        return json.dumps(payload, separators=(",", ":")).encode()

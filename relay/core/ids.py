@@ -56,7 +56,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_monotonic()}"
 
 
-# What the admin API accepts as a path id (SPEC section 6): anything else is a 404 that
+# What the admin API accepts as a path id (docs/contract.md §6): anything else is a 404 that
 # never reaches the store (``sub_x:dlvs`` would name another key).
 _WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

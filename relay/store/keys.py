@@ -130,3 +130,29 @@ def confirmation(token: str) -> str:
 
 def approval(token: str) -> str:
     return APPROVAL + token
+
+
+# --- Console and partner portal (relay/console) ----------------------------------------
+# + epoch minute -> hash {succeeded, failed, dead}: attempts recorded in that minute
+# (the overview chart); each expires two hours after it was last written.
+DELIVERY_MINUTE = f"{PREFIX}:stats:dlv:"
+CONSOLE_SESSION = f"{PREFIX}:console:session:"  # + sha256 of a session id -> Session JSON
+CONSOLE_SIGNIN = f"{PREFIX}:console:signin:"  # + client address -> failed sign-ins (expiring)
+# + subscription id -> generation: bumping it revokes every portal link issued before
+PORTAL_GENERATION = f"{PREFIX}:portal:gen:"
+
+
+def delivery_minute(minute: int) -> str:
+    return DELIVERY_MINUTE + str(minute)
+
+
+def console_session(session_id: str) -> str:
+    return CONSOLE_SESSION + session_id
+
+
+def console_signin(client: str) -> str:
+    return CONSOLE_SIGNIN + client
+
+
+def portal_generation(subscription_id: str) -> str:
+    return PORTAL_GENERATION + subscription_id

@@ -9,14 +9,17 @@ counted in Redis, so it holds across every worker process.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from relay.core.clock import epoch_ms
 from relay.store import keys
 from relay.store.batching import Coalescer
 from relay.store.connection import text
+from relay.store.delivery_stats import record_results
 from relay.store.scripts import LuaScript
 from relay.webhooks.keyspace import Keyspace, NewDelivery
 from relay.webhooks.models import TargetKind
@@ -218,6 +221,7 @@ class StepBatcher:
         self._redis = redis
         self._default_cap = default_cap
         self._lease_ms = lease_ms
+        self._results: Counter[str] = Counter()  # recorded since the last write, by outcome
         self._batches: Coalescer[tuple[str, dict[str, Any], Report], StepReply] = Coalescer(
             self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
         )
@@ -227,7 +231,12 @@ class StepBatcher:
         request = _request(
             sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
         )
+        self._results.update(f.status for f in report.finished)
         return await self._batches.submit((sid, request, report))
 
     async def _write(self, batch: list[tuple[str, dict[str, Any], Report]]) -> list[StepReply]:
-        return await _run(self._redis, batch, self._default_cap)
+        replies = await _run(self._redis, batch, self._default_cap)
+        if self._results:  # the console's per-minute chart: one pipelined write per batch
+            results, self._results = self._results, Counter()
+            await record_results(self._redis, results, now_ms=epoch_ms())
+        return replies

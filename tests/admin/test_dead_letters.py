@@ -1,4 +1,4 @@
-"""Admin API for dead letters and a request's timeline (SPEC section 6 shapes)."""
+"""Admin API for dead letters and a request's timeline (docs/contract.md §6 shapes)."""
 
 from __future__ import annotations
 

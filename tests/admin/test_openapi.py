@@ -108,7 +108,7 @@ async def test_served_routes_and_document_match(
     served = _served_v1_routes(harness.client.app)
     documented = _operations(_document())
     assert served == documented
-    assert len(documented) == 17
+    assert len(documented) == 21
 
 
 async def test_served_document_needs_the_token(

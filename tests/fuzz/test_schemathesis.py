@@ -242,9 +242,9 @@ async def test_admin_api_answers_as_its_document_says(
     await asyncio.to_thread(_run_all, f"{base_url}/v1/openapi.json", base_url, seeds, tally)
     seen = tally.counts
     per_operation = Counter(outcome.rsplit(" ", 1)[0] for outcome in seen.elements())
-    # All 17 documented operations but the document itself, which schemathesis leaves out
+    # All 21 documented operations but the document itself, which schemathesis leaves out
     # (it loaded the schema from there; tests/test_openapi.py covers that route).
-    assert len(per_operation) == 16
+    assert len(per_operation) == 20
     assert all(count >= 40 for count in per_operation.values()), per_operation
     for expected in (
         "GET /v1/subscriptions 200",
@@ -266,5 +266,9 @@ async def test_admin_api_answers_as_its_document_says(
         "POST /v1/dead-letters/{id}/replay 202",
         "POST /v1/dead-letters/{id}/replay 404",
         "GET /v1/audit 200",
+        "GET /v1/event-types 200",
+        "POST /v1/subscriptions/{id}/test 202",
+        "POST /v1/subscriptions/{id}/portal-link 201",
+        "POST /v1/subscriptions/{id}/portal-link/revoke 204",
     ):
         assert seen[expected], (expected, seen)

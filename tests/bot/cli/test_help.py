@@ -1,4 +1,4 @@
-"""``glider-relay --version`` and every sub-command's ``--help`` (SPEC section 2)."""
+"""``glider-relay --version`` and every sub-command's ``--help`` (docs/contract.md §2)."""
 
 from __future__ import annotations
 

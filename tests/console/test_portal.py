@@ -1,0 +1,175 @@
+"""The partner portal (docs/contract.md §10): a signed link, one subscription, nothing else."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from relay.core.portal_links import PortalClaim, parse_ttl, portal_key, sign, verify
+from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from relay.webhooks.test_event import send_test_event
+from tests.console.support import TOKEN, Client, post_form
+from tests.fixtures.web import WebFactory, WebHarness
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Every console URL (GET pages and POST actions), with ids filled in per test.
+CONSOLE_GETS = (
+    "/console",
+    "/console/",
+    "/console/overview",
+    "/console/subscriptions",
+    "/console/subscriptions/{sub}",
+    "/console/subscriptions/{other}",
+    "/console/deliveries",
+    "/console/deliveries/{dlv}",
+    "/console/operations",
+    "/console/operations/req_x",
+    "/console/dead-letters",
+    "/console/audit",
+    "/console/event-types",
+)
+CONSOLE_POSTS = (
+    "/console/subscriptions",
+    "/console/subscriptions/{other}/edit",
+    "/console/subscriptions/{other}/enable",
+    "/console/subscriptions/{other}/disable",
+    "/console/subscriptions/{other}/rotate-secret",
+    "/console/subscriptions/{other}/delete",
+    "/console/subscriptions/{other}/test",
+    "/console/subscriptions/{other}/portal-link",
+    "/console/deliveries/recover",
+    "/console/deliveries/{dlv}/replay",
+    "/console/sign-out",
+)
+
+
+async def _setup(
+    web_factory: WebFactory, redis: aioredis.Redis
+) -> tuple[WebHarness, dict[str, str]]:
+    harness = await web_factory(redis, relay_admin_token=TOKEN)
+    store = SubscriptionStore(redis)
+    mine = await store.create(SubscriptionCreate(url="https://hooks.partner.test/m", events=["*"]))
+    other = await store.create(SubscriptionCreate(url="https://hooks.partner.test/o", events=["*"]))
+    other_delivery = await send_test_event(redis, other.id)
+    return harness, {"sub": mine.id, "other": other.id, "dlv": other_delivery}
+
+
+async def _link(client: Client, sid: str, **body: Any) -> dict[str, Any]:
+    answer = await client.post(f"/v1/subscriptions/{sid}/portal-link", json=body, headers=AUTH)
+    assert answer.status == 201, await answer.text()
+    link: dict[str, Any] = await answer.json()
+    return link
+
+
+async def _open(client: Client, url: str) -> int:
+    path = "/portal/" + url.rsplit("/portal/", 1)[1]
+    return (await client.get(path, allow_redirects=False)).status
+
+
+async def test_link_opens_one_subscription_and_nothing_else(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """A portal session sees its subscription; every console URL and other ids stay shut."""
+    harness, ids = await _setup(web_factory, fake_redis)
+    client = harness.client
+    link = await _link(client, ids["sub"], ttl="1h")
+    assert link["url"].startswith(str(client.make_url("/portal/")))
+    assert await _open(client, link["url"]) == 303
+    home = await (await client.get("/portal")).text()
+    assert ids["sub"] in home
+    assert ids["other"] not in home
+    assert "Send test event" in home
+    assert "Rotate secret" in home
+    assert (await client.get(f"/portal/deliveries/{ids['dlv']}")).status == 404
+    refused = await post_form(client, "/portal", f"/portal/deliveries/{ids['dlv']}/replay")
+    assert refused.status == 404
+    csrf_page = await (await client.get("/portal")).text()
+    for template in CONSOLE_GETS:
+        answer = await client.get(template.format(**ids), allow_redirects=False)
+        assert answer.status == 303, template
+        assert answer.headers["Location"] == "/console/sign-in"
+    for template in CONSOLE_POSTS:
+        answer = await client.post(
+            template.format(**ids), data={"csrf": csrf_page}, allow_redirects=False
+        )
+        assert answer.status == 303, template
+    for path in ("/v1/subscriptions", f"/v1/subscriptions/{ids['other']}", "/v1/deliveries"):
+        assert (await client.get(path)).status == 401
+    assert await SubscriptionStore(fake_redis).get(ids["other"]) is not None
+
+
+async def test_portal_actions_work_on_its_own_subscription(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """Send test event, Rotate secret and the event catalog, from the portal."""
+    harness, ids = await _setup(web_factory, fake_redis)
+    client = harness.client
+    await _open(client, (await _link(client, ids["sub"]))["url"])
+    tested = await post_form(client, "/portal", "/portal/test")
+    assert tested.status == 200
+    assert tested.url.path.startswith("/portal/deliveries/dlv_")
+    [mine] = (await DeliveryStore(fake_redis).page(subscription_id=ids["sub"], limit=5))[0]
+    assert mine.eventType == "relay.test"
+    rotated = await post_form(client, "/portal", "/portal/rotate-secret")
+    assert "whsec_" in await rotated.text()
+    catalog = await (await client.get("/portal/event-types")).text()
+    assert "from standardwebhooks.webhooks import Webhook" in catalog
+    assert 'import { Webhook } from "standardwebhooks"' in catalog.replace("&#34;", '"')
+
+
+@pytest.mark.parametrize("ending", ["revoke", "delete"])
+async def test_link_and_session_die_on_revoke_or_delete(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, ending: str
+) -> None:
+    """After /portal-link/revoke or deleting the subscription, link and open session are 403."""
+    harness, ids = await _setup(web_factory, fake_redis)
+    client = harness.client
+    link = await _link(client, ids["sub"])
+    assert await _open(client, link["url"]) == 303
+    if ending == "revoke":
+        answer = await client.post(
+            f"/v1/subscriptions/{ids['sub']}/portal-link/revoke", headers=AUTH
+        )
+        assert answer.status == 204
+    else:
+        assert (await client.delete(f"/v1/subscriptions/{ids['sub']}", headers=AUTH)).status == 204
+    assert (await client.get("/portal")).status == 403
+    assert await _open(client, link["url"]) == 403
+    if ending == "revoke":
+        assert await _open(client, (await _link(client, ids["sub"]))["url"]) == 303
+
+
+async def test_expired_forged_and_foreign_tokens_are_refused(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """An expired link, a tampered one, one signed with another key: 403, no session."""
+    harness, ids = await _setup(web_factory, fake_redis)
+    key = portal_key(TOKEN)
+    now = int(time.time())
+    expired = sign(key, PortalClaim(ids["sub"], 0, now - 1))
+    foreign = sign(portal_key("another-relay-token-0000"), PortalClaim(ids["sub"], 0, now + 99))
+    good = sign(key, PortalClaim(ids["sub"], 0, now + 99))
+    mac = good.split(".")[1]
+    swapped = sign(key, PortalClaim(ids["other"], 0, now + 99)).split(".")[0] + "." + mac
+    for token in (expired, foreign, swapped, "x", "a.b", good + "x"):
+        answer = await harness.client.get(f"/portal/{token}", allow_redirects=False)
+        assert answer.status == 403, token
+        assert "Set-Cookie" not in answer.headers
+
+
+def test_ttl_and_token_rules() -> None:
+    """ttl is 1 min to 30 days; a token verifies only with its key and before it expires."""
+    assert parse_ttl(None) == 24 * 3600
+    assert parse_ttl("30m") == 1800
+    for bad in ("0h", "31d", "10", "1w", "59s", " 1h"):
+        with pytest.raises(ValueError, match="ttl"):
+            parse_ttl(bad)
+    claim = PortalClaim("sub_1", 3, 2000)
+    token = sign(b"k", claim)
+    assert verify(b"k", token, now_s=1999) == claim
+    assert verify(b"k", token, now_s=2000) is None
+    assert verify(b"other", token, now_s=1) is None
