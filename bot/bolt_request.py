@@ -44,11 +44,16 @@ def check_payload(payload: Any) -> None:
         if name in payload and not isinstance(payload[name], str):
             raise ValueError(f"a request's {name} is text")
     if payload["type"] == "block_actions":
-        actions = payload.get("actions")
-        if not (isinstance(actions, list) and actions):
-            raise ValueError("block_actions carries at least one action")
-        if not all(isinstance(action, dict) for action in actions):
-            raise ValueError("each action is an object")
+        _check_actions(payload.get("actions"))
+
+
+def _check_actions(actions: Any) -> None:
+    if not (isinstance(actions, list) and actions):
+        raise ValueError("block_actions carries at least one action")
+    if not all(isinstance(action, dict) for action in actions):
+        raise ValueError("each action is an object")
+    if not all(isinstance(action.get("action_id"), str) for action in actions):
+        raise ValueError("each action names its action_id")
 
 
 def _check_form_payload(raw: str) -> None:

@@ -188,7 +188,10 @@ class Commands:
                 patience=self.status_patience,
             )
         command = to_queued(slash, parsed, tracing.current_header() or None)
-        if isinstance(parsed, Rebalance) and self.settings.bot_confirm_rebalance:
+        # A rule that needs a second approver always goes through the preview, whatever
+        # BOT_CONFIRM_REBALANCE says: the confirmation is what posts the approval request.
+        confirm = self.settings.bot_confirm_rebalance or decision.require_approval
+        if isinstance(parsed, Rebalance) and confirm:
             count("preview")
             return await self._preview(command, decision.require_approval)
         reply, outcome = await self._enqueue(command)

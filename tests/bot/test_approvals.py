@@ -53,14 +53,19 @@ APPROVER = {"user_id": "UAP2", "user_name": "ada"}
 
 
 async def approvals_web(
-    web_factory: WebFactory, redis: aioredis.Redis, sim: GliderSim, tmp_path: Any
+    web_factory: WebFactory,
+    redis: aioredis.Redis,
+    sim: GliderSim,
+    tmp_path: Any,
+    *,
+    confirm: bool = True,
 ) -> WebHarness:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     return await web_factory(
         redis,
         sim.client(),
-        bot_confirm_rebalance=True,
+        bot_confirm_rebalance=confirm,
         relay_policy_file=str(policy),
         approvals_slack_channel=CHANNEL,
     )
@@ -81,6 +86,17 @@ async def confirmed(web: WebHarness) -> tuple[str, SlackCall]:
 async def events(redis: aioredis.Redis) -> list[dict[str, Any]]:
     entries = await redis.xrange(keys.EVENTS) or []
     return [json.loads(text_map(fields or {})["body"]) for _, fields in entries]
+
+
+async def test_a_rule_that_needs_approval_cannot_be_bypassed_by_turning_confirmation_off(
+    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim, tmp_path: Any
+) -> None:
+    """BOT_CONFIRM_REBALANCE=false queues other commands at once, but a rebalance under a
+    require_approval rule still gets its preview, and then waits for a second person."""
+    web = await approvals_web(web_factory, any_redis, glider_sim, tmp_path, confirm=False)
+    _, posted = await confirmed(web)
+    assert set(buttons(posted.payload)) == {APPROVE, REJECT}
+    assert await web.queued() == []
 
 
 async def test_approval_by_a_second_user_queues_the_command_attributed_to_both(
