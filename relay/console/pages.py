@@ -3,8 +3,6 @@ audit, event types. Each reads through the admin API's own stores and filters.""
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from relay.admin.catalog import event_type_list
@@ -16,14 +14,13 @@ from relay.console.web import redis_of, render
 from relay.core.audit import AuditAction
 from relay.core.records import RequestState
 from relay.store import dead_letters
-from relay.store.audit_reader import audit_page
+from relay.store.audit import CURSOR_RE, AuditFilter, AuditStore
 from relay.store.requests import RequestStore
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import EVENT_TYPES, DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionStore
 
 PAGE = 25
-STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 def _cursor(request: web.Request) -> str | None:
@@ -146,12 +143,12 @@ async def dead_letters_page(request: web.Request) -> web.Response:
 async def audit_log_page(request: web.Request) -> web.Response:
     action = request.query.get("action") or None
     cursor = _cursor(request)
-    if cursor is not None and not STREAM_ID.fullmatch(cursor):
+    if cursor is not None and not CURSOR_RE.fullmatch(cursor):
         raise ApiError(400, "bad_cursor", "cursor must be a stream id")
     if action is not None and action not in {a.value for a in AuditAction}:
         raise ApiError(400, "bad_action", "unknown audit action")
-    entries, cursor = await audit_page(
-        redis_of(request), action=action, cursor=cursor, limit=_limit(request)
+    entries, cursor = await AuditStore(redis_of(request)).page(
+        AuditFilter(action=action), cursor=cursor, limit=_limit(request)
     )
     return render(
         request,

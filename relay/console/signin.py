@@ -17,7 +17,7 @@ from aiohttp import web
 from relay.admin import app as admin
 from relay.console.web import redis_of, render, see_other, session_of, set_cookie
 from relay.core.audit import CONSOLE, AuditAction, new_entry
-from relay.store import audit_reader
+from relay.store.audit import AuditStore
 from relay.store.sessions import (
     SIGN_IN_WINDOW_S,
     SessionStore,
@@ -52,7 +52,7 @@ def _form(request: web.Request, status: int, problem: str | None) -> web.Respons
 
 
 async def _audit(request: web.Request, action: AuditAction, detail: str) -> None:
-    await audit_reader.append(redis_of(request), new_entry(action, CONSOLE, detail=detail))
+    await AuditStore(redis_of(request)).append(new_entry(action, CONSOLE, detail=detail))
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:

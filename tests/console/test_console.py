@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from relay.store import dead_letters, keys
-from relay.store.audit_reader import audit_page
+from relay.store.audit import AuditFilter, AuditStore
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
@@ -76,7 +76,7 @@ async def test_wrong_token_is_refused_and_rate_limited_per_client(
     blocked = await sign_in(harness.client)
     assert blocked.status == 429
     assert int(blocked.headers["Retry-After"]) > 0
-    entries, _ = await audit_page(fake_redis, action=None, cursor=None, limit=50)
+    entries, _ = await AuditStore(fake_redis).page(AuditFilter(), limit=50)
     assert [e.action.value for e in entries] == ["console.sign_in_failed"] * 6
     assert all("wrong-token" not in e.to_json() for e in entries)
 
