@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -13,38 +12,22 @@ from bot.cli.main import main
 from relay.core.audit import AuditAction, AuditActor, new_entry
 from relay.store import keys
 from relay.store.audit import ENTRY_FIELD
-
-
-@pytest.fixture
-def cli_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    """REDIS_URL set for the CLI, on an empty database."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.delenv("RELAY_ALLOW_PRIVATE_URLS", raising=False)
-    yield client
-    client.close()
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
+from tests.bot.cli.support import run_cli
 
 
 def test_an_empty_log_says_so(cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     """Nothing logged (or nothing matching): one line, exit 0."""
-    assert _run(capsys, "audit", "list") == (0, "no entries match\n", "")
+    assert run_cli(capsys, "audit", "list") == (0, "no entries match\n", "")
 
 
 def test_cli_changes_are_listed_newest_first_with_a_header(
     cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI's own admin changes are audited (actor admin) and listed; filters narrow."""
-    status, out, _ = _run(capsys, "subscriptions", "add", "https://93.184.216.34/hook?k=secret")
+    status, out, _ = run_cli(capsys, "subscriptions", "add", "https://93.184.216.34/hook?k=secret")
     sid = json.loads(out)["id"]
-    _run(capsys, "subscriptions", "rotate-secret", sid)
-    _run(capsys, "subscriptions", "rm", sid)
+    run_cli(capsys, "subscriptions", "rotate-secret", sid)
+    run_cli(capsys, "subscriptions", "rm", sid)
     refusal = new_entry(
         AuditAction.COMMAND_REFUSED,
         AuditActor.slack("T1", "U1", "alice"),
@@ -52,7 +35,7 @@ def test_cli_changes_are_listed_newest_first_with_a_header(
         detail="/pause pf_1 \x1b[31mred\x1b[0m: not allowed",
     )
     cli_env.xadd(keys.AUDIT, {ENTRY_FIELD: refusal.to_json()})
-    status, out, _ = _run(capsys, "audit", "list")
+    status, out, _ = run_cli(capsys, "audit", "list")
     assert status == 0
     header, *rows = out.splitlines()
     assert header.split() == list(HEADER)
@@ -69,16 +52,16 @@ def test_cli_changes_are_listed_newest_first_with_a_header(
     assert sid in rows[3]
     assert rows[3].endswith("https://93.184.216.34; events *")
     assert "secret" not in rows[3]
-    _, out, _ = _run(capsys, "audit", "list", "--user", "U1")
+    _, out, _ = run_cli(capsys, "audit", "list", "--user", "U1")
     assert len(out.splitlines()) == 2
-    _, out, _ = _run(capsys, "audit", "list", "--action", "subscription", "--limit", "2")
+    _, out, _ = run_cli(capsys, "audit", "list", "--action", "subscription", "--limit", "2")
     assert [row.split()[1] for row in out.splitlines()[1:]] == [
         "subscription.deleted",
         "subscription.secret_rotated",
     ]
-    _, out, _ = _run(capsys, "audit", "list", "--portfolio", "pf_1", "--json")
+    _, out, _ = run_cli(capsys, "audit", "list", "--portfolio", "pf_1", "--json")
     assert [e["id"] for e in json.loads(out)] == [refusal.id]
-    _, out, _ = _run(capsys, "audit", "list", "--since", "2999-01-01T00:00:00Z")
+    _, out, _ = run_cli(capsys, "audit", "list", "--since", "2999-01-01T00:00:00Z")
     assert out == "no entries match\n"
 
 

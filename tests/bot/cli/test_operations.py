@@ -10,8 +10,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from bot.cli.main import main
 from relay.store import keys
+from tests.bot.cli.support import run_cli
 from tests.fixtures.dead_letters import GivenUp, given_up
 
 
@@ -31,12 +31,6 @@ def store(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> GivenUp:
     return asyncio.run(prepare())
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 def _rows(out: str) -> tuple[str, list[str]]:
     header, *rows = out.splitlines()
     return header, rows
@@ -46,7 +40,7 @@ def test_operations_list_has_a_header_times_and_says_who_was_not_told(
     store: GivenUp, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each request with its times, and whether the requester heard of it (or the replay id)."""
-    status, out, _ = _run(capsys, "operations", "list")
+    status, out, _ = run_cli(capsys, "operations", "list")
     assert status == 0
     header, rows = _rows(out)
     assert header.split()[:4] == ["REQUEST", "ACTION", "PORTFOLIO", "STATE"]
@@ -57,7 +51,7 @@ def test_operations_list_has_a_header_times_and_says_who_was_not_told(
     assert "NO: replay replies-" in paused
     assert "Z " in paused  # accepted and finished times, UTC
     assert any(store.stuck in r and " queued " in r for r in rows)
-    status, out, _ = _run(capsys, "operations", "list", "--portfolio", "pf_told", "--json")
+    status, out, _ = run_cli(capsys, "operations", "list", "--portfolio", "pf_told", "--json")
     [view] = json.loads(out)
     assert view["reply"]["status"] == "not_sent"
     assert view["reply"]["deadLetterId"].startswith("replies-")
@@ -67,9 +61,9 @@ def test_operations_list_says_when_nothing_matches(
     store: GivenUp, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A filter that matches nothing says so, naming the filter."""
-    status, out, _ = _run(capsys, "operations", "list", "--state", "failed")
+    status, out, _ = run_cli(capsys, "operations", "list", "--state", "failed")
     assert (status, out) == (0, "no operations match (state=failed)\n")
-    status, _, err = _run(capsys, "operations", "list", "--portfolio", "bad id!")
+    status, _, err = run_cli(capsys, "operations", "list", "--portfolio", "bad id!")
     assert status == 1
     assert "portfolio must be 1-64 letters, digits, _ or -" in err
 
@@ -78,7 +72,7 @@ def test_operations_show_prints_the_timeline(
     store: GivenUp, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """show: the request, its event, and the reply that could not be delivered."""
-    status, out, _ = _run(capsys, "operations", "show", store.paused)
+    status, out, _ = run_cli(capsys, "operations", "show", store.paused)
     assert status == 0
     assert f"request      {store.paused}" in out
     assert "state        paused" in out
@@ -91,7 +85,7 @@ def test_operations_show_prints_the_timeline(
     assert "reply" in kinds
     assert any("portfolio.paused" in row for row in rows)
     assert any("requester NOT told" in row for row in rows)
-    status, _, err = _run(capsys, "operations", "show", "req_nope")
+    status, _, err = run_cli(capsys, "operations", "show", "req_nope")
     assert (status, err) == (1, "glider-relay: no request req_nope\n")
 
 
@@ -99,7 +93,7 @@ def test_dead_letters_list_and_replay(
     store: GivenUp, capsys: pytest.CaptureFixture[str], redis_url: str
 ) -> None:
     """Both streams listed with request and reason; a replay puts the entry back once."""
-    status, out, _ = _run(capsys, "dead-letters", "list")
+    status, out, _ = run_cli(capsys, "dead-letters", "list")
     assert status == 0
     header, rows = _rows(out)
     assert header.split() == ["ID", "REQUEST", "KIND", "DEAD", "AT", "DELIVERIES", "REASON"]
@@ -107,12 +101,12 @@ def test_dead_letters_list_and_replay(
     [reply_row] = [r for r in rows if r.startswith("replies-")]
     assert store.paused in reply_row
     assert "no way left to tell the requester" in reply_row
-    status, out, _ = _run(capsys, "dead-letters", "list", "--stream", "commands")
+    status, out, _ = run_cli(capsys, "dead-letters", "list", "--stream", "commands")
     [command_row] = _rows(out)[1]
     assert store.stuck in command_row
     assert "last error: Boom" in command_row
     reply_id = reply_row.split()[0]
-    status, out, _ = _run(capsys, "dead-letters", "replay", reply_id)
+    status, out, _ = run_cli(capsys, "dead-letters", "replay", reply_id)
     assert status == 0
     assert f"queued {reply_id} again" in out
     client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -123,8 +117,8 @@ def test_dead_letters_list_and_replay(
         assert client.xlen(keys.REPLIES_DEAD) == 0
     finally:
         client.close()
-    status, _, err = _run(capsys, "dead-letters", "replay", reply_id)
+    status, _, err = run_cli(capsys, "dead-letters", "replay", reply_id)
     assert status == 1
     assert err == f"glider-relay: no dead letter {reply_id} (already replayed, or never there)\n"
-    status, out, _ = _run(capsys, "dead-letters", "list", "--stream", "replies")
+    status, out, _ = run_cli(capsys, "dead-letters", "list", "--stream", "replies")
     assert out == "no dead letters (stream=replies)\n"

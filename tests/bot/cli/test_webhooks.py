@@ -3,51 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import redis
 
-from bot.cli.main import main
 from relay.core.ids import ulid
 from relay.store import keys
-
-
-@pytest.fixture
-def cli_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    """REDIS_URL set for the CLI, on an empty database."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.delenv("RELAY_ALLOW_PRIVATE_URLS", raising=False)
-    yield client
-    client.close()
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
+from tests.bot.cli.support import run_cli
 
 
 def test_add_list_rotate_rm(cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     """A subscription is added (secret shown once), listed, rotated and removed."""
-    status, out, _ = _run(
+    status, out, _ = run_cli(
         capsys, "subscriptions", "add", "https://93.184.216.34/hook", "--events", "rebalance.failed"
     )
     assert status == 0
     created = json.loads(out)
     assert created["secret"].startswith("whsec_")
     assert created["events"] == ["rebalance.failed"]
-    status, out, _ = _run(capsys, "subscriptions", "list")
+    status, out, _ = run_cli(capsys, "subscriptions", "list")
     assert created["id"] in out
     assert "whsec_" not in out
-    status, out, _ = _run(capsys, "subscriptions", "rotate-secret", created["id"])
+    status, out, _ = run_cli(capsys, "subscriptions", "rotate-secret", created["id"])
     assert status == 0
     assert "whsec_" in out
     assert created["secret"] not in out
-    assert _run(capsys, "subscriptions", "rm", created["id"])[0] == 0
-    status, _, err = _run(capsys, "subscriptions", "rm", created["id"])
+    assert run_cli(capsys, "subscriptions", "rm", created["id"])[0] == 0
+    status, _, err = run_cli(capsys, "subscriptions", "rm", created["id"])
     assert status == 1
     assert "no subscription" in err
 
@@ -56,10 +38,10 @@ def test_add_refuses_private_targets(
     cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI applies the same SSRF rules as the admin API."""
-    status, _, err = _run(capsys, "subscriptions", "add", "https://10.0.0.1/hook")
+    status, _, err = run_cli(capsys, "subscriptions", "add", "https://10.0.0.1/hook")
     assert status == 1
     assert "private" in err
-    status, _, err = _run(
+    status, _, err = run_cli(
         capsys, "subscriptions", "add", "https://93.184.216.34/", "--events", "nope"
     )
     assert status == 1
@@ -72,7 +54,7 @@ def test_missing_redis_url_is_a_config_error(
 ) -> None:
     """Without REDIS_URL the command says so in one line and exits 2."""
     monkeypatch.delenv("REDIS_URL", raising=False)
-    status, _, err = _run(capsys, "deliveries", "list")
+    status, _, err = run_cli(capsys, "deliveries", "list")
     assert status == 2
     assert "REDIS_URL" in err
 
@@ -111,7 +93,7 @@ def test_deliveries_list_replay_recover(
     """Dead deliveries are listed with their last answer, replayed, and recovered in bulk."""
     first = _dead_delivery(cli_env, "sub_a")
     second = _dead_delivery(cli_env, "sub_a")
-    status, out, _ = _run(
+    status, out, _ = run_cli(
         capsys, "deliveries", "list", "--status", "dead", "--subscription", "sub_a"
     )
     assert status == 0
@@ -120,21 +102,21 @@ def test_deliveries_list_replay_recover(
     assert "NEXT ATTEMPT" in header
     [row] = [r for r in rows if first in r]
     assert "2026-11-22 12:00:00Z  500" in row
-    assert _run(capsys, "deliveries", "replay", first)[0] == 0
+    assert run_cli(capsys, "deliveries", "replay", first)[0] == 0
     assert cli_env.hget(keys.delivery(first), "status") == "pending"
-    status, _, err = _run(capsys, "deliveries", "replay", first)
+    status, _, err = run_cli(capsys, "deliveries", "replay", first)
     assert status == 1
     # The admin API's words (relay/webhooks/deliveries.py REPLAY_REFUSALS), not a code.
     assert "the delivery is still queued; it can be replayed once it succeeded or died" in err
-    status, _, err = _run(capsys, "deliveries", "replay", "dlv_nope")
+    status, _, err = run_cli(capsys, "deliveries", "replay", "dlv_nope")
     assert (status, err.strip()) == (1, "glider-relay: no delivery dlv_nope")
-    status, out, _ = _run(capsys, "deliveries", "recover", "--since", "2000-01-01T00:00:00Z")
+    status, out, _ = run_cli(capsys, "deliveries", "recover", "--since", "2000-01-01T00:00:00Z")
     assert status == 0
     assert "queued 1 dead" in out
     assert cli_env.hget(keys.delivery(second), "status") == "pending"
-    status, out, _ = _run(capsys, "deliveries", "list", "--json")
+    status, out, _ = run_cli(capsys, "deliveries", "list", "--json")
     assert {d["id"] for d in json.loads(out)} == {first, second}
-    status, out, _ = _run(capsys, "deliveries", "list", "--status", "failed")
+    status, out, _ = run_cli(capsys, "deliveries", "list", "--status", "failed")
     assert (status, out) == (0, "no deliveries match (status=failed)\n")
 
 
@@ -142,5 +124,5 @@ def test_lists_say_when_nothing_is_there(
     cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An empty store: each list says so in words rather than printing nothing."""
-    assert _run(capsys, "subscriptions", "list")[:2] == (0, "no subscriptions\n")
-    assert _run(capsys, "deliveries", "list")[:2] == (0, "no deliveries match\n")
+    assert run_cli(capsys, "subscriptions", "list")[:2] == (0, "no subscriptions\n")
+    assert run_cli(capsys, "deliveries", "list")[:2] == (0, "no deliveries match\n")
