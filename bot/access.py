@@ -39,6 +39,4 @@ class Access:
                 return None
         elif not policy.decide(user_id, Verb.STATUS, "-").allowed:
             return None
-        return {
-            p for p in portfolio_ids if policy.decide(user_id, Verb.STATUS, p, members).allowed
-        }
+        return {p for p in portfolio_ids if policy.decide(user_id, Verb.STATUS, p, members).allowed}

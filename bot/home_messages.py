@@ -61,7 +61,8 @@ class HomeData(BaseModel):
 
 
 def _code(value: str) -> str:
-    return f"`{escape(value.replace('`', "'"))}`"
+    quoted = escape(value.replace("`", "'"))
+    return f"`{quoted}`"
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -81,14 +82,15 @@ def _outcome(record: RequestRecord | None, now: datetime) -> str:
 
 def row_text(row: PortfolioRow, record: RequestRecord | None, now: datetime) -> str:
     """One portfolio: name and id, schedule, next due, the last tracked outcome."""
-    title = f"*{escape(row.name)}* {_code(row.portfolio_id)}" if row.name else _code(row.portfolio_id)
+    title = (
+        f"*{escape(row.name)}* {_code(row.portfolio_id)}" if row.name else _code(row.portfolio_id)
+    )
     if row.status is None:
         schedule = "Schedule: none"
     else:
         frequency = f" ({escape(row.frequency)})" if row.frequency else ""
         schedule = (
-            f"Schedule: *{escape(row.status)}*{frequency} · "
-            f"Next due: {_when(row.next_due_at, now)}"
+            f"Schedule: *{escape(row.status)}*{frequency} · Next due: {_when(row.next_due_at, now)}"
         )
     return f"{title}\n{schedule}\n{_outcome(record, now)}"
 

@@ -145,7 +145,9 @@ class RequestStore:
         while len(found) < limit and scanned < budget:
             ids, more = await page_ids(self.redis, keys.REQUESTS, cursor=cursor, limit=chunk)
             scanned += len(ids)
-            found += [r for r in await self.get_many(ids) if _matches(r, state, portfolio, requester)]
+            found += [
+                r for r in await self.get_many(ids) if _matches(r, state, portfolio, requester)
+            ]
             cursor = more
             if more is None:
                 break

@@ -1,0 +1,176 @@
+"""The App Home tab and /rebalance list over HTTP: simulator, fake Slack, private Redis."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot.home_messages import NEXT, PREVIOUS
+from relay.sim.config import PF_MAIN, SimConfig, SimPortfolio
+from tests.fixtures.blockkit import view_errors
+from tests.fixtures.glider import SimFactory
+from tests.fixtures.slack import SlackCall, app_home_opened, signed_event, signed_home_action
+from tests.fixtures.web import WebFactory, WebHarness
+
+PUBLISH = "views.publish"
+
+
+def _many(count: int) -> tuple[SimPortfolio, ...]:
+    return tuple(
+        SimPortfolio(id=f"pf_{i:04d}", tenant="acme", name=f"Fund {i} <!channel> & co")
+        for i in range(count)
+    )
+
+
+def _view(call: SlackCall) -> dict[str, Any]:
+    view = call.payload["view"]
+    parsed: dict[str, Any] = json.loads(view) if isinstance(view, str) else view
+    return parsed
+
+
+async def _open(web: WebHarness, user: str = "U1", count: int = 1) -> dict[str, Any]:
+    response = await web.post(signed_event(app_home_opened(user)))
+    assert response.status == 200
+    (call, *_) = (await web.slack.wait_for(PUBLISH, count, include_failed=True))[count - 1 :]
+    assert call.ok, call.error
+    assert call.payload["user_id"] == user
+    return _view(call)
+
+
+def _text(view: dict[str, Any]) -> str:
+    return json.dumps(view, ensure_ascii=False)
+
+
+def _buttons(view: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["action_id"]: e["value"]
+        for b in view["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    }
+
+
+async def test_home_with_no_portfolio(
+    web_factory: WebFactory, any_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """0 portfolios: the tab is published and says Glider lists none; no paging buttons."""
+    sim = await sim_factory(portfolios=())
+    async with sim.client() as glider:
+        web = await web_factory(any_redis, glider)
+        view = await _open(web)
+    text = _text(view)
+    assert "Glider lists no portfolio you may see." in text
+    assert "Pending approvals:* none" in text
+    assert _buttons(view) == {}
+
+
+async def test_home_shows_a_portfolio_with_its_last_outcome(
+    web_factory: WebFactory, any_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """1 portfolio: schedule, next due, the tracked request and the user's latest command."""
+    sim = await sim_factory(portfolios=SimConfig.default().portfolios[:1])
+    async with sim.client() as glider:
+        web = await web_factory(any_redis, glider)
+        await web.command("/rebalance", PF_MAIN)
+        view = await _open(web)
+    text = _text(view)
+    assert f"*Alice Conservative Yield* `{PF_MAIN}`" in text
+    assert "Schedule: *active* (daily)" in text
+    assert "Next due: <!date^" in text
+    assert "Last tracked: rebalance *queued*" in text
+    assert f"rebalance `{PF_MAIN}`: *queued*" in text  # the user's latest commands
+    assert "Portfolios 1-1 of 1" in text
+
+
+async def test_home_pages_500_portfolios_within_slack_limits(
+    web_factory: WebFactory, any_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """500 portfolios: 20 a page, valid view, "N more", and Next/Previous republish."""
+    sim = await sim_factory(portfolios=_many(500))
+    async with sim.client() as glider:
+        web = await web_factory(any_redis, glider)
+        first = await _open(web)
+        assert view_errors(first) == []
+        assert len(first["blocks"]) <= 100
+        assert "Portfolios 1-20 of 500 · 480 more not shown" in _text(first)
+        assert "&lt;!channel&gt; &amp; co" in _text(first)
+        assert "<!channel>" not in _text(first)
+        assert _buttons(first) == {NEXT: "20"}
+        walked = sim.requests("GET", "/v2/portfolios")
+        assert walked == 3  # 200 + 200 + 100
+
+        response = await web.post(signed_home_action(NEXT, "20"))
+        assert response.status == 200
+        calls = await web.slack.wait_for(PUBLISH, 2)
+        second = _view(calls[1])
+        assert "Portfolios 21-40 of 500 · 480 more not shown" in _text(second)
+        assert _buttons(second) == {PREVIOUS: "0", NEXT: "40"}
+
+        await web.post(signed_home_action(NEXT, "480"))
+        last = _view((await web.slack.wait_for(PUBLISH, 3))[2])
+        assert "Portfolios 481-500 of 500" in _text(last)
+        assert _buttons(last) == {PREVIOUS: "460"}
+        # Both clicks were served from the cache: Glider was walked once.
+        assert sim.requests("GET", "/v2/portfolios") == walked
+
+
+async def test_a_forged_page_value_publishes_nothing(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """A page button whose value is not an offset changes nothing; a good one still works."""
+    sim = await sim_factory(portfolios=_many(30))
+    async with sim.client() as glider:
+        web = await web_factory(fake_redis, glider)
+        for bad in ("-1", "abc", "99999999", "1e3"):
+            assert (await web.post(signed_home_action(NEXT, bad))).status == 200
+        await web.post(signed_home_action(NEXT, "20"))
+        (call,) = await web.slack.wait_for(PUBLISH, include_failed=True)
+    assert "Portfolios 21-30 of 30" in _text(_view(call))
+
+
+async def test_glider_failing_still_publishes_a_view_that_says_so(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """Glider answering 500: a view that says the list is unavailable, never nothing."""
+    sim = await sim_factory()
+    sim.chaos.fail_next(10, status=500)
+    async with sim.client(max_retries=0) as glider:
+        web = await web_factory(fake_redis, glider)
+        view = await _open(web)
+    text = _text(view)
+    assert ":warning: Glider details are unavailable right now" in text
+    assert "Your latest commands:* none" in text
+
+
+async def test_home_of_a_user_not_allowed_says_so(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """A user outside BOT_ALLOWED_USERS sees a refusal, no portfolio."""
+    sim = await sim_factory()
+    async with sim.client() as glider:
+        web = await web_factory(fake_redis, glider)
+        view = await _open(web, user="U666")
+    assert "You may not read any portfolio" in _text(view)
+    assert PF_MAIN not in _text(view)
+
+
+async def test_rebalance_list_pages_in_the_channel(
+    web_factory: WebFactory, any_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """/rebalance list: ephemeral, 10 a page, the count not shown, and page 2 on request."""
+    sim = await sim_factory(portfolios=_many(25))
+    async with sim.client() as glider:
+        web = await web_factory(any_redis, glider)
+        first = await web.command("/rebalance", "list")
+        third = await web.command("/rebalance", "list 3")
+        refused = await web.command("/rebalance", "list", user_id="U666")
+        bad = await web.command("/rebalance", "list 0")
+    assert first["response_type"] == "ephemeral"
+    assert "Portfolios 1-10 of 25 · 15 more not shown" in str(first["blocks"])
+    assert "`/rebalance list 2`" in str(first["blocks"])
+    assert "Portfolios 21-25 of 25 · 20 more not shown" in str(third["blocks"])
+    assert "You may not read any portfolio" in refused["text"]
+    assert "is not a page number" in bad["text"]
+    assert len(await web.queued()) == 0
