@@ -25,8 +25,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.handlers import Commands
 from bot.home import HomeTab
 from bot.home_messages import ACTIONS as HOME_ACTIONS
-from bot.listing import Lister
 from bot.interactive import Click, Clicks
+from bot.listing import Lister
 from bot.parse import COMMAND_NAMES
 from bot.signature import replay_key
 from relay import tracing

@@ -27,9 +27,9 @@ from bot import confirm_messages, messages
 from bot.access import Access
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
-from bot.messages import Reply
 from bot.list_command import answer_list
 from bot.listing import Lister
+from bot.messages import Reply
 from bot.parse import (
     ALL_FORMS,
     FORMS,
