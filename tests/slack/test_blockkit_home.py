@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bot import home_messages
 from bot.home_messages import ApprovalLine, HomeData, ListView
+from bot.messages import Reply
 from relay.core.listing import Listing, PortfolioRow, page_of
 from relay.glider.models import PortfolioDetail
 from tests.fixtures.blockkit import view_errors
@@ -82,7 +83,7 @@ def _list_view(draw: Draw) -> ListView:
 VIEWS: dict[str, Callable[[Draw], dict[str, Any]]] = {
     "home_view": lambda d: home_messages.home_view(home(d)),
 }
-REPLIES: dict[str, Callable[[Draw], home_messages.Reply]] = {
+REPLIES: dict[str, Callable[[Draw], Reply]] = {
     "portfolio_list": lambda d: home_messages.portfolio_list(_list_view(d)),
     "list_refused": lambda d: home_messages.list_refused(),
 }
