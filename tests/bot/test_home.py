@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from bot.home_messages import NEXT, PREVIOUS
-from relay.sim.config import PF_MAIN, SimConfig, SimPortfolio
+from bot.web import serve
+from relay.settings import load_settings
+from relay.sim.config import ADMIN_KEY, PF_MAIN, SimConfig, SimPortfolio
 from tests.fixtures.blockkit import view_errors
 from tests.fixtures.glider import SimFactory
-from tests.fixtures.slack import SlackCall, app_home_opened, signed_event, signed_home_action
+from tests.fixtures.slack import (
+    BOT_TOKEN,
+    SOCKET,
+    FakeSlack,
+    SlackCall,
+    app_home_opened,
+    signed_event,
+    signed_home_action,
+)
 from tests.fixtures.web import WebFactory, WebHarness
 
 PUBLISH = "views.publish"
@@ -174,3 +185,63 @@ async def test_rebalance_list_pages_in_the_channel(
     assert "You may not read any portfolio" in refused["text"]
     assert "is not a page number" in bad["text"]
     assert len(await web.queued()) == 0
+
+
+async def test_the_event_is_acked_before_glider_answers(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """The event's HTTP answer comes first; Glider's list and views.publish follow it."""
+    sim = await sim_factory(latency_ms=300)
+    async with sim.client() as glider:
+        web = await web_factory(fake_redis, glider)
+        response = await web.post(signed_event(app_home_opened("U1")))
+        assert response.status == 200
+        assert web.slack.calls_to(PUBLISH, include_failed=True) == []
+        (call,) = await web.slack.wait_for(PUBLISH)
+    assert "Portfolios 1-4 of 4" in _text(_view(call))
+
+
+async def test_the_messages_tab_and_url_verification(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """Opening the Messages tab publishes nothing; Slack's url_verification is answered."""
+    sim = await sim_factory()
+    async with sim.client() as glider:
+        web = await web_factory(fake_redis, glider)
+        response = await web.post(signed_event(app_home_opened("U1", tab="messages")))
+        assert response.status == 200
+        challenge = {"token": "t", "challenge": "abc123", "type": "url_verification"}
+        answer = await web.post(signed_event(challenge))
+        assert answer.status == 200
+        assert (await answer.json())["challenge"] == "abc123"
+        await _open(web)  # a Home open after them: the first and only publish
+    assert len(web.slack.calls_to(PUBLISH, include_failed=True)) == 1
+
+
+async def test_home_over_socket_mode(
+    redis_url: str, real_redis: aioredis.Redis, fake_slack: FakeSlack, sim_factory: SimFactory
+) -> None:
+    """Over Socket Mode the same event (an ``events_api`` envelope) publishes the Home tab."""
+    sim = await sim_factory()
+    settings = load_settings(
+        redis_url=redis_url,
+        slack_app_token="xapp-1-test-token",
+        slack_bot_token=BOT_TOKEN,
+        slack_api_url=fake_slack.api_url,
+        glider_api_url=sim.url,
+        glider_api_key=ADMIN_KEY,
+        bot_allowed_users="U1",
+        port=0,
+    )
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, host="127.0.0.1", stop=stop))
+    try:
+        envelope_id = await fake_slack.send_envelope("events_api", app_home_opened("U1"), within=10)
+        await fake_slack.wait_for(
+            SOCKET, where=lambda call: call.payload.get("envelope_id") == envelope_id
+        )
+        (call,) = await fake_slack.wait_for(PUBLISH, within=10)
+        assert f"`{PF_MAIN}`" in _text(_view(call))
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
