@@ -12,8 +12,9 @@ from bot.home_messages import NEXT, PREVIOUS
 from bot.web import serve
 from relay.settings import load_settings
 from relay.sim.config import ADMIN_KEY, PF_MAIN, SimConfig, SimPortfolio
+from tests.bot.test_approvals import approvals_web, confirmed
 from tests.fixtures.blockkit import view_errors
-from tests.fixtures.glider import SimFactory
+from tests.fixtures.glider import GliderSim, SimFactory
 from tests.fixtures.slack import (
     BOT_TOKEN,
     SOCKET,
@@ -245,3 +246,20 @@ async def test_home_over_socket_mode(
     finally:
         stop.set()
         await asyncio.wait_for(server, 10)
+
+
+async def test_home_shows_pending_approvals_and_only_readable_portfolios(
+    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim, tmp_path: Any
+) -> None:
+    """Under a policy file: the requester sees their request awaiting approval, the approver
+    sees it to decide, and each sees only the portfolios the policy lets them read."""
+    web = await approvals_web(web_factory, any_redis, glider_sim, tmp_path)
+    await confirmed(web)
+    asker = _text(await _open(web, user="UOP1"))
+    assert f"Rebalance of `{PF_MAIN}` (yours, awaiting a second person)" in asker
+    assert "Portfolios 1-4 of 4" in asker
+    approver = _text(await _open(web, user="UAP2", count=2))
+    assert f"Rebalance of `{PF_MAIN}` (from `olive`)" in approver
+    assert "Portfolios 1-1 of 1" in approver  # the approvers' role reads PF_MAIN only
+    stranger = _text(await _open(web, user="UXX9", count=3))
+    assert "You may not read any portfolio" in stranger
