@@ -263,3 +263,17 @@ async def test_home_shows_pending_approvals_and_only_readable_portfolios(
     assert "Portfolios 1-1 of 1" in approver  # the approvers' role reads PF_MAIN only
     stranger = _text(await _open(web, user="UXX9", count=3))
     assert "You may not read any portfolio" in stranger
+
+
+async def test_glider_timing_out_still_publishes_a_view_that_says_so(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, sim_factory: SimFactory
+) -> None:
+    """Glider slower than the client's timeout: the view says so, and /rebalance list too."""
+    sim = await sim_factory(latency_ms=500)
+    async with sim.client(timeout=0.05, max_retries=0) as glider:
+        web = await web_factory(fake_redis, glider)
+        view = _text(await _open(web))
+        listed = await web.command("/rebalance", "list")
+    assert ":warning: Glider" in view
+    assert "Portfolios 1-" not in view
+    assert ":warning: Glider" in str(listed["blocks"])
