@@ -265,7 +265,8 @@ def main() -> None:
         queued, durable_queued = store.xlen(keys.COMMAND_STREAM), store.xlen(BARE_STREAM)
     expected = args.warmup + args.requests // args.rounds * args.rounds
     print(
-        f"stream entries written: ours {queued}, Bolt+XADD {durable_queued} (each expected {expected})"
+        f"stream entries written: ours {queued}, Bolt+XADD {durable_queued}"
+        f" (each expected {expected})"
     )
     if queued != expected or durable_queued != expected:
         raise SystemExit("a target acked a command it did not write")
