@@ -244,6 +244,7 @@ def main() -> None:
             "PORT": str(ours_port),
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "BOT_ALLOWED_USERS": "*",
+            "BOT_CONFIRM_REBALANCE": "false",  # the ack of a queued command, not a preview
             "LOG_LEVEL": args.log_level,
         }
         ours_cmd = [sys.executable, "-c", CLI, "web", "--host", "127.0.0.1"]
