@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import (  # noqa: E402
-    KEYS_BY_SCRIPT,
     Outcome,
     extra_figures,
     missing,
@@ -58,7 +57,6 @@ BENCHES = (
     Bench("poller.py", 110, ("--operations", "20000")),
     Bench("cluster.py", 70),
 )
-assert {b.script for b in BENCHES} == set(KEYS_BY_SCRIPT)  # noqa: S101 - one list of benches
 
 
 def run(bench: Bench, quick: bool, timeout: float) -> tuple[Outcome, str, float]:
