@@ -224,6 +224,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of glider-relay web")
+    parser.add_argument("--profile", type=Path, help="run ours under cProfile, stats to this file")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
     return parser.parse_args()
 
@@ -248,6 +249,9 @@ def main() -> None:
             "LOG_LEVEL": args.log_level,
         }
         ours_cmd = [sys.executable, "-c", CLI, "web", "--host", "127.0.0.1"]
+        if args.profile is not None:
+            profiled = ["-m", "cProfile", "-o", str(args.profile.resolve()), "-m", "bot"]
+            ours_cmd = [sys.executable, *profiled, "web", "--host", "127.0.0.1"]
         bare_script = str(ROOT / "bench" / "bare_bolt.py")
         bare_cmd = [sys.executable, bare_script, str(bare_port)]
         durable_cmd = [sys.executable, bare_script, str(durable_port), redis_url]
