@@ -94,9 +94,11 @@ class Target:
     compare: Callable[[float, float], bool] = operator.le
     symbol: str = "≤"
     ours: str | None = None  # the figure (a key of the bench's JSON) shown as "ours"
+    base: str | None = None  # the baseline's figure (a key of the bench's JSON)
+    unit: str = ""
 
     def describe(self) -> str:
-        return "—" if self.bound is None else f"{self.symbol} {self.bound:g}"
+        return "—" if self.bound is None else f"{self.symbol} {self.bound:.3g}"
 
 
 TARGETS = (
@@ -114,6 +116,8 @@ TARGETS = (
         operator.ge,
         "≥",
         "ours_throughput",
+        "durable_throughput",
+        " req/s",
     ),
     Target(
         "ack_durable_p99_ratio",
@@ -121,6 +125,8 @@ TARGETS = (
         "Bolt + one XADD",
         1.25,
         ours="ours_p99_ms",
+        base="durable_p99_ms",
+        unit=" ms",
     ),
     Target(
         "ack_bare_throughput_ratio",
@@ -128,6 +134,8 @@ TARGETS = (
         "bare Bolt (no Redis)",
         None,
         ours="ours_throughput",
+        base="bare_throughput",
+        unit=" req/s",
     ),
     Target("relay_bare_ratio", "webhook deliveries", "bare signed sender", 0.85, operator.ge, "≥"),
     Target("relay_arq_ratio", "webhook deliveries", "arq", 5.0, operator.ge, "≥"),
@@ -177,20 +185,25 @@ def rows(outcomes: Mapping[str, Outcome], extras: Mapping[str, Figures]) -> list
         script = _script_of(target.key)
         outcome = outcomes.get(script)
         value = None if outcome is None else outcome.figures.get(target.key)
-        shown = extras.get(script, {}).get(target.ours) if target.ours else None
-        ours = "" if shown is None else f"{shown:g}"
+        figures = extras.get(script, {})
+        ours = _shown(figures, target.ours, target.unit)
+        base = _shown(figures, target.base, target.unit)
+        baseline = f"{target.baseline} {base}" if base else target.baseline
         if value is None:
             why = "not run" if outcome is None else outcome.error or "not measured"
-            out.append(Row(target.measure, ours, target.baseline, "", target.describe(), why))
+            out.append(Row(target.measure, ours, baseline, "", target.describe(), why))
             continue
         if target.bound is None:
             met = "—"
         else:
             met = "yes" if target.compare(value, target.bound) else "**no**"
-        out.append(
-            Row(target.measure, ours, target.baseline, f"{value:.3g}", target.describe(), met)
-        )
+        out.append(Row(target.measure, ours, baseline, f"{value:.3g}", target.describe(), met))
     return out
+
+
+def _shown(figures: Figures, key: str | None, unit: str) -> str:
+    value = figures.get(key) if key else None
+    return "" if value is None else f"{value:.4g}{unit}"
 
 
 def extra_figures(stdout: str) -> Figures:
