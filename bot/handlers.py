@@ -27,8 +27,21 @@ from bot import confirm_messages, messages
 from bot.access import Access
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
+from bot.list_command import answer_list
+from bot.listing import Lister
 from bot.messages import Reply
-from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
+from bot.parse import (
+    ALL_FORMS,
+    FORMS,
+    Help,
+    Pause,
+    PortfolioList,
+    Rebalance,
+    Resume,
+    Status,
+    UsageError,
+    parse,
+)
 from bot.preview import gather_facts
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
@@ -146,6 +159,7 @@ class Commands:
     checker: OutcomeChecker
     access: Access
     status_patience: float = SLOW_GLIDER_S
+    lister: Lister | None = None  # the portfolio list (/rebalance list, App Home)
 
     async def reply(self, payload: dict[str, Any]) -> Reply:
         """The ack for one slash command (and, for a slow status, a late reply)."""
@@ -156,9 +170,8 @@ class Commands:
         except UsageError as exc:
             count("usage")
             return messages.usage(exc.forms, exc.message)
-        if isinstance(parsed, Help):
-            count("help")
-            return messages.usage(ALL_FORMS)  # help lists every command, not just this one
+        if isinstance(parsed, Help | PortfolioList):
+            return await self._no_portfolio(parsed, slash)
         decision = await self.access.decide(
             slash.user_id, _VERBS[type(parsed)], parsed.portfolio_id
         )
@@ -197,6 +210,22 @@ class Commands:
         reply, outcome = await self._enqueue(command)
         count(outcome)
         return reply
+
+    async def _no_portfolio(self, parsed: Help | PortfolioList, slash: SlashCommand) -> Reply:
+        """Help, and /rebalance list: each row there is filtered by the status right."""
+        if isinstance(parsed, Help):
+            _count(slash.command, "help")
+            return messages.usage(ALL_FORMS)  # help lists every command, not just this one
+        _count(slash.command, "list")
+        return await answer_list(
+            parsed.page,
+            slash.user_id,
+            lister=self.lister or Lister(self.redis, self.glider),
+            access=self.access,
+            late=partial(post_late, self.slack, slash.response_url),
+            background=self.background,
+            patience=self.status_patience,
+        )
 
     def _refusal(self, user_id: str, parsed: Command, decision: Decision) -> Reply:
         if not self.access.policy.from_file:
