@@ -302,11 +302,21 @@ class Commands:
             # No answer, or an error reply that does not prove the script did nothing.
             log.error("command may or may not be queued", extra={**context, "error": repr(exc)})
             return self._unknown(command), "unknown"
-        log.info(
-            "command %s",
-            result.status.value,
-            extra={**context, "action": command.action.value, "existing": result.request_id},
-        )
+        if log.isEnabledFor(logging.INFO):
+            # Written on the next turn of the loop, after the ack has gone out: formatting
+            # the JSON line is not needed for the ack (the context of the call is kept).
+            asyncio.get_running_loop().call_soon(
+                partial(
+                    log.info,
+                    "command %s",
+                    result.status.value,
+                    extra={
+                        **context,
+                        "action": command.action.value,
+                        "existing": result.request_id,
+                    },
+                )
+            )
         if result.status is EnqueueStatus.INFLIGHT:
             await self._audit_refusal(
                 command, command.portfolio_id, f"in flight: {result.request_id} still runs"
