@@ -79,6 +79,11 @@ def _pagerduty(action: str, dedup_key: str, summary: str, severity: str) -> byte
     return _json(event)
 
 
+def acknowledge_body(dedup_key: str) -> bytes:
+    """PagerDuty Events v2 ``acknowledge`` of the incident ``dedup_key``."""
+    return _pagerduty("acknowledge", dedup_key, "", "")
+
+
 def pagerduty_verdict(result: AttemptResult) -> AttemptResult:
     """PagerDuty's 400 is an invalid event: final (dead at once) with PagerDuty's reason.
 

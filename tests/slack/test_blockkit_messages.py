@@ -280,7 +280,7 @@ def test_subscription_disabled_alert_is_valid_block_kit(subscription_id: str, re
 
 
 def _alert_state(draw: Draw) -> alert_view.AlertState:
-    """An alert with drawn Glider text, in a drawn state (open, acknowledged, acted on, resolved)."""
+    """An alert of drawn Glider text, in a drawn state (open, acked, acted on, resolved)."""
     headline = escape(draw(TEXT))
     state = alert_view.AlertState(draw(TEXT), headline, escape(draw(TEXT)), draw(st.booleans()))
     if draw(st.booleans()):
@@ -295,8 +295,14 @@ def _alert_state(draw: Draw) -> alert_view.AlertState:
 # Each state of the on-call alert (relay/webhooks/alert_view.py), and its README examples.
 ALERTS: dict[str, Callable[[Draw], dict[str, Any]]] = {
     "render": lambda d: alert_view.render(_alert_state(d), "C_ONCALL"),
-    **{name: (lambda d, b=build: b()) for name, build in alert_view.EXAMPLES.items()},
 }
+
+
+def _example(build: Callable[[], dict[str, Any]]) -> Callable[[Draw], dict[str, Any]]:
+    return lambda _draw: build()
+
+
+ALERTS.update({name: _example(build) for name, build in alert_view.EXAMPLES.items()})
 
 
 @CHECKS
