@@ -18,14 +18,22 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from relay.core.clock import epoch_ms, to_ms
+from relay.core.ids import ulid
 from relay.store.connection import text
 from relay.store.scripts import LuaScript
-from relay.webhooks.fanout import alert_rows
-from relay.webhooks.keyspace import Keyspace
-from relay.webhooks.oncall import PAGERDUTY_TARGET, Alert, acknowledge_body
+from relay.webhooks.keyspace import Keyspace, NewDelivery
+from relay.webhooks.oncall import (
+    CLOSE,
+    PAGERDUTY_TARGET,
+    acknowledge_body,
+    resolve_body,
+    subscription_key,
+)
 
 _ACK = LuaScript("oncall_ack.lua")
+_RESOLVE = LuaScript("oncall_resolve.lua")
 ACK_KIND = "relay.oncall_acknowledged"
+RESOLVE_KIND = "relay.subscription_reenabled"
 
 AckOutcome = Literal["done", "resolved", "already"]
 
@@ -50,9 +58,8 @@ def parse_ack(raw: str) -> tuple[str | None, datetime | None]:
 async def acknowledge(redis: aioredis.Redis, marker: str, user_id: str, at: datetime) -> Ack:
     """Acknowledge the open incident ``marker`` as ``user_id`` (once per opening)."""
     now_ms = epoch_ms()
-    alert = Alert(PAGERDUTY_TARGET, acknowledge_body(marker), marker, "")
-    digest = hashlib.sha256(f"{marker}:{to_ms(at)}:{user_id}".encode()).hexdigest()
-    rows = alert_rows([alert], source_id=f"ack_{digest[:20]}", kind=ACK_KIND, now_ms=now_ms)
+    source = f"{marker}:{to_ms(at)}:{user_id}"
+    rows = [_row(source, ACK_KIND, acknowledge_body(marker), marker, mode="", now_ms=now_ms)]
     space = Keyspace()
     space.add_new(rows)
     held = json.dumps({"user": user_id, "at": at.isoformat()})
@@ -66,3 +73,35 @@ async def acknowledge(redis: aioredis.Redis, marker: str, user_id: str, at: date
         return Ack("resolved")
     who, when = parse_ack(raw)
     return Ack("already" if code == -2 else "done", who, when)
+
+
+def _row(
+    source: str, kind: str, body: bytes, marker: str, *, mode: str, now_ms: int
+) -> NewDelivery:
+    """A PagerDuty delivery raised by a person's action (not by an event)."""
+    uid = ulid(now_ms, hashlib.sha256(f"{source}:{now_ms}".encode()).digest()[:10])
+    return NewDelivery(
+        f"dlv_{uid}",
+        PAGERDUTY_TARGET,
+        source[:200],
+        kind,
+        f"msg_{uid}",
+        body.decode(),
+        marker,
+        mode,
+    )
+
+
+async def resolve_subscription(redis: aioredis.Redis, subscription_id: str) -> int:
+    """A re-enabled subscription's disable alert is resolved: PagerDuty ``resolve``, once.
+
+    The deliveries made (0 when no alert was open for it)."""
+    now_ms = epoch_ms()
+    marker = subscription_key(subscription_id)
+    rows = [_row(marker, RESOLVE_KIND, resolve_body(marker), marker, mode=CLOSE, now_ms=now_ms)]
+    space = Keyspace()
+    space.add_new(rows)
+    created = await _RESOLVE(
+        redis, space.keys(), [space.spec(), now_ms, json.dumps([row.row() for row in rows])]
+    )
+    return int(created)

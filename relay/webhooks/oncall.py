@@ -84,6 +84,11 @@ def acknowledge_body(dedup_key: str) -> bytes:
     return _pagerduty("acknowledge", dedup_key, "", "")
 
 
+def resolve_body(dedup_key: str) -> bytes:
+    """PagerDuty Events v2 ``resolve`` of the incident ``dedup_key``."""
+    return _pagerduty("resolve", dedup_key, "", "")
+
+
 def pagerduty_verdict(result: AttemptResult) -> AttemptResult:
     """PagerDuty's 400 is an invalid event: final (dead at once) with PagerDuty's reason.
 

@@ -17,7 +17,8 @@ from relay.slack.client import SlackApi
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.webhooks.alert_view import EXAMPLES
-from relay.webhooks.oncall import OnCallRules, portfolio_key
+from relay.webhooks.oncall import PAGERDUTY_TARGET, OnCallRules, portfolio_key, subscription_key
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
 from tests.fixtures.dispatch import dispatching, event, eventually, publish
 from tests.fixtures.glider import GliderSim
 from tests.fixtures.slack import BOT_TOKEN, RESPONSE, FakeSlack, SlackCall, signed_action
@@ -213,3 +214,31 @@ async def test_job_retry_from_a_failed_card(
 def _alert_payload() -> dict[str, Any]:
     body = EXAMPLES["alert-open"]()
     return {"text": body["text"], "blocks": body["blocks"]}
+
+
+async def test_re_enabling_a_disabled_subscription_resolves_its_alert(
+    any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """The disable alert's PagerDuty incident is resolved by the re-enable, and only once."""
+    pd_url = receiver.on("/v2/enqueue", status(202, '{"status":"success"}'))
+    gone = receiver.on("/gone", status(410))
+    store = SubscriptionStore(any_redis)
+    sub = await store.create(SubscriptionCreate(url=gone, events=["*"]))
+    rules = OnCallRules(pagerduty=True)
+    async with dispatching(any_redis, rules=rules, pagerduty_url=pd_url):
+        await publish(any_redis, event(EventType.COMPLETED))
+        await receiver.wait_for("/v2/enqueue")
+        await store.update(sub.id, SubscriptionPatch(enabled=True))
+        await store.update(sub.id, SubscriptionPatch(enabled=False))
+        await store.update(sub.id, SubscriptionPatch(enabled=True))
+        await receiver.wait_for("/v2/enqueue", 2)
+    trigger, resolve = pagerduty(receiver)
+    assert trigger["event_action"] == "trigger"
+    assert resolve == {
+        "event_action": "resolve",
+        "dedup_key": subscription_key(sub.id),
+        "routing_key": trigger["routing_key"],
+    }
+    assert not await any_redis.exists(keys.oncall_open(subscription_key(sub.id)))
+    # The second re-enable found nothing open: two PagerDuty deliveries in all, ever.
+    assert await any_redis.zcard(keys.subscription_deliveries(PAGERDUTY_TARGET)) == 2
