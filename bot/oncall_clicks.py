@@ -83,15 +83,17 @@ class OnCallClicks:
             await self.tell(click, resolved_answer(what or "pause"))
             return
         if click.action_id == alert_view.ACK:
-            await self._ack(click, marker)
+            await self._ack(click, marker, portfolio_id)
         elif click.action_id == alert_view.RETRY:
             await self._command(click, marker, REBALANCE, portfolio_id, "Retry requested")
         else:
             reason = "paused from the on-call alert"
             await self._command(click, marker, PAUSE, f"{portfolio_id} {reason}", "Paused")
 
-    async def _ack(self, click: Click, marker: str) -> None:
-        ack = await incidents.acknowledge(self.commands.redis, marker, click.user_id, utc_now())
+    async def _ack(self, click: Click, marker: str, portfolio_id: str) -> None:
+        ack = await incidents.acknowledge(
+            self.commands.redis, marker, click.person(), utc_now(), portfolio_id=portfolio_id
+        )
         if ack.outcome == "resolved":
             await self.tell(click, resolved_answer("acknowledge"))
         elif ack.outcome == "already":

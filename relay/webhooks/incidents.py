@@ -17,8 +17,11 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
+from relay.core.audit import AuditAction, AuditActor, new_entry
 from relay.core.clock import epoch_ms, to_ms
+from relay.core.commands import Requester
 from relay.core.ids import ulid
+from relay.store import keys
 from relay.store.connection import text
 from relay.store.scripts import LuaScript
 from relay.webhooks.keyspace import Keyspace, NewDelivery
@@ -55,24 +58,41 @@ def parse_ack(raw: str) -> tuple[str | None, datetime | None]:
         return None, None
 
 
-async def acknowledge(redis: aioredis.Redis, marker: str, user_id: str, at: datetime) -> Ack:
-    """Acknowledge the open incident ``marker`` as ``user_id`` (once per opening)."""
+async def acknowledge(
+    redis: aioredis.Redis, marker: str, who: Requester, at: datetime, *, portfolio_id: str
+) -> Ack:
+    """Acknowledge the open incident ``marker`` as ``who`` (once per opening), audited."""
+    user_id = who.user_id
     now_ms = epoch_ms()
     source = f"{marker}:{to_ms(at)}:{user_id}"
     rows = [_row(source, ACK_KIND, acknowledge_body(marker), marker, mode="", now_ms=now_ms)]
-    space = Keyspace()
+    space = Keyspace(first=2)
     space.add_new(rows)
     held = json.dumps({"user": user_id, "at": at.isoformat()})
+    entry = new_entry(
+        AuditAction.ONCALL_ACKNOWLEDGED,
+        AuditActor.slack(who.team_id, user_id, who.user_name),
+        portfolio_id=portfolio_id,
+        detail=f"acknowledged {marker}",
+        at=at,
+    )
     answer = await _ACK(
         redis,
-        space.keys(),
-        [space.spec(), marker, held, now_ms, json.dumps([row.row() for row in rows])],
+        [keys.AUDIT, *space.keys()],
+        [
+            space.spec(),
+            marker,
+            held,
+            now_ms,
+            json.dumps([row.row() for row in rows]),
+            entry.to_json(),
+        ],
     )
     code, raw = int(answer[0]), text(answer[1])
     if code == -1:
         return Ack("resolved")
-    who, when = parse_ack(raw)
-    return Ack("already" if code == -2 else "done", who, when)
+    by, when = parse_ack(raw)
+    return Ack("already" if code == -2 else "done", by, when)
 
 
 def _row(

@@ -111,6 +111,8 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
     assert actions(update.payload) == ["oncall.retry", "oncall.pause"]
     assert "already resolved" in late.payload["text"]
     assert len(fake_slack.calls_to("chat.update")) == 1
+    acks = await audit_actions(any_redis)
+    assert acks.count(AuditAction.ONCALL_ACKNOWLEDGED.value) == 1
 
 
 async def test_retry_from_the_alert_is_a_new_rebalance_as_the_clicker(
