@@ -24,6 +24,7 @@ from relay.store.audit import entry_arg
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
 from relay.store.scripts import LuaScript
+from relay.webhooks.incidents import resolve_subscription
 from relay.webhooks.keyspace import ROUTABLE_TYPES, Keyspace
 from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind
 from relay.webhooks.secrets import MAX_PREVIOUS, ROTATION_GRACE_MS, new_secret
@@ -233,6 +234,8 @@ class SubscriptionStore:
         enabled = current.enabled if patch.enabled is None else patch.enabled
         audit = self._entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
         await self._save(sid, enabled, patch.events or current.events, audit, **changes)
+        if enabled and not current.enabled:
+            await resolve_subscription(self.redis, sid)  # its disable alert, if open
         return await self.get(sid)
 
     async def delete(self, sid: str) -> bool:
