@@ -3,6 +3,8 @@
 The hash is flat strings so Lua scripts can update single fields atomically; this
 module is the one place that converts between it and the typed model, and names the
 fields the worker keeps beside the modelled ones (``RequestRecord`` ignores them).
+Values over 64 bytes are stored in chunks (relay/core/record_codec.py) so the hash
+keeps Redis's compact listpack encoding with its default settings.
 Reads and writes go through :class:`relay.store.requests.RequestStore`.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from relay.core.commands import Action, Requester
+from relay.core.record_codec import pack, unpack
 from relay.store.connection import text_map
 
 # The worker's own fields of the hash (``x_`` so they never meet a modelled one).
@@ -28,6 +31,11 @@ POST_FIELDS = (FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS)
 AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
 REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
 TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
+
+
+def compact_json(value: Any) -> str:
+    """A JSON field of the hash (``requested_by``), without the spaces of ``json.dumps``."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 class RequestState(StrEnum):
@@ -82,16 +90,16 @@ class RequestRecord(BaseModel):
     approved_by: Requester | None = None  # the second person of an approved rebalance
 
     def to_hash(self) -> dict[str, str]:
-        """Flatten to the Redis hash form (absent values are left out)."""
+        """Flatten to the Redis hash form (absent values are left out, long ones chunked)."""
         out: dict[str, str] = {}
         for name, value in self.model_dump(mode="json", exclude_none=True).items():
-            out[name] = json.dumps(value) if isinstance(value, dict) else str(value)
-        return out
+            out[name] = compact_json(value) if isinstance(value, dict) else str(value)
+        return pack(out)
 
     @classmethod
     def from_hash(cls, raw: Mapping[Any, Any]) -> RequestRecord:
-        """Rebuild from ``HGETALL`` output (bytes or str keys)."""
-        fields = text_map(raw)
+        """Rebuild from ``HGETALL`` output (bytes or str keys; chunked or not)."""
+        fields = unpack(text_map(raw))
         requested_by = Requester.model_validate_json(fields.pop("requested_by", "{}"))
         approved = fields.pop("approved_by", None)
         approved_by = Requester.model_validate_json(approved) if approved else None

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from relay import tracing
 from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.plans import Plan
+from relay.core.record_codec import unpack
 from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
 from relay.store.audit import entry_arg
@@ -101,16 +102,17 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
 def _log_outcome(plan: Plan) -> None:
     """One INFO line per request that became final (completed, failed, paused, resumed, ...),
     here where every outcome is recorded, so no path logs it twice or not at all."""
-    state = plan.set_fields.get("state")
+    fields = unpack(plan.set_fields)  # whole values, not the hash's chunks
+    state = fields.get("state")
     if state is None or not RequestState(state).is_final:
         return
     data = plan.event.data if plan.event is not None else None
-    operation_id = (data.operationId if data else None) or plan.set_fields.get("operation_id")
+    operation_id = (data.operationId if data else None) or fields.get("operation_id")
     extra = {"request_id": plan.request_id, "portfolio_id": plan.portfolio_id, "state": state}
     if operation_id:
         extra["operation_id"] = operation_id
-    if plan.set_fields.get("error_code"):
-        extra["error_code"] = plan.set_fields["error_code"]
+    if fields.get("error_code"):
+        extra["error_code"] = fields["error_code"]
     log.info("request %s", state, extra=extra)
 
 
@@ -119,11 +121,12 @@ def outcome_entry(plan: Plan) -> AuditEntry | None:
 
     Appended only if the plan applies, so a request has exactly one: its first final state.
     """
-    state = plan.set_fields.get("state")
+    fields = unpack(plan.set_fields)  # whole values, not the hash's chunks
+    state = fields.get("state")
     if state is None or not RequestState(state).is_final:
         return None
     detail = state
-    code, message = plan.set_fields.get("error_code"), plan.set_fields.get("error_message")
+    code, message = fields.get("error_code"), fields.get("error_message")
     if code:
         detail += f" ({code})"
     if message:

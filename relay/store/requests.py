@@ -12,7 +12,6 @@ response_url uses. This store is every other read and write of it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,9 @@ from relay.core.records import (
     TRACKED_MS,
     RequestRecord,
     RequestState,
+    compact_json,
 )
+from relay.core.record_codec import pack
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
@@ -61,7 +62,7 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
         "action": dumped["action"],
         "portfolio_id": dumped["portfolio_id"],
         "state": RequestState.QUEUED.value,
-        "requested_by": json.dumps(requester),
+        "requested_by": compact_json(requester),
         "accepted_at": dumped["accepted_at"],
         "updated_at": dumped["accepted_at"],
     }
@@ -70,8 +71,8 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
             fields[optional] = dumped[optional]
     if dumped.get("approved_by") is not None:
         approver = {name: v for name, v in dumped["approved_by"].items() if v is not None}
-        fields["approved_by"] = json.dumps(approver)
-    return fields
+        fields["approved_by"] = compact_json(approver)
+    return pack(fields)
 
 
 def _matches(record: RequestRecord, state: RequestState | None, portfolio: str | None) -> bool:
