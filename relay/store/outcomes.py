@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from relay import tracing
 from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.plans import Plan
-from relay.core.record_codec import unpack
+from relay.core.record_codec import legacy, unpack
 from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
 from relay.store.audit import entry_arg
@@ -55,7 +55,8 @@ def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
         "id": plan.request_id,
         "from": [s.value for s in plan.from_states],
         "set": plan.set_fields,
-        "del": list(plan.delete_fields),
+        # A record of the previous version has long field names: drop those it rewrites.
+        "del": [*plan.delete_fields, *legacy([*plan.delete_fields, *plan.set_fields])],
     }
     if plan.event is not None:
         fields = plan.event.stream_fields()
