@@ -33,9 +33,14 @@ REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
 TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
 
 
-def compact_json(value: Any) -> str:
-    """A JSON field of the hash (``requested_by``), without the spaces of ``json.dumps``."""
-    return json.dumps(value, separators=(",", ":"))
+_DEFAULT_SOURCE = Requester.model_fields["source"].default
+
+
+def requester_json(dumped: dict[str, Any]) -> str:
+    """A requester field of the hash from its JSON dump: no spaces, the default source left
+    out (``Requester`` puts it back)."""
+    kept = {k: v for k, v in dumped.items() if not (k == "source" and v == _DEFAULT_SOURCE)}
+    return json.dumps(kept, separators=(",", ":"))
 
 
 class RequestState(StrEnum):
@@ -90,16 +95,21 @@ class RequestRecord(BaseModel):
     approved_by: Requester | None = None  # the second person of an approved rebalance
 
     def to_hash(self) -> dict[str, str]:
-        """Flatten to the Redis hash form (absent values are left out, long ones chunked)."""
+        """Flatten to the Redis hash form (absent values are left out, long ones chunked).
+
+        The request id is not stored: it is in the key's name (``from_hash`` takes it).
+        """
         out: dict[str, str] = {}
-        for name, value in self.model_dump(mode="json", exclude_none=True).items():
-            out[name] = compact_json(value) if isinstance(value, dict) else str(value)
+        dumped = self.model_dump(mode="json", exclude_none=True, exclude={"request_id"})
+        for name, value in dumped.items():
+            out[name] = requester_json(value) if isinstance(value, dict) else str(value)
         return pack(out)
 
     @classmethod
-    def from_hash(cls, raw: Mapping[Any, Any]) -> RequestRecord:
-        """Rebuild from ``HGETALL`` output (bytes or str keys; chunked or not)."""
-        fields = unpack(text_map(raw))
+    def from_hash(cls, raw: Mapping[Any, Any], request_id: str) -> RequestRecord:
+        """Rebuild from ``HGETALL`` output of ``keys.request(request_id)`` (bytes or str keys;
+        chunked or not; the previous version also kept the id in the hash)."""
+        fields = {"request_id": request_id, **unpack(text_map(raw))}
         requested_by = Requester.model_validate_json(fields.pop("requested_by", "{}"))
         approved = fields.pop("approved_by", None)
         approved_by = Requester.model_validate_json(approved) if approved else None
