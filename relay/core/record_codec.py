@@ -52,8 +52,8 @@ LONG = {short: name for name, short in SHORT.items()}
 
 
 def legacy(names: list[str] | tuple[str, ...]) -> list[str]:
-    """The previous version's names of hash fields ``names`` (to delete when writing them)."""
-    return [LONG[name] for name in names if name in LONG]
+    """The previous version's names of model fields ``names`` (to delete when writing them)."""
+    return [name for name in names if name in SHORT]
 
 
 def chunk_name(name: str, n: int) -> str:

@@ -94,8 +94,9 @@ class RequestRecord(BaseModel):
     reply_dead: str | None = None  # the dead letter's id (replayable)
     approved_by: Requester | None = None  # the second person of an approved rebalance
 
-    def to_hash(self) -> dict[str, str]:
-        """Flatten to the Redis hash form (absent values are left out, long ones chunked).
+    def fields(self) -> dict[str, str]:
+        """The stored fields by model name, whole values (absent ones left out): what a
+        transition plan's ``set_fields`` / ``delete_fields`` name.
 
         The request id is not stored: it is in the key's name (``from_hash`` takes it).
         """
@@ -103,7 +104,11 @@ class RequestRecord(BaseModel):
         dumped = self.model_dump(mode="json", exclude_none=True, exclude={"request_id"})
         for name, value in dumped.items():
             out[name] = requester_json(value) if isinstance(value, dict) else str(value)
-        return pack(out)
+        return out
+
+    def to_hash(self) -> dict[str, str]:
+        """The Redis hash form: :meth:`fields` with short names, long values chunked."""
+        return pack(self.fields())
 
     @classmethod
     def from_hash(cls, raw: Mapping[Any, Any], request_id: str) -> RequestRecord:

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from relay import tracing
 from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.plans import Plan
-from relay.core.record_codec import legacy, unpack
+from relay.core.record_codec import SHORT, legacy, pack
 from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
 from relay.store.audit import entry_arg
@@ -51,12 +51,16 @@ class Applied:
 
 def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
     """The plan as the JSON the script reads (absent, never null: cjson's null is truthy)."""
+    # The plan names model fields with whole values; the hash has short names and chunks
+    # (relay/core/record_codec.py). A record of the previous version has the long names:
+    # each field written or deleted loses its long one too.
+    touched = [*plan.set_fields, *plan.delete_fields]
     out: dict[str, Any] = {
         "id": plan.request_id,
         "from": [s.value for s in plan.from_states],
-        "set": plan.set_fields,
-        # A record of the previous version has long field names: drop those it rewrites.
-        "del": [*plan.delete_fields, *legacy([*plan.delete_fields, *plan.set_fields])],
+        "set": pack(plan.set_fields),
+        "del": [SHORT.get(name, name) for name in plan.delete_fields] + legacy(touched),
+        "clear": [SHORT.get(name, name) for name in touched],
     }
     if plan.event is not None:
         fields = plan.event.stream_fields()
@@ -103,17 +107,16 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
 def _log_outcome(plan: Plan) -> None:
     """One INFO line per request that became final (completed, failed, paused, resumed, ...),
     here where every outcome is recorded, so no path logs it twice or not at all."""
-    fields = unpack(plan.set_fields)  # whole values, not the hash's chunks
-    state = fields.get("state")
+    state = plan.set_fields.get("state")
     if state is None or not RequestState(state).is_final:
         return
     data = plan.event.data if plan.event is not None else None
-    operation_id = (data.operationId if data else None) or fields.get("operation_id")
+    operation_id = (data.operationId if data else None) or plan.set_fields.get("operation_id")
     extra = {"request_id": plan.request_id, "portfolio_id": plan.portfolio_id, "state": state}
     if operation_id:
         extra["operation_id"] = operation_id
-    if fields.get("error_code"):
-        extra["error_code"] = fields["error_code"]
+    if plan.set_fields.get("error_code"):
+        extra["error_code"] = plan.set_fields["error_code"]
     log.info("request %s", state, extra=extra)
 
 
@@ -122,12 +125,11 @@ def outcome_entry(plan: Plan) -> AuditEntry | None:
 
     Appended only if the plan applies, so a request has exactly one: its first final state.
     """
-    fields = unpack(plan.set_fields)  # whole values, not the hash's chunks
-    state = fields.get("state")
+    state = plan.set_fields.get("state")
     if state is None or not RequestState(state).is_final:
         return None
     detail = state
-    code, message = fields.get("error_code"), fields.get("error_message")
+    code, message = plan.set_fields.get("error_code"), plan.set_fields.get("error_message")
     if code:
         detail += f" ({code})"
     if message:
