@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from relay.core.ids import ulid
 from relay.core.post_rules import PostLog
+from relay.core.record_codec import pack
 from relay.core.records import (
     DOUBT_MS,
     FIRST_POST_MS,
@@ -29,7 +30,6 @@ from relay.core.records import (
     RequestState,
     requester_json,
 )
-from relay.core.record_codec import pack
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
@@ -162,7 +162,9 @@ class RequestStore:
             return None
         fields = text_map(raw)
         tracked = fields.get(TRACKED_MS)
-        return Tracked(RequestRecord.from_hash(fields, request_id), int(tracked) if tracked else None)
+        return Tracked(
+            RequestRecord.from_hash(fields, request_id), int(tracked) if tracked else None
+        )
 
     async def forget_older_than(self, older_than_ms: int) -> int:
         """Drop request ids made before ``older_than_ms`` from the index (their records expired).
