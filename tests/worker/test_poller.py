@@ -226,7 +226,7 @@ async def test_unknown_operation_fails_as_vanished(
     # The record's operation id (short name, chunked: relay/core/record_codec.py) replaced.
     chunks = [name for name in map(text, await any_redis.hkeys(key)) if name.startswith("op~")]
     await any_redis.hdel(key, *chunks)
-    await any_redis.hset(key, mapping=pack({"operation_id": "rebalance:gone"}))
+    await any_redis.hset(key, mapping=pack({"operation_id": "rebalance:gone"}))  # type: ignore[arg-type]
     glider_sim.clock.advance(2)
     await make_poller(any_redis, glider_sim, client).tick()
     record = await request_record(any_redis, request_id)
