@@ -1,10 +1,12 @@
-"""Slash-command ack throughput and latency: ``glider-relay web`` against a bare Bolt app.
+"""Slash-command ack throughput and latency: ``glider-relay web`` against two Bolt baselines.
 
-Both servers run as subprocesses on loopback: ours (``glider-relay web`` on a
-real Redis: a redis-server of the bench's own, persistence off) and a bare Bolt
-app behind the same aiohttp adapter whose listener only acks (bench/bare_bolt.py).
-Signed ``/rebalance`` requests (distinct trigger and portfolio ids, so none
-dedupe) are fired at concurrency 16.
+The servers run as subprocesses on loopback: ours (``glider-relay web`` on a
+real Redis: a redis-server of the bench's own, persistence off), the baseline
+that counts, "Bolt+XADD" (a Bolt app whose listener writes the command with one
+``XADD`` to the same Redis before it acks: the least a durable ack must do), and a
+bare Bolt app whose listener only acks (bench/bare_bolt.py has both). Signed
+``/rebalance`` requests (distinct trigger and portfolio ids, so none dedupe) are
+fired at concurrency 16.
 
 Making the comparison fair on a small shared machine (2 cores here):
 
@@ -13,13 +15,17 @@ Making the comparison fair on a small shared machine (2 cores here):
   scheduler decides per run which of four busy processes share a core, and
   that, not the servers, sets the numbers. Redis sits with the load generator,
   so the CPU Redis spends on our writes still competes with our own load.
-- Rounds alternate between the targets (ABBA) so drifts in machine load land on
+- Rounds alternate the targets' order (ABC, CBA, ...) so drifts in machine load land on
   both alike, and every figure printed is the median over rounds.
 - Beside wall-clock throughput and latency, each round records the CPU time
   the server process spent per request (from /proc), which is far less
   sensitive to other users of the machine; and the load generator's and
   Redis's CPU per request, which show when the server is not the bottleneck.
 - The baseline is a plain ``AsyncApp`` with Bolt's defaults, nothing slowed.
+
+The last line of the output is one JSON object: ``ack_durable_throughput_ratio``,
+``ack_durable_p99_ratio`` (ours / Bolt+XADD), ``ack_bare_throughput_ratio`` (ours /
+bare Bolt), each target's median figures, and ``summary``, a line for people.
 
     python bench/ack.py [--requests 8000] [--rounds 8] [--concurrency 16]
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -51,6 +58,7 @@ from bench.ack_procs import (  # noqa: E402
     private_redis,
     server,
 )
+from bench.bare_bolt import STREAM as BARE_STREAM  # noqa: E402
 from relay.store import keys  # noqa: E402
 from tests.fixtures.redis_server import free_port  # noqa: E402
 from tests.fixtures.slack import SIGNING_SECRET, signed_command  # noqa: E402
@@ -167,32 +175,46 @@ async def measure(args: argparse.Namespace, targets: list[Target], redis_pid: in
                 session, target.url, build(args.warmup, f"w{target.name[0]}"), args.concurrency
             )
         for round_no in range(args.rounds):
-            for target in targets if round_no % 2 == 0 else targets[::-1]:  # ABBA
+            for target in targets if round_no % 2 == 0 else targets[::-1]:  # ABC CBA
                 batch = build(per_round, f"{target.name[0]}{round_no}")
                 result = await measure_round(session, target, batch, args.concurrency, redis_pid)
                 target.rounds.append(result)
 
 
-def report(ours: Target, bare: Target) -> None:
-    for t in (ours, bare):
+def report(ours: Target, durable: Target, bare: Target) -> dict[str, object]:
+    """Print each target's medians and the ratios; the figures for the JSON last line."""
+    for t in (ours, durable, bare):
         server, client, store = (t.median(m) for m in ("server_us", "client_us", "redis_us"))
         print(
             f"{t.name:>9}: {t.median('throughput'):6.0f} req/s, p50 {t.median('p50_ms'):5.2f} ms,"
             f" p99 {t.median('p99_ms'):5.2f} ms | CPU per request: server {server:4.0f} us,"
             f" load generator {client:4.0f} us, Redis {store:3.0f} us"
         )
-    throughput = ours.median("throughput") / bare.median("throughput")
-    p50 = ours.median("p50_ms") / bare.median("p50_ms")
-    p99 = ours.median("p99_ms") / bare.median("p99_ms")
-    cpu = ours.median("server_us") / bare.median("server_us")
-    print(
-        f"ratios: throughput {throughput:.2f}, p50 {p50:.2f}, p99 {p99:.2f}, server CPU {cpu:.2f}"
-    )
-    print(
+    figures: dict[str, object] = {}
+    for base, key in ((durable, "durable"), (bare, "bare")):
+        throughput = ours.median("throughput") / base.median("throughput")
+        p50 = ours.median("p50_ms") / base.median("p50_ms")
+        p99 = ours.median("p99_ms") / base.median("p99_ms")
+        cpu = ours.median("server_us") / base.median("server_us")
+        print(
+            f"ours/{base.name}: throughput {throughput:.2f}, p50 {p50:.2f}, p99 {p99:.2f},"
+            f" server CPU {cpu:.2f}"
+        )
+        figures[f"ack_{key}_throughput_ratio"] = round(throughput, 3)
+        figures[f"ack_{key}_p99_ratio"] = round(p99, 3)
+    for t, key in ((ours, "ours"), (durable, "durable"), (bare, "bare")):
+        figures[f"{key}_throughput"] = round(t.median("throughput"), 1)
+        figures[f"{key}_p99_ms"] = round(t.median("p99_ms"), 2)
+    figures["summary"] = (
         f"ack: ours {ours.median('throughput'):.0f} req/s p99 {ours.median('p99_ms'):.1f} ms"
+        f" | Bolt+XADD {durable.median('throughput'):.0f} req/s"
+        f" p99 {durable.median('p99_ms'):.1f} ms"
         f" | bare Bolt {bare.median('throughput'):.0f} req/s p99 {bare.median('p99_ms'):.1f} ms"
-        f" | throughput ratio {throughput:.2f}, p99 ratio {p99:.2f}"
+        f" | ours/Bolt+XADD throughput {figures['ack_durable_throughput_ratio']:.2f},"
+        f" p99 {figures['ack_durable_p99_ratio']:.2f}"
+        f" | ours/bare throughput {figures['ack_bare_throughput_ratio']:.2f}"
     )
+    return figures
 
 
 def parse_args() -> argparse.Namespace:
@@ -202,6 +224,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of glider-relay web")
+    parser.add_argument("--profile", type=Path, help="run ours under cProfile, stats to this file")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
     return parser.parse_args()
 
@@ -215,28 +238,44 @@ def main() -> None:
     load_cpus, server_cpus = (layout.load, layout.server) if layout else (None, None)
     logs = Path(tempfile.mkdtemp(prefix="glider-relay-bench-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_"))}
-    ours_port, bare_port = free_port(), free_port()
+    ours_port, durable_port, bare_port = free_port(), free_port(), free_port()
     with pinned(load_cpus), private_redis(*NO_PERSISTENCE) as (redis_url, redis_pid):
         env = base_env | {
             "REDIS_URL": redis_url,
             "PORT": str(ours_port),
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "BOT_ALLOWED_USERS": "*",
+            "BOT_CONFIRM_REBALANCE": "false",  # the ack of a queued command, not a preview
             "LOG_LEVEL": args.log_level,
         }
         ours_cmd = [sys.executable, "-c", CLI, "web", "--host", "127.0.0.1"]
-        bare_cmd = [sys.executable, str(ROOT / "bench" / "bare_bolt.py"), str(bare_port)]
+        if args.profile is not None:
+            profiled = ["-m", "cProfile", "-o", str(args.profile.resolve()), "-m", "bot"]
+            ours_cmd = [sys.executable, *profiled, "web", "--host", "127.0.0.1"]
+        bare_script = str(ROOT / "bench" / "bare_bolt.py")
+        bare_cmd = [sys.executable, bare_script, str(bare_port)]
+        durable_cmd = [sys.executable, bare_script, str(durable_port), redis_url]
         with ExitStack() as servers:
             with pinned(server_cpus):
                 ours_pid = servers.enter_context(server(ours_cmd, env, logs / "ours.log"))
+                durable_pid = servers.enter_context(
+                    server(durable_cmd, base_env, logs / "durable.log")
+                )
                 bare_pid = servers.enter_context(server(bare_cmd, base_env, logs / "bare.log"))
             ours = Target("ours", f"http://127.0.0.1:{ours_port}", ours_pid)
+            durable = Target("Bolt+XADD", f"http://127.0.0.1:{durable_port}", durable_pid)
             bare = Target("bare Bolt", f"http://127.0.0.1:{bare_port}", bare_pid)
-            asyncio.run(measure(args, [ours, bare], redis_pid))
-        queued = redis.Redis.from_url(redis_url).xlen(keys.COMMAND_STREAM)
+            asyncio.run(measure(args, [ours, durable, bare], redis_pid))
+        store = redis.Redis.from_url(redis_url)
+        queued, durable_queued = store.xlen(keys.COMMAND_STREAM), store.xlen(BARE_STREAM)
     expected = args.warmup + args.requests // args.rounds * args.rounds
-    print(f"stream entries written by ours: {queued} (expected {expected})")
-    report(ours, bare)
+    print(
+        f"stream entries written: ours {queued}, Bolt+XADD {durable_queued}"
+        f" (each expected {expected})"
+    )
+    if queued != expected or durable_queued != expected:
+        raise SystemExit("a target acked a command it did not write")
+    print(json.dumps(report(ours, durable, bare)))
 
 
 if __name__ == "__main__":

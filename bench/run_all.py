@@ -1,11 +1,15 @@
 """Run every benchmark in one go and write ``bench/RESULTS.md``: ours beside each baseline.
 
-    python bench/run_all.py [--quick]
+    python bench/run_all.py [--quick] [--json]
 
-Each benchmark runs as its own process (``bench/ack.py``, ``bench/poller.py``,
-``bench/relay.py``) and prints a last line that sums it up; this script reads
-those lines, checks every target of the issues against them and writes one
-table, with the machine it ran on and each benchmark's full output. Ratios, not
+Each benchmark runs as its own process (bench/isolation.py, ack.py, relay.py,
+poller.py, cluster.py) and prints, as its last stdout line, one JSON object of
+figures and a ``summary``; bench/figures.py reads those lines into one table, with
+each target met or not, the machine it ran on and each benchmark's full output.
+A benchmark that is missing, fails, runs out of time or ends in anything but a
+JSON line is reported as failed (its figures null), not a crash. ``--json`` prints,
+as the last line, the figures of this run as one JSON object (bench/figures.py
+``JSON_KEYS`` and ``quick``). The whole run stays within ``TOTAL_S``. Ratios, not
 absolute times, are what carries over between machines.
 """
 
@@ -14,151 +18,75 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.figures import (  # noqa: E402
+    Outcome,
+    extra_figures,
+    missing,
+    parse_last_line,
+    rows,
+    summary_json,
+    table,
+)
+
 RESULTS = ROOT / "bench" / "RESULTS.md"
-_NUMBER = r"([0-9.]+)"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: a measured figure, its baseline and the target it is held to."""
-
-    measure: str
-    ours: str
-    baseline: str
-    ratio: float | None
-    target: str
-    met: bool
+TOTAL_S = 8.5 * 60  # the issue's 9 minutes, less this script's own time
+QUICK_ENV = "GLIDER_BENCH_QUICK"  # set to 1 for every bench under --quick
 
 
 @dataclass(frozen=True)
 class Bench:
     script: str
-    quick_args: tuple[str, ...]
-    rows: Callable[[str], list[Row]]
-
-
-def _match(pattern: str, line: str) -> list[float]:
-    found = re.search(pattern, line)
-    if found is None:
-        raise ValueError(f"summary line not understood: {line!r}")
-    return [float(group) for group in found.groups()]
-
-
-def _ack_rows(line: str) -> list[Row]:
-    ours, ours_p99, bare, bare_p99, ratio, p99_ratio = _match(
-        rf"ours {_NUMBER} req/s p99 {_NUMBER} ms \| bare Bolt {_NUMBER} req/s p99 {_NUMBER} ms"
-        rf" \| throughput ratio {_NUMBER}, p99 ratio {_NUMBER}",
-        line,
-    )
-    return [
-        Row(
-            "Slack ack throughput",
-            f"{ours:.0f} req/s",
-            f"bare Bolt {bare:.0f} req/s",
-            ratio,
-            "≥ 0.90",
-            ratio >= 0.90,
-        ),
-        Row(
-            "Slack ack p99 latency",
-            f"{ours_p99:.1f} ms",
-            f"bare Bolt {bare_p99:.1f} ms",
-            p99_ratio,
-            "≤ 1.25",
-            p99_ratio <= 1.25,
-        ),
-    ]
-
-
-def _poller_rows(line: str) -> list[Row]:
-    ours, fixed, ratio, delay, relative, redis_bytes = _match(
-        rf"ours {_NUMBER} GETs/op vs fixed {_NUMBER} GETs/op \(ratio {_NUMBER}\), p95 delay"
-        rf" {_NUMBER} s \({_NUMBER} of max\(2 s, 10%\)\); redis {_NUMBER} bytes/op",
-        line,
-    )
-    return [
-        Row(
-            "Glider GETs per operation",
-            f"{ours:.1f}",
-            f"fixed 2 s polling {fixed:.1f}",
-            ratio,
-            "≤ 0.33",
-            ratio <= 1 / 3,
-        ),
-        Row(
-            "p95 detection delay",
-            f"{delay:.1f} s",
-            "max(2 s, 10% of duration)",
-            relative,
-            "≤ 1.00",
-            relative <= 1.0,
-        ),
-        Row(
-            "Redis per tracked operation",
-            f"{redis_bytes:.0f} B",
-            "1 KB",
-            redis_bytes / 1024,
-            "< 1.00",
-            redis_bytes < 1024,
-        ),
-    ]
-
-
-def _relay_rows(line: str) -> list[Row]:
-    ours, arq, bare, over_arq, over_bare = _match(
-        rf"ours {_NUMBER}/s \| arq {_NUMBER}/s \| bare {_NUMBER}/s \| ours/arq {_NUMBER}"
-        rf" \| ours/bare {_NUMBER}",
-        line,
-    )
-    return [
-        Row(
-            "webhook deliveries vs arq",
-            f"{ours:.0f}/s",
-            f"arq {arq:.0f}/s",
-            over_arq,
-            "≥ 4.00",
-            over_arq >= 4,
-        ),
-        Row(
-            "webhook deliveries vs bare sender",
-            f"{ours:.0f}/s",
-            f"bare {bare:.0f}/s",
-            over_bare,
-            "≥ 0.60",
-            over_bare >= 0.6,
-        ),
-    ]
+    budget_s: float  # its share of TOTAL_S
+    quick_args: tuple[str, ...] = ()
 
 
 BENCHES = (
-    Bench("ack.py", ("--requests", "2000", "--warmup", "200", "--rounds", "4"), _ack_rows),
-    Bench("poller.py", ("--operations", "20000"), _poller_rows),
-    Bench("relay.py", ("--events", "5000"), _relay_rows),
+    Bench("isolation.py", 90),
+    Bench("ack.py", 90, ("--requests", "2000", "--warmup", "200", "--rounds", "4")),
+    Bench("relay.py", 150, ("--events", "5000")),
+    Bench("poller.py", 110, ("--operations", "20000")),
+    Bench("cluster.py", 70),
 )
 
 
-def run(bench: Bench, quick: bool) -> tuple[str, float]:
-    """Run one benchmark, echoing its output; return (output, seconds)."""
-    command = [sys.executable, str(ROOT / "bench" / bench.script)]
-    if quick:
-        command += bench.quick_args
+def run(bench: Bench, quick: bool, timeout: float) -> tuple[Outcome, str, float]:
+    """Run one benchmark, echoing its output: (outcome, output, seconds)."""
+    path = ROOT / "bench" / bench.script
+    if not path.exists():
+        return missing(bench.script), "[failed: no such script]", 0.0
+    command = [sys.executable, str(path), *(bench.quick_args if quick else ())]
+    env = os.environ | ({QUICK_ENV: "1"} if quick else {})
     print(f"== {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    print(done.stdout, end="", flush=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{bench.script} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return done.stdout, time.monotonic() - started
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=timeout
+        )
+        stdout, stderr, code = done.stdout, done.stderr, done.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout, stderr, code = _text(exc.stdout), _text(exc.stderr), None
+    seconds = time.monotonic() - started
+    print(stdout, end="", flush=True)
+    outcome = parse_last_line(bench.script, stdout, code)
+    if outcome.error is not None:
+        stdout += f"\n[{outcome.error}]\n{stderr[-4000:]}"
+    return outcome, stdout, seconds
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
 
 
 def machine() -> str:
@@ -179,7 +107,8 @@ def machine() -> str:
     )
 
 
-def render(rows: list[Row], outputs: dict[str, tuple[str, float]], quick: bool) -> str:
+def render(outcomes: dict[str, Outcome], outputs: dict[str, tuple[str, float]], quick: bool) -> str:
+    extras = {script: extra_figures(output) for script, (output, _) in outputs.items()}
     lines = [
         "# Benchmark results",
         "",
@@ -188,15 +117,8 @@ def render(rows: list[Row], outputs: dict[str, tuple[str, float]], quick: bool) 
         "",
         f"Machine: {machine()}. Shared and noisy: compare the ratios, not the absolute figures.",
         "",
-        "| measure | ours | baseline | ratio | target | met |",
-        "|---|---|---|---|---|---|",
+        *table(rows(outcomes, extras)),
     ]
-    for row in rows:
-        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
-        met = "yes" if row.met else "**no**"
-        lines.append(
-            f"| {row.measure} | {row.ours} | {row.baseline} | {ratio} | {row.target} | {met} |"
-        )
     for script, (output, seconds) in outputs.items():
         lines += ["", f"## `bench/{script}` ({seconds:.0f} s)", "", "```", output.rstrip(), "```"]
     return "\n".join(lines) + "\n"
@@ -205,15 +127,20 @@ def render(rows: list[Row], outputs: dict[str, tuple[str, float]], quick: bool) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--json", action="store_true", help="end with the figures as JSON")
     args = parser.parse_args()
-    rows: list[Row] = []
+    outcomes: dict[str, Outcome] = {}
     outputs: dict[str, tuple[str, float]] = {}
+    deadline = time.monotonic() + TOTAL_S
     for bench in BENCHES:
-        output, seconds = run(bench, args.quick)
-        outputs[bench.script] = (output, seconds)
-        rows += bench.rows(output.strip().splitlines()[-1])
-    RESULTS.write_text(render(rows, outputs, args.quick))
-    print(f"wrote {RESULTS.relative_to(ROOT)}: {sum(r.met for r in rows)}/{len(rows)} targets met")
+        timeout = max(1.0, min(bench.budget_s, deadline - time.monotonic()))
+        outcome, output, seconds = run(bench, args.quick, timeout)
+        outcomes[bench.script], outputs[bench.script] = outcome, (output, seconds)
+    RESULTS.write_text(render(outcomes, outputs, args.quick))
+    failed = [o.script for o in outcomes.values() if o.error is not None]
+    print(f"wrote {RESULTS.relative_to(ROOT)}; failed: {', '.join(failed) or 'none'}")
+    if args.json:
+        print(summary_json(outcomes, quick=args.quick))
 
 
 if __name__ == "__main__":

@@ -24,3 +24,19 @@ class Access:
         """The roles that may approve a rebalance of ``portfolio_id`` (none: no approval)."""
         found = self.policy.rule_for(portfolio_id)
         return found[1].roles_for(Verb.APPROVE) if found else ()
+
+    async def visible(self, user_id: str, portfolio_ids: list[str]) -> set[str] | None:
+        """Which of ``portfolio_ids`` the user may see (``status``), or None: nothing at all.
+
+        None means the user may not read any portfolio (not on ``BOT_ALLOWED_USERS``, or
+        holding no role of the policy file): a list answers with a refusal, not an empty list.
+        """
+        policy = self.policy
+        named = policy.user_groups() if policy.from_file else frozenset()
+        members = await self.groups.members(named) if named else {}
+        if policy.from_file:
+            if not any(policy.holds(user_id, role, members) for role in policy.roles):
+                return None
+        elif not policy.decide(user_id, Verb.STATUS, "-").allowed:
+            return None
+        return {p for p in portfolio_ids if policy.decide(user_id, Verb.STATUS, p, members).allowed}

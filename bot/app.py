@@ -23,11 +23,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handlers import Commands
+from bot.home import HomeTab
+from bot.home_messages import ACTIONS as HOME_ACTIONS
 from bot.interactive import Click, Clicks
+from bot.listing import Lister
 from bot.parse import COMMAND_NAMES
 from bot.signature import replay_key
 from relay import tracing
 from relay.core import trace
+from relay.core.listing import parse_offset
 from relay.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -104,10 +108,10 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         authorize=_authorize(settings),
         process_before_response=True,
         logger=bolt_logger(),
-        # Slash commands only (the manifest subscribes to no events): request
-        # verification and Slack's ssl_check of the command URL stay; the Events API
-        # and AI-assistant middleware go (re-enable url_verification with events).
-        url_verification_enabled=False,
+        # Slash commands, clicks and one event (app_home_opened): request verification,
+        # Slack's ssl_check and the Events API's url_verification stay; the AI-assistant
+        # middleware goes.
+        url_verification_enabled=True,
         ignoring_self_events_enabled=False,
         attaching_function_token_enabled=False,
         attaching_conversation_kwargs_enabled=False,
@@ -122,6 +126,19 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         await ack(reply.payload())
 
     clicks = Clicks(commands, commands.access)
+    home = HomeTab(
+        commands.redis,
+        commands.lister or Lister(commands.redis, commands.glider),
+        commands.slack,
+        commands.access,
+    )
+
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        # Bolt acks the event when this returns: the Glider calls run after, in the background.
+        user = event.get("user")
+        if event.get("tab", "home") != "home" or not isinstance(user, str) or not user:
+            return
+        commands.background.spawn(home.publish(user[:32]), name="home")
 
     async def on_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         # Acked at once with nothing (the message stays); answers go to the response_url.
@@ -130,10 +147,18 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         if click is None:
             log.info("block_actions payload ignored: not a click the bot understands")
             return
+        if click.action_id in HOME_ACTIONS:
+            offset = parse_offset(click.value)
+            if offset is None or not click.user_id:
+                log.warning("home page click refused: not a page of the list")
+                return
+            commands.background.spawn(home.publish(click.user_id, offset), name="home-page")
+            return
         await clicks.handle(click)
 
     for name in COMMAND_NAMES:
         app.command(name)(on_command)
+    app.event("app_home_opened")(on_home_opened)
     # Every action id: the bot's own, and anything else, which is answered harmlessly.
     app.action(re.compile(r".*"))(on_action)
     return app

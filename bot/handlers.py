@@ -27,8 +27,21 @@ from bot import confirm_messages, messages
 from bot.access import Access
 from bot.background import Background
 from bot.enqueuer import GroupEnqueuer
+from bot.list_command import answer_list
+from bot.listing import Lister
 from bot.messages import Reply
-from bot.parse import ALL_FORMS, FORMS, Help, Pause, Rebalance, Resume, Status, UsageError, parse
+from bot.parse import (
+    ALL_FORMS,
+    FORMS,
+    Help,
+    Pause,
+    PortfolioList,
+    Rebalance,
+    Resume,
+    Status,
+    UsageError,
+    parse,
+)
 from bot.preview import gather_facts
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
@@ -146,19 +159,47 @@ class Commands:
     checker: OutcomeChecker
     access: Access
     status_patience: float = SLOW_GLIDER_S
+    lister: Lister | None = None  # the portfolio list (/rebalance list, App Home)
 
     async def reply(self, payload: dict[str, Any]) -> Reply:
         """The ack for one slash command (and, for a slow status, a late reply)."""
-        slash = SlashCommand.model_validate(payload)
+        reply, _ = await self.run(SlashCommand.model_validate(payload))
+        return reply
+
+    async def from_button(
+        self,
+        person: Requester,
+        command: str,
+        text: str,
+        *,
+        response_url: str | None,
+        trigger_id: str | None,
+    ) -> tuple[Reply, str]:
+        """A command started from a button (``job.retry``, ``oncall.retry``/``pause``), as
+        the clicking user: the typed command's very path (parse, policy, audit of a
+        refusal, preview, approvals, enqueue). The reply and its outcome label."""
+        slash = SlashCommand(
+            command=command,
+            text=text,
+            team_id=person.team_id,
+            user_id=person.user_id,
+            user_name=person.user_name,
+            channel_id=person.channel_id,
+            response_url=response_url,
+            trigger_id=trigger_id,
+        )
+        return await self.run(slash)
+
+    async def run(self, slash: SlashCommand) -> tuple[Reply, str]:
+        """One command: its reply and the outcome it was counted under."""
         count = partial(_count, slash.command)
         try:
             parsed = parse(slash.command, slash.text)
         except UsageError as exc:
             count("usage")
-            return messages.usage(exc.forms, exc.message)
-        if isinstance(parsed, Help):
-            count("help")
-            return messages.usage(ALL_FORMS)  # help lists every command, not just this one
+            return messages.usage(exc.forms, exc.message), "usage"
+        if isinstance(parsed, Help | PortfolioList):
+            return await self._no_portfolio(parsed, slash)
         decision = await self.access.decide(
             slash.user_id, _VERBS[type(parsed)], parsed.portfolio_id
         )
@@ -176,10 +217,10 @@ class Commands:
                 decision, policy_file=self.settings.relay_policy_file is not None
             )
             await self._audit_refusal(slash, parsed.portfolio_id, detail)
-            return self._refusal(slash.user_id, parsed, decision)
+            return self._refusal(slash.user_id, parsed, decision), "unauthorized"
         if isinstance(parsed, Status):
             count("status")
-            return await answer_status(
+            status = await answer_status(
                 parsed.portfolio_id,
                 redis=self.redis,
                 glider=self.glider,
@@ -187,16 +228,36 @@ class Commands:
                 background=self.background,
                 patience=self.status_patience,
             )
+            return status, "status"
         command = to_queued(slash, parsed, tracing.current_header() or None)
         # A rule that needs a second approver always goes through the preview, whatever
         # BOT_CONFIRM_REBALANCE says: the confirmation is what posts the approval request.
         confirm = self.settings.bot_confirm_rebalance or decision.require_approval
         if isinstance(parsed, Rebalance) and confirm:
             count("preview")
-            return await self._preview(command, decision.require_approval)
+            return await self._preview(command, decision.require_approval), "preview"
         reply, outcome = await self._enqueue(command)
         count(outcome)
-        return reply
+        return reply, outcome
+
+    async def _no_portfolio(
+        self, parsed: Help | PortfolioList, slash: SlashCommand
+    ) -> tuple[Reply, str]:
+        """Help, and /rebalance list: each row there is filtered by the status right."""
+        if isinstance(parsed, Help):
+            _count(slash.command, "help")
+            return messages.usage(ALL_FORMS), "help"  # help lists every command
+        _count(slash.command, "list")
+        listed = await answer_list(
+            parsed.page,
+            slash.user_id,
+            lister=self.lister or Lister(self.redis, self.glider),
+            access=self.access,
+            late=partial(post_late, self.slack, slash.response_url),
+            background=self.background,
+            patience=self.status_patience,
+        )
+        return listed, "list"
 
     def _refusal(self, user_id: str, parsed: Command, decision: Decision) -> Reply:
         if not self.access.policy.from_file:
@@ -273,11 +334,21 @@ class Commands:
             # No answer, or an error reply that does not prove the script did nothing.
             log.error("command may or may not be queued", extra={**context, "error": repr(exc)})
             return self._unknown(command), "unknown"
-        log.info(
-            "command %s",
-            result.status.value,
-            extra={**context, "action": command.action.value, "existing": result.request_id},
-        )
+        if log.isEnabledFor(logging.INFO):
+            # Written on the next turn of the loop, after the ack has gone out: formatting
+            # the JSON line is not needed for the ack (the context of the call is kept).
+            asyncio.get_running_loop().call_soon(
+                partial(
+                    log.info,
+                    "command %s",
+                    result.status.value,
+                    extra={
+                        **context,
+                        "action": command.action.value,
+                        "existing": result.request_id,
+                    },
+                )
+            )
         if result.status is EnqueueStatus.INFLIGHT:
             await self._audit_refusal(
                 command, command.portfolio_id, f"in flight: {result.request_id} still runs"

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import confirm_messages as cm
-from bot import messages
+from bot import messages, oncall_clicks
 from bot.access import Access
 from bot.handlers import Commands
 from bot.messages import Reply
@@ -51,12 +51,19 @@ class Click(BaseModel):
     user_name: str | None = Field(default=None, max_length=80)
     team_id: str | None = Field(default=None, max_length=32)
     response_url: str | None = Field(default=None, max_length=2000)
+    channel_id: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    trigger_id: str | None = Field(default=None, max_length=255)
+    alert_text: tuple[str, str] | None = None  # an on-call alert's headline and detail
 
     @classmethod
     def of(cls, body: dict[str, Any], action: dict[str, Any]) -> Click | None:
-        user, team = body.get("user"), body.get("team")
+        user, team, channel = body.get("user"), body.get("team"), body.get("channel")
         user = user if isinstance(user, dict) else {}
         team = team if isinstance(team, dict) else {}
+        channel = channel if isinstance(channel, dict) else {}
+        container = body.get("container")
+        container = container if isinstance(container, dict) else {}
         try:
             return cls(
                 action_id=action.get("action_id", ""),
@@ -65,12 +72,21 @@ class Click(BaseModel):
                 user_name=user.get("username") or user.get("name"),
                 team_id=team.get("id"),
                 response_url=body.get("response_url"),
+                channel_id=channel.get("id") or container.get("channel_id"),
+                message_ts=container.get("message_ts"),
+                trigger_id=body.get("trigger_id"),
+                alert_text=oncall_clicks.alert_text(body.get("message")),
             )
         except (ValidationError, AttributeError):
             return None
 
     def person(self) -> Requester:
-        return Requester(team_id=self.team_id, user_id=self.user_id, user_name=self.user_name)
+        return Requester(
+            team_id=self.team_id,
+            user_id=self.user_id,
+            user_name=self.user_name,
+            channel_id=self.channel_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,8 @@ class Clicks:
                 await self._preview_click(click)
             elif click.action_id in (slack_approvals.APPROVE, slack_approvals.REJECT):
                 await self._approval_click(click)
+            elif click.action_id in oncall_clicks.ACTION_IDS:
+                await oncall_clicks.OnCallClicks(self.commands, self._tell).handle(click)
             else:
                 await self._tell(click, cm.stale_action())
         except RedisError as exc:

@@ -21,6 +21,7 @@ REBALANCE, PAUSE, RESUME = "/rebalance", "/pause", "/resume"
 COMMAND_NAMES = (REBALANCE, PAUSE, RESUME)
 MAX_REASON = REASON_CHARS
 _MAX_ID = 64
+MAX_LIST_PAGE = 100  # /rebalance list pages (10 portfolios each: the listing's 1000)
 _ECHO = 40  # longest piece of user text quoted back in an error
 _ENTITY = re.compile(r"&(amp|lt|gt);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
@@ -30,6 +31,7 @@ FORMS: dict[str, tuple[str, ...]] = {
     REBALANCE: (
         "/rebalance <portfolioId>",
         "/rebalance status <portfolioId>",
+        "/rebalance list [page]",
         "/rebalance help",
     ),
     PAUSE: ("/pause <portfolioId> [reason]",),
@@ -52,6 +54,11 @@ class Status(_Command):
     portfolio_id: str
 
 
+class PortfolioList(_Command):
+    kind: Literal["list"] = "list"
+    page: int = Field(default=1, ge=1, le=MAX_LIST_PAGE)
+
+
 class Pause(_Command):
     kind: Literal["pause"] = "pause"
     portfolio_id: str
@@ -68,7 +75,7 @@ class Help(_Command):
     command: str
 
 
-Command = Rebalance | Status | Pause | Resume | Help
+Command = Rebalance | Status | PortfolioList | Pause | Resume | Help
 
 
 class UsageError(Exception):
@@ -101,7 +108,9 @@ def parse(command: str, text: str) -> Command:
     return Resume(portfolio_id=portfolio_id)
 
 
-def _rebalance(words: list[str], forms: tuple[str, ...]) -> Rebalance | Status:
+def _rebalance(words: list[str], forms: tuple[str, ...]) -> Rebalance | Status | PortfolioList:
+    if words[0].lower() == "list":
+        return _list(words[1:], forms)
     if words[0].lower() == "status":
         if len(words) == 1:
             raise UsageError("`status` needs a portfolio id after it.", forms)
@@ -111,6 +120,20 @@ def _rebalance(words: list[str], forms: tuple[str, ...]) -> Rebalance | Status:
     portfolio_id = _portfolio_id(words[0], forms)
     _no_more(words[1:], forms)
     return Rebalance(portfolio_id=portfolio_id)
+
+
+def _list(words: list[str], forms: tuple[str, ...]) -> PortfolioList:
+    if not words:
+        return PortfolioList()
+    _no_more(words[1:], forms)
+    word = words[0]
+    if not (
+        word.isascii() and word.isdigit() and len(word) <= 3 and 1 <= int(word) <= MAX_LIST_PAGE
+    ):
+        raise UsageError(
+            f"`{_echo(word)}` is not a page number: `list` takes 1 to {MAX_LIST_PAGE}.", forms
+        )
+    return PortfolioList(page=int(word))
 
 
 def _portfolio_id(word: str, forms: tuple[str, ...]) -> str:

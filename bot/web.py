@@ -31,6 +31,7 @@ from bot.background import Background
 from bot.bolt_request import bolt_request
 from bot.enqueuer import ENQUEUE_BUDGET_S, GroupEnqueuer
 from bot.handlers import Commands, post_late
+from bot.listing import Lister
 from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
 from bot.signature import PROBLEMS, is_ssl_check, signature_problem
@@ -146,6 +147,7 @@ def create_web_app(
         checker=OutcomeChecker(redis, partial(post_late, slack), background),
         access=Access(policy or settings.access_policy(), GroupResolver(slack)),
         status_patience=status_patience,
+        lister=Lister(redis, glider),
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, body_in_time])
     app[BOLT] = create_bolt_app(settings, commands)

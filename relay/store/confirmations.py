@@ -223,3 +223,20 @@ async def due_approvals(redis: aioredis.Redis, now_ms: int, limit: int = 100) ->
         keys.APPROVALS_DUE, "-inf", now_ms, start=0, num=limit
     )
     return [text(t) for t in found]
+
+
+async def pending_approvals(redis: aioredis.Redis, limit: int = 50) -> list[Approval]:
+    """Up to ``limit`` approval requests still awaiting a decision, soonest deadline first."""
+    tokens: list[Any] = await redis.zrange(keys.APPROVALS_DUE, 0, limit - 1)
+    if not tokens:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for token in tokens:
+        pipe.hgetall(keys.approval(text(token)))
+    raw: list[Any] = await pipe.execute()
+    found = [
+        Approval.from_hash(text(token), text_map(fields))
+        for token, fields in zip(tokens, raw, strict=True)
+        if fields
+    ]
+    return [approval for approval in found if approval.state == "pending"]

@@ -156,3 +156,9 @@ def console_signin(client: str) -> str:
 
 def portal_generation(subscription_id: str) -> str:
     return PORTAL_GENERATION + subscription_id
+
+
+# --- App Home and /rebalance list (bot/listing.py) -----------------------------------
+# Glider's portfolio list (relay.core.listing.Listing JSON), cached a few seconds so a
+# burst of Home tab opens on any number of web processes costs Glider one walk.
+PORTFOLIO_LIST = f"{PREFIX}:cache:portfolios"

@@ -74,9 +74,16 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
     return pack(fields)
 
 
-def _matches(record: RequestRecord, state: RequestState | None, portfolio: str | None) -> bool:
-    return (state is None or record.state is state) and (
-        portfolio is None or record.portfolio_id == portfolio
+def _matches(
+    record: RequestRecord,
+    state: RequestState | None,
+    portfolio: str | None,
+    requester: str | None = None,
+) -> bool:
+    return (
+        (state is None or record.state is state)
+        and (portfolio is None or record.portfolio_id == portfolio)
+        and (requester is None or record.requested_by.user_id == requester)
     )
 
 
@@ -98,6 +105,14 @@ class RequestStore:
             return None
         return await self.get(text(request_id))
 
+    async def latest_many(self, portfolio_ids: list[str]) -> dict[str, RequestRecord]:
+        """The latest request of each of ``portfolio_ids`` that has one, in two round trips."""
+        if not portfolio_ids:
+            return {}
+        raw: list[Any] = await self.redis.mget([keys.portfolio_latest(p) for p in portfolio_ids])
+        ids = [text(r) for r in raw if r is not None]
+        return {record.portfolio_id: record for record in await self.get_many(ids)}
+
     async def get_many(self, ids: list[str]) -> list[RequestRecord]:
         """The records of ``ids`` in that order, in one round trip; unknown ones left out."""
         pipe = self.redis.pipeline(transaction=False)
@@ -115,12 +130,15 @@ class RequestStore:
         *,
         state: RequestState | None = None,
         portfolio: str | None = None,
+        requester: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
         budget: int = SCAN_BUDGET,
         chunk: int = SCAN_CHUNK,
     ) -> tuple[list[RequestRecord], str | None]:
         """Up to ``limit`` matching records after ``cursor``, newest first, and the next cursor.
+
+        ``requester`` keeps the requests of that Slack user id only.
 
         Filters apply while walking the index, at most about ``budget`` ids per call (a rare
         filter never makes one call walk the whole history): a page may then hold fewer
@@ -131,7 +149,9 @@ class RequestStore:
         while len(found) < limit and scanned < budget:
             ids, more = await page_ids(self.redis, keys.REQUESTS, cursor=cursor, limit=chunk)
             scanned += len(ids)
-            found += [r for r in await self.get_many(ids) if _matches(r, state, portfolio)]
+            found += [
+                r for r in await self.get_many(ids) if _matches(r, state, portfolio, requester)
+            ]
             cursor = more
             if more is None:
                 break

@@ -6,6 +6,7 @@ are as durable and retried as any webhook. Each alert names an "incident marker"
 (the PagerDuty ``dedup_key``): a failure opens it, and the next completed
 rebalance of that portfolio closes it, which is when a resolve (and a Slack
 "recovered" note) is sent; a completion with no open incident sends nothing.
+A failure's Slack alert carries the on-call buttons (:mod:`relay.webhooks.alert_view`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from relay.core.bounds import PAGERDUTY_SUMMARY_CHARS, clip
 from relay.core.clock import iso_ms
 from relay.core.events import Event, EventType
 from relay.slack.blocks import context, escape, message, section
+from relay.webhooks.alert_view import AlertState, render
 from relay.webhooks.policy import GONE, AttemptResult
 
 SLACK_TARGET = "sys_oncall_slack"
@@ -77,6 +79,16 @@ def _pagerduty(action: str, dedup_key: str, summary: str, severity: str) -> byte
     return _json(event)
 
 
+def acknowledge_body(dedup_key: str) -> bytes:
+    """PagerDuty Events v2 ``acknowledge`` of the incident ``dedup_key``."""
+    return _pagerduty("acknowledge", dedup_key, "", "")
+
+
+def resolve_body(dedup_key: str) -> bytes:
+    """PagerDuty Events v2 ``resolve`` of the incident ``dedup_key``."""
+    return _pagerduty("resolve", dedup_key, "", "")
+
+
 def pagerduty_verdict(result: AttemptResult) -> AttemptResult:
     """PagerDuty's 400 is an invalid event: final (dead at once) with PagerDuty's reason.
 
@@ -131,9 +143,8 @@ def event_alerts(event: Event, rules: OnCallRules) -> list[Alert]:
     if event.type is EventType.FAILED:
         text, detail = _failure_text(event)
         if rules.slack_channel:
-            alerts.append(
-                Alert(SLACK_TARGET, _slack(rules.slack_channel, text, detail), marker, OPEN)
-            )
+            body = _json(render(AlertState(marker, text, detail), rules.slack_channel))
+            alerts.append(Alert(SLACK_TARGET, body, marker, OPEN))
         if rules.pagerduty:
             summary = f"Rebalance of portfolio {event.data.portfolioId} failed"
             if event.data.error:

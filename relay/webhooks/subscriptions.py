@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
+from relay.core.audit import ADMIN, AuditAction, AuditActor, AuditEntry, new_entry
 from relay.core.clock import epoch_ms
 from relay.core.ids import new_id
 from relay.store import keys
@@ -24,6 +24,7 @@ from relay.store.audit import entry_arg
 from relay.store.connection import text, text_map
 from relay.store.paging import page_ids
 from relay.store.scripts import LuaScript
+from relay.webhooks.incidents import resolve_subscription
 from relay.webhooks.keyspace import ROUTABLE_TYPES, Keyspace
 from relay.webhooks.models import ALL_EVENTS, EVENT_TYPES, Subscription, TargetKind
 from relay.webhooks.secrets import MAX_PREVIOUS, ROTATION_GRACE_MS, new_secret
@@ -113,10 +114,6 @@ def _patch_detail(patch: SubscriptionPatch) -> str:
     return "; ".join(changed + rest)
 
 
-def _entry(action: AuditAction, sid: str, detail: str | None) -> AuditEntry:
-    return new_entry(action, ADMIN, subscription_id=sid, detail=detail)
-
-
 class TooManySecrets(Exception):
     """A rotation refused: it would push a secret still inside its grace out of signing."""
 
@@ -135,10 +132,14 @@ class RoutingTable:
 
 
 class SubscriptionStore:
-    """Subscriptions on one Redis client."""
+    """Subscriptions on one Redis client; changes are audited as done by ``actor``."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, actor: AuditActor = ADMIN) -> None:
         self.redis = redis
+        self.actor = actor
+
+    def _entry(self, action: AuditAction, sid: str, detail: str | None) -> AuditEntry:
+        return new_entry(action, self.actor, subscription_id=sid, detail=detail)
 
     async def _save(
         self,
@@ -174,7 +175,7 @@ class SubscriptionStore:
         sid, now = new_id("sub"), str(now_ms or epoch_ms())
         extra = {"maxInFlight": str(data.maxInFlight)} if data.maxInFlight else {}
         detail = f"{_where(data.url)}; events {','.join(data.events)}"
-        audit = _entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail)
+        audit = self._entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail)
         await self._save(
             sid,
             True,
@@ -231,14 +232,16 @@ class SubscriptionStore:
         if patch.maxInFlight is not None:
             changes["maxInFlight"] = str(patch.maxInFlight)
         enabled = current.enabled if patch.enabled is None else patch.enabled
-        audit = _entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
+        audit = self._entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
         await self._save(sid, enabled, patch.events or current.events, audit, **changes)
+        if enabled and not current.enabled:
+            await resolve_subscription(self.redis, sid)  # its disable alert, if open
         return await self.get(sid)
 
     async def delete(self, sid: str) -> bool:
         if await self._fields(sid) is None:
             return False
-        audit = _entry(AuditAction.SUBSCRIPTION_DELETED, sid, None)
+        audit = self._entry(AuditAction.SUBSCRIPTION_DELETED, sid, None)
         space = _one_subscription(sid)
         deleted = await _DELETE(
             self.redis, [keys.AUDIT, *space.keys()], [space.spec(), sid, entry_arg(audit)]
@@ -254,7 +257,7 @@ class SubscriptionStore:
             return None
         now = now_ms or epoch_ms()
         # The detail never holds a secret, old or new: only that one was replaced.
-        audit = _entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret")
+        audit = self._entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret")
         done = await _ROTATE(
             self.redis,
             [keys.subscription(sid), keys.AUDIT],

@@ -13,6 +13,7 @@ from bot.parse import (
     Command,
     Help,
     Pause,
+    PortfolioList,
     Rebalance,
     Resume,
     Status,
@@ -31,6 +32,9 @@ VALID: list[tuple[str, str, Command]] = [
     ("/rebalance", "a" * 64, Rebalance(portfolio_id="a" * 64)),
     ("/rebalance", "status pf_1", Status(portfolio_id="pf_1")),
     ("/rebalance", "STATUS\tpf-1", Status(portfolio_id="pf-1")),
+    ("/rebalance", "list", PortfolioList()),
+    ("/rebalance", "LIST 3", PortfolioList(page=3)),
+    ("/rebalance", "list 100", PortfolioList(page=100)),
     ("/rebalance", "", Help(command="/rebalance")),
     ("/rebalance", "   ", Help(command="/rebalance")),
     ("/rebalance", "help", Help(command="/rebalance")),
@@ -58,6 +62,11 @@ def test_valid_forms(command: str, text: str, expected: Command) -> None:
 
 
 INVALID: list[tuple[str, str, str]] = [
+    ("/rebalance", "list 0", "`0` is not a page number"),
+    ("/rebalance", "list 101", "`101` is not a page number"),
+    ("/rebalance", "list 000200", "`000200` is not a page number"),
+    ("/rebalance", "list two", "`two` is not a page number"),
+    ("/rebalance", "list 2 3", "Unexpected `3`"),
     ("/rebalance", "pf_1 now", "Unexpected `now` after the portfolio id"),
     ("/rebalance", "status", "`status` needs a portfolio id"),
     ("/rebalance", "status pf_1 pf_2", "Unexpected `pf_2`"),
@@ -126,7 +135,7 @@ def test_arbitrary_input_only_ever_raises_usage_error(command: str, text: str) -
         assert outcome.forms
     else:
         assert command.strip().lower() in FORMS
-        if not isinstance(outcome, Help):
+        if not isinstance(outcome, Help | PortfolioList):
             assert PORTFOLIO_ID_RE.fullmatch(outcome.portfolio_id)
 
 

@@ -22,9 +22,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bot.confirm_messages import CANCEL, CONFIRM
+from bot.oncall_clicks import ACTION_IDS as ONCALL_ACTIONS
 from relay.sim.config import PF_MAIN
 from relay.slack.approvals import APPROVE, REJECT
 from relay.store import keys
+from relay.webhooks.oncall import portfolio_key
 from tests.bot.test_approvals import REQUESTER, approvals_web
 from tests.bot.test_confirm import answer, buttons, click
 from tests.fixtures.glider import GliderSim
@@ -69,9 +71,12 @@ async def footprint(redis: aioredis.Redis) -> tuple[Any, ...]:
 
 @st.composite
 def clicks(draw: st.DrawFn, preview: str, approval: str) -> dict[str, Any]:
-    action_id = draw(st.sampled_from([CONFIRM, CANCEL, APPROVE, REJECT]) | st.text(max_size=30))
+    known = [CONFIRM, CANCEL, APPROVE, REJECT, *ONCALL_ACTIONS]
+    action_id = draw(st.sampled_from(known) | st.text(max_size=30))
+    # On-call values name no open incident and no failed request here: nothing may change.
+    forged = [portfolio_key(PF_MAIN), "req_01JNOSUCHREQUEST0000000000"]
     value = draw(
-        st.sampled_from([preview, approval, preview[:-1] + "x", approval.upper(), ""])
+        st.sampled_from([preview, approval, preview[:-1] + "x", approval.upper(), "", *forged])
         | st.text(max_size=70)
     )
     user = draw(st.sampled_from(["UOP1", "UOP4", "U9XX", ""]) | st.text(max_size=12))

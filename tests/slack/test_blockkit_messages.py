@@ -25,8 +25,9 @@ from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.glider.models import PortfolioDetail
 from relay.slack import approvals
-from relay.slack.blocks import context, header, message, section
+from relay.slack.blocks import context, escape, header, message, section
 from relay.slack.replies import render
+from relay.webhooks import alert_view
 from relay.webhooks.oncall import SLACK_TARGET, OnCallRules, disabled_alerts, event_alerts
 from relay.webhooks.policy import GONE
 from tests.fixtures.blockkit import message_errors
@@ -276,6 +277,58 @@ def test_subscription_disabled_alert_is_valid_block_kit(subscription_id: str, re
     """The alert for a disabled subscription, whatever its id."""
     (alert,) = disabled_alerts(subscription_id, reason, OnCallRules(slack_channel="C_ONCALL"))
     assert_valid(json.loads(alert.body))
+
+
+def _alert_state(draw: Draw) -> alert_view.AlertState:
+    """An alert of drawn Glider text, in a drawn state (open, acked, acted on, resolved)."""
+    headline = escape(draw(TEXT))
+    state = alert_view.AlertState(draw(TEXT), headline, escape(draw(TEXT)), draw(st.booleans()))
+    if draw(st.booleans()):
+        state = state.acknowledge(draw(TEXT), NOW)
+    for _ in range(draw(st.integers(0, 8))):
+        state = state.did(draw(TEXT), draw(TEXT), NOW)
+    if draw(st.booleans()):
+        state = state.resolve(escape(draw(TEXT)), NOW)
+    return state
+
+
+# Each state of the on-call alert (relay/webhooks/alert_view.py), and its README examples.
+ALERTS: dict[str, Callable[[Draw], dict[str, Any]]] = {
+    "render": lambda d: alert_view.render(_alert_state(d), "C_ONCALL"),
+}
+
+
+def _example(build: Callable[[], dict[str, Any]]) -> Callable[[Draw], dict[str, Any]]:
+    return lambda _draw: build()
+
+
+ALERTS.update({name: _example(build) for name, build in alert_view.EXAMPLES.items()})
+
+
+@CHECKS
+@given(st.data(), st.sampled_from(sorted(ALERTS)))
+def test_on_call_alert_states_are_valid_block_kit(data: st.DataObject, kind: str) -> None:
+    """Open, acknowledged, retried, paused and resolved alerts: valid for any text."""
+    payload = ALERTS[kind](data.draw)
+    assert_valid(payload)
+    buttons = [b for b in payload["blocks"] if b["type"] == "actions"]
+    assert all(len(e["value"]) <= 2000 for b in buttons for e in b["elements"])
+
+
+def test_alert_buttons_follow_its_state() -> None:
+    """Open: ack, retry, pause; acknowledged: retry, pause; resolved: none."""
+    state = alert_view.AlertState("glider-relay:portfolio:pf_1", "h", "d")
+
+    def actions(s: alert_view.AlertState) -> list[str]:
+        blocks = alert_view.render(s, "C1")["blocks"]
+        return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+    assert actions(state) == ["oncall.ack", "oncall.retry", "oncall.pause"]
+    acked = state.acknowledge("U2", NOW)
+    assert actions(acked) == ["oncall.retry", "oncall.pause"]
+    assert "<@U2>" in json.dumps(alert_view.render(acked, "C1"))
+    assert actions(acked.resolve("ok", NOW)) == []
+    assert actions(alert_view.AlertState("m", "h", "d", actionable=False)) == []
 
 
 @CHECKS

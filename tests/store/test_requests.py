@@ -52,3 +52,27 @@ async def test_page_filters_by_portfolio_newest_first(any_redis: aioredis.Redis)
     page, cursor = await RequestStore(any_redis).page(portfolio="pf_0", limit=10, chunk=2)
     assert [r.request_id for r in page] == sorted(ids[0::2], reverse=True)
     assert cursor is None
+
+
+async def test_page_filters_by_requester(any_redis: aioredis.Redis) -> None:
+    """A requester filter keeps only that Slack user's requests (the Home tab's commands)."""
+    mine = [
+        (await queue_command(any_redis, user_id="U1", portfolio_id=f"pf_{i}")) for i in range(3)
+    ]
+    await queue_command(any_redis, user_id="U2", portfolio_id="pf_9")
+    page, _ = await RequestStore(any_redis).page(requester="U1", limit=2, chunk=2)
+    assert [r.request_id for r in page] == sorted((c.request_id for c in mine), reverse=True)[:2]
+
+
+async def test_latest_many_maps_each_portfolio_to_its_newest(any_redis: aioredis.Redis) -> None:
+    """One lookup for a page of portfolios; those without a request are left out."""
+    await queue_command(any_redis, Action.PAUSE, "pf_a")
+    newest = await queue_command(any_redis, Action.RESUME, "pf_a")
+    other = await queue_command(any_redis, Action.PAUSE, "pf_b")
+    store = RequestStore(any_redis)
+    found = await store.latest_many(["pf_a", "pf_b", "pf_none"])
+    assert {p: r.request_id for p, r in found.items()} == {
+        "pf_a": newest.request_id,
+        "pf_b": other.request_id,
+    }
+    assert await store.latest_many([]) == {}

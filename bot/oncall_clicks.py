@@ -1,0 +1,168 @@
+"""Clicks on an on-call alert (``oncall.ack``/``retry``/``pause``) and a failed card's
+``job.retry`` (docs/contract.md §9).
+
+The button's value only names the incident (or the request): the incident is looked up
+in Redis and must be open. Retry and pause go through :meth:`Commands.from_button`, the
+typed command's own path (policy, refusal audit, preview, approvals), as the clicker.
+The alert is updated in place (chat.update on the clicked message) after a change.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import confirm_messages as cm
+from bot.handlers import Commands
+from bot.messages import Reply
+from bot.parse import PAUSE, REBALANCE
+from relay.core.clock import iso_ms, utc_now
+from relay.core.records import RequestState
+from relay.slack.blocks import escape, section
+from relay.store import keys
+from relay.store.connection import text
+from relay.store.requests import RequestStore
+from relay.webhooks import alert_view, incidents
+
+if TYPE_CHECKING:
+    from bot.interactive import Click
+
+log = logging.getLogger(__name__)
+
+JOB_RETRY = "job.retry"
+ACTION_IDS = (*alert_view.ACTION_IDS, JOB_RETRY)
+_MARKER = re.compile(r"^glider-relay:portfolio:([A-Za-z0-9_-]{1,64})$")
+_REQUEST = re.compile(r"^req_[A-Za-z0-9]{1,40}$")
+STARTED = frozenset({"queued", "preview"})  # outcomes that count as "retry requested"
+
+Tell = Callable[["Click", Reply], Awaitable[None]]
+
+
+def _say(message: str) -> Reply:
+    return Reply(text=message, blocks=[section(message)])
+
+
+def resolved_answer(what: str) -> Reply:
+    return _say(f":white_check_mark: This alert is already resolved: nothing to {what}.")
+
+
+def already_acked(user_id: str | None, at: str) -> Reply:
+    who = f"<@{escape(user_id)}>" if user_id else "someone"
+    return _say(f":eyes: Already acknowledged by {who} at {at}. Nothing was sent again.")
+
+
+def acknowledged() -> Reply:
+    return _say(":eyes: Acknowledged: PagerDuty is told, and the alert shows it was you.")
+
+
+@dataclass(frozen=True)
+class OnCallClicks:
+    """The on-call alert's buttons and ``job.retry``."""
+
+    commands: Commands
+    tell: Tell
+
+    async def handle(self, click: Click) -> None:
+        if click.action_id == JOB_RETRY:
+            await self._job_retry(click)
+            return
+        found = _MARKER.match(click.value)
+        if found is None:
+            await self.tell(click, cm.stale_action())
+            return
+        marker, portfolio_id = click.value, found.group(1)
+        held = await self.commands.redis.get(keys.oncall_open(marker))
+        if held is None:
+            what = {"oncall.ack": "acknowledge", "oncall.retry": "retry"}.get(click.action_id)
+            await self.tell(click, resolved_answer(what or "pause"))
+            return
+        if click.action_id == alert_view.ACK:
+            await self._ack(click, marker, portfolio_id)
+        elif click.action_id == alert_view.RETRY:
+            await self._command(click, marker, REBALANCE, portfolio_id, "Retry requested")
+        else:
+            reason = "paused from the on-call alert"
+            await self._command(click, marker, PAUSE, f"{portfolio_id} {reason}", "Paused")
+
+    async def _ack(self, click: Click, marker: str, portfolio_id: str) -> None:
+        ack = await incidents.acknowledge(
+            self.commands.redis, marker, click.person(), utc_now(), portfolio_id=portfolio_id
+        )
+        if ack.outcome == "resolved":
+            await self.tell(click, resolved_answer("acknowledge"))
+        elif ack.outcome == "already":
+            at = iso_ms(ack.at) if ack.at else "an earlier time"
+            await self.tell(click, already_acked(ack.user_id, at))
+        else:
+            await self._update(click, marker, None)
+            await self.tell(click, acknowledged())
+
+    async def _command(
+        self, click: Click, marker: str, command: str, words: str, step: str
+    ) -> None:
+        reply, outcome = await self.commands.from_button(
+            click.person(),
+            command,
+            words,
+            response_url=click.response_url,
+            trigger_id=f"button:{click.trigger_id}" if click.trigger_id else None,
+        )
+        await self.tell(click, reply)
+        if outcome in STARTED if command == REBALANCE else outcome == "queued":
+            await self._update(click, marker, step)
+
+    async def _job_retry(self, click: Click) -> None:
+        record = None
+        if _REQUEST.match(click.value):
+            record = await RequestStore(self.commands.redis).get(click.value)
+        if record is None or record.state not in (RequestState.FAILED, RequestState.STUCK):
+            await self.tell(click, cm.stale_action())
+            return
+        reply, _ = await self.commands.from_button(
+            click.person(),
+            REBALANCE,
+            record.portfolio_id,
+            response_url=click.response_url,
+            trigger_id=f"button:{click.trigger_id}" if click.trigger_id else None,
+        )
+        await self.tell(click, reply)
+
+    async def _update(self, click: Click, marker: str, step: str | None) -> None:
+        """The clicked alert, shown again with who acknowledged it and what was just done."""
+        web = self.commands.slack.web
+        if web is None or not (click.channel_id and click.message_ts and click.alert_text):
+            return
+        headline, detail = click.alert_text
+        state = alert_view.AlertState(marker, headline, detail)
+        held = await self.commands.redis.get(keys.oncall_open(marker))
+        ack = incidents.parse_ack(text(held)) if held is not None else (None, None)
+        if ack[0] is not None and ack[1] is not None:
+            state = state.acknowledge(ack[0], ack[1])
+        if step is not None:
+            state = state.did(step, click.user_id, utc_now())
+        body = alert_view.render(state, click.channel_id)
+        try:
+            await web.chat_update(ts=click.message_ts, **body)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("on-call alert not updated", extra={"error": repr(exc)[:300]})
+
+
+def alert_text(message: object) -> tuple[str, str] | None:
+    """The headline and detail of a clicked alert (its first section and context), if any."""
+    if not isinstance(message, dict):
+        return None
+    blocks = message.get("blocks")
+    try:
+        headline = blocks[0]["text"]["text"]  # type: ignore[index]
+        detail = blocks[1]["elements"][0]["text"]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        return None
+    if isinstance(headline, str) and isinstance(detail, str):
+        return headline[:3000], detail[:3000]
+    return None
