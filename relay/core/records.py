@@ -3,6 +3,8 @@
 The hash is flat strings so Lua scripts can update single fields atomically; this
 module is the one place that converts between it and the typed model, and names the
 fields the worker keeps beside the modelled ones (``RequestRecord`` ignores them).
+Values over 64 bytes are stored in chunks (relay/core/record_codec.py) so the hash
+keeps Redis's compact listpack encoding with its default settings.
 Reads and writes go through :class:`relay.store.requests.RequestStore`.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from relay.core.commands import Action, Requester
+from relay.core.record_codec import pack, unpack
 from relay.store.connection import text_map
 
 # The worker's own fields of the hash (``x_`` so they never meet a modelled one).
@@ -28,6 +31,16 @@ POST_FIELDS = (FIRST_POST_MS, POSTS, REFUSED, DOUBT_MS)
 AWAITED = "x_awaited"  # set once rebalance.awaiting_user was announced
 REPLY_USES = "x_reply_uses"  # response_url posts made (Slack allows 5)
 TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages count from here
+
+
+_DEFAULT_SOURCE = Requester.model_fields["source"].default
+
+
+def requester_json(dumped: dict[str, Any]) -> str:
+    """A requester field of the hash from its JSON dump: no spaces, the default source left
+    out (``Requester`` puts it back)."""
+    kept = {k: v for k, v in dumped.items() if not (k == "source" and v == _DEFAULT_SOURCE)}
+    return json.dumps(kept, separators=(",", ":"))
 
 
 class RequestState(StrEnum):
@@ -81,17 +94,27 @@ class RequestRecord(BaseModel):
     reply_dead: str | None = None  # the dead letter's id (replayable)
     approved_by: Requester | None = None  # the second person of an approved rebalance
 
-    def to_hash(self) -> dict[str, str]:
-        """Flatten to the Redis hash form (absent values are left out)."""
+    def fields(self) -> dict[str, str]:
+        """The stored fields by model name, whole values (absent ones left out): what a
+        transition plan's ``set_fields`` / ``delete_fields`` name.
+
+        The request id is not stored: it is in the key's name (``from_hash`` takes it).
+        """
         out: dict[str, str] = {}
-        for name, value in self.model_dump(mode="json", exclude_none=True).items():
-            out[name] = json.dumps(value) if isinstance(value, dict) else str(value)
+        dumped = self.model_dump(mode="json", exclude_none=True, exclude={"request_id"})
+        for name, value in dumped.items():
+            out[name] = requester_json(value) if isinstance(value, dict) else str(value)
         return out
 
+    def to_hash(self) -> dict[str, str]:
+        """The Redis hash form: :meth:`fields` with short names, long values chunked."""
+        return pack(self.fields())
+
     @classmethod
-    def from_hash(cls, raw: Mapping[Any, Any]) -> RequestRecord:
-        """Rebuild from ``HGETALL`` output (bytes or str keys)."""
-        fields = text_map(raw)
+    def from_hash(cls, raw: Mapping[Any, Any], request_id: str) -> RequestRecord:
+        """Rebuild from ``HGETALL`` output of ``keys.request(request_id)`` (bytes or str keys;
+        chunked or not; the previous version also kept the id in the hash)."""
+        fields = {"request_id": request_id, **unpack(text_map(raw))}
         requested_by = Requester.model_validate_json(fields.pop("requested_by", "{}"))
         approved = fields.pop("approved_by", None)
         approved_by = Requester.model_validate_json(approved) if approved else None

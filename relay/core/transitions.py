@@ -29,7 +29,7 @@ from relay.glider import Operation, OperationState
 
 
 def _changes(before: RequestRecord, after: RequestRecord) -> tuple[dict[str, str], tuple[str, ...]]:
-    old, new = before.to_hash(), after.to_hash()
+    old, new = before.fields(), after.fields()
     changed = {k: v for k, v in new.items() if old.get(k) != v}
     return changed, tuple(k for k in old if k not in new)
 

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from relay import tracing
 from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.plans import Plan
+from relay.core.record_codec import SHORT, legacy, pack
 from relay.core.records import DOUBT_MS, FIRST_POST_MS, POSTS, REFUSED, RequestState
 from relay.store import keys
 from relay.store.audit import entry_arg
@@ -50,11 +51,16 @@ class Applied:
 
 def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
     """The plan as the JSON the script reads (absent, never null: cjson's null is truthy)."""
+    # The plan names model fields with whole values; the hash has short names and chunks
+    # (relay/core/record_codec.py). A record of the previous version has the long names:
+    # each field written or deleted loses its long one too.
+    touched = [*plan.set_fields, *plan.delete_fields]
     out: dict[str, Any] = {
         "id": plan.request_id,
         "from": [s.value for s in plan.from_states],
-        "set": plan.set_fields,
-        "del": list(plan.delete_fields),
+        "set": pack(plan.set_fields),
+        "del": [SHORT.get(name, name) for name in plan.delete_fields] + legacy(touched),
+        "clear": [SHORT.get(name, name) for name in touched],
     }
     if plan.event is not None:
         fields = plan.event.stream_fields()

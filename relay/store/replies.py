@@ -13,6 +13,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
+from relay.core.record_codec import SHORT, pack
 from relay.store import keys
 from relay.store.scripts import LuaScript
 
@@ -23,7 +24,11 @@ NOT_SENT = "not_sent"
 
 
 async def _note(redis: aioredis.Redis, request_id: str, fields: dict[str, str]) -> bool:
-    args = [part for pair in fields.items() for part in pair]
+    # Long values go in chunks like the rest of the record (relay/core/record_codec.py);
+    # the script drops a field's chunks from before first.
+    # A record of the previous version has the long names: dropped first.
+    old = {name: "" for name in fields if name in SHORT}
+    args = [part for pair in [*old.items(), *pack(fields).items()] for part in pair]
     return bool(await _NOTE(redis, [keys.request(request_id)], args))
 
 

@@ -12,7 +12,6 @@ response_url uses. This store is every other read and write of it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ import redis.asyncio as aioredis
 
 from relay.core.ids import ulid
 from relay.core.post_rules import PostLog
+from relay.core.record_codec import pack
 from relay.core.records import (
     DOUBT_MS,
     FIRST_POST_MS,
@@ -28,6 +28,7 @@ from relay.core.records import (
     TRACKED_MS,
     RequestRecord,
     RequestState,
+    requester_json,
 )
 from relay.store import keys
 from relay.store.connection import text, text_map
@@ -57,11 +58,10 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
     """
     requester = {name: v for name, v in dumped["requested_by"].items() if v is not None}
     fields = {
-        "request_id": dumped["request_id"],
         "action": dumped["action"],
         "portfolio_id": dumped["portfolio_id"],
         "state": RequestState.QUEUED.value,
-        "requested_by": json.dumps(requester),
+        "requested_by": requester_json(requester),
         "accepted_at": dumped["accepted_at"],
         "updated_at": dumped["accepted_at"],
     }
@@ -70,8 +70,8 @@ def queued_fields(dumped: dict[str, Any]) -> dict[str, str]:
             fields[optional] = dumped[optional]
     if dumped.get("approved_by") is not None:
         approver = {name: v for name, v in dumped["approved_by"].items() if v is not None}
-        fields["approved_by"] = json.dumps(approver)
-    return fields
+        fields["approved_by"] = requester_json(approver)
+    return pack(fields)
 
 
 def _matches(
@@ -96,7 +96,7 @@ class RequestStore:
     async def get(self, request_id: str) -> RequestRecord | None:
         """The request record, or None when unknown (or expired)."""
         raw = await self.redis.hgetall(keys.request(request_id))
-        return RequestRecord.from_hash(raw) if raw else None
+        return RequestRecord.from_hash(raw, request_id) if raw else None
 
     async def latest(self, portfolio_id: str) -> RequestRecord | None:
         """The most recent request accepted for ``portfolio_id``, if any."""
@@ -119,7 +119,11 @@ class RequestStore:
         for request_id in ids:
             pipe.hgetall(keys.request(request_id))
         raw: list[Any] = await pipe.execute()
-        return [RequestRecord.from_hash(fields) for fields in raw if fields]
+        return [
+            RequestRecord.from_hash(fields, request_id)
+            for request_id, fields in zip(ids, raw, strict=True)
+            if fields
+        ]
 
     async def page(
         self,
@@ -178,7 +182,9 @@ class RequestStore:
             return None
         fields = text_map(raw)
         tracked = fields.get(TRACKED_MS)
-        return Tracked(RequestRecord.from_hash(fields), int(tracked) if tracked else None)
+        return Tracked(
+            RequestRecord.from_hash(fields, request_id), int(tracked) if tracked else None
+        )
 
     async def forget_older_than(self, older_than_ms: int) -> int:
         """Drop request ids made before ``older_than_ms`` from the index (their records expired).

@@ -89,7 +89,11 @@ async def records(redis: aioredis.Redis, request_ids: Iterable[str]) -> list[Req
     pipe = redis.pipeline(transaction=False)
     for request_id in ids:
         pipe.hgetall(keys.request(request_id))
-    return [RequestRecord.from_hash(text_map(raw)) for raw in await pipe.execute()]
+    found = await pipe.execute()
+    return [
+        RequestRecord.from_hash(text_map(raw), request_id)
+        for request_id, raw in zip(ids, found, strict=True)
+    ]
 
 
 async def events(redis: aioredis.Redis) -> list[Event]:

@@ -23,7 +23,7 @@ def test_hash_round_trip_keeps_every_field() -> None:
         submitted_at=now,
     )
     raw = {k.encode(): v.encode() for k, v in record.to_hash().items()}
-    assert RequestRecord.from_hash(raw) == record
+    assert RequestRecord.from_hash(raw, "req_1") == record
     assert "finished_at" not in record.to_hash()
 
 

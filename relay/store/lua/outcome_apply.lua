@@ -1,7 +1,8 @@
 -- Carry out one transition plan of a request (relay/core/plans.py) in one step.
 -- KEYS[1] request record, KEYS[2] event stream, KEYS[3] replies stream, KEYS[4] poll
 -- due-set, KEYS[5] portfolio's in-flight marker, KEYS[6] the stream the plan acknowledges.
--- ARGV[1] plan JSON: id, from (states), set, del, and optional event [id, type, body],
+-- ARGV[1] plan JSON: id, from (states), set, del, clear (fields whose chunks "f~1",
+-- "f~2", ... go first: relay/core/record_codec.py), and optional event [id, type, body],
 -- once (field), reply (kind), poll [op, at ms], release, expire (ms), ack [group, entry];
 -- ARGV[2] the event's traceparent ('' for none), ARGV[3] a final outcome's audit entry
 -- ('' for none); KEYS[7] the audit log.
@@ -17,6 +18,10 @@ if state then
   end
 end
 if applied == 1 then
+  for _, name in ipairs(plan['clear']) do
+    local n = 1
+    while redis.call('HDEL', KEYS[1], name .. '~' .. n) == 1 do n = n + 1 end
+  end
   local flat = {}
   for name, value in pairs(plan['set']) do
     table.insert(flat, name)
