@@ -176,7 +176,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     alone, beside = Side("alone"), Side("beside")
     with private_redis(*NO_PERSISTENCE) as (url, _pid):
         redis = aioredis.Redis.from_url(url)
-        async with serve_receivers(1) as ports, aiohttp.ClientSession() as control:
+        async with serve_receivers(1, "isolation.py") as ports, aiohttp.ClientSession() as control:
             receivers = Receivers(control, ports)
             for round_ in range(args.rounds):
                 order = [(alone, False), (beside, True)]
@@ -230,4 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--receivers"]:
+        from bench.relay_receivers import receiver_main
+
+        sys.exit(receiver_main(sys.argv[2:]))
     sys.exit(main())
