@@ -130,7 +130,7 @@ async def worker(url: str, cpus: frozenset[int] | None, log: Path) -> AsyncItera
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
-        while b"worker started" not in log.read_bytes():
+        while b"worker started" not in await asyncio.to_thread(log.read_bytes):
             if proc.returncode is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the worker did not start; log: {log}")
             await asyncio.sleep(0.05)
