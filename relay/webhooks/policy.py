@@ -109,6 +109,9 @@ class AttemptBudget:
     tokens: float = FAILING_RATE
     at_ms: int = 0
 
+    def __post_init__(self) -> None:
+        self.tokens = min(self.tokens, self.rate)  # a bucket holds at most a second's worth
+
     def _refill(self, now_ms: int) -> None:
         if now_ms > self.at_ms:
             self.tokens = min(self.rate, self.tokens + (now_ms - self.at_ms) * self.rate / 1000)
