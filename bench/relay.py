@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -117,10 +118,25 @@ async def bench(args: argparse.Namespace) -> None:
     for result in results.values():
         print(result.line())
     ours, arq, bare = results["ours"], results["arq"], results["bare"]
-    print(
+    summary = (
         f"relay: ours {ours.rate:.0f}/s | arq {arq.rate:.0f}/s | bare {bare.rate:.0f}/s | "
         f"ours/arq {ours.rate / arq.rate:.2f} | ours/bare {ours.rate / bare.rate:.2f}"
     )
+    print(summary)
+    # The machine-readable figures (bench/run_all.py reads this last line).
+    figures = {
+        "relay_bare_ratio": round(ours.rate / bare.rate, 3),
+        "relay_arq_ratio": round(ours.rate / arq.rate, 3),
+        "ours_per_s": round(ours.rate, 1),
+        "arq_per_s": round(arq.rate, 1),
+        "bare_per_s": round(bare.rate, 1),
+        "ours_p99_ms": round(ours.p99_ms, 2),
+        "bare_p99_ms": round(bare.p99_ms, 2),
+        "events": args.events,
+        "rounds": args.rounds,
+        "summary": summary,
+    }
+    print(json.dumps(figures))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,11 +87,11 @@ def receiver_main(argv: list[str]) -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_receivers(count: int) -> AsyncIterator[list[int]]:
-    """The receiver subprocess; yields its ports."""
+async def serve_receivers(count: int, script: str = "relay.py") -> AsyncIterator[list[int]]:
+    """The receiver subprocess (``bench/<script> --receivers N``); yields its ports."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / "bench" / "relay.py"),
+        str(ROOT / "bench" / script),
         "--receivers",
         str(count),
         stdout=asyncio.subprocess.PIPE,

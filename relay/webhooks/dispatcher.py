@@ -38,6 +38,7 @@ from relay.webhooks.fanout import FanOutBatcher, alert_rows
 from relay.webhooks.keyspace import NewDelivery
 from relay.webhooks.models import TargetKind
 from relay.webhooks.oncall import PAGERDUTY_TARGET, SLACK_TARGET, OnCallRules, disabled_alerts
+from relay.webhooks.policy import AttemptBudget, FailureLog
 from relay.webhooks.runner import RunnerConfig, SubscriptionRunner
 from relay.webhooks.sender import Sender
 from relay.webhooks.subscriptions import SubscriptionStore
@@ -82,6 +83,8 @@ class Dispatcher:
         runner = self.config.runner
         self._steps = StepBatcher(redis, default_cap=runner.default_cap, lease_ms=runner.lease_ms)
         self._runners: dict[str, tuple[SubscriptionRunner, asyncio.Task[None]]] = {}
+        # Each subscription's pace and failure log outlive its runners (one per busy spell).
+        self._budgets: dict[str, tuple[AttemptBudget, FailureLog]] = {}
         self._kick = asyncio.Event()
         self._stopping = asyncio.Event()
         self.scheduling = RedisFaults("webhook scheduling")
@@ -198,6 +201,7 @@ class Dispatcher:
         if existing is not None and not existing[1].done():
             existing[0].poke()
             return
+        budget, failures = self._budgets.setdefault(sid, (AttemptBudget(), FailureLog()))
         runner = SubscriptionRunner(
             sid,
             steps=self._steps,
@@ -205,6 +209,8 @@ class Dispatcher:
             config=self.config.runner,
             disable_alerts=self._disable_alerts,
             faults=self.stepping,
+            budget=budget,
+            failures=failures,
         )
         task = asyncio.create_task(runner.run())
         self._runners[sid] = (runner, task)

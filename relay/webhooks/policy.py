@@ -85,3 +85,73 @@ def decide(
         next_due_ms=now_ms + int(delay * 1000),
         throttle_until_ms=throttle,
     )
+
+
+# --- pacing a failing subscription -------------------------------------------------
+
+FAILING_CAP = 2  # attempts in flight for a subscription whose last attempts failed
+FAILING_RATE = 25.0  # attempts per second for such a subscription (its share of the sender)
+LOG_EVERY_MS = 10_000  # one "failing" log line per subscription per this much time
+
+
+@dataclass(slots=True)
+class AttemptBudget:
+    """How much of the sender one subscription may take while its attempts fail.
+
+    Pure (the clock comes in): a healthy subscription is held only by its own cap;
+    a failing one gets at most ``failing_cap`` attempts in flight and ``rate``
+    attempts per second (a token bucket of ``rate`` tokens, refilled continuously), so
+    its retries cannot crowd out healthy subscriptions. Its first success lifts both.
+    """
+
+    rate: float = FAILING_RATE
+    failing_cap: int = FAILING_CAP
+    tokens: float = FAILING_RATE
+    at_ms: int = 0
+
+    def __post_init__(self) -> None:
+        self.tokens = min(self.tokens, self.rate)  # a bucket holds at most a second's worth
+
+    def _refill(self, now_ms: int) -> None:
+        if now_ms > self.at_ms:
+            self.tokens = min(self.rate, self.tokens + (now_ms - self.at_ms) * self.rate / 1000)
+            self.at_ms = now_ms
+
+    def allowed(self, *, cap: int, in_flight: int, failing: bool, now_ms: int) -> int:
+        """How many more attempts may start now."""
+        if not failing:
+            return max(0, cap - in_flight)
+        self._refill(now_ms)
+        room = min(cap, self.failing_cap) - in_flight
+        return max(0, min(room, int(self.tokens)))
+
+    def spend(self, attempts: int, *, failing: bool, now_ms: int) -> None:
+        """``attempts`` started now (counted only while failing)."""
+        if failing:
+            self._refill(now_ms)
+            self.tokens -= attempts
+
+    def wait_ms(self, now_ms: int) -> int:
+        """How long until the next attempt may start (0: now)."""
+        self._refill(now_ms)
+        if self.tokens >= 1:
+            return 0
+        return int((1 - self.tokens) * 1000 / self.rate) + 1
+
+
+@dataclass(slots=True)
+class FailureLog:
+    """Rate-limits the per-attempt failure log: one line per ``every_ms`` per subscription,
+    carrying how many failures it stands for. Pure: the clock comes in."""
+
+    every_ms: int = LOG_EVERY_MS
+    last_ms: int | None = None
+    pending: int = 0
+
+    def failed(self, now_ms: int) -> int:
+        """Note one failure; the count to log now (0: stay quiet)."""
+        self.pending += 1
+        if self.last_ms is not None and now_ms - self.last_ms < self.every_ms:
+            return 0
+        count, self.pending, self.last_ms = self.pending, 0, now_ms
+        return count

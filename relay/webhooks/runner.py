@@ -34,7 +34,7 @@ from relay.webhooks.claim_step import (
 )
 from relay.webhooks.keyspace import NewDelivery
 from relay.webhooks.models import TargetKind
-from relay.webhooks.policy import AttemptResult, decide
+from relay.webhooks.policy import AttemptBudget, AttemptResult, FailureLog, decide
 from relay.webhooks.schedule import RetrySchedule
 from relay.webhooks.sender import Sender
 
@@ -128,6 +128,8 @@ class SubscriptionRunner:
         config: RunnerConfig,
         disable_alerts: DisableAlerts,
         faults: RedisFaults | None = None,
+        budget: AttemptBudget | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
         self.sid = sid
         self._faults = faults or RedisFaults("webhook delivery steps")
@@ -141,11 +143,21 @@ class SubscriptionRunner:
         self._released: list[str] = []
         self._target: Target | None = None
         self._stopping = False
+        # Kept by the dispatcher across runners of the subscription, so a new runner
+        # cannot reset a failing subscription's pace.
+        self._budget = budget or AttemptBudget()
+        self._failures = failures or FailureLog()
+        self._failing = False
+
+    def _allowed(self, now_ms: int) -> int:
+        cap = self._target.cap if self._target else self._config.default_cap
+        return self._budget.allowed(
+            cap=cap, in_flight=len(self._sending), failing=self._failing, now_ms=now_ms
+        )
 
     def poke(self) -> None:
         """Look for due work now (new deliveries, or a retry came due), if there is room."""
-        cap = self._target.cap if self._target else self._config.default_cap
-        if len(self._sending) < cap:
+        if self._allowed(epoch_ms()) > 0:
             self._wake.set()
 
     def stop(self) -> None:
@@ -156,8 +168,9 @@ class SubscriptionRunner:
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            cap = self._target.cap if self._target else self._config.default_cap
-            want = 0 if self._stopping else max(0, cap - len(self._sending))
+            now = epoch_ms()
+            want = 0 if self._stopping else self._allowed(now)
+            paced = not self._stopping and self._failing and self._budget.wait_ms(now) > 0
             batch, released = list(self._done), list(self._released)
             try:
                 reply, report = await self._step(batch, released, want)
@@ -170,13 +183,23 @@ class SubscriptionRunner:
             del self._released[: len(released)]
             _observe(self.sid, batch, report, self._target, reply.target)
             self._target = reply.target
+            if batch:
+                self._failing = not batch[-1][1].ok
+            elif reply.target is not None:
+                self._failing = reply.target.failing_since_ms is not None
+            self._budget.spend(len(reply.claimed), failing=self._failing, now_ms=now)
             for claimed in reply.claimed:
                 self._start(claimed)
-            if not self._sending and not self._done and not reply.claimed:
-                return
             if self._stopping and self._sending:
                 await self._wind_down()
                 continue
+            if paced and not self._done:
+                # Out of attempts for now: due work may be waiting, so look again once
+                # the budget allows one (a result or a poke may come first).
+                await self._rest(self._budget.wait_ms(epoch_ms()) / 1000)
+                continue
+            if not self._sending and not self._done and not reply.claimed:
+                return
             if not self._done:
                 await self._wake.wait()
 
@@ -239,14 +262,19 @@ class SubscriptionRunner:
         finally:
             self._sending.pop(claimed.delivery_id, None)
         self._done.append((claimed, result))
+        self._failing = not result.ok
         if not result.ok:
-            log.info(
-                "delivery %s to %s failed: %s",
-                claimed.delivery_id,
-                self.sid,
-                result.attempt.error or result.attempt.statusCode,
-                extra={"subscription_id": self.sid, "delivery_id": claimed.delivery_id},
-            )
+            # One concise line per subscription every few seconds, never a traceback:
+            # a subscriber that fails every call must not cost a log write per attempt.
+            count = self._failures.failed(epoch_ms())
+            if count:
+                log.info(
+                    "deliveries to %s failing: %d attempts failed, the last: %s",
+                    self.sid,
+                    count,
+                    result.attempt.error or result.attempt.statusCode,
+                    extra={"subscription_id": self.sid, "delivery_id": claimed.delivery_id},
+                )
         self._wake.set()
 
     async def _wind_down(self) -> None:

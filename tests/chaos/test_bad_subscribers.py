@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from relay.webhooks.policy import FAILING_RATE
 from relay.webhooks.schedule import DEFAULT_DELAYS_S
 from tests.chaos.checks import FAST_RECOVERY, subscribe
 from tests.chaos.sink import WebhookSink
@@ -81,7 +82,8 @@ async def test_failing_subscribers_never_hold_up_or_cost_a_healthy_one(
 ) -> None:
     """Three bad subscribers (hang, reset, 500) beside a healthy one, their retries running
     an hour of the schedule every 20 s: the healthy subscriber still gets every event, once
-    per webhook-id, on the first attempt, while the bad ones get theirs and their retries.
+    per webhook-id, on the first attempt, while the bad ones keep being tried at their
+    paced share of the sender.
 
     The latency cost is measured, not asserted (these machines are shared and noisy):
     ``bench/isolation.py`` prints the healthy p99 with and without the bad subscribers and
@@ -115,9 +117,10 @@ async def test_failing_subscribers_never_hold_up_or_cost_a_healthy_one(
         # Each of the 2,000 events reached the healthy subscriber under its own webhook-id.
         assert len({hit.webhook_id for hit in webhook_sink.hits["/healthy"]}) == 2 * EVENTS
         assert seen["/hang"] >= 10  # its whole concurrency cap, held for the 10 s timeout
-        # Every event reached the failing subscribers, and most came back as retries.
-        assert seen["/reset"] >= 2 * EVENTS
-        assert seen["/error"] >= 2 * EVENTS
+        # The failing subscribers kept being tried all along, but paced to their share of the
+        # sender (relay.webhooks.policy.AttemptBudget): what is left stays queued, never lost.
+        assert seen["/reset"] >= 4 * FAILING_RATE
+        assert seen["/error"] >= 4 * FAILING_RATE
         print(f"healthy p99 {p99(baseline):.3f} s alone, {p99(with_bad):.3f} s beside bad ones")
     finally:
         await redis.aclose()
