@@ -14,7 +14,6 @@ from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, SecretStr, ValidationError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
-from relay.core.audit import ADMIN, AuditActor
 from relay.core.ids import is_well_formed
 from relay.core.redact import redact
 from relay.store.faults import REDIS_FAULTS, describe, is_transient
@@ -25,16 +24,6 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
 E = TypeVar("E", bound=StrEnum)
-
-# Who a request acts as, for the audit log: set by the console's session check (console or
-# portal); a request without it came through the admin API's bearer token.
-ACTOR = web.RequestKey("audit_actor", AuditActor)
-
-
-def actor_of(request: web.Request) -> AuditActor:
-    """The audit actor of ``request``: ``admin`` unless the console or a portal set one."""
-    actor: AuditActor = request.get(ACTOR, ADMIN)
-    return actor
 
 
 class ApiError(Exception):

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, actor_of, json_body, list_response, parse_limit
+from relay.admin.common import ApiError, json_body, list_response, parse_limit
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.models import Subscription
@@ -40,7 +40,7 @@ class SubscriptionPage(Page[Subscription]):
 
 
 def _store(request: web.Request) -> SubscriptionStore:
-    return SubscriptionStore(request.app[admin.REDIS], actor=actor_of(request))
+    return SubscriptionStore(request.app[admin.REDIS])
 
 
 async def _check_url(request: web.Request, url: str) -> None:

@@ -20,8 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 from pydantic import ValidationError
 
 from relay.admin import app as admin
-from relay.admin.common import ACTOR, ApiError, validation_details
-from relay.core.audit import CONSOLE, PORTAL
+from relay.admin.common import ApiError, validation_details
 from relay.core.ids import is_well_formed
 from relay.store.sessions import Session, SessionKind, SessionStore
 
@@ -109,8 +108,6 @@ async def _checked(request: web.Request, handler: Handler, session: Session) -> 
             log.warning("console: form without a valid CSRF token", extra={"path": request.path})
             return _error_page(request, 403, "This form is stale or forged (no valid CSRF token).")
     request[SESSION] = session
-    # the admin functions a form calls audit it as this door's, not as the bearer token's
-    request[ACTOR] = CONSOLE if session.kind == "operator" else PORTAL
     return await handler(request)
 
 

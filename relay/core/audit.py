@@ -64,11 +64,11 @@ def _cut(text: str | None, limit: int) -> str | None:
 
 
 class AuditActor(BaseModel):
-    """Who acted: a Slack user, the admin API, the console, a partner portal, or the relay."""
+    """Who acted: a Slack user, the admin API, the console, or the relay itself."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    source: Literal["slack", "admin", "console", "portal", "relay"]
+    source: Literal["slack", "admin", "console", "relay"]
     team_id: str | None = Field(default=None, alias="teamId", max_length=NAME_MAX)
     user_id: str | None = Field(default=None, alias="userId", max_length=NAME_MAX)
     user_name: str | None = Field(default=None, alias="userName", max_length=NAME_MAX)
@@ -94,7 +94,6 @@ class AuditActor(BaseModel):
 
 ADMIN = AuditActor(source="admin")
 CONSOLE = AuditActor(source="console")
-PORTAL = AuditActor(source="portal")
 RELAY = AuditActor(source="relay")
 
 

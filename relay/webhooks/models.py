@@ -22,21 +22,10 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # the last attempt failed; another is scheduled
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # no attempt left (or its subscription went away): replayable
-    SKIPPED = "skipped"  # made while its subscription was disabled: never queued, recoverable
 
     @property
     def is_final(self) -> bool:
         return self in (DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD)
-
-    @property
-    def is_replayable(self) -> bool:
-        """A replay may queue it again: a final one, or a skipped one once enabled."""
-        return self.is_final or self is DeliveryStatus.SKIPPED
-
-    @property
-    def is_recoverable(self) -> bool:
-        """Queued again by "recover since": dead ones, and skipped ones once enabled."""
-        return self in (DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
 
 
 class TargetKind(StrEnum):

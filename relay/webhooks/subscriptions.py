@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from relay.core.audit import ADMIN, AuditAction, AuditActor, AuditEntry, new_entry
+from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
 from relay.core.clock import epoch_ms
 from relay.core.ids import new_id
 from relay.store import keys
@@ -114,6 +114,10 @@ def _patch_detail(patch: SubscriptionPatch) -> str:
     return "; ".join(changed + rest)
 
 
+def _entry(action: AuditAction, sid: str, detail: str | None) -> AuditEntry:
+    return new_entry(action, ADMIN, subscription_id=sid, detail=detail)
+
+
 class TooManySecrets(Exception):
     """A rotation refused: it would push a secret still inside its grace out of signing."""
 
@@ -132,14 +136,10 @@ class RoutingTable:
 
 
 class SubscriptionStore:
-    """Subscriptions on one Redis client; changes are audited as done by ``actor``."""
+    """Subscriptions on one Redis client."""
 
-    def __init__(self, redis: aioredis.Redis, *, actor: AuditActor = ADMIN) -> None:
+    def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self.actor = actor
-
-    def _entry(self, action: AuditAction, sid: str, detail: str | None) -> AuditEntry:
-        return new_entry(action, self.actor, subscription_id=sid, detail=detail)
 
     async def _save(
         self,
@@ -175,7 +175,7 @@ class SubscriptionStore:
         sid, now = new_id("sub"), str(now_ms or epoch_ms())
         extra = {"maxInFlight": str(data.maxInFlight)} if data.maxInFlight else {}
         detail = f"{_where(data.url)}; events {','.join(data.events)}"
-        audit = self._entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail)
+        audit = _entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail)
         await self._save(
             sid,
             True,
@@ -232,7 +232,7 @@ class SubscriptionStore:
         if patch.maxInFlight is not None:
             changes["maxInFlight"] = str(patch.maxInFlight)
         enabled = current.enabled if patch.enabled is None else patch.enabled
-        audit = self._entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
+        audit = _entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
         await self._save(sid, enabled, patch.events or current.events, audit, **changes)
         if enabled and not current.enabled:
             await resolve_subscription(self.redis, sid)  # its disable alert, if open
@@ -241,7 +241,7 @@ class SubscriptionStore:
     async def delete(self, sid: str) -> bool:
         if await self._fields(sid) is None:
             return False
-        audit = self._entry(AuditAction.SUBSCRIPTION_DELETED, sid, None)
+        audit = _entry(AuditAction.SUBSCRIPTION_DELETED, sid, None)
         space = _one_subscription(sid)
         deleted = await _DELETE(
             self.redis, [keys.AUDIT, *space.keys()], [space.spec(), sid, entry_arg(audit)]
@@ -257,7 +257,7 @@ class SubscriptionStore:
             return None
         now = now_ms or epoch_ms()
         # The detail never holds a secret, old or new: only that one was replaced.
-        audit = self._entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret")
+        audit = _entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret")
         done = await _ROTATE(
             self.redis,
             [keys.subscription(sid), keys.AUDIT],

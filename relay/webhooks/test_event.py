@@ -11,12 +11,9 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from relay.core.audit import ADMIN, AuditAction, AuditActor, new_entry
 from relay.core.clock import epoch_ms, to_ms
 from relay.core.events import TEST_EVENT_TYPE, RelayTestData, RelayTestEvent
 from relay.core.ids import ulid
-from relay.store import keys
-from relay.store.audit import entry_arg
 from relay.store.scripts import LuaScript
 from relay.webhooks.keyspace import Keyspace, NewDelivery
 
@@ -32,26 +29,17 @@ def delivery_row(event: RelayTestEvent, subscription_id: str) -> NewDelivery:
     return NewDelivery(f"dlv_{uid}", subscription_id, event.id, TEST_EVENT_TYPE, f"msg_{uid}", body)
 
 
-async def send_test_event(
-    redis: aioredis.Redis, subscription_id: str, *, actor: AuditActor = ADMIN
-) -> str | ProbeRefusal:
-    """Queue a ``relay.test`` delivery, audited as sent by ``actor``; its id, or why not (no
-    such or a disabled subscription)."""
+async def send_test_event(redis: aioredis.Redis, subscription_id: str) -> str | ProbeRefusal:
+    """Queue a ``relay.test`` delivery; its id, or why not (no such or a disabled subscription)."""
     event = RelayTestEvent(data=RelayTestData(subscriptionId=subscription_id))
     row = delivery_row(event, subscription_id)
-    audit = new_entry(
-        AuditAction.SUBSCRIPTION_TESTED,
-        actor,
-        subscription_id=subscription_id,
-        detail=f"relay.test event {event.id}",
-    )
-    space = Keyspace(first=2)  # after the audit log, KEYS[1]
+    space = Keyspace()
     space.add_new([row])
     created = int(
         await _CREATE(
             redis,
-            [keys.AUDIT, *space.keys()],
-            [space.spec(), subscription_id, epoch_ms(), json.dumps([row.row()]), entry_arg(audit)],
+            space.keys(),
+            [space.spec(), subscription_id, epoch_ms(), json.dumps([row.row()])],
         )
     )
     if created == -1:
