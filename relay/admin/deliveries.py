@@ -22,7 +22,7 @@ from relay.admin.common import (
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.core.clock import utc_now
-from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore
+from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore, SubscriptionDisabled
 from relay.webhooks.models import Delivery, DeliveryStatus
 
 
@@ -89,7 +89,7 @@ async def replay_delivery(request: web.Request, did: str) -> Delivery:
 
 
 async def recover_deliveries(request: web.Request, body: Recover) -> int:
-    """Queue every dead delivery since ``body.since`` again; how many were."""
+    """Queue every dead or skipped delivery since ``body.since`` again; how many were."""
     if body.since > utc_now():
         raise ApiError(
             422,
@@ -97,7 +97,10 @@ async def recover_deliveries(request: web.Request, body: Recover) -> int:
             "since is in the future",
             [{"field": "since", "message": "must not be in the future"}],
         )
-    return await _store(request).recover_since(body.since, subscription_id=body.subscription)
+    try:
+        return await _store(request).recover_since(body.since, subscription_id=body.subscription)
+    except SubscriptionDisabled as exc:
+        raise ApiError(409, "subscription_disabled", str(exc)) from exc
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -125,18 +128,18 @@ ROUTES = (
         "POST",
         "/deliveries/recover",
         recover,
-        "Queue every dead delivery since a time again",
+        "Queue every dead or skipped delivery since a time again",
         202,
         response=Recovered,
         body=Recover,
-        errors=(400, 413, 422),
+        errors=(400, 409, 413, 422),
     ),
     Route("GET", "/deliveries/{id}", get_one, "Show a delivery", 200, Delivery, errors=(404,)),
     Route(
         "POST",
         "/deliveries/{id}/replay",
         replay,
-        "Queue a succeeded or dead delivery again",
+        "Queue a succeeded, dead or skipped delivery again",
         202,
         response=Delivery,
         errors=(404, 409),
