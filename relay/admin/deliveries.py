@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from relay.admin import app as admin
 from relay.admin.common import (
     ApiError,
+    actor_of,
     json_body,
     list_response,
     object_response,
@@ -78,7 +79,7 @@ async def get_one(request: web.Request) -> web.Response:
 async def replay_delivery(request: web.Request, did: str) -> Delivery:
     """Queue a final delivery again (the admin API's and the console's one path)."""
     store = _store(request)
-    outcome = await store.replay(did)
+    outcome = await store.replay(did, actor=actor_of(request))
     if outcome == "missing":
         raise ApiError(404, "not_found", f"no delivery {did}")
     if outcome != "queued":
@@ -98,7 +99,9 @@ async def recover_deliveries(request: web.Request, body: Recover) -> int:
             [{"field": "since", "message": "must not be in the future"}],
         )
     try:
-        return await _store(request).recover_since(body.since, subscription_id=body.subscription)
+        return await _store(request).recover_since(
+            body.since, subscription_id=body.subscription, actor=actor_of(request)
+        )
     except SubscriptionDisabled as exc:
         raise ApiError(409, "subscription_disabled", str(exc)) from exc
 

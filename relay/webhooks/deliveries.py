@@ -14,7 +14,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
+from relay.core.audit import ADMIN, AuditAction, AuditActor, AuditEntry, new_entry
 from relay.core.clock import epoch_ms, to_ms
 from relay.core.ids import ulid
 from relay.store import keys
@@ -140,7 +140,7 @@ class DeliveryStore:
             raise RuntimeError(f"deliveries kept changing owner during a requeue: {ids[:3]}")
         return RequeueOutcome(queued, refused)
 
-    async def replay(self, delivery_id: str) -> str:
+    async def replay(self, delivery_id: str, *, actor: AuditActor = ADMIN) -> str:
         """Queue a final or skipped delivery again (same webhook-id, fresh schedule).
 
         Returns ``queued``, or why not: ``missing``, ``not_final``,
@@ -149,14 +149,16 @@ class DeliveryStore:
         owner = await self.redis.hget(keys.delivery(delivery_id), "subscriptionId")
         audit = new_entry(
             AuditAction.DELIVERY_REPLAYED,
-            ADMIN,
+            actor,
             subscription_id=text(owner) if owner is not None else None,
             detail=delivery_id,
         )
         outcome = await self._requeue([delivery_id], only_dead=False, audit=audit)
         return "queued" if outcome.queued else outcome.refused[delivery_id]
 
-    async def recover_since(self, since: datetime, *, subscription_id: str | None = None) -> int:
+    async def recover_since(
+        self, since: datetime, *, subscription_id: str | None = None, actor: AuditActor = ADMIN
+    ) -> int:
         """Queue again every dead or skipped delivery of an event at or after ``since``.
 
         Returns how many were queued. A skipped delivery of a subscription still disabled
@@ -170,12 +172,17 @@ class DeliveryStore:
         total = 0
         for status in (s for s in DeliveryStatus if s.is_recoverable):
             total += await self._recover_index(
-                index_for(subscription_id, status), since, subscription_id, status
+                index_for(subscription_id, status), since, subscription_id, status, actor
             )
         return total
 
     async def _recover_index(
-        self, index: str, since: datetime, subscription_id: str | None, status: DeliveryStatus
+        self,
+        index: str,
+        since: datetime,
+        subscription_id: str | None,
+        status: DeliveryStatus,
+        actor: AuditActor,
     ) -> int:
         start, total = "[" + lower_bound(since), 0
         while True:
@@ -186,7 +193,7 @@ class DeliveryStore:
             # One entry per batch that queued any: each batch is its own atomic step.
             audit = new_entry(
                 AuditAction.DELIVERIES_RECOVERED,
-                ADMIN,
+                actor,
                 subscription_id=subscription_id,
                 detail=f"{status.value} deliveries since {since.isoformat()}",
             )
