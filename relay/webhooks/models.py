@@ -29,6 +29,11 @@ class DeliveryStatus(StrEnum):
         return self in (DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD)
 
     @property
+    def is_replayable(self) -> bool:
+        """Replay may queue it (once its subscription is enabled): final or skipped."""
+        return self.is_final or self is DeliveryStatus.SKIPPED
+
+    @property
     def is_recoverable(self) -> bool:
         """Queued again by "recover since": dead ones, and skipped ones once enabled."""
         return self in (DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)

@@ -11,10 +11,17 @@ import redis.asyncio as aioredis
 from relay.console.app import PUBLIC_CONSOLE, create_console_app
 from relay.core.portal_links import PortalClaim, parse_ttl, portal_key, sign, verify
 from relay.settings import Settings
+from relay.store import keys
+from relay.store.connection import text
+from relay.store.queue import ensure_group
 from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.fanout import fan_out, plan
+from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from relay.webhooks.test_event import send_test_event
 from tests.console.support import TOKEN, Client, post_form
+from tests.fixtures.dispatch import event, publish
 from tests.fixtures.web import WebFactory, WebHarness
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -170,3 +177,51 @@ def test_ttl_and_token_rules() -> None:
     assert verify(b"k", token, now_s=1999) == claim
     assert verify(b"k", token, now_s=2000) is None
     assert verify(b"other", token, now_s=1) is None
+
+
+async def _fan_out(redis: aioredis.Redis) -> None:
+    """One event through the real fan-out step (plan on the routing table, then Lua)."""
+    await ensure_group(redis, keys.EVENTS, keys.EVENTS_GROUP)
+    sent = event()
+    await publish(redis, sent)
+    reply: Any = await redis.xreadgroup(keys.EVENTS_GROUP, "t", {keys.EVENTS: ">"}, count=1)
+    table = await SubscriptionStore(redis).routing_table()
+    created = await fan_out(
+        redis,
+        group=keys.EVENTS_GROUP,
+        version=table.version,
+        batch=[(text(reply[0][1][0][0]), plan(sent, table, OnCallRules()))],
+        now_ms=int(time.time() * 1000),
+    )
+    assert created == [2]  # both subscriptions, the disabled one too
+
+
+async def test_skipped_deliveries_are_listed_and_replayed_from_the_portal_once_enabled(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """An event while the subscription is disabled shows as skipped in the portal and the
+    console's list; the portal's Replay is refused (409) until it is enabled, then queues."""
+    harness, ids = await _setup(web_factory, fake_redis)
+    client = harness.client
+    off = {"enabled": False}
+    patched = await client.patch(f"/v1/subscriptions/{ids['sub']}", json=off, headers=AUTH)
+    assert patched.status == 200
+    await _fan_out(fake_redis)
+    store = DeliveryStore(fake_redis)
+    [skipped] = (await store.page(subscription_id=ids["sub"], status=DeliveryStatus.SKIPPED))[0]
+    await _open(client, (await _link(client, ids["sub"]))["url"])
+    home = await (await client.get("/portal")).text()
+    assert '<span class="badge skipped">skipped</span>' in home
+    assert skipped.id in home
+    page = f"/portal/deliveries/{skipped.id}"
+    assert "Skipped: the subscription was disabled" in await (await client.get(page)).text()
+    refused = await post_form(client, page, f"{page}/replay")
+    assert refused.status == 409
+    assert "enable it first" in await refused.text()
+    assert (await store.get(skipped.id)).status is DeliveryStatus.SKIPPED  # type: ignore[union-attr]
+    on = {"enabled": True}
+    patched = await client.patch(f"/v1/subscriptions/{ids['sub']}", json=on, headers=AUTH)
+    assert patched.status == 200
+    replayed = await post_form(client, page, f"{page}/replay")
+    assert replayed.status == 200
+    assert (await store.get(skipped.id)).status is DeliveryStatus.PENDING  # type: ignore[union-attr]
