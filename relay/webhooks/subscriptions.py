@@ -1,7 +1,8 @@
 """Webhook subscriptions in Redis: create, read, page, patch, delete, rotate the secret.
 
-A subscription is a hash at ``keys.subscription(id)``; enabled ones are also
-members of one routing set per event type they want (``keys.subscriptions_by_type``),
+A subscription is a hash at ``keys.subscription(id)``, and a member of one routing set
+per event type it wants (``keys.subscriptions_by_type``), enabled or not: the fan-out
+makes a disabled one's deliveries ``skipped`` rather than dropping its events;
 and every change bumps ``keys.SUBSCRIPTIONS_VERSION`` in the same Lua step so the
 dispatcher's cached routing table is never silently stale. URL safety (SSRF) is
 checked by the callers, which know the settings and the resolver.
@@ -125,7 +126,7 @@ class TooManySecrets(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
-    """Which enabled subscriptions want each event type, as of ``version``."""
+    """Which subscriptions (enabled or disabled) want each event type, as of ``version``."""
 
     version: str
     by_type: dict[str, frozenset[str]]
@@ -302,7 +303,7 @@ class SubscriptionStore:
         )
 
     async def routing_table(self) -> RoutingTable:
-        """Which enabled subscriptions want each event type, read in one step."""
+        """Which subscriptions want each event type (enabled or not), read in one step."""
         routing_sets = [keys.subscriptions_by_type(t) for t in ROUTABLE_TYPES]
         version, *members = await _ROUTES(self.redis, [keys.SUBSCRIPTIONS_VERSION, *routing_sets])
         by_type = {
