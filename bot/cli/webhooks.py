@@ -18,7 +18,7 @@ from bot.cli.common import filters_text, limit_arg, print_table, time_arg, when
 from bot.cli.common import print_json as _print_json
 from bot.cli.common import run_command as _run
 from relay.settings import Settings
-from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore
+from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore, SubscriptionDisabled
 from relay.webhooks.models import Delivery, DeliveryStatus
 from relay.webhooks.ssrf import GuardedResolver, UnsafeURL, check_destination
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore, TooManySecrets
@@ -134,8 +134,11 @@ async def _replay(redis: aioredis.Redis, settings: Settings, args: argparse.Name
 
 async def _recover(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
     since: datetime = args.since
-    count = await DeliveryStore(redis).recover_since(since, subscription_id=args.subscription)
-    print(f"queued {count} dead deliveries again")
+    try:
+        count = await DeliveryStore(redis).recover_since(since, subscription_id=args.subscription)
+    except SubscriptionDisabled as exc:
+        return _fail(str(exc))
+    print(f"queued {count} dead or skipped deliveries again")
     return 0
 
 

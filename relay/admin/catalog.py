@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, object_response
+from relay.admin.common import ApiError, actor_of, object_response
 from relay.admin.routing import Route
 from relay.core.event_catalog import catalog
 from relay.webhooks.deliveries import DeliveryStore
@@ -47,7 +47,7 @@ async def list_event_types(request: web.Request) -> web.Response:
 
 async def queue_test(request: web.Request, sid: str) -> Delivery:
     """Queue a ``relay.test`` for ``sid``: the delivery, or 404 / 409 (disabled)."""
-    outcome = await send_test_event(request.app[admin.REDIS], sid)
+    outcome = await send_test_event(request.app[admin.REDIS], sid, actor=actor_of(request))
     if outcome == "missing":
         raise ApiError(404, "not_found", f"no subscription {sid}")
     if outcome == "disabled":

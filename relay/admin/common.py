@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, SecretStr, ValidationError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
+from relay.core.audit import ADMIN, AuditActor
 from relay.core.ids import is_well_formed
 from relay.core.redact import redact
 from relay.store.faults import REDIS_FAULTS, describe, is_transient
@@ -24,6 +25,15 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
 E = TypeVar("E", bound=StrEnum)
+
+# Who an app's changes are audited as: the admin API's are "admin" (the default); the
+# console sets CONSOLE on its own app, and calls the same functions.
+AUDIT_ACTOR = web.AppKey("audit_actor", AuditActor)
+
+
+def actor_of(request: web.Request) -> AuditActor:
+    """The audit actor of the app serving ``request``."""
+    return request.app.get(AUDIT_ACTOR, ADMIN)
 
 
 class ApiError(Exception):

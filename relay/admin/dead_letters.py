@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, list_response, parse_limit, query_enum
+from relay.admin.common import ApiError, actor_of, list_response, parse_limit, query_enum
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.store import dead_letters
@@ -56,7 +56,9 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 async def replay_dead_letter(request: web.Request, dead_letter_id: str) -> Replayed:
     """Queue a dead letter again (the admin API's and the console's one path); 404 if gone."""
-    entry_id = await dead_letters.replay(request.app[admin.REDIS], dead_letter_id)
+    entry_id = await dead_letters.replay(
+        request.app[admin.REDIS], dead_letter_id, actor=actor_of(request)
+    )
     if entry_id is None:
         raise ApiError(404, "not_found", missing(dead_letter_id))
     stream = DeadStream(dead_letter_id.split("-", 1)[0])

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from relay.admin import app as admin
 from relay.admin.common import (
     ApiError,
+    actor_of,
     json_body,
     list_response,
     object_response,
@@ -22,7 +23,7 @@ from relay.admin.common import (
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.core.clock import utc_now
-from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore
+from relay.webhooks.deliveries import REPLAY_REFUSALS, DeliveryStore, SubscriptionDisabled
 from relay.webhooks.models import Delivery, DeliveryStatus
 
 
@@ -78,7 +79,7 @@ async def get_one(request: web.Request) -> web.Response:
 async def replay_delivery(request: web.Request, did: str) -> Delivery:
     """Queue a final delivery again (the admin API's and the console's one path)."""
     store = _store(request)
-    outcome = await store.replay(did)
+    outcome = await store.replay(did, actor=actor_of(request))
     if outcome == "missing":
         raise ApiError(404, "not_found", f"no delivery {did}")
     if outcome != "queued":
@@ -89,7 +90,7 @@ async def replay_delivery(request: web.Request, did: str) -> Delivery:
 
 
 async def recover_deliveries(request: web.Request, body: Recover) -> int:
-    """Queue every dead delivery since ``body.since`` again; how many were."""
+    """Queue every dead or skipped delivery since ``body.since`` again; how many were."""
     if body.since > utc_now():
         raise ApiError(
             422,
@@ -97,7 +98,12 @@ async def recover_deliveries(request: web.Request, body: Recover) -> int:
             "since is in the future",
             [{"field": "since", "message": "must not be in the future"}],
         )
-    return await _store(request).recover_since(body.since, subscription_id=body.subscription)
+    try:
+        return await _store(request).recover_since(
+            body.since, subscription_id=body.subscription, actor=actor_of(request)
+        )
+    except SubscriptionDisabled as exc:
+        raise ApiError(409, "subscription_disabled", str(exc)) from exc
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -125,18 +131,18 @@ ROUTES = (
         "POST",
         "/deliveries/recover",
         recover,
-        "Queue every dead delivery since a time again",
+        "Queue every dead or skipped delivery since a time again",
         202,
         response=Recovered,
         body=Recover,
-        errors=(400, 413, 422),
+        errors=(400, 409, 413, 422),
     ),
     Route("GET", "/deliveries/{id}", get_one, "Show a delivery", 200, Delivery, errors=(404,)),
     Route(
         "POST",
         "/deliveries/{id}/replay",
         replay,
-        "Queue a succeeded or dead delivery again",
+        "Queue a succeeded, dead or skipped delivery again",
         202,
         response=Delivery,
         errors=(404, 409),

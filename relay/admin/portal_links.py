@@ -14,11 +14,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, json_body
+from relay.admin.common import ApiError, actor_of, json_body
 from relay.admin.routing import Route
+from relay.core.audit import AuditAction, new_entry
 from relay.core.clock import iso_ms
 from relay.core.portal_links import TTL_PATTERN, PortalClaim, parse_ttl, portal_key, sign
 from relay.store import portal
+from relay.store.audit import AuditStore
 from relay.webhooks.subscriptions import SubscriptionStore
 
 
@@ -56,6 +58,11 @@ async def _body(request: web.Request) -> PortalLinkRequest:
     return body
 
 
+async def _audit(request: web.Request, action: AuditAction, sid: str, detail: str) -> None:
+    entry = new_entry(action, actor_of(request), subscription_id=sid, detail=detail)
+    await AuditStore(request.app[admin.REDIS]).append(entry)
+
+
 async def issue_link(request: web.Request, sid: str, ttl: str | None) -> PortalLink:
     """A link for ``sid`` (404 if there is no such subscription)."""
     redis = request.app[admin.REDIS]
@@ -70,6 +77,8 @@ async def issue_link(request: web.Request, sid: str, ttl: str | None) -> PortalL
     expires = int(time.time()) + ttl_s
     claim = PortalClaim(sid, await portal.generation(redis, sid), expires)
     link = sign(portal_key(token.get_secret_value()), claim)
+    # The link is a credential: the entry says only that one was issued, and until when.
+    await _audit(request, AuditAction.PORTAL_LINK_ISSUED, sid, f"valid {ttl_s} s")
     return PortalLink(
         url=f"{external_base(request)}/portal/{link}",
         expiresAt=datetime.fromtimestamp(expires, UTC),
@@ -88,6 +97,7 @@ async def revoke_links(request: web.Request) -> web.Response:
     if await SubscriptionStore(redis).get(sid) is None:
         raise ApiError(404, "not_found", f"no subscription {sid}")
     await portal.revoke(redis, sid)
+    await _audit(request, AuditAction.PORTAL_LINKS_REVOKED, sid, "every earlier link")
     return web.Response(status=204)
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, json_body, list_response, parse_limit
+from relay.admin.common import ApiError, actor_of, json_body, list_response, parse_limit
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.models import Subscription
@@ -72,7 +72,7 @@ def _found(subscription: Subscription | None, sid: str) -> Subscription:
 async def create_subscription(request: web.Request, body: SubscriptionCreate) -> Subscription:
     """Check the URL (SSRF) and create; the answer carries the secret."""
     await _check_url(request, body.url)
-    return await _store(request).create(body)
+    return await _store(request).create(body, actor=actor_of(request))
 
 
 async def update_subscription(
@@ -83,18 +83,18 @@ async def update_subscription(
     _found(await store.get(sid), sid)
     if body.url is not None:
         await _check_url(request, body.url)
-    return _found(await store.update(sid, body), sid)
+    return _found(await store.update(sid, body, actor=actor_of(request)), sid)
 
 
 async def delete_subscription(request: web.Request, sid: str) -> None:
-    if not await _store(request).delete(sid):
+    if not await _store(request).delete(sid, actor=actor_of(request)):
         raise ApiError(404, "not_found", f"no subscription {sid}")
 
 
 async def rotate_subscription_secret(request: web.Request, sid: str) -> Subscription:
     """A new secret (shown once, in the answer); 409 while too many earlier ones still sign."""
     try:
-        return _found(await _store(request).rotate_secret(sid), sid)
+        return _found(await _store(request).rotate_secret(sid, actor=actor_of(request)), sid)
     except TooManySecrets as exc:
         raise ApiError(409, "too_many_secrets", str(exc)) from None
 

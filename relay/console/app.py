@@ -14,8 +14,10 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from relay.admin import app as admin
+from relay.admin.common import AUDIT_ACTOR
 from relay.console import actions, pages, portal, signin
 from relay.console.web import guard, see_other
+from relay.core.audit import CONSOLE
 from relay.settings import Settings
 
 PUBLIC_CONSOLE = {"console_sign_in", "console_sign_in_post"}
@@ -61,6 +63,7 @@ def create_console_app(redis: aioredis.Redis, settings: Settings) -> web.Applica
         valid=_always,
     )
     app = _base(redis, settings, middleware)
+    app[AUDIT_ACTOR] = CONSOLE  # its actions run the admin API's functions, audited as console
     r = app.router
     r.add_get("/sign-in", signin.sign_in_form, name="console_sign_in")
     r.add_post("/sign-in", signin.sign_in, name="console_sign_in_post")

@@ -90,6 +90,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     await SessionStore(redis_of(request)).close(session_of(request).id)
+    await _audit(request, AuditAction.CONSOLE_SIGNED_OUT, f"{_client(request)}: signed out")
     response = see_other(f"{PATH}/sign-in")
     response.del_cookie(COOKIE, path=PATH)
     return response

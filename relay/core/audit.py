@@ -54,6 +54,9 @@ class AuditAction(StrEnum):
     DEAD_LETTER_REPLAYED = "dead_letter.replayed"
     CONSOLE_SIGNED_IN = "console.signed_in"
     CONSOLE_SIGN_IN_FAILED = "console.sign_in_failed"
+    CONSOLE_SIGNED_OUT = "console.signed_out"
+    PORTAL_LINK_ISSUED = "portal_link.issued"
+    PORTAL_LINKS_REVOKED = "portal_links.revoked"
 
 
 def _cut(text: str | None, limit: int) -> str | None:

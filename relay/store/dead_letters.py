@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
-from relay.core.audit import ADMIN, AuditAction, new_entry
+from relay.core.audit import ADMIN, AuditAction, AuditActor, new_entry
 from relay.store import keys
 from relay.store.audit import entry_arg
 from relay.store.connection import text
@@ -154,7 +154,9 @@ async def get(redis: aioredis.Redis, dead_letter_id: str) -> DeadLetter | None:
     return dead_letter_of(stream, text(eid), entry_fields(fields))
 
 
-async def replay(redis: aioredis.Redis, dead_letter_id: str) -> str | None:
+async def replay(
+    redis: aioredis.Redis, dead_letter_id: str, *, actor: AuditActor = ADMIN
+) -> str | None:
     """Put a dead letter back on its stream for the workers; its new entry id, or None
     when there is no such dead letter (a replay done twice finds none the second time)."""
     parsed = parse_id(dead_letter_id)
@@ -163,7 +165,7 @@ async def replay(redis: aioredis.Redis, dead_letter_id: str) -> str | None:
     stream, entry_id = parsed
     request_id, kind = request_of((await _fields_of(redis, stream, entry_id)) or {})
     detail = f"{stream.value} {dead_letter_id}" + (f" ({kind})" if kind else "")
-    audit = new_entry(AuditAction.DEAD_LETTER_REPLAYED, ADMIN, request_id=request_id, detail=detail)
+    audit = new_entry(AuditAction.DEAD_LETTER_REPLAYED, actor, request_id=request_id, detail=detail)
     new_id = await _REPLAY(
         redis, [stream.dead_key, stream.source_key, keys.AUDIT], [entry_id, entry_arg(audit)]
     )

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
+from relay.core.audit import ADMIN, AuditAction, AuditActor, AuditEntry, new_entry
 from relay.core.clock import epoch_ms, to_ms
 from relay.core.ids import ulid
 from relay.store import keys
@@ -52,6 +52,17 @@ class RequeueOutcome:
 
     queued: list[str]
     refused: dict[str, str]
+
+
+class SubscriptionDisabled(Exception):
+    """A recovery refused: the subscription is still disabled (its skipped deliveries wait)."""
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(
+            f"subscription {subscription_id} is disabled; enable it first, then recover"
+            " its skipped deliveries"
+        )
+        self.subscription_id = subscription_id
 
 
 # Why a replay was refused, in the words both the admin API and the CLI use.
@@ -122,15 +133,15 @@ class DeliveryStore:
                     queued.append(did)
                 elif word == "changed":
                     again.append(did)
-                elif word != "skipped":
+                elif word != "passed":
                     refused[did] = word
             ids = again
         if ids:
             raise RuntimeError(f"deliveries kept changing owner during a requeue: {ids[:3]}")
         return RequeueOutcome(queued, refused)
 
-    async def replay(self, delivery_id: str) -> str:
-        """Queue a final delivery again (same webhook-id, fresh schedule).
+    async def replay(self, delivery_id: str, *, actor: AuditActor = ADMIN) -> str:
+        """Queue a final or skipped delivery again (same webhook-id, fresh schedule).
 
         Returns ``queued``, or why not: ``missing``, ``not_final``,
         ``subscription_deleted``, ``subscription_disabled``.
@@ -138,16 +149,41 @@ class DeliveryStore:
         owner = await self.redis.hget(keys.delivery(delivery_id), "subscriptionId")
         audit = new_entry(
             AuditAction.DELIVERY_REPLAYED,
-            ADMIN,
+            actor,
             subscription_id=text(owner) if owner is not None else None,
             detail=delivery_id,
         )
         outcome = await self._requeue([delivery_id], only_dead=False, audit=audit)
         return "queued" if outcome.queued else outcome.refused[delivery_id]
 
-    async def recover_since(self, since: datetime, *, subscription_id: str | None = None) -> int:
-        """Queue again every dead delivery of an event at or after ``since``; returns how many."""
-        index = index_for(subscription_id, DeliveryStatus.DEAD)
+    async def recover_since(
+        self, since: datetime, *, subscription_id: str | None = None, actor: AuditActor = ADMIN
+    ) -> int:
+        """Queue again every dead or skipped delivery of an event at or after ``since``.
+
+        Returns how many were queued. A skipped delivery of a subscription still disabled
+        stays skipped; for one subscription that is still disabled, raises
+        :class:`SubscriptionDisabled` before anything is done.
+        """
+        if subscription_id is not None:
+            enabled = await self.redis.hget(keys.subscription(subscription_id), "enabled")
+            if enabled is not None and text(enabled) != "1":
+                raise SubscriptionDisabled(subscription_id)
+        total = 0
+        for status in (s for s in DeliveryStatus if s.is_recoverable):
+            total += await self._recover_index(
+                index_for(subscription_id, status), since, subscription_id, status, actor
+            )
+        return total
+
+    async def _recover_index(
+        self,
+        index: str,
+        since: datetime,
+        subscription_id: str | None,
+        status: DeliveryStatus,
+        actor: AuditActor,
+    ) -> int:
         start, total = "[" + lower_bound(since), 0
         while True:
             raw = await self.redis.zrangebylex(index, start, "+", start=0, num=_BATCH)
@@ -157,9 +193,9 @@ class DeliveryStore:
             # One entry per batch that queued any: each batch is its own atomic step.
             audit = new_entry(
                 AuditAction.DELIVERIES_RECOVERED,
-                ADMIN,
+                actor,
                 subscription_id=subscription_id,
-                detail=f"dead deliveries since {since.isoformat()}",
+                detail=f"{status.value} deliveries since {since.isoformat()}",
             )
             total += len((await self._requeue(ids, only_dead=True, audit=audit)).queued)
             start = "(" + ids[-1]
@@ -171,7 +207,8 @@ class DeliveryStore:
         subscription_ids: Sequence[str] = (),
         per_subscription: int = MAX_PER_SUBSCRIPTION,
     ) -> int:
-        """Delete final deliveries past retention, and beyond the per-subscription cap."""
+        """Delete final and skipped deliveries past retention, and beyond the per-subscription
+        cap."""
         now = now_ms if now_ms is not None else epoch_ms()
         cutoff = "dlv_" + ulid(now - RETENTION_MS, bytes(10))
         old = [

@@ -22,10 +22,21 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # the last attempt failed; another is scheduled
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # no attempt left (or its subscription went away): replayable
+    SKIPPED = "skipped"  # made while its subscription was disabled: never queued, recoverable
 
     @property
     def is_final(self) -> bool:
         return self in (DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD)
+
+    @property
+    def is_replayable(self) -> bool:
+        """Replay may queue it (once its subscription is enabled): final or skipped."""
+        return self.is_final or self is DeliveryStatus.SKIPPED
+
+    @property
+    def is_recoverable(self) -> bool:
+        """Queued again by "recover since": dead ones, and skipped ones once enabled."""
+        return self in (DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
 
 
 class TargetKind(StrEnum):

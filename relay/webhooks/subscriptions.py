@@ -1,7 +1,8 @@
 """Webhook subscriptions in Redis: create, read, page, patch, delete, rotate the secret.
 
-A subscription is a hash at ``keys.subscription(id)``; enabled ones are also
-members of one routing set per event type they want (``keys.subscriptions_by_type``),
+A subscription is a hash at ``keys.subscription(id)``, and a member of one routing set
+per event type it wants (``keys.subscriptions_by_type``), enabled or not: the fan-out
+makes a disabled one's deliveries ``skipped`` rather than dropping its events;
 and every change bumps ``keys.SUBSCRIPTIONS_VERSION`` in the same Lua step so the
 dispatcher's cached routing table is never silently stale. URL safety (SSRF) is
 checked by the callers, which know the settings and the resolver.
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from relay.core.audit import ADMIN, AuditAction, AuditEntry, new_entry
+from relay.core.audit import ADMIN, AuditAction, AuditActor, AuditEntry, new_entry
 from relay.core.clock import epoch_ms
 from relay.core.ids import new_id
 from relay.store import keys
@@ -114,8 +115,10 @@ def _patch_detail(patch: SubscriptionPatch) -> str:
     return "; ".join(changed + rest)
 
 
-def _entry(action: AuditAction, sid: str, detail: str | None) -> AuditEntry:
-    return new_entry(action, ADMIN, subscription_id=sid, detail=detail)
+def _entry(
+    action: AuditAction, sid: str, detail: str | None, actor: AuditActor = ADMIN
+) -> AuditEntry:
+    return new_entry(action, actor, subscription_id=sid, detail=detail)
 
 
 class TooManySecrets(Exception):
@@ -124,7 +127,7 @@ class TooManySecrets(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
-    """Which enabled subscriptions want each event type, as of ``version``."""
+    """Which subscriptions (enabled or disabled) want each event type, as of ``version``."""
 
     version: str
     by_type: dict[str, frozenset[str]]
@@ -170,12 +173,14 @@ class SubscriptionStore:
             return None
         return raw
 
-    async def create(self, data: SubscriptionCreate, *, now_ms: int | None = None) -> Subscription:
+    async def create(
+        self, data: SubscriptionCreate, *, now_ms: int | None = None, actor: AuditActor = ADMIN
+    ) -> Subscription:
         """A new enabled subscription; the answer carries its secret."""
         sid, now = new_id("sub"), str(now_ms or epoch_ms())
         extra = {"maxInFlight": str(data.maxInFlight)} if data.maxInFlight else {}
         detail = f"{_where(data.url)}; events {','.join(data.events)}"
-        audit = _entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail)
+        audit = _entry(AuditAction.SUBSCRIPTION_CREATED, sid, detail, actor)
         await self._save(
             sid,
             True,
@@ -217,7 +222,12 @@ class SubscriptionStore:
         return subscriptions, next_cursor
 
     async def update(
-        self, sid: str, patch: SubscriptionPatch, *, now_ms: int | None = None
+        self,
+        sid: str,
+        patch: SubscriptionPatch,
+        *,
+        now_ms: int | None = None,
+        actor: AuditActor = ADMIN,
     ) -> Subscription | None:
         """Apply ``patch``; None when ``sid`` is unknown."""
         fields = await self._fields(sid)
@@ -232,23 +242,25 @@ class SubscriptionStore:
         if patch.maxInFlight is not None:
             changes["maxInFlight"] = str(patch.maxInFlight)
         enabled = current.enabled if patch.enabled is None else patch.enabled
-        audit = _entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch))
+        audit = _entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch), actor)
         await self._save(sid, enabled, patch.events or current.events, audit, **changes)
         if enabled and not current.enabled:
             await resolve_subscription(self.redis, sid)  # its disable alert, if open
         return await self.get(sid)
 
-    async def delete(self, sid: str) -> bool:
+    async def delete(self, sid: str, *, actor: AuditActor = ADMIN) -> bool:
         if await self._fields(sid) is None:
             return False
-        audit = _entry(AuditAction.SUBSCRIPTION_DELETED, sid, None)
+        audit = _entry(AuditAction.SUBSCRIPTION_DELETED, sid, None, actor)
         space = _one_subscription(sid)
         deleted = await _DELETE(
             self.redis, [keys.AUDIT, *space.keys()], [space.spec(), sid, entry_arg(audit)]
         )
         return bool(deleted)
 
-    async def rotate_secret(self, sid: str, *, now_ms: int | None = None) -> Subscription | None:
+    async def rotate_secret(
+        self, sid: str, *, now_ms: int | None = None, actor: AuditActor = ADMIN
+    ) -> Subscription | None:
         """A new secret; every earlier one keeps signing until 24 hours after it was replaced.
 
         Raises :class:`TooManySecrets` when ``MAX_PREVIOUS`` earlier secrets still sign.
@@ -257,7 +269,7 @@ class SubscriptionStore:
             return None
         now = now_ms or epoch_ms()
         # The detail never holds a secret, old or new: only that one was replaced.
-        audit = _entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret")
+        audit = _entry(AuditAction.SUBSCRIPTION_SECRET_ROTATED, sid, "new signing secret", actor)
         done = await _ROTATE(
             self.redis,
             [keys.subscription(sid), keys.AUDIT],
@@ -294,7 +306,7 @@ class SubscriptionStore:
         )
 
     async def routing_table(self) -> RoutingTable:
-        """Which enabled subscriptions want each event type, read in one step."""
+        """Which subscriptions want each event type (enabled or not), read in one step."""
         routing_sets = [keys.subscriptions_by_type(t) for t in ROUTABLE_TYPES]
         version, *members = await _ROUTES(self.redis, [keys.SUBSCRIPTIONS_VERSION, *routing_sets])
         by_type = {

@@ -118,6 +118,39 @@ async def test_recover_since_over_http(
         await eventually(both_done)
 
 
+async def test_skipped_deliveries_listed_and_recovered_over_http(
+    aiohttp_client: ClientFactory, any_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """A disabled subscription's events list as skipped; recover is a 409 while it is
+    disabled (nothing changes) and queues them once it is enabled."""
+    subs = SubscriptionStore(any_redis)
+    sub = await subs.create(SubscriptionCreate(url=receiver.url("/back"), events=["*"]))
+    await subs.update(sub.id, SubscriptionPatch(enabled=False))
+    client = await admin_client(aiohttp_client, any_redis)
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    body = {"since": since, "subscription": sub.id}
+    async with dispatching(any_redis):
+        await publish(any_redis, event())
+        [skipped] = await delivery_in(any_redis, DeliveryStatus.SKIPPED)
+        [listed] = (await _list(client, f"?subscription={sub.id}&status=skipped"))["data"]
+        assert (listed["id"], listed["status"], listed["attempts"]) == (skipped.id, "skipped", [])
+        refused = await client.post("/deliveries/recover", json=body, headers=AUTH)
+        assert refused.status == 409
+        error = (await refused.json())["error"]
+        assert error["code"] == "subscription_disabled"
+        assert "enable it first" in error["message"]
+        replay = await client.post(f"/deliveries/{skipped.id}/replay", headers=AUTH)
+        assert replay.status == 409
+        assert len((await _list(client, "?status=skipped"))["data"]) == 1
+        await subs.update(sub.id, SubscriptionPatch(enabled=True))
+        recovered = await client.post("/deliveries/recover", json=body, headers=AUTH)
+        assert recovered.status == 202
+        assert await recovered.json() == {"recovered": 1}
+        await receiver.wait_for("/back")
+        await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
+    assert (await _list(client, "?status=skipped"))["data"] == []
+
+
 async def test_bad_queries_and_bodies(
     aiohttp_client: ClientFactory, fake_redis: aioredis.Redis
 ) -> None:

@@ -96,6 +96,9 @@ def test_lists_are_pages_with_limit_cursor_and_filters() -> None:
     status_ref = _param(document, "/v1/deliveries", "status")["schema"]["$ref"]
     status = document["components"]["schemas"][status_ref.rsplit("/", 1)[-1]]
     assert status["enum"] == [s.value for s in DeliveryStatus]
+    assert "skipped" in status["enum"]
+    recover = document["paths"]["/v1/deliveries/recover"]["post"]["responses"]
+    assert "409" in recover  # a disabled subscription's recovery is refused
     for name in ("state", "portfolio"):
         assert not _param(document, "/v1/operations", name)["required"]
 

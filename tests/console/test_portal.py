@@ -8,43 +8,46 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from relay.console.app import PUBLIC_CONSOLE, create_console_app
 from relay.core.portal_links import PortalClaim, parse_ttl, portal_key, sign, verify
+from relay.settings import Settings
+from relay.store import keys
+from relay.store.connection import text
+from relay.store.queue import ensure_group
 from relay.webhooks.deliveries import DeliveryStore
+from relay.webhooks.fanout import fan_out, plan
+from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from relay.webhooks.test_event import send_test_event
 from tests.console.support import TOKEN, Client, post_form
+from tests.fixtures.dispatch import event, publish
 from tests.fixtures.web import WebFactory, WebHarness
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Every console URL (GET pages and POST actions), with ids filled in per test.
-CONSOLE_GETS = (
-    "/console",
-    "/console/",
-    "/console/overview",
-    "/console/subscriptions",
-    "/console/subscriptions/{sub}",
-    "/console/subscriptions/{other}",
-    "/console/deliveries",
-    "/console/deliveries/{dlv}",
-    "/console/operations",
-    "/console/operations/req_x",
-    "/console/dead-letters",
-    "/console/audit",
-    "/console/event-types",
-)
-CONSOLE_POSTS = (
-    "/console/subscriptions",
-    "/console/subscriptions/{other}/edit",
-    "/console/subscriptions/{other}/enable",
-    "/console/subscriptions/{other}/disable",
-    "/console/subscriptions/{other}/rotate-secret",
-    "/console/subscriptions/{other}/delete",
-    "/console/subscriptions/{other}/test",
-    "/console/subscriptions/{other}/portal-link",
-    "/console/deliveries/recover",
-    "/console/deliveries/{dlv}/replay",
-    "/console/sign-out",
-)
+# Every console URL: read off the console app's own router, so a new page or action
+# cannot be left out; ids are filled in per test (the other subscription's, mostly).
+FILL = {
+    "/console/subscriptions/{id}": "{other}",
+    "/console/deliveries/{id}": "{dlv}",
+    "/console/dead-letters/{id}": "commands-1700000000000-0",
+    "/console/operations/{request_id}": "req_x",
+}
+
+
+def console_urls(redis: aioredis.Redis, settings: Settings) -> list[tuple[str, str]]:
+    """(method, URL template) of every non-public console route."""
+    app = create_console_app(redis, settings)
+    urls = []
+    for route in app.router.routes():
+        if route.method == "HEAD" or route.name in PUBLIC_CONSOLE:
+            continue
+        path = "/console" + route.resource.canonical if route.resource else "/console"
+        for prefix, value in FILL.items():
+            stem = prefix.rsplit("/", 1)[0]
+            path = path.replace(prefix, f"{stem}/{value}")
+        urls.append((route.method, path))
+    return urls
 
 
 async def _setup(
@@ -88,15 +91,16 @@ async def test_link_opens_one_subscription_and_nothing_else(
     refused = await post_form(client, "/portal", f"/portal/deliveries/{ids['dlv']}/replay")
     assert refused.status == 404
     csrf_page = await (await client.get("/portal")).text()
-    for template in CONSOLE_GETS:
-        answer = await client.get(template.format(**ids), allow_redirects=False)
-        assert answer.status == 303, template
-        assert answer.headers["Location"] == "/console/sign-in"
-    for template in CONSOLE_POSTS:
-        answer = await client.post(
-            template.format(**ids), data={"csrf": csrf_page}, allow_redirects=False
+    urls = console_urls(fake_redis, harness.settings)
+    assert len(urls) >= 24  # 11 pages and 13 actions today, the dead-letter replay too
+    assert ("POST", "/console/dead-letters/commands-1700000000000-0/replay") in urls
+    for method, template in [*urls, ("GET", "/console/subscriptions/{sub}")]:
+        data = {"csrf": csrf_page} if method == "POST" else None
+        answer = await client.request(
+            method, template.format(**ids), data=data, allow_redirects=False
         )
-        assert answer.status == 303, template
+        assert answer.status == 303, (method, template)
+        assert answer.headers["Location"] == "/console/sign-in", template
     for path in ("/v1/subscriptions", f"/v1/subscriptions/{ids['other']}", "/v1/deliveries"):
         assert (await client.get(path)).status == 401
     assert await SubscriptionStore(fake_redis).get(ids["other"]) is not None
@@ -173,3 +177,51 @@ def test_ttl_and_token_rules() -> None:
     assert verify(b"k", token, now_s=1999) == claim
     assert verify(b"k", token, now_s=2000) is None
     assert verify(b"other", token, now_s=1) is None
+
+
+async def _fan_out(redis: aioredis.Redis) -> None:
+    """One event through the real fan-out step (plan on the routing table, then Lua)."""
+    await ensure_group(redis, keys.EVENTS, keys.EVENTS_GROUP)
+    sent = event()
+    await publish(redis, sent)
+    reply: Any = await redis.xreadgroup(keys.EVENTS_GROUP, "t", {keys.EVENTS: ">"}, count=1)
+    table = await SubscriptionStore(redis).routing_table()
+    created = await fan_out(
+        redis,
+        group=keys.EVENTS_GROUP,
+        version=table.version,
+        batch=[(text(reply[0][1][0][0]), plan(sent, table, OnCallRules()))],
+        now_ms=int(time.time() * 1000),
+    )
+    assert created == [2]  # both subscriptions, the disabled one too
+
+
+async def test_skipped_deliveries_are_listed_and_replayed_from_the_portal_once_enabled(
+    web_factory: WebFactory, fake_redis: aioredis.Redis
+) -> None:
+    """An event while the subscription is disabled shows as skipped in the portal and the
+    console's list; the portal's Replay is refused (409) until it is enabled, then queues."""
+    harness, ids = await _setup(web_factory, fake_redis)
+    client = harness.client
+    off = {"enabled": False}
+    patched = await client.patch(f"/v1/subscriptions/{ids['sub']}", json=off, headers=AUTH)
+    assert patched.status == 200
+    await _fan_out(fake_redis)
+    store = DeliveryStore(fake_redis)
+    [skipped] = (await store.page(subscription_id=ids["sub"], status=DeliveryStatus.SKIPPED))[0]
+    await _open(client, (await _link(client, ids["sub"]))["url"])
+    home = await (await client.get("/portal")).text()
+    assert '<span class="badge skipped">skipped</span>' in home
+    assert skipped.id in home
+    page = f"/portal/deliveries/{skipped.id}"
+    assert "Skipped: the subscription was disabled" in await (await client.get(page)).text()
+    refused = await post_form(client, page, f"{page}/replay")
+    assert refused.status == 409
+    assert "enable it first" in await refused.text()
+    assert (await store.get(skipped.id)).status is DeliveryStatus.SKIPPED  # type: ignore[union-attr]
+    on = {"enabled": True}
+    patched = await client.patch(f"/v1/subscriptions/{ids['sub']}", json=on, headers=AUTH)
+    assert patched.status == 200
+    replayed = await post_form(client, page, f"{page}/replay")
+    assert replayed.status == 200
+    assert (await store.get(skipped.id)).status is DeliveryStatus.PENDING  # type: ignore[union-attr]

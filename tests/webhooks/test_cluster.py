@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
 
@@ -38,3 +40,21 @@ async def test_fan_out_delivery_and_replay_on_cluster(
     done = await store.get(dead.id)
     assert done is not None
     assert [a.statusCode for a in done.attempts] == [500, 500, 500, 200]
+
+
+async def test_skipped_delivery_recovered_on_cluster(
+    cluster_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """A disabled subscription's event is skipped, then recovered once enabled, on a cluster."""
+    subs = SubscriptionStore(cluster_redis)
+    sub = await subs.create(SubscriptionCreate(url=receiver.url("/later"), events=["*"]))
+    await subs.update(sub.id, SubscriptionPatch(enabled=False))
+    store = DeliveryStore(cluster_redis)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    async with dispatching(cluster_redis):
+        await publish(cluster_redis, event())
+        [skipped] = await delivery_in(cluster_redis, DeliveryStatus.SKIPPED)
+        await subs.update(sub.id, SubscriptionPatch(enabled=True))
+        assert await store.recover_since(since, subscription_id=sub.id) == 1
+        [request] = await receiver.wait_for("/later")
+    assert request.headers["webhook-id"] == skipped.webhookId

@@ -51,7 +51,8 @@ async def test_create_get_patch_delete(any_redis: aioredis.Redis) -> None:
 
 
 async def test_routing_follows_filters_and_enabled(any_redis: aioredis.Redis) -> None:
-    """Only enabled subscriptions route, by exact type or '*'; every change bumps the version."""
+    """Subscriptions route by exact type or '*', enabled or not (a disabled one's events are
+    recorded as skipped); every change bumps the version."""
     store = SubscriptionStore(any_redis)
     failed = await store.create(SubscriptionCreate(url=URL, events=["rebalance.failed"]))
     every = await store.create(SubscriptionCreate(url=URL, events=["*"]))
@@ -61,7 +62,8 @@ async def test_routing_follows_filters_and_enabled(any_redis: aioredis.Redis) ->
     await store.update(every.id, SubscriptionPatch(enabled=False))
     later = await store.routing_table()
     assert later.version != table.version
-    assert later.matching("portfolio.paused") == []
+    assert later.matching("portfolio.paused") == [every.id]
+    await store.update(every.id, SubscriptionPatch(events=["rebalance.failed"]))
     await store.update(failed.id, SubscriptionPatch(events=["portfolio.paused"]))
     assert (await store.routing_table()).matching("portfolio.paused") == [failed.id]
 
@@ -203,15 +205,18 @@ async def _seed(redis: aioredis.Redis, sid: str, status: str, *, at_ms: int, n: 
 
 
 async def test_retention_removes_old_final_deliveries_only(any_redis: aioredis.Redis) -> None:
-    """Past 7 days succeeded and dead records go; a still-pending one stays."""
+    """Past 7 days succeeded, dead and skipped records go; a still-pending one stays."""
     now = int(time.time() * 1000)
     old = now - RETENTION_MS - 60_000
     gone = await _seed(any_redis, "sub_a", "succeeded", at_ms=old, n=2)
     gone += await _seed(any_redis, "sub_a", "dead", at_ms=old + 10, n=1)
+    gone += await _seed(any_redis, "sub_a", "skipped", at_ms=old + 15, n=1)
     kept = await _seed(any_redis, "sub_a", "pending", at_ms=old + 20, n=1)
     fresh = await _seed(any_redis, "sub_a", "succeeded", at_ms=now, n=1)
+    fresh += await _seed(any_redis, "sub_a", "skipped", at_ms=now + 1, n=1)
     store = DeliveryStore(any_redis)
-    assert await store.sweep(now_ms=now) == 3
+    assert await store.sweep(now_ms=now) == 4
+    assert await any_redis.zcard(keys.deliveries_by_status(DeliveryStatus.SKIPPED)) == 1
     remaining, _ = await store.page(limit=10)
     assert sorted(d.id for d in remaining) == sorted(kept + fresh)
     for did in gone:

@@ -51,20 +51,26 @@ local function wake(sid, at)
   redis.call('ZADD', K.ready, 'LT', at, sid)
 end
 -- d = {id, subscription, event id, event type, webhook id, body, marker, mode, traceparent}
+-- A delivery for a disabled subscription is made 'skipped': recorded, never queued or
+-- attempted, until a replay or a recovery queues it once the subscription is enabled.
 local function create(d, now)
   local key = known(K.dlv, d[1], 'delivery')
   local s = known(K.sub, d[2], 'subscription')
   if redis.call('EXISTS', key) == 1 then return 0 end
+  local status = 'pending'
+  if redis.call('HGET', s.hash, 'enabled') == '0' then status = 'skipped' end
   redis.call('HSET', key, 'id', d[1], 'subscriptionId', d[2], 'eventId', d[3],
              'eventType', d[4], 'webhookId', d[5], 'body', d[6], 'createdAt', now,
-             'tries', 0, 'n', 0, 'status', 'pending')
+             'tries', 0, 'n', 0, 'status', status)
   if d[9] and d[9] ~= '' then redis.call('HSET', key, 'traceparent', d[9]) end
   redis.call('ZADD', K.all, 0, d[1])
   redis.call('ZADD', s.dlvs, 0, d[1])
-  redis.call('ZADD', known(K.bystatus, 'pending', 'status'), 0, d[1])
-  redis.call('ZADD', known(s.by, 'pending', 'status'), 0, d[1])
-  redis.call('ZADD', s.due, now, d[1])
-  wake(d[2], now)
+  redis.call('ZADD', known(K.bystatus, status, 'status'), 0, d[1])
+  redis.call('ZADD', known(s.by, status, 'status'), 0, d[1])
+  if status == 'pending' then
+    redis.call('ZADD', s.due, now, d[1])
+    wake(d[2], now)
+  end
   return 1
 end
 -- System deliveries carry d[7] = on-call marker and d[8] = 'open' or 'close':

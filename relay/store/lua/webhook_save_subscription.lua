@@ -3,7 +3,7 @@
 -- ARGV[1] layout JSON, ARGV[2] id, ARGV[3] enabled ('1'/'0'), ARGV[4] events JSON,
 -- ARGV[5...] field/value pairs, ARGV[#ARGV] the change's audit entry ('' for none).
 -- Returns 1.
--- Invariant: the routing sets match the stored events and enabled flag, and the version
+-- Invariant: the routing sets match the stored events (enabled or not), and the version
 -- moves with every change, so a fan-out planned before it is refused.
 --! include webhook_keys.lua
 local sid = ARGV[2]
@@ -12,10 +12,11 @@ unroute(sid)
 local fields = {}
 for i = 5, #ARGV - 1 do table.insert(fields, ARGV[i]) end
 redis.call('HSET', s.hash, 'enabled', ARGV[3], 'events', ARGV[4], unpack(fields))
+-- Disabled ones stay routed: their events are recorded as skipped deliveries.
+for _, t in ipairs(cjson.decode(ARGV[4])) do
+  redis.call('SADD', known(K.bytype, t, 'event type'), sid)
+end
 if ARGV[3] == '1' then
-  for _, t in ipairs(cjson.decode(ARGV[4])) do
-    redis.call('SADD', known(K.bytype, t, 'event type'), sid)
-  end
   redis.call('HDEL', s.hash, 'disabledReason', 'failingSince', 'throttledUntil')
 end
 if redis.call('HGET', s.hash, 'kind') == 'webhook' then redis.call('ZADD', K.subs, 0, sid) end

@@ -46,7 +46,7 @@ local function health(q, s, sub)
     redis.call('HSET', s.hash, 'throttledUntil', q.throttle); sub[4] = tostring(q.throttle)
   end
   if q.disable ~= '' and sub[2] == '1' then
-    unroute(q.sub)
+    -- Still routed: its events from now on are recorded as skipped deliveries.
     redis.call('HSET', s.hash, 'enabled', '0', 'disabledReason', q.disable, 'updatedAt', q.now)
     redis.call('INCR', K.version)
     create_all(q.alerts, q.now)

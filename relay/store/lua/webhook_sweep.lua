@@ -1,4 +1,4 @@
--- Delete final deliveries (retention), with their index entries.
+-- Delete final and skipped deliveries (retention), with their index entries.
 -- KEYS: the webhook layout (webhook_keys.lua) from KEYS[1], with each delivery and the
 -- subscription it belongs to.
 -- ARGV[1] layout JSON, ARGV[2...] delivery ids.
@@ -14,7 +14,7 @@ for i = 2, #ARGV do
   if not d[1] then
     redis.call('ZREM', K.all, did)
     removed = removed + 1
-  elseif (d[1] == 'succeeded' or d[1] == 'dead') and s then
+  elseif (d[1] == 'succeeded' or d[1] == 'dead' or d[1] == 'skipped') and s then
     redis.call('ZREM', K.all, did)
     redis.call('ZREM', known(K.bystatus, d[1], 'status'), did)
     redis.call('ZREM', s.dlvs, did)

@@ -112,7 +112,7 @@ def test_deliveries_list_replay_recover(
     assert (status, err.strip()) == (1, "glider-relay: no delivery dlv_nope")
     status, out, _ = run_cli(capsys, "deliveries", "recover", "--since", "2000-01-01T00:00:00Z")
     assert status == 0
-    assert "queued 1 dead" in out
+    assert "queued 1 dead or skipped" in out
     assert cli_env.hget(keys.delivery(second), "status") == "pending"
     status, out, _ = run_cli(capsys, "deliveries", "list", "--json")
     assert {d["id"] for d in json.loads(out)} == {first, second}
@@ -126,3 +126,23 @@ def test_lists_say_when_nothing_is_there(
     """An empty store: each list says so in words rather than printing nothing."""
     assert run_cli(capsys, "subscriptions", "list")[:2] == (0, "no subscriptions\n")
     assert run_cli(capsys, "deliveries", "list")[:2] == (0, "no deliveries match\n")
+
+
+def test_recover_refuses_a_disabled_subscription(
+    cli_env: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """recover --subscription of a disabled one fails with the reason and queues nothing."""
+    dead = _dead_delivery(cli_env, "sub_off")
+    cli_env.hset(keys.subscription("sub_off"), "enabled", "0")
+    status, _, err = run_cli(
+        capsys,
+        "deliveries",
+        "recover",
+        "--since",
+        "2000-01-01T00:00:00Z",
+        "--subscription",
+        "sub_off",
+    )
+    assert status == 1
+    assert "subscription sub_off is disabled; enable it first" in err
+    assert cli_env.hget(keys.delivery(dead), "status") == "dead"
