@@ -27,7 +27,8 @@ DEFAULT_LIMIT = 50
 E = TypeVar("E", bound=StrEnum)
 
 # Who an app's changes are audited as: the admin API's are "admin" (the default); the
-# console sets CONSOLE on its own app, and calls the same functions.
+# console sets CONSOLE and the partner portal PORTAL on their own apps, and call the same
+# functions.
 AUDIT_ACTOR = web.AppKey("audit_actor", AuditActor)
 
 

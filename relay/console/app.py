@@ -17,7 +17,7 @@ from relay.admin import app as admin
 from relay.admin.common import AUDIT_ACTOR
 from relay.console import actions, pages, portal, signin
 from relay.console.web import guard, see_other
-from relay.core.audit import CONSOLE
+from relay.core.audit import CONSOLE, PORTAL
 from relay.settings import Settings
 
 PUBLIC_CONSOLE = {"console_sign_in", "console_sign_in_post"}
@@ -107,6 +107,7 @@ def create_portal_app(redis: aioredis.Redis, settings: Settings) -> web.Applicat
         valid=portal.still_valid,
     )
     app = _base(redis, settings, middleware)
+    app[AUDIT_ACTOR] = PORTAL  # a partner's replay, rotation or test, through the same code
     r = app.router
     r.add_get("", portal.home)  # /portal itself
     r.add_get("/", portal.home)

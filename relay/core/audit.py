@@ -67,11 +67,11 @@ def _cut(text: str | None, limit: int) -> str | None:
 
 
 class AuditActor(BaseModel):
-    """Who acted: a Slack user, the admin API, the console, or the relay itself."""
+    """Who acted: a Slack user, the admin API, the console, a partner portal, or the relay."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    source: Literal["slack", "admin", "console", "relay"]
+    source: Literal["slack", "admin", "console", "portal", "relay"]
     team_id: str | None = Field(default=None, alias="teamId", max_length=NAME_MAX)
     user_id: str | None = Field(default=None, alias="userId", max_length=NAME_MAX)
     user_name: str | None = Field(default=None, alias="userName", max_length=NAME_MAX)
@@ -97,6 +97,7 @@ class AuditActor(BaseModel):
 
 ADMIN = AuditActor(source="admin")
 CONSOLE = AuditActor(source="console")
+PORTAL = AuditActor(source="portal")  # a partner, through a portal link
 RELAY = AuditActor(source="relay")
 
 

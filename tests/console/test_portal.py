@@ -12,6 +12,7 @@ from relay.console.app import PUBLIC_CONSOLE, create_console_app
 from relay.core.portal_links import PortalClaim, parse_ttl, portal_key, sign, verify
 from relay.settings import Settings
 from relay.store import keys
+from relay.store.audit import AuditFilter, AuditStore
 from relay.store.connection import text
 from relay.store.queue import ensure_group
 from relay.webhooks.deliveries import DeliveryStore
@@ -122,6 +123,12 @@ async def test_portal_actions_work_on_its_own_subscription(
     assert "whsec_" in await rotated.text()
     catalog = await (await client.get("/portal/event-types")).text()
     assert "from standardwebhooks.webhooks import Webhook" in catalog
+    entries, _ = await AuditStore(fake_redis).page(AuditFilter(action="subscription"), limit=2)
+    # newest first: the partner's two actions, audited as the portal's
+    assert [(e.action.value, e.actor.source) for e in entries] == [
+        ("subscription.secret_rotated", "portal"),
+        ("subscription.tested", "portal"),
+    ]
     assert 'import { Webhook } from "standardwebhooks"' in catalog.replace("&#34;", '"')
 
 
