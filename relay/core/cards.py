@@ -43,6 +43,9 @@ class Via(StrEnum):
     DIRECT_MESSAGE = "direct_message"
 
 
+_VIAS = frozenset(v.value for v in Via)
+
+
 @dataclass(frozen=True, slots=True)
 class CardState:
     """A card's stored state (``keys.card``): latest and rendered version, where it is."""
@@ -55,11 +58,11 @@ class CardState:
 
     @classmethod
     def from_hash(cls, fields: Mapping[str, str]) -> CardState:
-        via = fields.get("via")
+        via = fields.get("via") or ""
         return cls(
             version=int(fields.get("v") or 0),
             rendered=int(fields.get("r") or 0),
-            via=Via(via) if via in Via.__members__.values() else None,
+            via=Via(via) if via in _VIAS else None,
             channel=fields.get("ch") or None,
             ts=fields.get("ts") or None,
         )

@@ -74,6 +74,10 @@ class CardStore:
         reply = await _LOCK(self._redis, self._keys(), ["renew", self.token, self._lock_ms])
         return bool(int(reply[0]))
 
+    async def release(self) -> None:
+        """Give the lock up (after a failure: the entry will be retried)."""
+        await _LOCK(self._redis, self._keys(), ["release", self.token, self._lock_ms])
+
     async def settle(
         self,
         version: int | None,

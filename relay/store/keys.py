@@ -119,6 +119,9 @@ REPLIES_DEAD = f"{PREFIX}:replies:dead"
 # Job cards (relay/worker/cards.py): + request id -> hash {v: latest version, r: version
 # rendered, via, ch, ts}; beside it ":lock" -> the token of the notifier rendering it.
 CARD = f"{PREFIX}:card:"
+CARDS = f"{PREFIX}:cards"  # stream: request id + version, one per card version
+CARDS_GROUP = "card-senders"
+CARDS_DEAD = f"{PREFIX}:cards:dead"
 
 
 def card(request_id: str) -> str:
@@ -127,6 +130,7 @@ def card(request_id: str) -> str:
 
 def card_lock(request_id: str) -> str:
     return CARD + request_id + ":lock"
+
 
 # --- Safe commands (docs/contract.md §8): confirmations, approvals, audit ----------
 AUDIT = f"{PREFIX}:audit"  # stream of AuditEntry JSON (field `entry`)

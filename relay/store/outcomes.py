@@ -92,6 +92,7 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
             ack.stream if ack is not None else keys.COMMAND_STREAM,
             keys.AUDIT,
             keys.card(plan.request_id),
+            keys.CARDS,
         ],
         # The event continues the trace of the step that caused it (relay/tracing.py).
         [_lua_plan(plan, ack), tracing.current_header(), entry_arg(outcome_entry(plan))],

@@ -163,7 +163,7 @@ def _script_call(command: QueuedCommand) -> Call:
         keys.abandoned(command.request_id),
         keys.AUDIT,
         keys.card(command.request_id),
-        keys.REPLIES,
+        keys.CARDS,
     ]
     script_args: list[Arg] = [
         command.trigger_id or "",

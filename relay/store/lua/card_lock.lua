@@ -1,6 +1,6 @@
 -- A job card's render lock (relay/store/cards.py): renew it, or settle what was rendered.
 -- KEYS[1] card hash, KEYS[2] its lock.
--- ARGV[1] op ('renew' | 'settle'), ARGV[2] the holder's token, ARGV[3] lock TTL (ms);
+-- ARGV[1] op ('renew' | 'release' | 'settle'), ARGV[2] the holder's token, ARGV[3] lock TTL (ms);
 -- for 'settle': ARGV[4] version rendered ('' for none), ARGV[5] via, ARGV[6] channel,
 -- ARGV[7] ts ('' keeps the stored ones).
 -- Returns {1 still ours / 0 lost, latest version, version rendered}.
@@ -9,6 +9,11 @@
 -- (otherwise the holder keeps it and renders again), so no update is left unrendered.
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
   return {0, tonumber(redis.call('HGET', KEYS[1], 'v') or '0'),
+          tonumber(redis.call('HGET', KEYS[1], 'r') or '0')}
+end
+if ARGV[1] == 'release' then
+  redis.call('DEL', KEYS[2])
+  return {1, tonumber(redis.call('HGET', KEYS[1], 'v') or '0'),
           tonumber(redis.call('HGET', KEYS[1], 'r') or '0')}
 end
 if ARGV[1] == 'renew' then

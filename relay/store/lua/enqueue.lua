@@ -8,7 +8,7 @@
 -- ARGV[7..9] requested event id, type, body (all '' for none), ARGV[10] record JSON,
 -- ARGV[11] the requested event's traceparent ('' for none), ARGV[12] the command.received
 -- audit entry (JSON), ARGV[13] '1' to announce the job card's first version.
--- KEYS[9] the audit log, KEYS[10] the request's job card, KEYS[11] the replies stream.
+-- KEYS[9] the audit log, KEYS[10] the request's job card, KEYS[11] the card stream.
 -- Returns {status, request id}: 'queued' (this or an earlier copy), 'duplicate' (the
 -- trigger's first request), 'inflight' (the running one), 'abandoned'.
 -- Invariant: a tombstoned request never queues (the web already said "not queued"); a
@@ -43,6 +43,6 @@ redis.call('SET', KEYS[5], request_id)
 if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
 if ARGV[13] == '1' then
   redis.call('HSET', KEYS[10], 'v', 1)
-  redis.call('XADD', KEYS[11], '*', 'request_id', request_id, 'kind', 'card', 'version', 1)
+  redis.call('XADD', KEYS[11], '*', 'request_id', request_id, 'version', 1)
 end
 return {'queued', request_id}

@@ -4,9 +4,9 @@
 -- ARGV[1] plan JSON: id, from (states), set, del, and optional event [id, type, body],
 -- once (field), reply (kind), poll [op, at ms], release, expire (ms), ack [group, entry];
 -- ARGV[2] the event's traceparent ('' for none), ARGV[3] a final outcome's audit entry
--- ('' for none); KEYS[7] the audit log, KEYS[8] the request's job card (relay/store/cards.py).
--- Plan field `card`: the move changes what the card shows; it gets the next card version
--- and a `card` entry on the replies stream.
+-- ('' for none); KEYS[7] the audit log, KEYS[8] the request's job card (relay/store/cards.py),
+-- KEYS[9] the card stream. Plan field `card`: the move changes what the card shows; it
+-- gets the next card version and an entry on the card stream.
 -- Returns {1 applied / 0 not, the state before ('' when no record)}.
 -- Invariant: the plan applies only from one of its `from` states, so a redelivered
 -- command or a second poller records nothing twice; its ack happens either way.
@@ -28,8 +28,7 @@ if applied == 1 then
   if #plan['del'] > 0 then redis.call('HDEL', KEYS[1], unpack(plan['del'])) end
   if plan['card'] then
     local version = redis.call('HINCRBY', KEYS[8], 'v', 1)
-    redis.call('XADD', KEYS[3], '*', 'request_id', plan['id'], 'kind', 'card',
-               'version', version)
+    redis.call('XADD', KEYS[9], '*', 'request_id', plan['id'], 'version', version)
   end
   local announce = true
   if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
