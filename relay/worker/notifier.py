@@ -83,7 +83,7 @@ class Notifier:
             keys.CARDS,
             keys.CARDS_GROUP,
             consumer,
-            self._card,
+            self.handle_card,
             claim_idle_ms=claim_idle_ms,
             dead_stream=keys.CARDS_DEAD,
             on_dead=self._note_card_dead,
@@ -143,7 +143,7 @@ class Notifier:
             },
         )
 
-    async def _card(self, delivery: PendingEntry) -> None:
+    async def handle_card(self, delivery: PendingEntry) -> None:
         """Render a job card's latest version (relay/worker/cards.py), then acknowledge."""
         request_id = delivery.fields.get("request_id", "")
         if not self._cards_on or not request_id:
