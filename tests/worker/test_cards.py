@@ -122,20 +122,25 @@ async def test_a_rebalance_card_goes_through_every_state_on_one_message(
         real_redis, glider_sim, client, cards, response_url=fake_slack.response_url()
     )
     [post] = fake_slack.calls_to("chat.postMessage")
-    assert post.payload["channel"] == "C1" and card_state(post) == "queued"
+    assert post.payload["channel"] == "C1"
+    assert card_state(post) == "queued"
     updates = fake_slack.calls_to("chat.update")
     ts = {call.payload["ts"] for call in updates}
-    assert len(ts) == 1 and post.payload.get("ts") is None
+    assert len(ts) == 1
+    assert post.payload.get("ts") is None
     versions = [version(post)] + [version(call) for call in updates]
     assert versions == sorted(set(versions))
     states = [card_state(call) for call in updates]
-    assert states[0] == "submitted" and states[-1] == "failed"
+    assert states[0] == "submitted"
+    assert states[-1] == "failed"
     last = updates[-1].payload
     blocks = json.loads(last["blocks"]) if isinstance(last["blocks"], str) else last["blocks"]
     text_of = json.dumps(blocks)
-    assert "slippage &lt;!here&gt;" in text_of and "<!here>" not in text_of
+    assert "slippage &lt;!here&gt;" in text_of
+    assert "<!here>" not in text_of
     [button] = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert button["action_id"] == "job.retry" and button["value"] == request_id
+    assert button["action_id"] == "job.retry"
+    assert button["value"] == request_id
     shown = [c.payload["text"].split(" · ")[1].split(".")[0] for c in updates]
     assert any("Running" in s or "Retrying" in s for s in shown), shown
     # The card is the reply: no separate response_url message, and the record says so.
@@ -153,6 +158,7 @@ async def test_a_card_the_channel_refuses_becomes_the_reply(
     client: GliderClient,
     fake_slack: FakeSlack,
     slack: SlackApi,
+    *,
     error: str,
 ) -> None:
     """The card lives in the requester's reply (replace_original), its final state last."""
@@ -163,7 +169,8 @@ async def test_a_card_the_channel_refuses_becomes_the_reply(
         real_redis, glider_sim, client, cards, response_url=fake_slack.response_url()
     )
     replies = fake_slack.calls_to(RESPONSE)
-    assert replies and all(call.payload["replace_original"] is True for call in replies)
+    assert replies
+    assert all(call.payload["replace_original"] is True for call in replies)
     assert len(replies) <= 5
     assert ":white_check_mark: Completed" in replies[-1].payload["text"]
     assert fake_slack.calls_to("chat.update") == []
@@ -185,7 +192,8 @@ async def test_without_a_response_url_the_card_is_a_direct_message_kept_current(
     posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.payload["channel"] == "DU1"]
     assert len(posts) == 1
     updates = fake_slack.calls_to("chat.update")
-    assert updates and {c.payload["channel"] for c in updates} == {"DU1"}
+    assert updates
+    assert {c.payload["channel"] for c in updates} == {"DU1"}
     assert card_state(updates[-1]) == "completed"
 
 
@@ -210,7 +218,8 @@ async def test_a_deleted_card_falls_back_and_the_final_state_still_arrives(
     await executor.handle(await take_command(real_redis))
     await drain(real_redis, cards)
     dms = [c for c in fake_slack.calls_to("chat.postMessage") if c.payload["channel"] == "DU1"]
-    assert len(dms) == 1 and card_state(dms[0]) == "submitted"
+    assert len(dms) == 1
+    assert card_state(dms[0]) == "submitted"
     assert card_state(post) == "queued"
 
 
@@ -227,7 +236,8 @@ async def test_invalid_blocks_tries_the_plain_text_card_then_falls_back(
     await drain(real_redis, cards)
     tries = fake_slack.calls_to("chat.postMessage", include_failed=True)
     assert [c.error for c in tries] == ["invalid_blocks", "invalid_blocks"]
-    assert "blocks" in tries[0].payload and "blocks" not in tries[1].payload
+    assert "blocks" in tries[0].payload
+    assert "blocks" not in tries[1].payload
     [reply] = fake_slack.calls_to(RESPONSE)
     assert reply.payload["replace_original"] is True
 
@@ -251,7 +261,8 @@ async def test_a_429_storm_delays_the_card_but_loses_nothing(
     await executor.handle(await take_command(real_redis))
     await drain(real_redis, cards)  # the paused version's entry renders the latest
     [post] = fake_slack.calls_to("chat.postMessage")
-    assert card_state(post) == "paused" and ":double_vertical_bar: Paused" in post.payload["text"]
+    assert card_state(post) == "paused"
+    assert ":double_vertical_bar: Paused" in post.payload["text"]
     assert fake_slack.calls_to("chat.update") == []
     record = await request_record(real_redis, command.request_id)
     assert record.state is RequestState.PAUSED
