@@ -22,6 +22,8 @@ from relay.sim.server import SimServer
 from relay.store import keys
 from tests.chaos.checks import (
     FAST_RECOVERY,
+    assert_cards_in_order,
+    cards_final,
     events,
     queue,
     records,
@@ -87,7 +89,8 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
 ) -> None:
     """Every rebalance ends completed with exactly one terminal event, each is one Glider
     operation, each subscriber gets every event (repeats only under the same webhook-id)
-    and each requester hears the outcome, while workers are SIGKILLed at random."""
+    and each requester's job card ends in its final state, never showing an older state
+    after a newer one, while workers are SIGKILLed at random."""
     server = await redis_servers()
     redis = aioredis.Redis.from_url(server.url)
     sim = await chaos_sim(PORTFOLIOS, "--op-duration", "0.3", "--cooldown", "0")
@@ -119,7 +122,8 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
         return all(len(webhook_sink.events(path)) == expected_events for path in SUBSCRIBERS)
 
     await eventually(delivered, within=60, step=0.2)
-    await eventually(lambda: replied_to(fake_slack) >= set(request_ids), within=30)
+    # Job cards are on: the card is each requester's reply, ending in its final state.
+    await eventually(lambda: cards_final(fake_slack, request_ids), within=60, step=0.5)
 
     assert monkey.kills >= 5
     assert len(request_ids) == len(set(request_ids)) == PORTFOLIOS * ROUNDS
@@ -140,7 +144,8 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
         assert len(received) == expected_events
         assert all(len(webhook_ids) == 1 for webhook_ids in received.values()), path
         assert {request_id for request_id, _type in received} == set(request_ids)
-    assert replied_to(fake_slack) == set(request_ids)
+    assert_cards_in_order(fake_slack, request_ids)  # no older state after a newer one
+    assert replied_to(fake_slack) == set()  # no separate reply beside the card
     assert (await redis.xpending(keys.COMMAND_STREAM, keys.COMMANDS_GROUP))["pending"] == 0
     assert await redis.zcard(keys.POLL_DUE) == 0
     assert await redis.xlen(keys.COMMANDS_DEAD) == 0
