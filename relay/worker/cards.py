@@ -20,7 +20,6 @@ never a lost final state.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,11 +42,7 @@ log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
-LOCK_WAIT_S = 2.0  # how long a busy card is waited for before the entry is left pending
-
-
-class CardBusy(Exception):
-    """Another notifier holds the card's lock: the entry is retried later."""
+BUSY = "busy"  # what send() returns when another notifier holds the card's lock
 
 
 class CardLost(Exception):
@@ -81,14 +76,19 @@ class CardSender:
         self._clock = clock
         self._lock_ms = lock_ms
 
-    async def send(self, request_id: str) -> RequestRecord | None:
-        """Render everything newer than what was rendered; the record (None: no record).
+    async def send(self, request_id: str) -> RequestRecord | str | None:
+        """Render everything newer than what was rendered; the record (None: no record;
+        :data:`BUSY`: another notifier holds the card, and will render it).
 
-        Raises :class:`CardBusy`, :class:`CardLost`, :class:`NowhereToRender` or Slack's
-        error: the entry is then left pending (or dead-lettered by the caller).
+        Raises :class:`CardLost`, :class:`NowhereToRender` or Slack's error: the entry
+        is then left pending (or dead-lettered by the caller).
         """
         store = CardStore(self._redis, request_id, lock_ms=self._lock_ms)
-        await self._claim(store)
+        if not await store.claim():
+            # Another notifier renders this card; it renders every version newer than what
+            # it rendered before it lets go (card_lock.lua), and if it dies its own entry,
+            # still pending, is reclaimed and renders the latest. Nothing to do here.
+            return BUSY
         record: RequestRecord | None = None
         try:
             while True:
@@ -116,16 +116,6 @@ class CardSender:
         except BaseException:
             await store.release()
             raise
-
-    async def _claim(self, store: CardStore) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_WAIT_S
-        delay = 0.02
-        while not await store.claim():
-            if loop.time() >= deadline:
-                raise CardBusy("another notifier is rendering this card")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
 
     async def _render(
         self, store: CardStore, card: CardState, record: RequestRecord, version: int

@@ -154,7 +154,7 @@ class Notifier:
         except NowhereToRender as exc:
             await self.cards_consumer.dead_letter(delivery, str(exc))
             return
-        if record is None:
+        if record is None:  # (BUSY: the lock's holder renders this version too)
             await self.cards_consumer.dead_letter(delivery, f"no record of {request_id}")
             return
         await self.cards_consumer.ack(delivery)
