@@ -24,9 +24,8 @@ from relay.core.events import Event, EventData, EventError, EventRequester, Even
 from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.glider.models import PortfolioDetail
-from relay.slack import approvals
+from relay.slack import approvals, cards
 from relay.slack.blocks import context, header, message, section
-from relay.slack import cards
 from relay.slack.replies import render
 from relay.webhooks.oncall import SLACK_TARGET, OnCallRules, disabled_alerts, event_alerts
 from relay.webhooks.policy import GONE

@@ -20,6 +20,7 @@ from relay.settings import load_settings
 from relay.sim.config import PF_MAIN
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys
+from relay.store.cards import CardStore
 from relay.store.connection import text, text_map
 from relay.store.pending import PendingEntry
 from relay.store.queue import ensure_group
@@ -28,7 +29,7 @@ from relay.worker.notifier import Notifier
 from relay.worker.poller import Poller, PollerOptions
 from tests.fixtures.glider import GliderSim
 from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, RESPONSE, FakeSlack, SlackCall
-from tests.fixtures.worker import queue_command, request_record, take_command
+from tests.fixtures.worker import eventually, queue_command, request_record, take_command
 
 
 @pytest.fixture
@@ -295,3 +296,29 @@ async def test_an_older_entry_after_a_newer_render_changes_nothing(
     before = len(fake_slack.calls)
     await cards.handle_card(stale)
     assert len(fake_slack.calls) == before
+
+
+async def test_a_card_busy_elsewhere_is_left_to_its_holder_whose_entry_covers_a_crash(
+    real_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+) -> None:
+    """Another notifier holds the lock: this entry is acknowledged without a Slack call.
+    The holder dies (its lock runs out); its own entry, reclaimed, renders the latest."""
+    cards = notifier(real_redis, slack)
+    command = await queue_command(real_redis, portfolio_id=PF_MAIN)
+    holder = CardStore(real_redis, command.request_id, lock_ms=200)
+    assert await holder.claim()
+    assert await drain(real_redis, cards) == 1
+    assert fake_slack.calls == []
+    pending: Any = await real_redis.xpending(keys.CARDS, keys.CARDS_GROUP)
+    assert pending["pending"] == 0
+
+    async def lock_gone() -> bool:
+        return not await real_redis.exists(keys.card_lock(command.request_id))
+
+    await eventually(lock_gone, within=5)
+    holders_entry = PendingEntry(
+        keys.CARDS, keys.CARDS_GROUP, "0-1", {"request_id": command.request_id, "version": "1"}
+    )
+    await cards.handle_card(holders_entry)
+    [post] = await fake_slack.wait_for("chat.postMessage")
+    assert card_state(post) == "queued"
