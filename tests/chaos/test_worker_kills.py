@@ -39,7 +39,7 @@ from tests.fixtures.chaos import (
     SimStarter,
     portfolio_ids,
 )
-from tests.fixtures.slack import LOOPBACK_HOST, RESPONSE, FakeSlack
+from tests.fixtures.slack import BOT_TOKEN, LOOPBACK_HOST, RESPONSE, FakeSlack
 from tests.fixtures.worker import eventually
 
 pytestmark = pytest.mark.slow  # real processes; deselect with -m 'not slow'
@@ -102,6 +102,7 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
         "GLIDER_API_KEY": ADMIN_KEY,
         "GLIDER_MAX_RPS": "300",
         "SLACK_API_URL": fake_slack.api_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,  # job cards post in the command's channel
         "SLACK_RESPONSE_URL_HOSTS": LOOPBACK_HOST,
         "RELAY_ALLOW_PRIVATE_URLS": "true",
     }
