@@ -104,18 +104,29 @@ class CardSender:
                 if not settled.ours:
                     raise CardLost(request_id)
                 if record.state.is_final:
-                    await replies.note_sent(
-                        self._redis,
-                        request_id,
-                        kind="final",
-                        via=placed.via.value,
-                        at=self._clock(),
-                    )
+                    await self._told(record, placed, version)
                 if not settled.more:
                     return record
         except BaseException:
             await store.release()
             raise
+
+    async def _told(self, record: RequestRecord, placed: Placed, version: int) -> None:
+        """The final card is the requester's reply: noted on the record and logged as one."""
+        await replies.note_sent(
+            self._redis, record.request_id, kind="final", via=placed.via.value, at=self._clock()
+        )
+        log.info(
+            "reply sent",
+            extra={
+                "request_id": record.request_id,
+                "portfolio_id": record.portfolio_id,
+                "operation_id": record.operation_id,
+                "reply": "final",
+                "via": placed.via.value,
+                "card_version": version,
+            },
+        )
 
     async def _render(
         self, store: CardStore, card: CardState, record: RequestRecord, version: int
