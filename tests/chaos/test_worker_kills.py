@@ -4,7 +4,7 @@ Scale: issue 7's 2,000 rebalances (400 portfolios x 5 rounds, each round queued 
 previous one is final, as a /rebalance in flight refuses a second), three workers, a
 kill every 1-2.5 s (typically 10-30 kills), two webhook subscribers. Operations take
 0.3 s and have no cooldown, so the run is bounded by our own throughput: 20-70 s on
-two shared cores.
+two shared cores (more with job cards: each rebalance's card is 3-4 Slack calls).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ async def drive(redis: aioredis.Redis, slack: FakeSlack) -> list[str]:
         return not current
 
     try:
-        await eventually(progressed, within=150, step=0.1)
+        # Job cards add ~3 Slack calls per rebalance: the bound allows for a loaded machine.
+        await eventually(progressed, within=240, step=0.1)
     except AssertionError:
         stuck = await states(redis, current.values())
         raise AssertionError(f"{len(done)} final; still open: {Counter(stuck.values())}") from None
