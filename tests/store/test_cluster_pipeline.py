@@ -64,7 +64,7 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
     created through the admin API, requesters get replies, and the admin API lists them."""
     sim = await chaos_sim(PORTFOLIOS, "--op-duration", "0.3", "--cooldown", "0")
     port = free_port()
-    relay_procs.env = full_env(redis_cluster_url, sim, fake_slack, max_rps=MAX_RPS)
+    relay_procs.env = full_env(redis_cluster_url, sim, fake_slack, max_rps=MAX_RPS, cards=True)
     web = await relay_procs.web(port)
     workers = [await relay_procs.worker(f"c{n}", *FAST_RECOVERY) for n in range(2)]
     ids = portfolio_ids(PORTFOLIOS)
