@@ -49,6 +49,10 @@ class CardLost(Exception):
     """The card's lock expired while rendering: the entry is retried."""
 
 
+class CardBusy(Exception):
+    """A redelivered entry found the card locked: left pending until the lock runs out."""
+
+
 class NowhereToRender(Exception):
     """Neither the channel, nor the response_url, nor a DM took the card."""
 
@@ -87,7 +91,8 @@ class CardSender:
         if not await store.claim():
             # Another notifier renders this card; it renders every version newer than what
             # it rendered before it lets go (card_lock.lua), and if it dies its own entry,
-            # still pending, is reclaimed and renders the latest. Nothing to do here.
+            # still pending, is reclaimed and (retried until the lock runs out) renders the
+            # latest. The caller acknowledges a first delivery, retries a redelivery.
             return BUSY
         record: RequestRecord | None = None
         try:

@@ -32,16 +32,16 @@ from relay.store import dead_letters, keys, outcomes, replies
 from relay.store.faults import RedisFaults
 from relay.store.requests import RequestStore
 from relay.store.streams import DeadEntry, PendingEntry, StreamConsumer
-from relay.worker.cards import CardSender, NowhereToRender
+from relay.worker.cards import BUSY, CardBusy, CardSender, NowhereToRender
 from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
-# A card's render lock outlives any one Slack call with its retries; a dead holder's
-# lock expires after it (the entry is reclaimed after claim_idle_ms, then waits).
-CARD_LOCK_MIN_MS = 10_000
+# A card's render lock (renewed before each Slack call) lasts this many claim timeouts:
+# a dead holder's lock runs out before its reclaimed entry is dead-lettered (5 deliveries).
+CARD_LOCK_IDLES = 3
 
 
 class Notifier:
@@ -64,9 +64,7 @@ class Notifier:
         # With job cards on, the card is the requester's reply: the separate replies are
         # not sent (the card's final state is noted as the reply, relay/worker/cards.py).
         self._cards_on = cards
-        self._cards = CardSender(
-            redis, slack, clock=clock, lock_ms=max(4 * claim_idle_ms, CARD_LOCK_MIN_MS)
-        )
+        self._cards = CardSender(redis, slack, clock=clock, lock_ms=CARD_LOCK_IDLES * claim_idle_ms)
         self.consumer = StreamConsumer(
             redis,
             keys.REPLIES,
@@ -151,10 +149,14 @@ class Notifier:
             return
         try:
             record = await self._cards.send(request_id)
+            if record == BUSY and delivery.redelivered:
+                # Perhaps this is the entry of a holder that died with the lock: it is
+                # what guarantees the card, so it waits until the lock runs out.
+                raise CardBusy(request_id)
         except NowhereToRender as exc:
             await self.cards_consumer.dead_letter(delivery, str(exc))
             return
-        if record is None:  # (BUSY: the lock's holder renders this version too)
+        if record is None:  # (BUSY, first delivery: the live holder renders this too)
             await self.cards_consumer.dead_letter(delivery, f"no record of {request_id}")
             return
         await self.cards_consumer.ack(delivery)

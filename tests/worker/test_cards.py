@@ -24,6 +24,7 @@ from relay.store.cards import CardStore
 from relay.store.connection import text, text_map
 from relay.store.pending import PendingEntry
 from relay.store.queue import ensure_group
+from relay.worker.cards import CardBusy
 from relay.worker.executor import Executor
 from relay.worker.notifier import Notifier
 from relay.worker.poller import Poller, PollerOptions
@@ -311,6 +312,17 @@ async def test_a_card_busy_elsewhere_is_left_to_its_holder_whose_entry_covers_a_
     assert fake_slack.calls == []
     pending: Any = await real_redis.xpending(keys.CARDS, keys.CARDS_GROUP)
     assert pending["pending"] == 0
+
+    # The holder's own entry, reclaimed while its lock stands, waits (it guarantees the card).
+    reclaimed = PendingEntry(
+        keys.CARDS,
+        keys.CARDS_GROUP,
+        "0-1",
+        {"request_id": command.request_id, "version": "1"},
+        delivery_count=2,
+    )
+    with pytest.raises(CardBusy):
+        await cards.handle_card(reclaimed)
 
     async def lock_gone() -> bool:
         return not await real_redis.exists(keys.card_lock(command.request_id))
