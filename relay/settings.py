@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     relay_admin_token: SecretStr | None = None
     relay_allow_private_urls: bool = False
     relay_allow_evicting_redis: bool = False
+    relay_job_cards: bool = True  # one Slack message per command, kept current (contract §9)
     slack_response_url_hosts: str = "hooks.slack.com"
     audit_retention_days: int = Field(default=400, ge=1, le=36_500)
     port: int = Field(default=3000, ge=0, le=65535)

@@ -22,6 +22,7 @@ from bot.home_messages import ApprovalLine, HomeData, ListView, home_view, portf
 from relay.core.commands import Action, Requester
 from relay.core.listing import CHANNEL_PAGE, HOME_PAGE, Listing, PortfolioRow, page_of
 from relay.core.records import RequestRecord, RequestState
+from relay.slack import cards
 from relay.webhooks import alert_view
 
 Example = Callable[[], dict[str, Any]]
@@ -117,7 +118,7 @@ def registry(*more: Mapping[str, Example]) -> dict[str, Example]:
     return found
 
 
-REGISTRY = registry(alert_view.EXAMPLES)
+REGISTRY = registry(cards.EXAMPLES, alert_view.EXAMPLES)
 
 
 def builder_link(payload: dict[str, Any]) -> str:

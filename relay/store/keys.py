@@ -116,6 +116,21 @@ def oncall_open(dedup_key: str) -> str:
 REPLIES = f"{PREFIX}:replies"  # stream: request id + kind, for each outcome the requester hears
 REPLIES_GROUP = "notifiers"
 REPLIES_DEAD = f"{PREFIX}:replies:dead"
+# Job cards (relay/worker/cards.py): + request id -> hash {v: latest version, r: version
+# rendered, via, ch, ts}; beside it ":lock" -> the token of the notifier rendering it.
+CARD = f"{PREFIX}:card:"
+CARDS = f"{PREFIX}:cards"  # stream: request id + version, one per card version
+CARDS_GROUP = "card-senders"
+CARDS_DEAD = f"{PREFIX}:cards:dead"
+
+
+def card(request_id: str) -> str:
+    return CARD + request_id
+
+
+def card_lock(request_id: str) -> str:
+    return CARD + request_id + ":lock"
+
 
 # --- Safe commands (docs/contract.md §8): confirmations, approvals, audit ----------
 AUDIT = f"{PREFIX}:audit"  # stream of AuditEntry JSON (field `entry`)

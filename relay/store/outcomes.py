@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from relay import tracing
+from relay.core import cards
 from relay.core.audit import RELAY, AuditAction, AuditEntry, new_entry
 from relay.core.plans import Plan
 from relay.core.record_codec import SHORT, legacy, pack
@@ -73,6 +74,8 @@ def _lua_plan(plan: Plan, ack: PendingEntry | None) -> str:
         out["poll"] = [plan.poll.op, plan.poll.at_ms]
     if plan.release:
         out["release"] = True
+    if cards.shows_change(plan.set_fields):
+        out["card"] = True
     new_state = plan.set_fields.get("state")
     if new_state is not None and RequestState(new_state).is_final:
         out["expire"] = RECORD_RETENTION_MS
@@ -94,6 +97,8 @@ async def apply(redis: aioredis.Redis, plan: Plan, *, ack: PendingEntry | None =
             keys.portfolio_inflight(plan.portfolio_id),
             ack.stream if ack is not None else keys.COMMAND_STREAM,
             keys.AUDIT,
+            keys.card(plan.request_id),
+            keys.CARDS,
         ],
         # The event continues the trace of the step that caused it (relay/tracing.py).
         [_lua_plan(plan, ack), tracing.current_header(), entry_arg(outcome_entry(plan))],

@@ -162,6 +162,8 @@ def _script_call(command: QueuedCommand) -> Call:
         keys.EVENTS,
         keys.abandoned(command.request_id),
         keys.AUDIT,
+        keys.card(command.request_id),
+        keys.CARDS,
     ]
     script_args: list[Arg] = [
         command.trigger_id or "",
@@ -176,6 +178,7 @@ def _script_call(command: QueuedCommand) -> Call:
         json.dumps(queued_fields(dumped)),
         command.traceparent or "",  # the requested event's trace ("" for none)
         received_entry(command),
+        "1",  # every queued command has a job card (relay/worker/cards.py)
     ]
     return script_keys, script_args
 

@@ -5,13 +5,17 @@ outcome) under its own consumer group. A reply goes to the command's
 ``response_url`` while Slack still accepts it (30 minutes, at most 5 uses,
 counted in the request record) if its host is in ``SLACK_RESPONSE_URL_HOSTS``
 (no other host is ever contacted), otherwise as a direct message
-(``conversations.open`` + ``chat.postMessage``). Slack 429s and 5xx are retried
+(``conversations.open`` + ``chat.postMessage``). Beside it, a second
+consumer reads ``keys.CARDS`` and renders each command's job card
+(:mod:`relay.worker.cards`); with cards on (``RELAY_JOB_CARDS``) the card is the
+reply, and the separate replies are acknowledged unsent. Slack 429s and 5xx are retried
 per ``Retry-After`` by :mod:`relay.slack.client`; an error past those retries
 leaves the entry pending, to be retried after the claim timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -25,13 +29,19 @@ from relay.slack import response_urls
 from relay.slack.client import SlackApi
 from relay.slack.replies import render
 from relay.store import dead_letters, keys, outcomes, replies
+from relay.store.faults import RedisFaults
 from relay.store.requests import RequestStore
 from relay.store.streams import DeadEntry, PendingEntry, StreamConsumer
+from relay.worker.cards import BUSY, CardBusy, CardSender, NowhereToRender
+from relay.worker.health import ReadProgress
 
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
+# A card's render lock (renewed before each Slack call) lasts this many claim timeouts:
+# a dead holder's lock runs out before its reclaimed entry is dead-lettered (5 deliveries).
+CARD_LOCK_IDLES = 3
 
 
 class Notifier:
@@ -45,11 +55,16 @@ class Notifier:
         consumer: str,
         clock: Clock = utc_now,
         claim_idle_ms: int = 60_000,
+        cards: bool = False,
     ) -> None:
         self._redis = redis
         self._requests = RequestStore(redis)
         self._slack = slack
         self._clock = clock
+        # With job cards on, the card is the requester's reply: the separate replies are
+        # not sent (the card's final state is noted as the reply, relay/worker/cards.py).
+        self._cards_on = cards
+        self._cards = CardSender(redis, slack, clock=clock, lock_ms=CARD_LOCK_IDLES * claim_idle_ms)
         self.consumer = StreamConsumer(
             redis,
             keys.REPLIES,
@@ -61,14 +76,34 @@ class Notifier:
             on_dead=self._note_dead,
         )
 
+        self.cards_consumer = StreamConsumer(
+            redis,
+            keys.CARDS,
+            keys.CARDS_GROUP,
+            consumer,
+            self.handle_card,
+            claim_idle_ms=claim_idle_ms,
+            dead_stream=keys.CARDS_DEAD,
+            on_dead=self._note_card_dead,
+        )
+
+    @property
+    def watched(self) -> tuple[ReadProgress | RedisFaults, ...]:
+        """The readers whose health the worker reports: both consumers'."""
+        return (*self.consumer.watched, *self.cards_consumer.watched)
+
     async def run(self) -> None:
-        await self.consumer.run()
+        await asyncio.gather(self.consumer.run(), self.cards_consumer.run())
 
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)
+        self.cards_consumer.stop(grace_s)
 
     async def handle(self, delivery: PendingEntry) -> None:
         """Send one reply, then acknowledge it."""
+        if self._cards_on:
+            await self.consumer.ack(delivery)  # the job card tells the requester
+            return
         try:
             kind = ReplyKind(delivery.fields.get("kind", ""))
             request_id = delivery.fields["request_id"]
@@ -106,6 +141,26 @@ class Notifier:
             },
         )
 
+    async def handle_card(self, delivery: PendingEntry) -> None:
+        """Render a job card's latest version (relay/worker/cards.py), then acknowledge."""
+        request_id = delivery.fields.get("request_id", "")
+        if not self._cards_on or not request_id:
+            await self.cards_consumer.ack(delivery)  # cards off: the replies tell
+            return
+        try:
+            record = await self._cards.send(request_id)
+            if record == BUSY and delivery.redelivered:
+                # Perhaps this is the entry of a holder that died with the lock: it is
+                # what guarantees the card, so it waits until the lock runs out.
+                raise CardBusy(request_id)
+        except NowhereToRender as exc:
+            await self.cards_consumer.dead_letter(delivery, str(exc))
+            return
+        if record is None:  # (BUSY, first delivery: the live holder renders this too)
+            await self.cards_consumer.dead_letter(delivery, f"no record of {request_id}")
+            return
+        await self.cards_consumer.ack(delivery)
+
     async def _note_dead(self, dead: DeadEntry) -> None:
         """A reply given up on: the record says the requester was not told, and where it waits."""
         request_id = dead.fields.get("request_id")
@@ -116,6 +171,20 @@ class Notifier:
                 kind=dead.fields.get("kind", ""),
                 reason=dead.reason,
                 dead_id=dead_letters.public_id(dead_letters.DeadStream.REPLIES, dead.dead_id),
+                at=self._clock(),
+            )
+
+    async def _note_card_dead(self, dead: DeadEntry) -> None:
+        """A card given up on: the record says the requester was not told (the entry
+        waits in ``keys.CARDS_DEAD``)."""
+        request_id = dead.fields.get("request_id")
+        if request_id:
+            await replies.note_not_sent(
+                self._redis,
+                request_id,
+                kind="card",
+                reason=dead.reason,
+                dead_id=f"cards:{dead.dead_id}",
                 at=self._clock(),
             )
 

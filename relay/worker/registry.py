@@ -148,11 +148,13 @@ async def poller(ctx: WorkerContext) -> Component:
 
 async def notifier(ctx: WorkerContext) -> Component:
     worker = Notifier(
-        ctx.redis, ctx.slack(), consumer=ctx.consumer, claim_idle_ms=ctx.tuning.claim_idle_ms
+        ctx.redis,
+        ctx.slack(),
+        consumer=ctx.consumer,
+        claim_idle_ms=ctx.tuning.claim_idle_ms,
+        cards=ctx.settings.relay_job_cards,
     )
-    return Component(
-        worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=worker.consumer.watched
-    )
+    return Component(worker.run, lambda: worker.stop(ctx.tuning.grace_s), readers=worker.watched)
 
 
 async def dispatcher(ctx: WorkerContext) -> Component:
@@ -173,6 +175,7 @@ async def dispatcher(ctx: WorkerContext) -> Component:
 _TRIMMED = (
     (keys.COMMAND_STREAM, keys.COMMANDS_GROUP),
     (keys.REPLIES, keys.REPLIES_GROUP),
+    (keys.CARDS, keys.CARDS_GROUP),
     (keys.EVENTS, keys.EVENTS_GROUP),
 )
 

@@ -56,6 +56,7 @@ def _honcho_env(redis_url: str, sim: SimServer, slack: FakeSlack) -> dict[str, s
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_API_URL=slack.api_url,
         SLACK_RESPONSE_URL_HOSTS=LOOPBACK_HOST,
+        RELAY_JOB_CARDS="false",  # the outcome reply through response_url is checked here
         BOT_ALLOWED_USERS="U1",
         BOT_CONFIRM_REBALANCE="false",  # confirmation has its own end-to-end tests
         RELAY_ADMIN_TOKEN=ADMIN_TOKEN,

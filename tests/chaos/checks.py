@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -12,10 +13,12 @@ from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.events import Event, EventType
 from relay.core.ids import new_id
 from relay.core.records import RequestRecord, RequestState
+from relay.slack.cards import METADATA_TYPE
 from relay.store import keys
 from relay.store.connection import text_map
 from relay.store.queue import EnqueueStatus, enqueue
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
+from tests.fixtures.slack import FakeSlack
 
 TERMINAL_EVENTS = frozenset(
     {
@@ -116,3 +119,39 @@ def busiest_second(times: list[float]) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def card_versions(slack: FakeSlack) -> dict[str, list[tuple[int, str]]]:
+    """Per request id, the (card version, state) of each job card message Slack took, in
+    the order it took them (chat.postMessage then chat.update on its ts)."""
+    seen: dict[str, list[tuple[int, str]]] = {}
+    for call in slack.calls:
+        if call.method not in {"chat.postMessage", "chat.update"} or not call.ok:
+            continue
+        metadata = call.payload.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_TYPE:
+            continue
+        body = metadata["event_payload"]
+        seen.setdefault(body["request_id"], []).append((int(body["version"]), body["state"]))
+    return seen
+
+
+def cards_final(slack: FakeSlack, request_ids: Iterable[str]) -> bool:
+    """Every request's card shows a final state last."""
+    seen = card_versions(slack)
+    return all(
+        request_id in seen and RequestState(seen[request_id][-1][1]).is_final
+        for request_id in request_ids
+    )
+
+
+def assert_cards_in_order(slack: FakeSlack, request_ids: Iterable[str]) -> None:
+    """Each card ends final, and Slack never took an older version after a newer one."""
+    seen = card_versions(slack)
+    for request_id in request_ids:
+        versions = [version for version, _ in seen[request_id]]
+        # Equal is a re-render of the same version (a retry after a kill), never older.
+        assert versions == sorted(versions), (request_id, seen[request_id])
+        assert RequestState(seen[request_id][-1][1]).is_final, (request_id, seen[request_id])

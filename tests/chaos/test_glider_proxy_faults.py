@@ -75,6 +75,7 @@ async def faulted_run(
             "SLACK_API_URL": slack.api_url,
             "SLACK_RESPONSE_URL_HOSTS": LOOPBACK_HOST,
             "RELAY_ALLOW_PRIVATE_URLS": "true",
+            "RELAY_JOB_CARDS": "false",  # this test checks the response_url replies
         }
         workers = {f"w{n}": await procs.worker(f"w{n}", *FAST_RECOVERY) for n in range(3)}
         monkey = Monkey(procs, workers)

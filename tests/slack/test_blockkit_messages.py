@@ -24,7 +24,7 @@ from relay.core.events import Event, EventData, EventError, EventRequester, Even
 from relay.core.plans import ReplyKind
 from relay.core.records import RequestRecord, RequestState
 from relay.glider.models import PortfolioDetail
-from relay.slack import approvals
+from relay.slack import approvals, cards
 from relay.slack.blocks import context, escape, header, message, section
 from relay.slack.replies import render
 from relay.webhooks import alert_view
@@ -245,6 +245,45 @@ def test_every_outcome_reply_is_valid_block_kit(
 ) -> None:
     """What the requester hears about each outcome: valid Block Kit for any Glider text."""
     assert_valid(render(record(data.draw, state), kind, now=NOW))
+
+
+# Every job card builder (relay/slack/cards.py): rendered for any record and version.
+CARDS: dict[str, Callable[[RequestRecord, int], dict[str, Any]]] = {
+    "render": lambda r, v: cards.render(r, v, now=NOW),
+    "plain_text": lambda r, v: cards.plain_text(r, v, now=NOW),
+}
+
+
+@CHECKS
+@given(st.data(), STATES, st.sampled_from(sorted(CARDS)), st.integers(1, 10**9))
+def test_every_job_card_is_valid_block_kit(
+    data: st.DataObject, state: RequestState, builder: str, version: int
+) -> None:
+    """The job card in each state, for any Glider error, reason and ids (and the retry
+    button of a failed rebalance only carries a well-formed request id)."""
+    payload = CARDS[builder](record(data.draw, state), version)
+    assert_valid(payload)
+    for block in payload.get("blocks", []):
+        for element in block.get("elements", []):
+            if element.get("action_id") == cards.RETRY_ACTION:
+                assert element["value"].startswith("req_")
+                assert len(element["value"]) <= 2000
+
+
+def test_the_card_examples_are_valid_block_kit() -> None:
+    """What README shows is the real payload."""
+    assert set(cards.EXAMPLES) >= {"card-queued", "card-submitted", "card-completed"}
+    for build in cards.EXAMPLES.values():
+        assert_valid(build())
+
+
+def test_every_card_builder_is_checked() -> None:
+    builders = {
+        name
+        for name, fn in inspect.getmembers(cards, inspect.isfunction)
+        if fn.__module__ == cards.__name__ and not name.startswith("_")
+    }
+    assert builders - {"status_line"} == set(CARDS)
 
 
 def _event(draw: Draw, kind: EventType) -> Event:

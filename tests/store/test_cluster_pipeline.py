@@ -22,7 +22,9 @@ from relay.store import keys
 from tests.chaos.checks import (
     FAST_RECOVERY,
     all_final,
+    assert_cards_in_order,
     busiest_second,
+    cards_final,
     events,
     queue,
     records,
@@ -62,7 +64,7 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
     created through the admin API, requesters get replies, and the admin API lists them."""
     sim = await chaos_sim(PORTFOLIOS, "--op-duration", "0.3", "--cooldown", "0")
     port = free_port()
-    relay_procs.env = full_env(redis_cluster_url, sim, fake_slack, max_rps=MAX_RPS)
+    relay_procs.env = full_env(redis_cluster_url, sim, fake_slack, max_rps=MAX_RPS, cards=True)
     web = await relay_procs.web(port)
     workers = [await relay_procs.worker(f"c{n}", *FAST_RECOVERY) for n in range(2)]
     ids = portfolio_ids(PORTFOLIOS)
@@ -80,7 +82,8 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
         await eventually(lambda: all_final(cluster_redis, request_ids), within=60, step=0.1)
         expected = 3 * PORTFOLIOS + 1  # requested, submitted, completed; resumed
         await eventually(lambda: len(webhook_sink.events("partner")) == expected, within=30)
-        await eventually(lambda: len(fake_slack.calls_to(RESPONSE)) >= len(request_ids))
+        # Job cards are on: each requester's card in the channel is the reply.
+        await eventually(lambda: cards_final(fake_slack, request_ids), within=30)
         listed = await completed_operations(http)
         replayed = await replay_one_delivery(http, expected)
         await eventually(lambda: len(webhook_sink.hits["/partner"]) == expected + 1)
@@ -104,9 +107,8 @@ async def test_web_and_workers_run_unchanged_on_a_redis_cluster(
     assert {request_id for request_id, _ in received} == set(request_ids)
     assert all(len(webhook_ids) == 1 for webhook_ids in received.values())
     assert webhook_sink.hits["/partner"][-1].webhook_id == replayed
-    assert {call.path.rsplit("/", 1)[-1] for call in fake_slack.calls_to(RESPONSE)} == set(
-        acks.queued
-    )
+    assert_cards_in_order(fake_slack, request_ids)
+    assert fake_slack.calls_to(RESPONSE) == []  # no separate reply beside the card
     assert busiest_second(arrival_times(sim)) <= MAX_RPS + 2
     assert (await cluster_redis.xpending(keys.COMMAND_STREAM, keys.COMMANDS_GROUP))["pending"] == 0
     assert await cluster_redis.zcard(keys.POLL_DUE) == 0

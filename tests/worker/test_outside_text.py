@@ -128,6 +128,7 @@ def _settings(redis_url: str, glider_url: str, slack: FakeSlack) -> Settings:
         oncall_slack_channel=ONCALL,
         relay_allow_private_urls=True,
         slack_response_url_hosts=LOOPBACK_HOST,
+        relay_job_cards=False,  # the replies' escaping is checked here (cards: test_cards.py)
     )
 
 

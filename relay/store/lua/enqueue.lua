@@ -7,7 +7,8 @@
 -- ARGV[4] '1' to take the in-flight marker, ARGV[5] its TTL (s), ARGV[6] trigger TTL (s),
 -- ARGV[7..9] requested event id, type, body (all '' for none), ARGV[10] record JSON,
 -- ARGV[11] the requested event's traceparent ('' for none), ARGV[12] the command.received
--- audit entry (JSON). KEYS[9] the audit log.
+-- audit entry (JSON), ARGV[13] '1' to announce the job card's first version.
+-- KEYS[9] the audit log, KEYS[10] the request's job card, KEYS[11] the card stream.
 -- Returns {status, request id}: 'queued' (this or an earlier copy), 'duplicate' (the
 -- trigger's first request), 'inflight' (the running one), 'abandoned'.
 -- Invariant: a tombstoned request never queues (the web already said "not queued"); a
@@ -40,4 +41,8 @@ redis.call('HSET', KEYS[3], unpack(fields))
 redis.call('ZADD', KEYS[4], 0, request_id)
 redis.call('SET', KEYS[5], request_id)
 if trigger_id ~= '' then redis.call('SET', KEYS[2], request_id, 'EX', trigger_ttl) end
+if ARGV[13] == '1' then
+  redis.call('HSET', KEYS[10], 'v', 1)
+  redis.call('XADD', KEYS[11], '*', 'request_id', request_id, 'version', 1)
+end
 return {'queued', request_id}

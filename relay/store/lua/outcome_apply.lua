@@ -5,7 +5,9 @@
 -- "f~2", ... go first: relay/core/record_codec.py), and optional event [id, type, body],
 -- once (field), reply (kind), poll [op, at ms], release, expire (ms), ack [group, entry];
 -- ARGV[2] the event's traceparent ('' for none), ARGV[3] a final outcome's audit entry
--- ('' for none); KEYS[7] the audit log.
+-- ('' for none); KEYS[7] the audit log, KEYS[8] the request's job card (relay/store/cards.py),
+-- KEYS[9] the card stream. Plan field `card`: the move changes what the card shows; it
+-- gets the next card version and an entry on the card stream.
 -- Returns {1 applied / 0 not, the state before ('' when no record)}.
 -- Invariant: the plan applies only from one of its `from` states, so a redelivered
 -- command or a second poller records nothing twice; its ack happens either way.
@@ -29,6 +31,10 @@ if applied == 1 then
   end
   if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
   if #plan['del'] > 0 then redis.call('HDEL', KEYS[1], unpack(plan['del'])) end
+  if plan['card'] then
+    local version = redis.call('HINCRBY', KEYS[8], 'v', 1)
+    redis.call('XADD', KEYS[9], '*', 'request_id', plan['id'], 'version', version)
+  end
   local announce = true
   if plan['once'] then announce = redis.call('HSETNX', KEYS[1], plan['once'], '1') == 1 end
   if announce and plan['event'] then
@@ -48,7 +54,10 @@ if applied == 1 then
   if plan['release'] and redis.call('GET', KEYS[5]) == plan['id'] then
     redis.call('DEL', KEYS[5])
   end
-  if plan['expire'] then redis.call('PEXPIRE', KEYS[1], plan['expire']) end
+  if plan['expire'] then
+    redis.call('PEXPIRE', KEYS[1], plan['expire'])
+    if redis.call('EXISTS', KEYS[8]) == 1 then redis.call('PEXPIRE', KEYS[8], plan['expire']) end
+  end
   if ARGV[3] ~= '' then redis.call('XADD', KEYS[7], '*', 'entry', ARGV[3]) end
 end
 if plan['ack'] then redis.call('XACK', KEYS[6], plan['ack'][1], plan['ack'][2]) end
