@@ -41,6 +41,13 @@ STEP_TIMEOUT_S = 12.0
 FAILURE_REASON = "slippage above the strategy's 50 bps limit"
 
 
+def _card_final(message: SlackMessage, request_id: str) -> bool:
+    """``message`` is ``request_id``'s job card in a final state (contract §9)."""
+    metadata = message.payload.get("metadata")
+    card = metadata.get("event_payload", {}) if isinstance(metadata, dict) else {}
+    return card.get("request_id") == request_id and card.get("state") == "completed"
+
+
 class DemoFailed(Exception):
     """A step did not happen in time; the message says which."""
 
@@ -218,8 +225,7 @@ class Demo:
         await self.webhook("rebalance.completed", ok_id)
         self.say(f"Glider was polled {self._operation_polls()} time(s) for it")
         await self.slack_message(
-            "reply to the requester",
-            lambda m: m.via == "response_url" and not m.payload.get("replace_original"),
+            "its job card, kept current in the channel", lambda m: _card_final(m, ok_id)
         )
         self.stack.sim.context.state.force_outcome(PF_SHORT, "failed", error=FAILURE_REASON)
         self.say(f"sending /rebalance {PF_SHORT}; the simulator will fail this one")

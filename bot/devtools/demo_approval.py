@@ -74,7 +74,9 @@ async def approval_story(demo: Demo) -> None:
     demo.say(f"{APPROVER} approves: {mine.text}")
     updated: SlackMessage = await demo.step(
         "request updated in place",
-        demo.stack.slack.wait_for(lambda m: m.via == "chat.update"),
+        demo.stack.slack.wait_for(
+            lambda m: m.via == "chat.update" and m.channel == APPROVALS_CHANNEL
+        ),
     )
     demo.say(f"request updated in place (chat.update): {updated.text}")
     request_id = next(

@@ -46,7 +46,7 @@ def test_demo_tells_the_story_and_exits_zero() -> None:
         "webhook rebalance.submitted delivered, signature verified",
         "Glider was polled",
         "webhook rebalance.completed delivered, signature verified",
-        "reply to the requester",
+        "its job card, kept current in the channel",
         "webhook rebalance.failed delivered, signature verified",
         "on-call alert",
         "approval request posted in C0APPROVALS",
