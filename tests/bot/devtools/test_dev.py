@@ -181,7 +181,13 @@ def test_dev_can_be_driven_from_its_banner(redis_url: str, tmp_path: Path) -> No
     CLI on the same Redis lists it; a real Slack response_url is one warning, not a storm."""
     log = tmp_path / "dev.log"
     # Queued at once: `slack send` cannot click a preview's Confirm button.
-    env = _env() | {"REDIS_URL": redis_url, "LOG_LEVEL": "INFO", "BOT_CONFIRM_REBALANCE": "false"}
+    # Cards off: this checks the response_url replies (a card is the reply otherwise).
+    env = _env() | {
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "INFO",
+        "BOT_CONFIRM_REBALANCE": "false",
+        "RELAY_JOB_CARDS": "false",
+    }
     flags = ["--failure-rate", "1", "--op-duration", "0.2", "--cooldown", "0"]
     with (
         log.open("wb") as out,
