@@ -22,10 +22,13 @@ from bot import confirm_messages as cm
 from bot.handlers import Commands
 from bot.messages import Reply
 from bot.parse import PAUSE, REBALANCE
+from relay.core.audit import AuditAction, AuditActor, new_entry
 from relay.core.clock import iso_ms, utc_now
+from relay.core.policy import Verb
 from relay.core.records import RequestState
 from relay.slack.blocks import escape, section
 from relay.store import keys
+from relay.store.audit import AuditStore
 from relay.store.connection import text
 from relay.store.requests import RequestStore
 from relay.webhooks import alert_view, incidents
@@ -55,6 +58,14 @@ def resolved_answer(what: str) -> Reply:
 def already_acked(user_id: str | None, at: str) -> Reply:
     who = f"<@{escape(user_id)}>" if user_id else "someone"
     return _say(f":eyes: Already acknowledged by {who} at {at}. Nothing was sent again.")
+
+
+def ack_refused(portfolio_id: str, roles: tuple[str, ...]) -> Reply:
+    needed = " or ".join(f"`{escape(r)}`" for r in roles) or "the right to pause it"
+    return _say(
+        f":no_entry: Acknowledging the alert of `{escape(portfolio_id)}` takes {needed}"
+        " (who may pause it). Nothing was changed."
+    )
 
 
 def acknowledged() -> Reply:
@@ -91,6 +102,23 @@ class OnCallClicks:
             await self._command(click, marker, PAUSE, f"{portfolio_id} {reason}", "Paused")
 
     async def _ack(self, click: Click, marker: str, portfolio_id: str) -> None:
+        # Who may pause the portfolio may acknowledge its alert: the on-call operator's right.
+        decision = await self.commands.access.decide(click.user_id, Verb.PAUSE, portfolio_id)
+        if not decision.allowed:
+            log.warning(
+                "refused on-call acknowledge: not allowed by the access policy",
+                extra={"user_id": click.user_id, "portfolio_id": portfolio_id},
+            )
+            who = click.person()
+            refusal = new_entry(
+                AuditAction.COMMAND_REFUSED,
+                AuditActor.slack(who.team_id, who.user_id, who.user_name),
+                portfolio_id=portfolio_id,
+                detail="oncall.ack: not allowed by the access policy",
+            )
+            await AuditStore(self.commands.redis).append(refusal)
+            await self.tell(click, ack_refused(portfolio_id, decision.needed_roles))
+            return
         ack = await incidents.acknowledge(
             self.commands.redis, marker, click.person(), utc_now(), portfolio_id=portfolio_id
         )

@@ -136,7 +136,8 @@ async def test_retry_from_the_alert_is_a_new_rebalance_as_the_clicker(
 async def test_pause_from_the_alert_goes_through_the_policy(
     web_factory: WebFactory, any_redis: aioredis.Redis, tmp_path: Path
 ) -> None:
-    """Without the role: a refusal naming it, audited, nothing queued; an operator pauses."""
+    """Without the role: a refusal naming it (pause, retry and acknowledge), audited, nothing
+    queued or acknowledged; an operator pauses."""
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     web = await web_factory(any_redis, relay_policy_file=str(policy))
@@ -149,6 +150,10 @@ async def test_pause_from_the_alert_goes_through_the_policy(
     retry = await click(web, "oncall.retry", MARKER, alert, user_id="U9XX")
     assert "`operators`" in retry.payload["text"]
     assert await web.queued() == []
+    assert web.slack.calls_to("chat.update") == []
+    ack = await click(web, "oncall.ack", MARKER, alert, user_id="U9XX")
+    assert "`operators`" in ack.payload["text"]
+    assert await any_redis.get(keys.oncall_open(MARKER)) == b"1"  # still open, nobody acked
     assert web.slack.calls_to("chat.update") == []
     await click(web, "oncall.pause", MARKER, alert, user_id="UOP1")
     (command,) = await web.queued()
