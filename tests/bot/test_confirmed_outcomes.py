@@ -33,7 +33,14 @@ from tests.fixtures.worker import eventually
 
 @asynccontextmanager
 async def worker(web: WebHarness, sim: GliderSim) -> AsyncIterator[None]:
-    values = {**web.settings.model_dump(), "glider_api_url": sim.url, "glider_api_key": ADMIN_KEY}
+    # Cards off: these follow the outcome reply on the response_url (a job card is the
+    # reply otherwise; tests/worker/test_cards.py follows cards).
+    values = {
+        **web.settings.model_dump(),
+        "glider_api_url": sim.url,
+        "glider_api_key": ADMIN_KEY,
+        "relay_job_cards": False,
+    }
     settings = Settings.model_validate(values)
     stop = asyncio.Event()
     tuning = Tuning(grace_s=0.5, poll=PollPolicy(first_s=0.05, min_s=0.05))

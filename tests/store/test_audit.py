@@ -12,7 +12,6 @@ from relay.store import keys
 from relay.store.audit import CURSOR_RE, ENTRY_FIELD, AuditFilter, AuditStore
 
 # `at` within minutes of the append, as every writer's is (since/until bound the walk by id).
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
 ALICE = AuditActor.slack("T1", "U1", "alice")
 BOB = AuditActor.slack("T1", "U2", "bob")
 
@@ -27,9 +26,11 @@ async def _fill(store: AuditStore) -> list[AuditEntry]:
         (AuditAction.SUBSCRIPTION_DELETED, ADMIN, None),
         (AuditAction.COMMAND_RECEIVED, BOB, "pf_a"),
     ]
+    # Times around now (read here, not at import: a stream range is by append time too).
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
     entries = []
     for minute, (action, actor, portfolio) in enumerate(specs):
-        entry = new_entry(action, actor, portfolio_id=portfolio, at=T0 + timedelta(minutes=minute))
+        entry = new_entry(action, actor, portfolio_id=portfolio, at=t0 + timedelta(minutes=minute))
         await store.append(entry)
         entries.append(entry)
     return entries
@@ -69,6 +70,7 @@ async def test_filters_combine_and_pages_keep_to_them(any_redis: aioredis.Redis)
     """portfolio, user (id or name), action (exact or its subject), since/until by `at`."""
     store = AuditStore(any_redis)
     e = await _fill(store)
+    t0 = e[0].at
     cases = {
         AuditFilter(portfolio="pf_a"): [e[5], e[2], e[0]],
         AuditFilter(user="U2"): [e[5], e[1]],
@@ -76,7 +78,7 @@ async def test_filters_combine_and_pages_keep_to_them(any_redis: aioredis.Redis)
         AuditFilter(action="command.received"): [e[5], e[0]],
         AuditFilter(action="subscription"): [e[4], e[3]],
         AuditFilter(action="subscription.dele"): [],  # a subject is a whole word
-        AuditFilter(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4)): [
+        AuditFilter(since=t0 + timedelta(minutes=2), until=t0 + timedelta(minutes=4)): [
             e[4],
             e[3],
             e[2],
