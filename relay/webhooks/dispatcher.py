@@ -124,7 +124,21 @@ class Dispatcher:
         """Release the HTTP session and Slack client (after :meth:`run` returned)."""
         await self.sender.close()
 
+    async def _route_disabled(self) -> None:
+        """Once per start: subscriptions disabled by an earlier version get routed again."""
+        try:
+            routed = await self._subscriptions.route_disabled()
+        except REDIS_FAULTS as exc:
+            log.warning("disabled subscriptions not re-routed: %s", exc)
+            return
+        if routed:
+            log.info(
+                "disabled subscriptions routed (their events are kept as skipped)",
+                extra={"count": routed},
+            )
+
     async def run(self) -> None:
+        await self._route_disabled()
         loops = [
             asyncio.create_task(self._consumer.run()),
             asyncio.create_task(self._schedule_loop()),

@@ -221,6 +221,23 @@ class SubscriptionStore:
         ]
         return subscriptions, next_cursor
 
+    async def route_disabled(self) -> int:
+        """Put every disabled subscription back in the routing sets; how many there were.
+
+        A disabled subscription stays routed, so its events become skipped deliveries
+        (recoverable once it is enabled). One disabled by an earlier version was taken out
+        of the routing sets; saving it again as it is routes it. Idempotent, no audit entry.
+        """
+        count, cursor = 0, None
+        while True:
+            page, cursor = await self.page(cursor=cursor, limit=200)
+            for current in page:
+                if not current.enabled:
+                    await self._save(current.id, False, current.events, None)
+                    count += 1
+            if cursor is None:
+                return count
+
     async def update(
         self,
         sid: str,

@@ -87,3 +87,26 @@ async def test_single_skipped_delivery_is_replayed_once_enabled(
     assert request.headers["webhook-id"] == first.webhookId
     [still] = await delivery_in(real_redis, DeliveryStatus.SKIPPED)
     assert still.id == second.id
+
+
+async def test_a_subscription_disabled_by_an_earlier_version_is_routed_at_start(
+    real_redis: aioredis.Redis, receiver: Receiver
+) -> None:
+    """An earlier version took a disabled subscription out of the routing sets; a
+    dispatcher's start routes it again, so its events are kept as skipped."""
+    subs = SubscriptionStore(real_redis)
+    off = await subs.create(SubscriptionCreate(url=receiver.url("/old"), events=["*"]))
+    await subs.update(off.id, SubscriptionPatch(enabled=False))
+    await real_redis.srem(keys.subscriptions_by_type("*"), off.id)  # the old layout
+    assert (await subs.routing_table()).matching("rebalance.completed") == []
+    async with dispatching(real_redis):
+        await eventually(
+            lambda: _routed(subs, off.id),
+        )
+        await publish(real_redis, event())
+        await _skipped(real_redis, off.id, 1)
+    assert await subs.route_disabled() == 1  # idempotent: routed already, saved the same
+
+
+async def _routed(subs: SubscriptionStore, sid: str) -> bool:
+    return (await subs.routing_table()).matching("rebalance.completed") == [sid]
