@@ -4,7 +4,9 @@
 The button's value only names the incident (or the request): the incident is looked up
 in Redis and must be open. Retry and pause go through :meth:`Commands.from_button`, the
 typed command's own path (policy, refusal audit, preview, approvals), as the clicker.
-The alert is updated in place (chat.update on the clicked message) after a change.
+Each change is written to the alert (relay/webhooks/incidents.py) with the delivery that
+renders it, so the alert message is updated in place by the worker, queued, versioned and
+retried like any delivery, never by this process.
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import confirm_messages as cm
 from bot.handlers import Commands
@@ -29,9 +28,9 @@ from relay.core.records import RequestState
 from relay.slack.blocks import escape, section
 from relay.store import keys
 from relay.store.audit import AuditStore
-from relay.store.connection import text
 from relay.store.requests import RequestStore
 from relay.webhooks import alert_view, incidents
+from relay.webhooks.alert_card import Seed
 
 if TYPE_CHECKING:
     from bot.interactive import Click
@@ -96,10 +95,10 @@ class OnCallClicks:
         if click.action_id == alert_view.ACK:
             await self._ack(click, marker, portfolio_id)
         elif click.action_id == alert_view.RETRY:
-            await self._command(click, marker, REBALANCE, portfolio_id, "Retry requested")
+            await self._command(click, marker, portfolio_id, REBALANCE, portfolio_id)
         else:
             reason = "paused from the on-call alert"
-            await self._command(click, marker, PAUSE, f"{portfolio_id} {reason}", "Paused")
+            await self._command(click, marker, portfolio_id, PAUSE, f"{portfolio_id} {reason}")
 
     async def _ack(self, click: Click, marker: str, portfolio_id: str) -> None:
         # Who may pause the portfolio may acknowledge its alert: the on-call operator's right.
@@ -120,7 +119,12 @@ class OnCallClicks:
             await self.tell(click, ack_refused(portfolio_id, decision.needed_roles))
             return
         ack = await incidents.acknowledge(
-            self.commands.redis, marker, click.person(), utc_now(), portfolio_id=portfolio_id
+            self.commands.redis,
+            marker,
+            click.person(),
+            utc_now(),
+            portfolio_id=portfolio_id,
+            seed=seed_of(click),
         )
         if ack.outcome == "resolved":
             await self.tell(click, resolved_answer("acknowledge"))
@@ -128,11 +132,10 @@ class OnCallClicks:
             at = iso_ms(ack.at) if ack.at else "an earlier time"
             await self.tell(click, already_acked(ack.user_id, at))
         else:
-            await self._update(click, marker, None)
             await self.tell(click, acknowledged())
 
     async def _command(
-        self, click: Click, marker: str, command: str, words: str, step: str
+        self, click: Click, marker: str, portfolio_id: str, command: str, words: str
     ) -> None:
         reply, outcome = await self.commands.from_button(
             click.person(),
@@ -143,7 +146,16 @@ class OnCallClicks:
         )
         await self.tell(click, reply)
         if outcome in STARTED if command == REBALANCE else outcome == "queued":
-            await self._update(click, marker, step)
+            await incidents.note_step(
+                self.commands.redis,
+                marker,
+                "retried" if command == REBALANCE else "paused",
+                click.person(),
+                utc_now(),
+                portfolio_id=portfolio_id,
+                detail=f"/{command} {words}: {outcome}",
+                seed=seed_of(click),
+            )
 
     async def _job_retry(self, click: Click) -> None:
         record = None
@@ -161,24 +173,13 @@ class OnCallClicks:
         )
         await self.tell(click, reply)
 
-    async def _update(self, click: Click, marker: str, step: str | None) -> None:
-        """The clicked alert, shown again with who acknowledged it and what was just done."""
-        web = self.commands.slack.web
-        if web is None or not (click.channel_id and click.message_ts and click.alert_text):
-            return
-        headline, detail = click.alert_text
-        state = alert_view.AlertState(marker, headline, detail)
-        held = await self.commands.redis.get(keys.oncall_open(marker))
-        ack = incidents.parse_ack(text(held)) if held is not None else (None, None)
-        if ack[0] is not None and ack[1] is not None:
-            state = state.acknowledge(ack[0], ack[1])
-        if step is not None:
-            state = state.did(step, click.user_id, utc_now())
-        body = alert_view.render(state, click.channel_id)
-        try:
-            await web.chat_update(ts=click.message_ts, **body)
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("on-call alert not updated", extra={"error": repr(exc)[:300]})
+
+def seed_of(click: Click) -> Seed | None:
+    """The clicked alert message, for an alert posted before alerts were kept in Redis."""
+    if not (click.channel_id and click.message_ts and click.alert_text):
+        return None
+    headline, detail = click.alert_text
+    return Seed(h=headline, d=detail, ch=click.channel_id[:200], ts=click.message_ts[:200])
 
 
 def alert_text(message: object) -> tuple[str, str] | None:

@@ -112,6 +112,19 @@ def oncall_open(dedup_key: str) -> str:
     return ONCALL_OPEN + dedup_key
 
 
+# The on-call alert's Slack message (relay/webhooks/alert_card.py): + dedup key -> hash of
+# what it shows and {v, r, ch, ts} as a job card's; beside it ":lock", its render lock.
+ONCALL_ALERT = f"{PREFIX}:oncall:alert:"
+
+
+def oncall_alert(dedup_key: str) -> str:
+    return ONCALL_ALERT + dedup_key
+
+
+def oncall_alert_lock(dedup_key: str) -> str:
+    return ONCALL_ALERT + dedup_key + ":lock"
+
+
 # --- Worker: executor, poller, requester replies ----------------------------------
 REPLIES = f"{PREFIX}:replies"  # stream: request id + kind, for each outcome the requester hears
 REPLIES_GROUP = "notifiers"

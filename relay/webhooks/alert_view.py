@@ -43,6 +43,7 @@ class AlertState:
     steps: tuple[Step, ...] = field(default=())
     resolved_at: datetime | None = None
     resolved_note: str | None = None
+    failures: int = 1  # failures since the incident opened (one message for them all)
 
     @property
     def resolved(self) -> bool:
@@ -101,7 +102,10 @@ def status_line(state: AlertState) -> str:
 
 def render(state: AlertState, channel: str) -> dict[str, Any]:
     """The chat.postMessage / chat.update body of the alert in ``state``."""
-    blocks = [section(state.headline), context(state.detail), section(status_line(state))]
+    detail = state.detail
+    if state.failures > 1:
+        detail += f" · failed {state.failures} times since this alert opened"
+    blocks = [section(state.headline), context(detail), section(status_line(state))]
     if state.steps:
         lines = [f"{escape(s.what)} by {_user(s.user_id)} at {iso_ms(s.at)}" for s in state.steps]
         blocks.append(context(" · ".join(lines)))

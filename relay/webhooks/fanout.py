@@ -47,9 +47,9 @@ def _row(
     traceparent: str,
 ) -> NewDelivery:
     """The delivery of ``uid`` to ``target`` (an on-call one carries its alert's marker)."""
-    marker, mode = (alert.marker, alert.mode) if alert else ("", "")
+    marker, mode, change = (alert.marker, alert.mode, alert.change) if alert else ("", "", "")
     return NewDelivery(
-        f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode, traceparent
+        f"dlv_{uid}", target, event_id, kind, f"msg_{uid}", body, marker, mode, traceparent, change
     )
 
 

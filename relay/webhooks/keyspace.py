@@ -5,7 +5,8 @@ Redis's EVAL contract (and Cluster routing) wants every key a script touches in
 markers named by the data, so each wrapper collects the ids it knows in a
 :class:`Keyspace`, which builds every key from :mod:`relay.store.keys` in the
 fixed layout ``webhook_keys.lua`` reads: the shared indexes, then a block of
-``4 + len(STATUSES)`` keys per subscription, one key per delivery, one per marker.
+``4 + len(STATUSES)`` keys per subscription, one key per delivery, two per marker
+(its open marker and its alert's Slack message).
 
 :class:`NewDelivery` is the row a fan-out (or a disable alert) asks a script to create.
 """
@@ -39,6 +40,7 @@ class NewDelivery:
     marker: str = ""  # an on-call alert's dedup key
     mode: str = ""  # "open" or "close" for an alert
     traceparent: str = ""  # its event's trace (relay/tracing.py): its attempts continue it
+    alert: str = ""  # what it changes in its alert's Slack message (AlertChange JSON)
 
     def row(self) -> list[str]:
         """The row as the script reads it (webhook_keys.lua's ``create``)."""
@@ -52,6 +54,7 @@ class NewDelivery:
             self.marker,
             self.mode,
             self.traceparent,
+            self.alert,
         ]
 
 
@@ -102,7 +105,8 @@ class Keyspace:
         for sid in self.subscriptions:
             out.extend(subscription_keys(sid))
         out.extend(keys.delivery(did) for did in self.deliveries)
-        out.extend(keys.oncall_open(m) for m in self.markers)
+        for marker in self.markers:
+            out.extend((keys.oncall_open(marker), keys.oncall_alert(marker)))
         return out
 
     def spec(self, **extra: Any) -> str:

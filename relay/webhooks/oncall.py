@@ -4,9 +4,11 @@ Pure rendering. The alerts travel as deliveries to two internal targets
 (:data:`SLACK_TARGET`, :data:`PAGERDUTY_TARGET`) with their own queues, so they
 are as durable and retried as any webhook. Each alert names an "incident marker"
 (the PagerDuty ``dedup_key``): a failure opens it, and the next completed
-rebalance of that portfolio closes it, which is when a resolve (and a Slack
-"recovered" note) is sent; a completion with no open incident sends nothing.
-A failure's Slack alert carries the on-call buttons (:mod:`relay.webhooks.alert_view`).
+rebalance of that portfolio closes it, which is when a resolve is sent and the
+Slack alert is shown resolved; a completion with no open incident sends nothing.
+The Slack alert is one message per incident kept current (:mod:`relay.webhooks.alert_card`):
+each Slack delivery carries the change it makes; a failure's alert carries the on-call
+buttons (:mod:`relay.webhooks.alert_view`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from relay.core.bounds import PAGERDUTY_SUMMARY_CHARS, clip
+from relay.core.bounds import (
+    CONTEXT_TEXT_CHARS,
+    PAGERDUTY_SUMMARY_CHARS,
+    SECTION_TEXT_CHARS,
+    clip,
+)
 from relay.core.clock import iso_ms
 from relay.core.events import Event, EventType
-from relay.slack.blocks import context, escape, message, section
-from relay.webhooks.alert_view import AlertState, render
+from relay.slack.blocks import escape, fit
+from relay.webhooks.alert_card import AlertChange, Open, Resolve, change_json, wake_body
 from relay.webhooks.policy import GONE, AttemptResult
 
 SLACK_TARGET = "sys_oncall_slack"
@@ -49,6 +56,7 @@ class Alert:
     body: bytes
     marker: str
     mode: str  # OPEN or CLOSE
+    change: str = ""  # a Slack alert's change to its message (alert_card.AlertChange JSON)
 
 
 def portfolio_key(portfolio_id: str) -> str:
@@ -63,9 +71,19 @@ def _json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _slack(channel: str, text: str, detail: str) -> bytes:
-    body = message(text, [section(text), context(detail)])
-    return _json({"channel": channel, **body, "unfurl_links": False})
+def _opened(text: str, detail: str, *, actionable: bool, channel: str) -> Open:
+    """An alert's opening, its texts (escaped mrkdwn) fitted to its blocks' limits."""
+    return Open(
+        h=fit(text, SECTION_TEXT_CHARS),
+        d=fit(detail, CONTEXT_TEXT_CHARS),
+        act="1" if actionable else "0",
+        to=channel,
+    )
+
+
+def slack_alert(marker: str, mode: str, change: AlertChange) -> Alert:
+    """The delivery to the on-call Slack target that makes ``change`` to ``marker``'s alert."""
+    return Alert(SLACK_TARGET, wake_body(marker), marker, mode, change_json(change))
 
 
 def _pagerduty(action: str, dedup_key: str, summary: str, severity: str) -> bytes:
@@ -143,8 +161,8 @@ def event_alerts(event: Event, rules: OnCallRules) -> list[Alert]:
     if event.type is EventType.FAILED:
         text, detail = _failure_text(event)
         if rules.slack_channel:
-            body = _json(render(AlertState(marker, text, detail), rules.slack_channel))
-            alerts.append(Alert(SLACK_TARGET, body, marker, OPEN))
+            opened = _opened(text, detail, actionable=True, channel=rules.slack_channel)
+            alerts.append(slack_alert(marker, OPEN, opened))
         if rules.pagerduty:
             summary = f"Rebalance of portfolio {event.data.portfolioId} failed"
             if event.data.error:
@@ -155,11 +173,10 @@ def event_alerts(event: Event, rules: OnCallRules) -> list[Alert]:
                 )
             )
         return alerts
-    pid = escape(event.data.portfolioId)
     if rules.slack_channel:
-        text = f":white_check_mark: Portfolio `{pid}` rebalanced again after a failure"
-        detail = f"request `{escape(event.data.requestId)}` · {iso_ms(event.timestamp)}"
-        alerts.append(Alert(SLACK_TARGET, _slack(rules.slack_channel, text, detail), marker, CLOSE))
+        note = f"rebalanced again (request `{escape(event.data.requestId)}`)"
+        resolved = Resolve(note=fit(note, SECTION_TEXT_CHARS // 2), at=event.timestamp.isoformat())
+        alerts.append(slack_alert(marker, CLOSE, resolved))
     if rules.pagerduty:
         alerts.append(Alert(PAGERDUTY_TARGET, _pagerduty("resolve", marker, "", ""), marker, CLOSE))
     return alerts
@@ -173,7 +190,8 @@ def disabled_alerts(subscription_id: str, reason: str, rules: OnCallRules) -> li
     detail = "Re-enable it with PATCH /v1/subscriptions/{id}, then recover its dead deliveries."
     alerts: list[Alert] = []
     if rules.slack_channel:
-        alerts.append(Alert(SLACK_TARGET, _slack(rules.slack_channel, text, detail), marker, OPEN))
+        opened = _opened(text, detail, actionable=False, channel=rules.slack_channel)
+        alerts.append(slack_alert(marker, OPEN, opened))
     if rules.pagerduty:
         summary = f"Webhook subscription {subscription_id} disabled: it {why}"
         alerts.append(

@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
@@ -26,6 +27,8 @@ from relay.core.clock import epoch_ms, utc_now
 from relay.core.redact import redact_bytes
 from relay.core.timeouts import exact_timeout
 from relay.slack.client import SlackApi
+from relay.webhooks.alert_card import wake_marker
+from relay.webhooks.alert_sender import AlertBusy, AlertLost, AlertSender
 from relay.webhooks.claim_step import Claimed, Target
 from relay.webhooks.models import Attempt, TargetKind
 from relay.webhooks.oncall import pagerduty_verdict
@@ -42,9 +45,11 @@ USER_AGENT = "glider-relay-webhooks/1"
 
 @dataclass(frozen=True, slots=True)
 class OnCallConfig:
-    """How the internal on-call targets send: the Slack client and PagerDuty's endpoint."""
+    """How the internal on-call targets send: the Slack client (and the renderer of the
+    alerts it keeps current) and PagerDuty's endpoint."""
 
     slack: SlackApi | None = None
+    alerts: AlertSender | None = None
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     pagerduty_routing_key: SecretStr | None = None
 
@@ -148,26 +153,40 @@ class Sender:
         return target.url, headers, body
 
     async def _slack(self, claimed: Claimed, at: datetime, start: float) -> AttemptResult:
-        """chat.postMessage through the relay's Slack client; retries are ours, not its."""
+        """The alert a delivery names, rendered (or, from an earlier version, the message
+        it holds, posted) through the relay's Slack client; retries are ours, not its."""
         web = self.oncall.slack.web if self.oncall.slack else None
         if web is None:
             raise ValueError("SLACK_BOT_TOKEN is not set")
-        error, retry_after = None, None
+        marker = wake_marker(claimed.body)
+        error: str | None = None
+        retry_after: float | None = None
+        status: int | None = 200
+        data: dict[str, Any] | None = None
         try:
-            response = await web.chat_postMessage(**json.loads(redact_bytes(claimed.body)))
+            if marker is not None:
+                if self.oncall.alerts is None:
+                    raise ValueError("on-call alerts are rendered only with the relay's Redis")
+                data = await self.oncall.alerts.show(web, marker)
+            else:
+                response = await web.chat_postMessage(**json.loads(redact_bytes(claimed.body)))
+                data = response.data if isinstance(response.data, dict) else None
+        except (AlertBusy, AlertLost):
+            # Its holder renders the latest version; this delivery's retry checks it did.
+            error, status = "the alert is being updated by another attempt", None
         except SlackApiError as exc:
-            response = exc.response
-            error = f"Slack error: {response.get('error', 'unknown')}"
-            headers = {k.lower(): v for k, v in response.headers.items()}
+            answer = exc.response
+            error = f"Slack error: {answer.get('error', 'unknown')}"
+            headers = {k.lower(): v for k, v in answer.headers.items()}
             retry_after = parse_retry_after(_first(headers.get("retry-after")))
+            status, data = (
+                answer.status_code,
+                answer.data if isinstance(answer.data, dict) else None,
+            )
         latency = int((time.monotonic() - start) * 1000)
-        answer = json.dumps(response.data)[: self.body_limit] if response.data else None
+        body = json.dumps(data)[: self.body_limit] if data else None
         attempt = Attempt.model_construct(
-            at=at,
-            statusCode=response.status_code,
-            latencyMs=latency,
-            error=error,
-            responseBody=answer,
+            at=at, statusCode=status, latencyMs=latency, error=error, responseBody=body
         )
         return AttemptResult(attempt, retry_after)
 

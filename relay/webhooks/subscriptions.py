@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from relay.core.audit import ADMIN, AuditAction, AuditActor, AuditEntry, new_entry
-from relay.core.clock import epoch_ms
+from relay.core.clock import epoch_ms, utc_now
 from relay.core.ids import new_id
 from relay.store import keys
 from relay.store.audit import entry_arg
@@ -262,7 +262,7 @@ class SubscriptionStore:
         audit = _entry(AuditAction.SUBSCRIPTION_CHANGED, sid, _patch_detail(patch), actor)
         await self._save(sid, enabled, patch.events or current.events, audit, **changes)
         if enabled and not current.enabled:
-            await resolve_subscription(self.redis, sid)  # its disable alert, if open
+            await resolve_subscription(self.redis, sid, utc_now())  # its disable alert, if open
         return await self.get(sid)
 
     async def delete(self, sid: str, *, actor: AuditActor = ADMIN) -> bool:

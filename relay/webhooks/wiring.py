@@ -7,6 +7,7 @@ from aiohttp.abc import AbstractResolver
 
 from relay.settings import Settings
 from relay.slack.client import create_slack_api
+from relay.webhooks.alert_sender import AlertSender
 from relay.webhooks.dispatcher import Dispatcher, DispatcherConfig
 from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.sender import OnCallConfig, Sender, make_session
@@ -32,6 +33,7 @@ def build_dispatcher(
     session = make_session(allow_private=settings.relay_allow_private_urls, resolver=resolver)
     oncall = OnCallConfig(
         slack=slack,
+        alerts=AlertSender(redis),
         pagerduty_url=str(settings.pagerduty_events_url),
         pagerduty_routing_key=settings.pagerduty_routing_key,
     )

@@ -29,7 +29,8 @@ URL = "https://hooks.partner.example/glider"
 
 
 def test_layout_is_the_shared_indexes_then_a_block_per_subscription() -> None:
-    """Shared indexes, one fixed block per subscription, then deliveries, then markers."""
+    """Shared indexes, one fixed block per subscription, then deliveries, then per marker
+    its open marker and its alert."""
     space = Keyspace(first=2)
     space.add_new([NewDelivery("dlv_1", "sub_a", "evt_1", "t", "msg_1", "{}", "m", "open")])
     space.add_subscriptions(["sub_b", "sub_a"])
@@ -44,7 +45,11 @@ def test_layout_is_the_shared_indexes_then_a_block_per_subscription() -> None:
     block = 4 + len(STATUSES)
     assert built[shared : shared + block] == subscription_keys("sub_a")
     assert built[shared + block : shared + 2 * block] == subscription_keys("sub_b")
-    assert built[shared + 2 * block :] == [keys.delivery("dlv_1"), keys.oncall_open("m")]
+    assert built[shared + 2 * block :] == [
+        keys.delivery("dlv_1"),
+        keys.oncall_open("m"),
+        keys.oncall_alert("m"),
+    ]
     spec = json.loads(space.spec())
     assert (spec["first"], spec["subs"], spec["dlvs"], spec["open"]) == (
         2,

@@ -14,6 +14,7 @@ from relay.core.events import EventError, EventType
 from relay.settings import load_settings
 from relay.slack.client import SlackApi
 from relay.store import keys
+from relay.store.connection import text
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.dispatcher import DispatcherConfig
 from relay.webhooks.models import DeliveryStatus
@@ -71,7 +72,8 @@ def test_failure_opens_and_completion_closes_per_portfolio() -> None:
 def test_slack_alert_escapes_glider_text() -> None:
     """Glider's message cannot ping the channel: <, > and & are escaped."""
     [slack_alert] = event_alerts(event(EventType.FAILED, error=FAILED), OnCallRules("C1"))
-    text = json.loads(slack_alert.body)["text"]
+    assert json.loads(slack_alert.body) == {"alert": portfolio_key("pf_1")}
+    text = json.loads(slack_alert.change)["h"]
     assert "<!channel>" not in text
     assert "&lt;!channel&gt;" in text
 
@@ -80,7 +82,7 @@ def test_stuck_operation_is_called_stuck() -> None:
     """A rebalance.failed with code 'stuck' says the operation is stuck."""
     stuck = EventError(code="stuck", message="no terminal state after 6 h")
     [alert] = event_alerts(event(EventType.FAILED, error=stuck), OnCallRules("C1"))
-    assert "is stuck" in json.loads(alert.body)["text"]
+    assert "is stuck" in json.loads(alert.change)["h"]
 
 
 def test_nothing_without_configuration_or_for_other_events() -> None:
@@ -92,7 +94,9 @@ def test_nothing_without_configuration_or_for_other_events() -> None:
 def test_disabled_subscription_alert_is_a_warning() -> None:
     """An auto-disabled subscription is a PagerDuty warning keyed by the subscription."""
     slack_alert, pd = disabled_alerts("sub_1", "gone", BOTH)
-    assert "410 Gone" in json.loads(slack_alert.body)["text"]
+    change = json.loads(slack_alert.change)
+    assert "410 Gone" in change["h"]
+    assert change["act"] == "0"  # no buttons: nothing to retry or pause
     body = json.loads(pd.body)
     assert body["dedup_key"] == "glider-relay:subscription:sub_1"
     assert body["payload"]["severity"] == "warning"
@@ -110,7 +114,7 @@ async def test_pagerduty_trigger_then_resolve(
         await publish(any_redis, event(EventType.COMPLETED, portfolio="pf_other"))
         await publish(any_redis, event(EventType.COMPLETED))
         requests = await receiver.wait_for("/v2/enqueue", 2)
-        calls = await fake_slack.wait_for("chat.postMessage", 2)
+        [resolved] = await fake_slack.wait_for("chat.update")
     first, second = (json.loads(r.body) for r in requests)
     assert first["event_action"] == "trigger"
     assert first["routing_key"] == "R0UT1NGKEY0000000000000000000000"
@@ -122,7 +126,14 @@ async def test_pagerduty_trigger_then_resolve(
     assert alert.payload["channel"] == "C0NCALL"
     assert "pf_1" in alert.payload["text"]
     assert alert.token == BOT_TOKEN
-    assert "again" in calls[1].payload["text"]
+    # The alert itself shows it resolved (same message), with no buttons left.
+    posted_ts = await any_redis.hget(keys.oncall_alert(portfolio_key("pf_1")), "ts")
+    assert posted_ts is not None
+    assert (resolved.payload["channel"], resolved.payload["ts"]) == ("C0NCALL", text(posted_ts))
+    assert "*Resolved*" in json.dumps(resolved.payload)
+    assert "rebalanced again" in json.dumps(resolved.payload)
+    assert '"actions"' not in json.dumps(resolved.payload)
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
     assert len(receiver.to("/v2/enqueue")) == 2  # pf_other had no incident: nothing sent
     assert not await any_redis.exists(keys.oncall_open(portfolio_key("pf_1")))
 

@@ -17,7 +17,13 @@ from relay.slack.client import SlackApi
 from relay.store import keys
 from relay.store.connection import text, text_map
 from relay.webhooks.alert_view import EXAMPLES
-from relay.webhooks.oncall import PAGERDUTY_TARGET, OnCallRules, portfolio_key, subscription_key
+from relay.webhooks.oncall import (
+    PAGERDUTY_TARGET,
+    SLACK_TARGET,
+    OnCallRules,
+    portfolio_key,
+    subscription_key,
+)
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
 from tests.fixtures.dispatch import dispatching, event, eventually, publish
 from tests.fixtures.glider import GliderSim
@@ -72,6 +78,17 @@ async def audit_actions(redis: aioredis.Redis) -> list[str]:
     return [json.loads(text_map(fields or {})["entry"])["action"] for _, fields in entries]
 
 
+def shown(call: SlackCall) -> str:
+    return json.dumps(call.payload)
+
+
+async def posted_ts(redis: aioredis.Redis, marker: str = MARKER) -> str:
+    """The ts of the alert message the worker posted, as it keeps it."""
+    held = await redis.hget(keys.oncall_alert(marker), "ts")
+    assert held is not None
+    return text(held)
+
+
 async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
     web_factory: WebFactory,
     any_redis: aioredis.Redis,
@@ -79,7 +96,8 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
     fake_slack: FakeSlack,
     glider_sim: GliderSim,
 ) -> None:
-    """Ack: PagerDuty acknowledge with the dedup_key, the alert shows who; twice: nothing."""
+    """Ack: PagerDuty acknowledge with the dedup_key, the alert shows who; twice: nothing;
+    the next success shows the same message resolved, with no buttons left."""
     pd_url = receiver.on("/v2/enqueue", status(202, '{"status":"success"}'))
     web = await web_factory(any_redis, glider_sim.client())
     slack = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
@@ -92,11 +110,12 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
             assert "Acknowledged" in answer.payload["text"]
             assert answer.payload["response_type"] == "ephemeral"
             await receiver.wait_for("/v2/enqueue", 2)
-            [update] = await fake_slack.wait_for("chat.update")
+            [acked] = await fake_slack.wait_for("chat.update")
             again = await click(web, "oncall.ack", MARKER, alert, user_id="U2")
             assert "Already acknowledged by <@U1>" in again.payload["text"]
             await publish(any_redis, event(EventType.COMPLETED, portfolio=PF_MAIN))
             await receiver.wait_for("/v2/enqueue", 3)
+            _, resolved = await fake_slack.wait_for("chat.update", 2)
             late = await click(web, "oncall.ack", MARKER, alert)
     finally:
         await slack.close()
@@ -105,12 +124,16 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
     assert ack["event_action"] == "acknowledge"
     assert ack["dedup_key"] == trigger["dedup_key"] == MARKER
     assert resolve["event_action"] == "resolve"
-    assert update.payload["ts"] == "1700.000100"
-    assert update.payload["channel"] == "C0NCALL"
-    assert "*Acknowledged* by <@U1>" in json.dumps(update.payload)
-    assert actions(update.payload) == ["oncall.retry", "oncall.pause"]
+    ts = await posted_ts(any_redis)
+    for update in (acked, resolved):  # the message the worker posted, whatever was clicked
+        assert (update.payload["channel"], update.payload["ts"]) == ("C0NCALL", ts)
+    assert "*Acknowledged* by <@U1>" in shown(acked)
+    assert actions(acked.payload) == ["oncall.retry", "oncall.pause"]
+    assert "*Resolved*" in shown(resolved)
+    assert actions(resolved.payload) == []
     assert "already resolved" in late.payload["text"]
-    assert len(fake_slack.calls_to("chat.update")) == 1
+    assert len(fake_slack.calls_to("chat.update")) == 2
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
     acks = await audit_actions(any_redis)
     assert acks.count(AuditAction.ONCALL_ACKNOWLEDGED.value) == 1
 
@@ -118,49 +141,66 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
 async def test_retry_from_the_alert_is_a_new_rebalance_as_the_clicker(
     web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim
 ) -> None:
-    """oncall.retry queues a rebalance requested by the clicking user; the alert says so."""
+    """oncall.retry starts a rebalance requested by the clicking user; the alert says so,
+    through the worker's queue, and the retry is audited as coming from the alert."""
     web = await web_factory(any_redis, glider_sim.client())
-    await any_redis.set(keys.oncall_open(MARKER), "1")
-    alert = SlackCall("chat.postMessage", _alert_payload(), 200)
-    answer = await click(web, "oncall.retry", MARKER, alert, message_ts="9.1")
+    slack = SlackApi(base_url=web.slack.api_url, token=BOT_TOKEN, max_retries=0)
+    try:
+        async with dispatching(any_redis, rules=BOTH, slack=slack):
+            await publish(any_redis, event(EventType.FAILED, portfolio=PF_MAIN, error=FAILED))
+            [alert] = await web.slack.wait_for("chat.postMessage")
+            answer = await click(web, "oncall.retry", MARKER, alert)
+            [update] = await web.slack.wait_for("chat.update")
+    finally:
+        await slack.close()
     (command,) = await web.queued()
     assert command.portfolio_id == PF_MAIN
     assert command.requested_by.user_id == "U1"
     assert command.action.value == "rebalance"
     assert f"`{command.request_id}`" in answer.payload["text"]
-    [update] = await web.slack.wait_for("chat.update")
-    assert update.payload["ts"] == "9.1"
-    assert "Retry requested by <@U1>" in json.dumps(update.payload)
+    assert update.payload["ts"] == await posted_ts(any_redis)
+    assert "Retry requested by <@U1>" in shown(update)
+    assert actions(update.payload) == ["oncall.ack", "oncall.retry", "oncall.pause"]
+    assert AuditAction.ONCALL_RETRIED.value in await audit_actions(any_redis)
 
 
 async def test_pause_from_the_alert_goes_through_the_policy(
     web_factory: WebFactory, any_redis: aioredis.Redis, tmp_path: Path
 ) -> None:
     """Without the role: a refusal naming it (pause, retry and acknowledge), audited, nothing
-    queued or acknowledged; an operator pauses."""
+    queued, acknowledged or shown; an operator pauses. The alert was posted by an earlier
+    version (no alert kept in Redis): the clicked message is updated in place from then on."""
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     web = await web_factory(any_redis, relay_policy_file=str(policy))
     await any_redis.set(keys.oncall_open(MARKER), "1")
     alert = SlackCall("chat.postMessage", _alert_payload(), 200)
-    refused = await click(web, "oncall.pause", MARKER, alert, user_id="U9XX")
-    assert "`operators`" in refused.payload["text"]
-    assert await web.queued() == []
-    assert AuditAction.COMMAND_REFUSED.value in await audit_actions(any_redis)
-    retry = await click(web, "oncall.retry", MARKER, alert, user_id="U9XX")
-    assert "`operators`" in retry.payload["text"]
-    assert await web.queued() == []
-    assert web.slack.calls_to("chat.update") == []
-    ack = await click(web, "oncall.ack", MARKER, alert, user_id="U9XX")
-    assert "`operators`" in ack.payload["text"]
-    assert await any_redis.get(keys.oncall_open(MARKER)) == b"1"  # still open, nobody acked
-    assert web.slack.calls_to("chat.update") == []
-    await click(web, "oncall.pause", MARKER, alert, user_id="UOP1")
+    slack = SlackApi(base_url=web.slack.api_url, token=BOT_TOKEN, max_retries=0)
+    try:
+        async with dispatching(any_redis, rules=BOTH, slack=slack):
+            await eventually(lambda: any_redis.exists(keys.subscription(SLACK_TARGET)))
+            refused = await click(web, "oncall.pause", MARKER, alert, user_id="U9XX")
+            assert "`operators`" in refused.payload["text"]
+            retry = await click(web, "oncall.retry", MARKER, alert, user_id="U9XX")
+            assert "`operators`" in retry.payload["text"]
+            ack = await click(web, "oncall.ack", MARKER, alert, user_id="U9XX")
+            assert "`operators`" in ack.payload["text"]
+            assert await web.queued() == []
+            assert await any_redis.get(keys.oncall_open(MARKER)) == b"1"  # nobody acked
+            assert not await any_redis.exists(keys.oncall_alert(MARKER))  # nothing shown
+            await click(web, "oncall.pause", MARKER, alert, user_id="UOP1", message_ts="9.1")
+            [update] = await web.slack.wait_for("chat.update")
+    finally:
+        await slack.close()
     (command,) = await web.queued()
     assert command.action.value == "pause"
     assert command.requested_by.user_id == "UOP1"
-    [update] = await web.slack.wait_for("chat.update")
-    assert "Paused by <@UOP1>" in json.dumps(update.payload)
+    assert (update.payload["channel"], update.payload["ts"]) == ("C0NCALL", "9.1")
+    assert "Paused by <@UOP1>" in shown(update)
+    assert web.slack.calls_to("chat.postMessage") == []
+    audited = await audit_actions(any_redis)
+    assert audited.count(AuditAction.COMMAND_REFUSED.value) == 3
+    assert audited.count(AuditAction.ONCALL_PAUSED.value) == 1
 
 
 async def test_actions_on_a_resolved_or_forged_alert_change_nothing(
@@ -224,21 +264,27 @@ def _alert_payload() -> dict[str, Any]:
 
 
 async def test_re_enabling_a_disabled_subscription_resolves_its_alert(
-    any_redis: aioredis.Redis, receiver: Receiver
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack
 ) -> None:
-    """The disable alert's PagerDuty incident is resolved by the re-enable, and only once."""
+    """The disable alert's PagerDuty incident is resolved by the re-enable, and only once;
+    its Slack alert (no buttons) is shown resolved in place."""
     pd_url = receiver.on("/v2/enqueue", status(202, '{"status":"success"}'))
     gone = receiver.on("/gone", status(410))
     store = SubscriptionStore(any_redis)
     sub = await store.create(SubscriptionCreate(url=gone, events=["*"]))
-    rules = OnCallRules(pagerduty=True)
-    async with dispatching(any_redis, rules=rules, pagerduty_url=pd_url):
-        await publish(any_redis, event(EventType.COMPLETED))
-        await receiver.wait_for("/v2/enqueue")
-        await store.update(sub.id, SubscriptionPatch(enabled=True))
-        await store.update(sub.id, SubscriptionPatch(enabled=False))
-        await store.update(sub.id, SubscriptionPatch(enabled=True))
-        await receiver.wait_for("/v2/enqueue", 2)
+    slack = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
+    try:
+        async with dispatching(any_redis, rules=BOTH, slack=slack, pagerduty_url=pd_url):
+            await publish(any_redis, event(EventType.COMPLETED))
+            await receiver.wait_for("/v2/enqueue")
+            [alert] = await fake_slack.wait_for("chat.postMessage")
+            await store.update(sub.id, SubscriptionPatch(enabled=True))
+            await store.update(sub.id, SubscriptionPatch(enabled=False))
+            await store.update(sub.id, SubscriptionPatch(enabled=True))
+            await receiver.wait_for("/v2/enqueue", 2)
+            [resolved] = await fake_slack.wait_for("chat.update")
+    finally:
+        await slack.close()
     trigger, resolve = pagerduty(receiver)
     assert trigger["event_action"] == "trigger"
     assert resolve == {
@@ -249,3 +295,8 @@ async def test_re_enabling_a_disabled_subscription_resolves_its_alert(
     assert not await any_redis.exists(keys.oncall_open(subscription_key(sub.id)))
     # The second re-enable found nothing open: two PagerDuty deliveries in all, ever.
     assert await any_redis.zcard(keys.subscription_deliveries(PAGERDUTY_TARGET)) == 2
+    assert actions(alert.payload) == []
+    assert resolved.payload["ts"] == await posted_ts(any_redis, subscription_key(sub.id))
+    assert "*Resolved*" in shown(resolved)
+    assert "re-enabled" in shown(resolved)
+    assert len(fake_slack.calls_to("chat.update")) == 1

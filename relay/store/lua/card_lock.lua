@@ -1,5 +1,6 @@
--- A job card's render lock (relay/store/cards.py): renew it, or settle what was rendered.
--- KEYS[1] card hash, KEYS[2] its lock.
+-- The render lock of a Slack message kept current, a job card or an on-call alert
+-- (relay/store/render_lock.py): renew it, or settle what was rendered.
+-- KEYS[1] the message's hash, KEYS[2] its lock.
 -- ARGV[1] op ('renew' | 'release' | 'settle'), ARGV[2] the holder's token, ARGV[3] lock TTL (ms);
 -- for 'settle': ARGV[4] version rendered ('' for none), ARGV[5] via, ARGV[6] channel,
 -- ARGV[7] ts ('' keeps the stored ones).

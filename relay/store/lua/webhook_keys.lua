@@ -5,12 +5,13 @@
 --   one deliveries-by-status index per status, one routing set per event type (or '*'),
 --   then per subscription in `subs` 4 + #statuses keys: its hash, due set, in-flight set,
 --   deliveries index, and its deliveries-by-status index per status,
---   then one delivery hash per id in `dlvs`, then one on-call marker per name in `open`.
+--   then one delivery hash per id in `dlvs`, then per name in `open` two keys: the on-call
+--   marker and its alert's Slack message hash (keys.oncall_alert).
 -- Invariant: no script touches a key it was not given. A key the caller could not know
 -- in advance (a delivery found in a queue) is checked with K.dlv[id] first; one left
 -- out is left for the next call, never built here.
 local C = cjson.decode(ARGV[1])
-local K = {bystatus = {}, bytype = {}, sub = {}, dlv = {}, open = {}}
+local K = {bystatus = {}, bytype = {}, sub = {}, dlv = {}, open = {}, alert = {}}
 do
   local i = C.first
   local function take()
@@ -27,7 +28,7 @@ do
     K.sub[sid] = b
   end
   for _, did in ipairs(C.dlvs) do K.dlv[did] = take() end
-  for _, name in ipairs(C.open) do K.open[name] = take() end
+  for _, name in ipairs(C.open) do K.open[name], K.alert[name] = take(), take() end
   if i ~= #KEYS + 1 then return redis.error_reply('ERR KEYS do not match the webhook layout') end
 end
 -- A key the caller must have declared; a caller that did not has a bug: stop loudly.
@@ -50,7 +51,8 @@ end
 local function wake(sid, at)
   redis.call('ZADD', K.ready, 'LT', at, sid)
 end
--- d = {id, subscription, event id, event type, webhook id, body, marker, mode, traceparent}
+-- d = {id, subscription, event id, event type, webhook id, body, marker, mode, traceparent,
+--      alert change}
 -- A delivery for a disabled subscription is made 'skipped': recorded, never queued or
 -- attempted, until a replay or a recovery queues it once the subscription is enabled.
 local function create(d, now)
@@ -73,17 +75,67 @@ local function create(d, now)
   end
   return 1
 end
+-- An on-call alert's Slack message (relay/webhooks/alert_card.py reads it): h headline,
+-- d detail, act '1' with buttons, to channel, n failures while open, ab/aa acknowledged
+-- by/at, st steps JSON [[what, user, at], ...], ra/rn resolved at/note; v version, r
+-- rendered, ch/ts where it lives (card_lock.lua). `change` is AlertChange JSON; `reopen`:
+-- the incident was open before this failure. Every change bumps v; the message is the
+-- same one (chat.update) until a failure opens a new incident, which posts a new one.
+local function alert_change(marker, change, reopen)
+  local key = known(K.alert, marker, 'alert')
+  local c = cjson.decode(change)
+  local shown = redis.call('HEXISTS', key, 'h') == 1
+  if c.op == 'open' then
+    if reopen and shown and redis.call('HEXISTS', key, 'ra') == 0 then
+      redis.call('HINCRBY', key, 'n', 1)
+      redis.call('HSET', key, 'h', c.h, 'd', c.d)
+      redis.call('HDEL', key, 'ab', 'aa')
+    else
+      redis.call('HDEL', key, 'ch', 'ts', 'ab', 'aa', 'st', 'ra', 'rn')
+      redis.call('HSET', key, 'h', c.h, 'd', c.d, 'act', c.act, 'to', c.to, 'n', 1)
+    end
+  else
+    if not shown then
+      -- An alert posted before alerts were kept (or lost with Redis's data): the click
+      -- names the message, so it is kept from here on; otherwise there is nothing to show.
+      local seed = c.seed
+      if type(seed) ~= 'table' then return 0 end
+      redis.call('HSET', key, 'h', seed.h, 'd', seed.d, 'act', '1', 'to', seed.ch,
+                 'ch', seed.ch, 'ts', seed.ts, 'n', 1)
+    end
+    if c.op == 'ack' then
+      redis.call('HSET', key, 'ab', c.user, 'aa', c.at)
+    elseif c.op == 'step' then
+      local steps = cjson.decode(redis.call('HGET', key, 'st') or '[]')
+      table.insert(steps, {c.what, c.user, c.at})
+      while #steps > 5 do table.remove(steps, 1) end
+      redis.call('HSET', key, 'st', cjson.encode(steps))
+    elseif c.op == 'resolve' then
+      redis.call('HSET', key, 'ra', c.at, 'rn', c.note)
+    end
+  end
+  redis.call('HINCRBY', key, 'v', 1)
+  redis.call('EXPIRE', key, C.open_ttl)
+  return 1
+end
 -- System deliveries carry d[7] = on-call marker and d[8] = 'open' or 'close':
--- 'close' ones exist only if the marker was open; 'open' ones (re)open it.
+-- 'close' ones exist only if the marker was open; 'open' ones (re)open it. d[10], when
+-- set, is the change the delivery shows in the alert's Slack message, made with it.
 local function create_all(list, now)
   local was_open, created = {}, 0
   for _, d in ipairs(list) do
     if d[8] == 'close' and was_open[d[7]] == nil then
       was_open[d[7]] = redis.call('DEL', known(K.open, d[7], 'marker')) == 1
+    elseif d[8] == 'open' and was_open[d[7]] == nil then
+      was_open[d[7]] = redis.call('EXISTS', known(K.open, d[7], 'marker')) == 1
     end
   end
   for _, d in ipairs(list) do
-    if d[8] ~= 'close' or was_open[d[7]] then created = created + create(d, now) end
+    if d[8] ~= 'close' or was_open[d[7]] then
+      local made = create(d, now)
+      if made == 1 and d[10] and d[10] ~= '' then alert_change(d[7], d[10], was_open[d[7]]) end
+      created = created + made
+    end
     if d[8] == 'open' then
       redis.call('SET', known(K.open, d[7], 'marker'), '1', 'EX', C.open_ttl)
     end

@@ -1,0 +1,91 @@
+"""The render lock of a Slack message kept current (a job card, an on-call alert).
+
+The message's hash holds ``v`` (latest version, bumped by the atomic step that
+records a change), ``r`` (the version rendered) and where it lives (``ch``, ``ts``,
+``via``). One renderer at a time holds the lock (``SET NX PX`` with a random
+token) and renews or settles it through ``card_lock.lua``, which only the holder
+can do: the rendered version never goes down, and the lock is kept while a newer
+version waits, so Slack never sees an older state after a newer one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from relay.store.scripts import LuaScript
+
+_LOCK = LuaScript("card_lock.lua")
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settle found: whether the lock was still ours, and whether it still is
+    (something newer than what was rendered waits: render again)."""
+
+    ours: bool
+    latest: int
+    rendered: int
+
+    @property
+    def more(self) -> bool:
+        return self.ours and self.latest > self.rendered
+
+
+def new_token() -> str:
+    return secrets.token_hex(12)
+
+
+class RenderLock:
+    """The lock on one message's hash ``state_key``; ``token`` names this holder."""
+
+    def __init__(
+        self, redis: aioredis.Redis, state_key: str, lock_key: str, *, lock_ms: int
+    ) -> None:
+        self._redis = redis
+        self._state_key = state_key
+        self._lock_key = lock_key
+        self._lock_ms = lock_ms
+        self.token = new_token()
+
+    def _keys(self) -> list[str]:
+        return [self._state_key, self._lock_key]
+
+    async def claim(self) -> bool:
+        """Take the render lock; False when another renderer holds it."""
+        taken = await self._redis.set(self._lock_key, self.token, nx=True, px=self._lock_ms)
+        return bool(taken)
+
+    async def renew(self) -> bool:
+        """Push the lock's expiry on before a Slack call; False when it is no longer ours."""
+        reply = await _LOCK(self._redis, self._keys(), ["renew", self.token, self._lock_ms])
+        return bool(int(reply[0]))
+
+    async def release(self) -> None:
+        """Give the lock up (after a failure: the change will be rendered by a retry)."""
+        await _LOCK(self._redis, self._keys(), ["release", self.token, self._lock_ms])
+
+    async def settle(
+        self,
+        version: int | None,
+        *,
+        via: str | None = None,
+        channel: str | None = None,
+        ts: str | None = None,
+    ) -> Settled:
+        """Record ``version`` as rendered (and where the message now lives); the lock is
+        released unless a newer version waits."""
+        args: list[Any] = [
+            "settle",
+            self.token,
+            self._lock_ms,
+            "" if version is None else version,
+            via or "",
+            channel or "",
+            ts or "",
+        ]
+        ours, latest, rendered = await _LOCK(self._redis, self._keys(), args)
+        return Settled(bool(int(ours)), int(latest), int(rendered))
