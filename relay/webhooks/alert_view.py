@@ -131,7 +131,8 @@ def _acknowledged() -> dict[str, Any]:
 
 
 def _resolved() -> dict[str, Any]:
-    state = _OPEN.acknowledge("U0ONCALL1", _AT).resolve("rebalanced again (req_01JNEXT)", _AT)
+    note = "rebalanced again (request `req_01JNEXT`)"
+    state = _OPEN.acknowledge("U0ONCALL1", _AT).resolve(note, _AT)
     return render(state, "C0ONCALL1")
 
 
