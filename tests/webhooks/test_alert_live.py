@@ -144,15 +144,10 @@ async def test_two_renderers_of_one_alert_post_it_once(
 ) -> None:
     """Two attempts rendering the same alert at once: one holds the render lock, the other
     is told to retry (AlertBusy) or finds it shown; the alert is posted once, then updated."""
-    fields: dict[str, str | int] = {
-        "h": "failed",
-        "d": "detail",
-        "act": "1",
-        "to": "C0NCALL",
-        "n": 1,
-        "v": 1,
-    }
-    await any_redis.hset(keys.oncall_alert(MARKER), mapping=fields)
+    await any_redis.hset(
+        keys.oncall_alert(MARKER),
+        mapping={"h": "failed", "d": "detail", "act": "1", "to": "C0NCALL", "n": 1, "v": 1},
+    )
     web = slack.web
     assert web is not None
     sender = AlertSender(any_redis)
