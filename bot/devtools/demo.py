@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.devtools.demo_approval import DEMO_USER, approval_story, with_demo_policy
+from bot.devtools.demo_oncall import oncall_story
 from bot.devtools.dev import DevStack, start_stack
 from bot.devtools.slack_standin import (
     SlackMessage,
@@ -232,7 +233,9 @@ class Demo:
         bad_id = await self.slash(PF_SHORT)
         await self.webhook("rebalance.failed", bad_id)
         oncall = self.stack.settings.oncall_slack_channel
-        await self.slack_message(f"on-call alert in {oncall}", lambda m: m.channel == oncall)
+        if oncall is None:
+            raise self.failed("no on-call channel is configured")
+        await oncall_story(self, oncall)
         await approval_story(self)
         self.say("demo complete: every step happened")
 
