@@ -60,6 +60,11 @@ GroupHook = Callable[[], Awaitable[None]]
 DeadHook = Callable[[DeadEntry], Awaitable[None]]
 
 
+class RetryLater(Exception):
+    """A handler that cannot finish an entry now, as expected (another holder renders it,
+    a lock ran out): the entry stays pending for a redelivery, logged without a traceback."""
+
+
 class StreamConsumer:
     """Reads ``stream`` as ``consumer`` of ``group`` and runs ``handler`` on each entry.
 
@@ -303,6 +308,16 @@ class StreamConsumer:
         while True:
             try:
                 await self._handler(delivery)
+            except RetryLater as exc:
+                self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]
+                log.info(
+                    "%s entry %s left pending for a retry (%s)",
+                    self.stream,
+                    delivery.entry_id,
+                    type(exc).__name__,
+                    extra={"entry_id": delivery.entry_id},
+                )
+                return
             except Exception as exc:
                 if not is_transient(exc):
                     self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]

@@ -37,6 +37,7 @@ from relay.slack.cards import plain_text, render
 from relay.slack.client import SlackApi
 from relay.store import outcomes, replies
 from relay.store.cards import CardStore
+from relay.store.streams import RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ RESPONSE_URL_USES = 5
 BUSY = "busy"  # what send() returns when another notifier holds the card's lock
 
 
-class CardLost(Exception):
+class CardLost(RetryLater):
     """The card's lock expired while rendering: the entry is retried."""
 
 
-class CardBusy(Exception):
+class CardBusy(RetryLater):
     """A redelivered entry found the card locked: left pending until the lock runs out."""
 
 

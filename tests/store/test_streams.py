@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from relay.store.connection import text, text_map
 from relay.store.pending import PendingEntry
 from relay.store.queue import ensure_group
-from relay.store.streams import StreamConsumer, consumer_name
+from relay.store.streams import RetryLater, StreamConsumer, consumer_name
 from tests.fixtures.worker import eventually, pending_rows, running, stream_entries
 
 STREAM = "{gr}:test:stream"
@@ -81,6 +81,29 @@ async def test_failed_handler_entry_is_retried_once_idle(any_redis: aioredis.Red
         await eventually(lambda: len(counts) == 2)
     assert counts == [1, 2]
     assert await _pending(any_redis) == []
+
+
+async def test_a_retry_later_is_retried_and_logged_without_a_traceback(
+    any_redis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An expected "not now" (another holder renders it) is an INFO line, not an error."""
+    counts: list[int] = []
+
+    async def handle(delivery: PendingEntry) -> None:
+        counts.append(delivery.delivery_count)
+        if len(counts) == 1:
+            raise RetryLater("held by another renderer")
+        await any_redis.xack(delivery.stream, delivery.group, delivery.entry_id)
+
+    with caplog.at_level(logging.INFO, logger="relay.store.streams"):
+        async with running(_consumer(any_redis, handle)):
+            await any_redis.xadd(STREAM, {"n": "1"})
+            await eventually(lambda: len(counts) == 2)
+    assert counts == [1, 2]
+    [line] = [r for r in caplog.records if "left pending for a retry" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert line.exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_poison_entry_goes_to_dead_letters_with_reason(any_redis: aioredis.Redis) -> None:
