@@ -21,7 +21,7 @@ Socket Mode) still goes through Bolt.
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -47,10 +47,27 @@ def command_form(body: bytes) -> dict[str, str] | None:
         raw = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    form = dict(parse_qsl(raw, keep_blank_values=True))  # Bolt's parse of a form body
+    form = parse_form(raw)
     if "payload" in form or "ssl_check" in form:
         return None
     return form if form.get("command") in COMMAND_NAMES else None
+
+
+def parse_form(raw: str) -> dict[str, str]:
+    """``dict(parse_qsl(raw, keep_blank_values=True))`` (Bolt's read of a form), in less CPU:
+    most of a command's fields need no unquoting, and are not sent through it."""
+    form: dict[str, str] = {}
+    for pair in raw.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            form[_unquote(name)] = _unquote(value)
+    return form
+
+
+def _unquote(part: str) -> str:
+    if "+" in part:
+        part = part.replace("+", " ")
+    return unquote(part) if "%" in part else part
 
 
 class SlashCommands:
