@@ -90,5 +90,5 @@ class SlashCommands:
             traceparent=request.headers.getall(trace.HEADER, []),
             signature=request.headers.get(_SIGNATURE),
         )
-        # What Bolt's ack(payload) answers: json.dumps of it, as application/json.
-        return web.Response(text=json.dumps(payload), content_type="application/json")
+        # What Bolt's ack(payload) answers: json.dumps of it, as application/json (no charset).
+        return web.Response(body=json.dumps(payload).encode(), content_type="application/json")
