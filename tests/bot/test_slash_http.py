@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
@@ -52,7 +53,8 @@ async def test_the_ack_is_the_http_answer_bolt_gives(
     web = await web_factory(any_redis)
     ours = await web.post(web.sign("/pause", "pf_1 maintenance"))
     signed = web.sign("/pause", "pf_2 maintenance")
-    request = AsyncBoltRequest(body=signed.body, headers=signed.headers)
+    headers: dict[str, str | Sequence[str]] = dict(signed.headers)
+    request = AsyncBoltRequest(body=signed.body, headers=headers)
     bolt = await to_aiohttp_response(await web.client.app[BOLT].async_dispatch(request))
     assert (ours.status, ours.headers["Content-Type"]) == (200, bolt.content_type)
     assert bolt.charset is None
