@@ -1,7 +1,10 @@
 """``glider-relay web``: one aiohttp application for Slack, health and the admin API.
 
-``POST /slack/events`` hands each request to Bolt through its aiohttp adapter
-(Bolt verifies the signature and the 5-minute timestamp window: 401 otherwise).
+``POST /slack/events`` checks the signature and the 5-minute timestamp window over
+the raw body (bot/signature.py: 401 otherwise). The bot's own slash commands are then
+answered by bot/slash_http.py (Bolt's verifier agreeing, without Bolt's dispatch: the
+cheap ack); every other request goes to Bolt through its aiohttp adapter, which verifies
+it again.
 With ``SLACK_APP_TOKEN`` set, Slack talks to the same Bolt app over Socket Mode
 instead, and the HTTP server keeps health and admin routes only.
 """
