@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -57,7 +57,7 @@ def require_signing_secret(settings: Settings) -> None:
         raise ConfigError("SLACK_SIGNING_SECRET is required for the Slack HTTP endpoint")
 
 
-def with_dedupe_id(command: dict[str, Any], headers: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def with_dedupe_id(command: dict[str, Any], signature: str | None) -> dict[str, Any]:
     """``command`` with a ``trigger_id`` to deduplicate on: Slack's, else the signature's.
 
     The enqueue is idempotent on ``trigger_id``; a signed command without one, replayed
@@ -66,8 +66,20 @@ def with_dedupe_id(command: dict[str, Any], headers: Mapping[str, Sequence[str]]
     """
     if command.get("trigger_id"):
         return command
-    key = replay_key(next(iter(headers.get("x-slack-signature", ())), None))
+    key = replay_key(signature)
     return command if key is None else {**command, "trigger_id": key}
+
+
+async def command_payload(
+    commands: Commands, command: dict[str, Any], *, traceparent: object, signature: str | None
+) -> dict[str, Any]:
+    """The ack of one slash command (Bolt's ``command``), in the trace of Slack's
+    ``traceparent`` header values (none: a new trace); ``signature`` is the request's."""
+    parent = trace.parse(trace.first_header(traceparent))
+    name = f"slack {command.get('command', '')}"[:64]
+    with tracing.span(name, parent, kind=tracing.SpanKind.SERVER):
+        reply = await commands.reply(with_dedupe_id(command, signature))
+    return reply.payload()
 
 
 # Bolt's notes about how it was built: not news here (the bot token is ours to use, on our
@@ -118,12 +130,14 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
     )
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
-        # Slack's traceparent, if it sent one (Socket Mode has no headers): else a new trace.
-        parent = trace.parse(trace.first_header(request.headers.get(trace.HEADER)))
-        name = f"slack {command.get('command', '')}"[:64]
-        with tracing.span(name, parent, kind=tracing.SpanKind.SERVER):
-            reply = await commands.reply(with_dedupe_id(command, request.headers))
-        await ack(reply.payload())
+        # Socket Mode's commands (over HTTP, bot/slash_http.py answers them first). Slack's
+        # traceparent, if it sent one (Socket Mode has no headers): else a new trace.
+        headers = request.headers
+        signature = next(iter(headers.get("x-slack-signature", ())), None)
+        traceparent = headers.get(trace.HEADER)
+        await ack(
+            await command_payload(commands, command, traceparent=traceparent, signature=signature)
+        )
 
     clicks = Clicks(commands, commands.access)
     home = HomeTab(

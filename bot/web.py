@@ -1,7 +1,10 @@
 """``glider-relay web``: one aiohttp application for Slack, health and the admin API.
 
-``POST /slack/events`` hands each request to Bolt through its aiohttp adapter
-(Bolt verifies the signature and the 5-minute timestamp window: 401 otherwise).
+``POST /slack/events`` checks the signature and the 5-minute timestamp window over
+the raw body (bot/signature.py: 401 otherwise). The bot's own slash commands are then
+answered by bot/slash_http.py (Bolt's verifier agreeing, without Bolt's dispatch: the
+cheap ack); every other request goes to Bolt through its aiohttp adapter, which verifies
+it again.
 With ``SLACK_APP_TOKEN`` set, Slack talks to the same Bolt app over Socket Mode
 instead, and the HTTP server keeps health and admin routes only.
 """
@@ -34,7 +37,8 @@ from bot.handlers import Commands, post_late
 from bot.listing import Lister
 from bot.server_limits import GuardedRunner, body_in_time
 from bot.settle import OutcomeChecker
-from bot.signature import PROBLEMS, is_ssl_check, signature_problem
+from bot.signature import MISMATCH, PROBLEMS, is_ssl_check, signature_problem
+from bot.slash_http import SlashCommands, command_form
 from bot.status import SLOW_GLIDER_S
 from relay import metrics, tracing
 from relay.admin.app import create_admin_app
@@ -70,6 +74,7 @@ BACKGROUND = web.AppKey("background", Background)
 REDIS = web.AppKey("redis", aioredis.Redis)
 STORE_MONITOR = web.AppKey("store_monitor", StoreMonitor)
 SIGNING_SECRET = web.AppKey("slack_signing_secret", bytes)
+SLASH = web.AppKey("slash_commands", SlashCommands)
 
 
 async def slack_events(request: web.Request) -> web.Response:
@@ -83,6 +88,12 @@ async def slack_events(request: web.Request) -> web.Response:
     )
     if problem is not None and not is_ssl_check(body):
         return _refused(request, 401, problem, PROBLEMS[problem])
+    form = command_form(body) if problem is None else None
+    if form is not None:  # one of the bot's commands: answered without Bolt's dispatch
+        slash = request.app[SLASH]
+        if not slash.verified(body, headers):
+            return _refused(request, 401, MISMATCH, PROBLEMS[MISMATCH])
+        return await slash.answer(request, form)
     try:
         bolt_input = await bolt_request(request)
     except (ValueError, RecursionError):  # signed, yet not text Bolt can parse
@@ -158,7 +169,9 @@ def create_web_app(
     app.router.add_get("/readyz", readyz)
     add_metrics_route(app, redis)
     if not settings.socket_mode and settings.slack_signing_secret is not None:
-        app[SIGNING_SECRET] = settings.slack_signing_secret.get_secret_value().encode()
+        secret = settings.slack_signing_secret.get_secret_value()
+        app[SIGNING_SECRET] = secret.encode()
+        app[SLASH] = SlashCommands(commands, secret)
         app.router.add_post("/slack/events", slack_events)
     app.add_subapp("/v1", create_admin_app(redis, settings))
     app.add_subapp("/console", create_console_app(redis, settings))

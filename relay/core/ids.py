@@ -10,6 +10,9 @@ from relay.core.clock import epoch_ms
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
+_ULID_CHARS = 26
+_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
+_SHIFTS = tuple(range(10 * (_ULID_CHARS // 2 - 1), -1, -10))  # 120, 110, ..., 0
 
 
 def ulid(now_ms: int | None = None, randomness: bytes | None = None) -> str:
@@ -20,11 +23,8 @@ def ulid(now_ms: int | None = None, randomness: bytes | None = None) -> str:
 
 
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 0x1F])
-        value >>= 5
-    return "".join(reversed(chars))
+    # Two characters (10 bits) at a time, from a table: half the steps of one at a time.
+    return "".join([_PAIRS[(value >> shift) & 0x3FF] for shift in _SHIFTS])
 
 
 class MonotonicUlid:
@@ -54,6 +54,19 @@ _monotonic = MonotonicUlid()
 def new_id(prefix: str) -> str:
     """``prefix`` + ``_`` + a monotonic ULID, e.g. ``req_01JWZ...``."""
     return f"{prefix}_{_monotonic()}"
+
+
+def sibling_id(prefix: str, of: str) -> str:
+    """``prefix`` + ``_`` + the ULID of ``of`` (an id from :func:`new_id`), else a new id.
+
+    For the records made once with one request, in its own step (its ``command.received``
+    audit entry, its ``rebalance.requested`` event): unique as the request id is, since a
+    ULID is drawn once, and ordered with it, without drawing two more.
+    """
+    _, sep, ulid_part = of.partition("_")
+    if sep and len(ulid_part) == _ULID_CHARS:
+        return f"{prefix}_{ulid_part}"
+    return new_id(prefix)
 
 
 # What the admin API accepts as a path id (docs/contract.md §6): anything else is a 404 that

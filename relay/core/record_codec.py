@@ -65,6 +65,8 @@ def split(value: str) -> list[str]:
     """``value`` in pieces of at most :data:`CHUNK_BYTES` UTF-8 bytes, whole characters each."""
     if len(value) * 4 <= CHUNK_BYTES or len(value.encode()) <= CHUNK_BYTES:
         return [value]
+    if value.isascii():  # one byte a character: plain slices
+        return [value[at : at + CHUNK_BYTES] for at in range(0, len(value), CHUNK_BYTES)]
     parts: list[str] = []
     start, size = 0, 0
     for at, char in enumerate(value):

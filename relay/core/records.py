@@ -34,13 +34,15 @@ TRACKED_MS = "x_tracked_ms"  # our clock when Glider accepted it: poll ages coun
 
 
 _DEFAULT_SOURCE = Requester.model_fields["source"].default
+# json.dumps(separators=...) builds an encoder per call; this one is built once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def requester_json(dumped: dict[str, Any]) -> str:
     """A requester field of the hash from its JSON dump: no spaces, the default source left
     out (``Requester`` puts it back)."""
     kept = {k: v for k, v in dumped.items() if not (k == "source" and v == _DEFAULT_SOURCE)}
-    return json.dumps(kept, separators=(",", ":"))
+    return _COMPACT_JSON.encode(kept)
 
 
 class RequestState(StrEnum):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,6 +33,12 @@ class GaveUp(TimeoutError):
 
 def _as_is(exc: Exception, taken: bool) -> BaseException:
     return exc
+
+
+def _expire(future: asyncio.Future[Any], expired: list[bool]) -> None:
+    if not future.done():
+        expired.append(True)
+        future.cancel()
 
 
 @dataclass(eq=False)
@@ -100,7 +106,8 @@ class Coalescer(Generic[T, R]):
 
         With ``budget``, raises :class:`GaveUp` once that many seconds have passed.
         """
-        waiter: _Waiter[T, R] = _Waiter(item, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        waiter: _Waiter[T, R] = _Waiter(item, loop.create_future())
         self._pending.append(waiter)
         if self._flushing < self._max_flushers:
             self._flushing += 1
@@ -109,15 +116,19 @@ class Coalescer(Generic[T, R]):
             task.add_done_callback(self._tasks.discard)
         if budget is None:
             return await waiter.future
-        scope = asyncio.timeout(budget)
+        # A timer that cancels the future, rather than asyncio.timeout(), which cancels the
+        # task and builds a scope per call (this runs once per Slack ack). A cancelled
+        # future is skipped for good by a batch not yet taking it.
+        expired: list[bool] = []
+        timer = loop.call_later(budget, _expire, waiter.future, expired)
         try:
-            async with scope:
-                return await waiter.future
-        except TimeoutError:
-            # The timeout cancelled the future, so a batch not yet taking skips it for good.
-            if not scope.expired():
-                raise
+            return await waiter.future
+        except asyncio.CancelledError:
+            if not expired:
+                raise  # the caller itself was cancelled
             raise GaveUp(taken=waiter.taken) from None
+        finally:
+            timer.cancel()
 
     async def _flush(self) -> None:
         try:

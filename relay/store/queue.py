@@ -27,7 +27,7 @@ from relay.core.bounds import clip
 from relay.core.clock import iso_ms
 from relay.core.commands import Action, QueuedCommand
 from relay.core.events import EventType
-from relay.core.ids import new_id
+from relay.core.ids import sibling_id
 from relay.core.redact import redact
 from relay.store import keys
 from relay.store.connection import text
@@ -45,7 +45,7 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 # first: once the web has told the requester "not queued", a late copy does nothing. It then
 # checks the request's own record: the client resends a pipeline after a dropped connection,
 # and a second copy of an accepted request must not add a second stream entry.
-# KEYS[9] is the audit log: the command's `command.received` entry (ARGV[12]) is appended
+# KEYS[9] is the audit log: the command's `command.received` entry (ARGV[5]) is appended
 # in the same step as the command itself.
 ENQUEUE = LuaScript("enqueue.lua")
 
@@ -165,21 +165,20 @@ def _script_call(command: QueuedCommand) -> Call:
         keys.card(command.request_id),
         keys.CARDS,
     ]
+    # Few arguments, as redis.asyncio packs each in Python (redis-py#4176): the record is one
+    # JSON object the script flattens for HSET, and only a rebalance sends its event.
     script_args: list[Arg] = [
-        command.trigger_id or "",
         command.request_id,
+        command.trigger_id or "",
         command.model_dump_json(),
-        "1" if command.action is Action.REBALANCE else "0",
+        _COMPACT_JSON.encode(queued_fields(dumped)),
+        received_entry(command),
         INFLIGHT_TTL_S,
         TRIGGER_TTL_S,
-        *requested_event_fields(command),
-        # One JSON object rather than 16 flat arguments: redis.asyncio packs each
-        # argument in Python (redis-py#4176), and the script flattens it for HSET.
-        json.dumps(queued_fields(dumped)),
-        command.traceparent or "",  # the requested event's trace ("" for none)
-        received_entry(command),
-        "1",  # every queued command has a job card (relay/worker/cards.py)
     ]
+    if command.action is Action.REBALANCE:
+        # Takes the portfolio's in-flight marker, and appends its requested event.
+        script_args += (*requested_event_fields(command), command.traceparent or "")
     return script_keys, script_args
 
 
@@ -196,7 +195,7 @@ def received_entry(command: QueuedCommand) -> str:
         detail = f"{detail}: {command.reason}"
     timestamp = command.accepted_at.astimezone(UTC).isoformat()
     body = {
-        "id": new_id("aud"),
+        "id": sibling_id("aud", command.request_id),
         "at": timestamp.replace("+00:00", "Z"),
         "actor": {
             "source": "slack",
@@ -249,4 +248,5 @@ def requested_event_fields(command: QueuedCommand) -> tuple[str, str, str]:
             "error": None,
         },
     }
-    return (new_id("evt"), EventType.REQUESTED.value, _COMPACT_JSON.encode(body))
+    event_id = sibling_id("evt", command.request_id)
+    return (event_id, EventType.REQUESTED.value, _COMPACT_JSON.encode(body))

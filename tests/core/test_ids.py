@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from relay.core.ids import MonotonicUlid, new_id, ulid
+from relay.core.ids import MonotonicUlid, new_id, sibling_id, ulid
 
 
 def test_ulid_shape_and_known_encoding() -> None:
@@ -36,3 +36,23 @@ def test_new_ids_sort_in_creation_order() -> None:
     """new_id never goes backwards, however fast it is called."""
     ids = [new_id("req") for _ in range(2000)]
     assert ids == sorted(ids)
+
+
+def test_ulid_encoding_is_crockford_base32_of_the_128_bits() -> None:
+    """The table encoder spells each 5 bits, most significant first (the ULID spec)."""
+    crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    value = int.from_bytes(bytes(range(1, 17)), "big")
+    expected = "".join(crockford[(value >> (5 * (25 - i))) & 0x1F] for i in range(26))
+    assert ulid(value >> 80, (value & (2**80 - 1)).to_bytes(10, "big")) == expected
+    assert ulid(2**48 - 1, b"\xff" * 10) == "7" + "Z" * 25
+
+
+def test_a_sibling_id_shares_the_request_ids_ulid() -> None:
+    """aud_/evt_ of a request: its ULID under another prefix; a foreign id gets a new one."""
+    request_id = new_id("req")
+    assert sibling_id("aud", request_id) == "aud_" + request_id.removeprefix("req_")
+    assert sibling_id("evt", request_id) == "evt_" + request_id.removeprefix("req_")
+    other = sibling_id("aud", "req_1")
+    assert other.startswith("aud_")
+    assert len(other) == 30
+    assert other != sibling_id("aud", "req_1")

@@ -17,6 +17,15 @@ def test_split_keeps_every_character_in_chunks_of_at_most_64_bytes(value: str) -
     assert all(len(part.encode()) <= CHUNK_BYTES for part in parts)
 
 
+@given(st.text(st.characters(max_codepoint=127), max_size=600))
+def test_ascii_is_split_into_full_chunks_like_any_text(value: str) -> None:
+    """Plain ASCII (URLs, JSON) takes the slicing path: full 64-byte chunks, the rest last."""
+    parts = split(value)
+    assert "".join(parts) == value
+    assert all(len(part) == CHUNK_BYTES for part in parts[:-1])
+    assert 0 < len(parts[-1]) <= CHUNK_BYTES or value == ""
+
+
 @given(st.dictionaries(_NAMES, st.text(max_size=400)))
 def test_pack_then_unpack_gives_the_fields_back(fields: dict[str, str]) -> None:
     packed = pack(fields)
