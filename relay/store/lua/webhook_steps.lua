@@ -19,25 +19,41 @@
 --! include webhook_keys.lua
 local KEPT = C.kept
 local counted = {}  -- outcome -> attempts recorded by this call (the console's chart)
+-- set_status (webhook_keys.lua) without its HSET: record writes the field with the rest.
+local function move(did, s, old, new)
+  if old == new then return end
+  redis.call('ZREM', known(K.bystatus, old, 'status'), did)
+  redis.call('ZREM', known(s.by, old, 'status'), did)
+  redis.call('ZADD', known(K.bystatus, new, 'status'), 0, did)
+  redis.call('ZADD', known(s.by, new, 'status'), 0, did)
+end
+-- Every delivery hash has a status (webhook_keys.lua's create), so reading it tells
+-- whether the delivery still exists; each result costs a handful of calls, not fifteen.
 local function record(q, s)
   for _, r in ipairs(q.results) do
     local did, st, next_due, attempt = r[1], r[2], r[3], r[4]
     local dkey = known(K.dlv, did, 'delivery')
-    if redis.call('EXISTS', dkey) == 1 then
+    local d = redis.call('HMGET', dkey, 'status', 'tries')
+    if d[1] then
       local n = redis.call('HINCRBY', dkey, 'n', 1)
-      redis.call('HSET', dkey, 'a' .. n, attempt)
       if n > KEPT then redis.call('HDEL', dkey, 'a' .. (n - KEPT)) end
       -- a result for a lease that expired and was taken again still counts once
-      if redis.call('ZREM', s.inflight, did) + redis.call('ZREM', s.due, did) > 0 then
-        redis.call('HINCRBY', dkey, 'tries', 1)
+      local held = redis.call('ZREM', s.inflight, did) == 1 or redis.call('ZREM', s.due, did) == 1
+      if held then
         counted[st] = (counted[st] or 0) + 1
-        set_status(did, q.sub, redis.call('HGET', dkey, 'status'), st)
+        move(did, s, d[1], st)
+        local tries = (tonumber(d[2]) or 0) + 1
         if st == 'failed' then
           redis.call('ZADD', s.due, next_due, did)
-          redis.call('HSET', dkey, 'nextAttemptAt', next_due)
+          redis.call('HSET', dkey, 'a' .. n, attempt, 'tries', tries, 'status', st,
+                     'nextAttemptAt', next_due)
         else
-          redis.call('HDEL', dkey, 'nextAttemptAt')
+          redis.call('HSET', dkey, 'a' .. n, attempt, 'tries', tries, 'status', st)
+          -- only a failed delivery has a next attempt (set above, dropped by a requeue)
+          if d[1] == 'failed' then redis.call('HDEL', dkey, 'nextAttemptAt') end
         end
+      else
+        redis.call('HSET', dkey, 'a' .. n, attempt)
       end
     end
   end
