@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 
 from relay.core.clock import epoch_ms
 from relay.store import keys
-from relay.store.delivery_stats import KEEP_S
 from relay.store.connection import text
+from relay.store.delivery_stats import KEEP_S
 from relay.store.queue import ensure_group
 from relay.webhooks.claim_step import _STEPS, Report, _request
 from relay.webhooks.deliveries import _REQUEUE
