@@ -9,7 +9,6 @@ counted in Redis, so it holds across every worker process.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,7 @@ from relay.core.clock import epoch_ms
 from relay.store import keys
 from relay.store.batching import Coalescer
 from relay.store.connection import text
-from relay.store.delivery_stats import record_results
+from relay.store.delivery_stats import KEEP_S, minute_of
 from relay.store.scripts import LuaScript
 from relay.webhooks.keyspace import Keyspace, NewDelivery
 from relay.webhooks.models import TargetKind
@@ -82,6 +81,9 @@ class Report:
 class StepReply:
     target: Target | None  # None: the subscription no longer exists
     claimed: list[Claimed]
+    # The head of its due set after the step (up to its cap; none when disabled): what
+    # its next step may claim without reading the queue first.
+    ahead: list[str] = field(default_factory=list)
 
 
 def _opt(raw: Any) -> str | None:
@@ -133,7 +135,7 @@ def _request(
 
 
 def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
-    raw_target, raw_claimed = raw
+    raw_target, raw_claimed, raw_ahead = raw
     claimed = [
         Claimed(
             text(did),
@@ -145,20 +147,25 @@ def _reply(sid: str, raw: list[Any], default_cap: int) -> StepReply:
         )
         for did, wid, body, tries, etype, trace in raw_claimed
     ]
-    return StepReply(_target(sid, raw_target, default_cap), claimed)
+    return StepReply(_target(sid, raw_target, default_cap), claimed, [text(d) for d in raw_ahead])
 
 
 async def _keyspace(
-    redis: aioredis.Redis, batch: list[tuple[str, dict[str, Any], Report]]
+    redis: aioredis.Redis,
+    batch: list[tuple[str, dict[str, Any], Report]],
+    ahead: dict[str, list[str]] | None = None,
 ) -> Keyspace:
     """Every key the steps of ``batch`` may touch.
 
     Beside what the reports name, a step takes deliveries out of its due set (to
-    claim them, or to drain a disabled subscription) and its expired leases: those
-    are read here first. One that turns up in between is left queued by the script
-    for the next step (which it schedules at once).
+    claim them, or to drain a disabled subscription) and its expired leases. For a
+    subscription whose previous step saw at least as many deliveries ahead in its
+    queue (``ahead``) as it wants now, those are declared without a read: work queued
+    since sorts after them. Any other's queue is read here first. A delivery that turns
+    up in between (or was taken by another worker) is left queued by the script for the
+    next step (which it schedules at once), so a stale ``ahead`` costs a step, not work.
     """
-    space = Keyspace()
+    space = Keyspace(first=2)  # after this minute's results hash, KEYS[1]
     wants: dict[str, int] = {}  # a subscription may have several steps in one batch
     disabling: set[str] = set()
     for sid, request, report in batch:
@@ -169,14 +176,24 @@ async def _keyspace(
         space.add_new(report.alerts)
         space.add_deliveries(f.delivery_id for f in report.finished)
         space.add_deliveries(report.released)
+    known = ahead or {}
+    unread: dict[str, int] = {}
+    for sid, want in wants.items():
+        head = known.get(sid)
+        if head is not None and sid not in disabling and len(head) >= want:
+            space.add_deliveries(head[:want])
+        else:
+            unread[sid] = want
+    if not unread:
+        return space
     now = max(int(request["now"]) for _, request, _ in batch)
     pipe = redis.pipeline(transaction=False)
-    for sid, want in wants.items():
+    for sid, want in unread.items():
         pipe.hmget(keys.subscription(sid), ["kind", "enabled"])
         pipe.zrange(keys.subscription_due(sid), 0, max(_DRAIN, want) - 1)
         pipe.zrangebyscore(keys.subscription_inflight(sid), "-inf", now, start=0, num=_DRAIN)
     found = await pipe.execute()
-    for (sid, want), at in zip(wants.items(), range(0, len(found), 3), strict=True):
+    for (sid, want), at in zip(unread.items(), range(0, len(found), 3), strict=True):
         (kind, enabled), due, expired = found[at : at + 3]
         claims = kind is not None and enabled is not None and text(enabled) == "1"
         taken = due[:want] if claims and sid not in disabling else due
@@ -186,11 +203,18 @@ async def _keyspace(
 
 
 async def _run(
-    redis: aioredis.Redis, batch: list[tuple[str, dict[str, Any], Report]], default_cap: int
+    redis: aioredis.Redis,
+    batch: list[tuple[str, dict[str, Any], Report]],
+    default_cap: int,
+    ahead: dict[str, list[str]] | None = None,
 ) -> list[StepReply]:
-    space = await _keyspace(redis, batch)
+    space = await _keyspace(redis, batch, ahead)
+    # The attempts it records are counted by the script itself, for the console's chart.
+    results = keys.delivery_minute(minute_of(epoch_ms()))
     raw = await _STEPS(
-        redis, space.keys(), [space.spec(), json.dumps([request for _, request, _ in batch])]
+        redis,
+        [results, *space.keys()],
+        [space.spec(), json.dumps([request for _, request, _ in batch]), KEEP_S],
     )
     return [_reply(sid, item, default_cap) for (sid, _, _), item in zip(batch, raw, strict=True)]
 
@@ -213,7 +237,11 @@ async def step(
 
 class StepBatcher:
     """Runs the steps of every subscription of a worker together: whatever steps are
-    asked for while one call is in Redis go out in the next, in one round trip."""
+    asked for while one call is in Redis go out in the next, in one round trip.
+
+    It remembers what each subscription's last step saw ahead in its queue, so a busy
+    subscription's next step claims without reading the queue first (see _keyspace).
+    """
 
     def __init__(
         self, redis: aioredis.Redis, *, default_cap: int, lease_ms: int = LEASE_MS
@@ -221,7 +249,7 @@ class StepBatcher:
         self._redis = redis
         self._default_cap = default_cap
         self._lease_ms = lease_ms
-        self._results: Counter[str] = Counter()  # recorded since the last write, by outcome
+        self._ahead: dict[str, list[str]] = {}  # subscription -> its due set's head, last seen
         self._batches: Coalescer[tuple[str, dict[str, Any], Report], StepReply] = Coalescer(
             self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
         )
@@ -231,12 +259,13 @@ class StepBatcher:
         request = _request(
             sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
         )
-        self._results.update(f.status for f in report.finished)
         return await self._batches.submit((sid, request, report))
 
     async def _write(self, batch: list[tuple[str, dict[str, Any], Report]]) -> list[StepReply]:
-        replies = await _run(self._redis, batch, self._default_cap)
-        if self._results:  # the console's per-minute chart: one pipelined write per batch
-            results, self._results = self._results, Counter()
-            await record_results(self._redis, results, now_ms=epoch_ms())
+        # Taken out: once these steps ran, only their replies say what is ahead.
+        ahead = {sid: self._ahead.pop(sid) for sid, _, _ in batch if sid in self._ahead}
+        replies = await _run(self._redis, batch, self._default_cap, ahead)
+        for (sid, _, _), reply in zip(batch, replies, strict=True):
+            if reply.target is not None and reply.target.enabled:
+                self._ahead[sid] = reply.ahead
         return replies

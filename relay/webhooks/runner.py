@@ -79,8 +79,14 @@ def _event_ids(body: bytes) -> dict[str, str]:
 
 def _log_final(sid: str, kind: TargetKind | None, claimed: Claimed, finished: Finished) -> None:
     """One line per delivery that ended: delivered / alert sent (INFO), or dead (WARNING)."""
-    if finished.status not in ("succeeded", "dead"):
+    if finished.status == "succeeded":
+        level = logging.INFO
+    elif finished.status == "dead":
+        level = logging.WARNING
+    else:
         return
+    if not log.isEnabledFor(level):
+        return  # the body is parsed for its ids only when the line is written
     alert = kind is not None and kind is not TargetKind.WEBHOOK
     extra = {
         "subscription_id": sid,

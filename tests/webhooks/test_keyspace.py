@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from relay.core.clock import epoch_ms
 from relay.store import keys
 from relay.store.connection import text
+from relay.store.delivery_stats import KEEP_S
 from relay.store.queue import ensure_group
 from relay.webhooks.claim_step import _STEPS, Report, _request
 from relay.webhooks.deliveries import _REQUEUE
@@ -80,16 +81,20 @@ async def _one_delivery(redis: aioredis.Redis) -> tuple[str, str]:
 
 async def test_a_step_leaves_a_delivery_it_was_not_given_queued(any_redis: aioredis.Redis) -> None:
     """A due delivery missing from the layout is not claimed, stays due, and the
-    subscription stays ready now, so the next step (which declares it) takes it."""
+    subscription stays ready now, so the next step (which declares it) takes it; the
+    reply names it as ahead in the queue."""
     sid, did = await _one_delivery(any_redis)
     now = epoch_ms()
-    space = Keyspace()
+    space = Keyspace(first=2)  # after the results hash
     space.add_subscriptions([sid])  # the delivery itself left out
     request = _request(sid, Report(), now_ms=now, want=1, cap=4, lease_ms=60_000)
-    [[_target, claimed]] = await _STEPS(
-        any_redis, space.keys(), [space.spec(), json.dumps([request])]
+    [[_target, claimed, ahead]] = await _STEPS(
+        any_redis,
+        [keys.delivery_minute(now // 60_000), *space.keys()],
+        [space.spec(), json.dumps([request]), KEEP_S],
     )
     assert claimed == []
+    assert [text(d) for d in ahead] == [did]
     assert await any_redis.zscore(keys.subscription_due(sid), did) is not None
     ready = await any_redis.zscore(keys.SUBSCRIPTIONS_READY, sid)
     assert ready is not None

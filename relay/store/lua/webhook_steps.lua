@@ -1,38 +1,59 @@
 -- Scheduling steps of many subscriptions in one call: for each, record finished
 -- attempts, update its health, requeue released and expired leases, claim due work.
--- KEYS: the webhook layout (webhook_keys.lua) from KEYS[1], with every stepped
--- subscription and alert target, the deliveries of the results and alerts, the ones the
--- caller found at the head of each due set and expired in each in-flight set, and the
--- alerts' on-call markers.
+-- KEYS[1] this minute's results hash (relay/store/delivery_stats.py); from KEYS[2] the
+-- webhook layout (webhook_keys.lua), with every stepped subscription and alert target,
+-- the deliveries of the results and alerts, the ones the caller expects at the head of
+-- each due set (read just before, or the previous step's `next`) and expired in each
+-- in-flight set, and the alerts' on-call markers.
 -- ARGV[1] layout JSON (with `kept`: attempts kept per delivery), ARGV[2] JSON list of step
 -- requests {sub, now, lease, want, cap, health, throttle, disable, alerts, results,
--- released} (relay/webhooks/claim_step.py).
+-- released} (relay/webhooks/claim_step.py), ARGV[3] the results hash's TTL (s).
 -- Returns per request {subscription fields (HMGET below), {{id, webhook id, body, tries,
--- event type, traceparent or false}, ...} claimed}.
+-- event type, traceparent or false}, ...} claimed, {id, ...} next}: `next` is the head of
+-- its due set after this step (up to its cap, none when disabled), the deliveries its
+-- next step may claim without reading the queue first.
 -- Invariant: the concurrency cap is counted in Redis (in-flight set), so it holds across
 -- every worker; a lease that ends without a result is due again; queued work is never
 -- lost (a subscription with due work stays in the ready set); a delivery the caller did
 -- not declare stays queued for the next step.
 --! include webhook_keys.lua
 local KEPT = C.kept
+local counted = {}  -- outcome -> attempts recorded by this call (the console's chart)
+-- set_status (webhook_keys.lua) without its HSET: record writes the field with the rest.
+local function move(did, s, old, new)
+  if old == new then return end
+  redis.call('ZREM', known(K.bystatus, old, 'status'), did)
+  redis.call('ZREM', known(s.by, old, 'status'), did)
+  redis.call('ZADD', known(K.bystatus, new, 'status'), 0, did)
+  redis.call('ZADD', known(s.by, new, 'status'), 0, did)
+end
+-- Every delivery hash has a status (webhook_keys.lua's create), so reading it tells
+-- whether the delivery still exists; each result costs a handful of calls, not fifteen.
 local function record(q, s)
   for _, r in ipairs(q.results) do
     local did, st, next_due, attempt = r[1], r[2], r[3], r[4]
     local dkey = known(K.dlv, did, 'delivery')
-    if redis.call('EXISTS', dkey) == 1 then
+    local d = redis.call('HMGET', dkey, 'status', 'tries')
+    if d[1] then
       local n = redis.call('HINCRBY', dkey, 'n', 1)
-      redis.call('HSET', dkey, 'a' .. n, attempt)
       if n > KEPT then redis.call('HDEL', dkey, 'a' .. (n - KEPT)) end
       -- a result for a lease that expired and was taken again still counts once
-      if redis.call('ZREM', s.inflight, did) + redis.call('ZREM', s.due, did) > 0 then
-        redis.call('HINCRBY', dkey, 'tries', 1)
-        set_status(did, q.sub, redis.call('HGET', dkey, 'status'), st)
+      local held = redis.call('ZREM', s.inflight, did) == 1 or redis.call('ZREM', s.due, did) == 1
+      if held then
+        counted[st] = (counted[st] or 0) + 1
+        move(did, s, d[1], st)
+        local tries = (tonumber(d[2]) or 0) + 1
         if st == 'failed' then
           redis.call('ZADD', s.due, next_due, did)
-          redis.call('HSET', dkey, 'nextAttemptAt', next_due)
+          redis.call('HSET', dkey, 'a' .. n, attempt, 'tries', tries, 'status', st,
+                     'nextAttemptAt', next_due)
         else
-          redis.call('HDEL', dkey, 'nextAttemptAt')
+          redis.call('HSET', dkey, 'a' .. n, attempt, 'tries', tries, 'status', st)
+          -- only a failed delivery has a next attempt (set above, dropped by a requeue)
+          if d[1] == 'failed' then redis.call('HDEL', dkey, 'nextAttemptAt') end
         end
+      else
+        redis.call('HSET', dkey, 'a' .. n, attempt)
       end
     end
   end
@@ -87,9 +108,8 @@ local function claim(q, s, sub, claimed)
 end
 -- When this subscription next has work for any worker: its first due delivery
 -- (if a slot is free), its first lease to expire, not before a throttle ends.
-local function reschedule(q, s, sub, cap_open)
+local function reschedule(q, s, sub, cap_open, head)
   local at = nil
-  local head = redis.call('ZRANGE', s.due, 0, 0, 'WITHSCORES')
   local lease_head = redis.call('ZRANGE', s.inflight, 0, 0, 'WITHSCORES')
   if head[2] and cap_open then at = tonumber(head[2]) end
   if lease_head[2] and (at == nil or tonumber(lease_head[2]) < at) then
@@ -127,9 +147,20 @@ local function step(q)
   elseif q.now >= (tonumber(sub[4]) or 0) then
     cap_open = claim(q, s, sub, claimed)
   end
-  reschedule(q, s, sub, cap_open)
-  return {sub, claimed}
+  local enabled = sub[1] and sub[2] == '1'
+  local ahead = enabled and math.max(1, tonumber(sub[3]) or q.cap) or 1
+  local head = redis.call('ZRANGE', s.due, 0, ahead - 1, 'WITHSCORES')
+  reschedule(q, s, sub, cap_open, head)
+  local nexts = {}
+  if enabled then
+    for i = 1, #head, 2 do table.insert(nexts, head[i]) end
+  end
+  return {sub, claimed, nexts}
 end
 local out = {}
 for _, q in ipairs(cjson.decode(ARGV[2])) do table.insert(out, step(q)) end
+if next(counted) then
+  for st, n in pairs(counted) do redis.call('HINCRBY', KEYS[1], st, n) end
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
 return out
