@@ -48,7 +48,13 @@ local function set_status(did, sid, old, new)
   redis.call('ZADD', known(s.by, new, 'status'), 0, did)
   redis.call('HSET', known(K.dlv, did, 'delivery'), 'status', new)
 end
+-- The ready set keeps each subscription's earliest due time (ZADD LT); within one call a
+-- later or equal time cannot lower it, so it is written once per subscription, not per row.
+local woken = {}
 local function wake(sid, at)
+  local t = tonumber(at)
+  if woken[sid] ~= nil and woken[sid] <= t then return end
+  woken[sid] = t
   redis.call('ZADD', K.ready, 'LT', at, sid)
 end
 -- d = {id, subscription, event id, event type, webhook id, body, marker, mode, traceparent,
