@@ -250,16 +250,24 @@ class StepBatcher:
         self._default_cap = default_cap
         self._lease_ms = lease_ms
         self._ahead: dict[str, list[str]] = {}  # subscription -> its due set's head, last seen
-        self._batches: Coalescer[tuple[str, dict[str, Any], Report], StepReply] = Coalescer(
-            self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS
-        )
+        # Two lanes: the steps of subscriptions whose last attempt failed go in calls of
+        # their own, so a healthy subscription's step never waits behind their bookkeeping.
+        self._failing: set[str] = set()
+        self._lanes: dict[bool, Coalescer[tuple[str, dict[str, Any], Report], StepReply]] = {
+            failing: Coalescer(self._write, max_batch=_MAX_STEPS, flushers=_FLUSHERS)
+            for failing in (False, True)
+        }
 
     async def step(self, sid: str, report: Report, *, now_ms: int, want: int) -> StepReply:
-        """As :func:`step`, batched with the other subscriptions' steps."""
+        """As :func:`step`, batched with the other subscriptions' steps of its lane."""
+        if report.health == "fail":
+            self._failing.add(sid)
+        elif report.health == "ok":
+            self._failing.discard(sid)
         request = _request(
             sid, report, now_ms=now_ms, want=want, cap=self._default_cap, lease_ms=self._lease_ms
         )
-        return await self._batches.submit((sid, request, report))
+        return await self._lanes[sid in self._failing].submit((sid, request, report))
 
     async def _write(self, batch: list[tuple[str, dict[str, Any], Report]]) -> list[StepReply]:
         # Taken out: once these steps ran, only their replies say what is ahead.

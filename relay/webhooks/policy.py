@@ -90,7 +90,7 @@ def decide(
 # --- pacing a failing subscription -------------------------------------------------
 
 FAILING_CAP = 2  # attempts in flight for a subscription whose last attempts failed
-FAILING_RATE = 25.0  # attempts per second for such a subscription (its share of the sender)
+FAILING_RATE = 5.0  # attempts per second for such a subscription (its share of the sender)
 LOG_EVERY_MS = 10_000  # one "failing" log line per subscription per this much time
 
 

@@ -3,6 +3,7 @@ stale view costs a step and never work, and each recorded attempt is charted onc
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import redis.asyncio as aioredis
 from relay.core.clock import epoch_ms
 from relay.store import keys
 from relay.store.connection import text_map
+from relay.webhooks import claim_step
 from relay.webhooks.claim_step import Finished, Report, StepBatcher, step
 from relay.webhooks.models import DeliveryStatus
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
@@ -105,3 +107,37 @@ async def test_each_recorded_attempt_is_charted_once(any_redis: aioredis.Redis) 
             counts[outcome] = counts.get(outcome, 0) + int(n)
     assert counts == {"succeeded": 1, "failed": 1}
     assert await any_redis.ttl(keys.delivery_minute(current)) > 0
+
+
+async def test_failing_subscriptions_step_in_a_lane_of_their_own(
+    any_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription whose last attempt failed never shares a step call with a healthy one
+    (its bookkeeping cannot delay theirs); its first success puts it back in one lane."""
+    calls: list[set[str]] = []
+    real = claim_step._run
+
+    async def watched(redis: aioredis.Redis, batch: Any, *args: Any) -> Any:
+        calls.append({sid for sid, _, _ in batch})
+        return await real(redis, batch, *args)
+
+    monkeypatch.setattr(claim_step, "_run", watched)
+    healthy = await _queued_subscription(any_redis, 1, 4)
+    failing = await _queued_subscription(any_redis, 1, 4)
+    batcher = StepBatcher(any_redis, default_cap=4)
+    now = epoch_ms()
+
+    async def both() -> None:
+        # More steps than calls in flight: whatever waits goes out together (one lane).
+        await asyncio.gather(
+            *(batcher.step(sid, Report(), now_ms=now, want=0) for sid in [healthy, failing] * 4)
+        )
+
+    await batcher.step(failing, Report(health="fail"), now_ms=now, want=0)
+    calls.clear()
+    await both()
+    assert all(not {healthy, failing} <= sids for sids in calls), calls
+    await batcher.step(failing, Report(health="ok"), now_ms=now, want=0)
+    calls.clear()
+    await both()
+    assert any({healthy, failing} <= sids for sids in calls), calls
