@@ -148,5 +148,7 @@ async def timeline(redis: aioredis.Redis, record: RequestRecord) -> Timeline:
             TimelineEntry(at=event.timestamp, kind="event", summary=event.type.value, id=event.id)
         )
         entries += [delivery_entry(d) for d in await event_deliveries(redis, event)]
-    entries.sort(key=lambda entry: entry.at)
+    # Events carry millisecond times, the record finer ones: compared to the millisecond, a
+    # step and the event it raised in the same millisecond keep their order (step first).
+    entries.sort(key=lambda entry: to_ms(entry.at))
     return Timeline(requestId=record.request_id, entries=entries)

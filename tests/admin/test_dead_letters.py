@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from relay.admin.app import create_admin_app
+from relay.core.clock import to_ms
 from relay.settings import load_settings
 from relay.slack.client import create_slack_api
 from relay.store import keys
@@ -100,7 +102,9 @@ async def test_timeline_of_a_request(client: Client, any_redis: aioredis.Redis) 
     assert kinds[0] == "request"
     assert "event" in kinds
     assert kinds[-1] == "reply"
-    assert [e["at"] for e in steps["entries"]] == sorted(e["at"] for e in steps["entries"])
+    # In time order to the millisecond (events carry milliseconds; within one, steps first).
+    at_ms = [to_ms(datetime.fromisoformat(e["at"])) for e in steps["entries"]]
+    assert at_ms == sorted(at_ms)
     assert any(e["summary"] == "portfolio.paused" for e in steps["entries"])
     await _call(client, "GET", "/operations/req_nope/timeline", 404)
 
