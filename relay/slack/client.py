@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -186,3 +187,11 @@ def create_slack_api(
         sleep=sleep,
         response_url_hosts=settings.response_url_hosts,
     )
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """The ``error`` Slack answered (``not_in_channel``, ``ratelimited``, ...), or ""."""
+    try:
+        return str(exc.response.get("error") or "")
+    except AttributeError:
+        return ""

@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from relay.core.cards import PLAIN_TEXT_ERRORS
+from relay.slack.client import slack_error
 from relay.store import keys
 from relay.store.connection import text_map
 from relay.store.render_lock import RenderLock
@@ -52,13 +53,6 @@ class Placed:
     channel: str
     ts: str
     answer: dict[str, Any]
-
-
-def _error(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response.get("error") or "")
-    except AttributeError:
-        return ""
 
 
 class AlertSender:
@@ -101,7 +95,7 @@ class AlertSender:
                 answer = await self._call(lock, web.chat_update, ts=stored.ts, **body)
                 return Placed(stored.message_channel, stored.ts, answer)
             except SlackApiError as exc:
-                if _error(exc) not in GONE_ERRORS:
+                if slack_error(exc) not in GONE_ERRORS:
                     raise
         channel = stored.channel or stored.message_channel
         if not channel:
@@ -116,7 +110,7 @@ class AlertSender:
         try:
             response = await method(**body)
         except SlackApiError as exc:
-            if _error(exc) not in PLAIN_TEXT_ERRORS:
+            if slack_error(exc) not in PLAIN_TEXT_ERRORS:
                 raise
             # An update without blocks keeps the old ones; an empty list clears them.
             response = await method(**{**body, "blocks": []})

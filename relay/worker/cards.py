@@ -34,7 +34,7 @@ from relay.core.clock import Clock
 from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.cards import plain_text, render
-from relay.slack.client import SlackApi
+from relay.slack.client import SlackApi, slack_error
 from relay.store import outcomes, replies
 from relay.store.cards import CardStore
 from relay.store.streams import RetryLater
@@ -63,13 +63,6 @@ class Placed:
     via: Via
     channel: str | None = None
     ts: str | None = None
-
-
-def _error(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response.get("error") or "")
-    except AttributeError:
-        return ""
 
 
 class CardSender:
@@ -162,7 +155,7 @@ class CardSender:
         try:
             answer = await getattr(web, method)(**kwargs)
         except SlackApiError as exc:
-            error = _error(exc)
+            error = slack_error(exc)
             if error in cards.FALLBACK_ERRORS:
                 return error
             raise

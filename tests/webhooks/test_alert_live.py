@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 
 from relay.core.clock import utc_now
@@ -21,7 +19,7 @@ from relay.webhooks.alert_sender import UP_TO_DATE, AlertBusy, AlertSender
 from relay.webhooks.oncall import OnCallRules, portfolio_key
 from relay.webhooks.schedule import RetrySchedule
 from tests.fixtures.dispatch import dispatching, event, eventually, publish
-from tests.fixtures.slack import BOT_TOKEN, FakeSlack, SlackCall
+from tests.fixtures.slack import FakeSlack, SlackCall
 
 RULES = OnCallRules(slack_channel="C0NCALL")
 FAILED = EventError(code="glider_failed", message="slippage too high")
@@ -29,15 +27,6 @@ MARKER = portfolio_key("pf_1")
 # Enough quick retries to outlast the faults below (the real schedule has days of them).
 PATIENT = RetrySchedule(delays_s=(0,) + (0.02,) * 12, jitter=0)
 WHO = Requester(team_id="T1", user_id="U1", user_name="alice")
-
-
-@pytest.fixture
-async def slack(fake_slack: FakeSlack) -> AsyncIterator[SlackApi]:
-    client = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def shown(call: SlackCall) -> str:
@@ -56,11 +45,11 @@ async def rendered_all(redis: aioredis.Redis) -> bool:
 
 
 async def test_changes_under_a_429_storm_end_in_the_latest_state_in_order(
-    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """Ack, retry, pause and resolve while Slack answers 429: delayed, never lost; the
     updates Slack takes only ever grow (steps shown), and the last one is the resolve."""
-    async with dispatching(any_redis, rules=RULES, slack=slack, schedule=PATIENT):
+    async with dispatching(any_redis, rules=RULES, slack=slack_api, schedule=PATIENT):
         await publish(any_redis, event(EventType.FAILED, error=FAILED))
         [posted] = await fake_slack.wait_for("chat.postMessage")
         fake_slack.fail_next(6, status=429, retry_after=0, method="chat.update")
@@ -92,11 +81,11 @@ async def test_changes_under_a_429_storm_end_in_the_latest_state_in_order(
 
 
 async def test_a_deleted_alert_is_posted_again_and_kept_from_then_on(
-    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """chat.update answering message_not_found: the alert is posted anew, and that message
     is the one updated next."""
-    async with dispatching(any_redis, rules=RULES, slack=slack, schedule=PATIENT):
+    async with dispatching(any_redis, rules=RULES, slack=slack_api, schedule=PATIENT):
         await publish(any_redis, event(EventType.FAILED, error=FAILED))
         [first] = await fake_slack.wait_for("chat.postMessage")
         old_ts = await stored_ts(any_redis)
@@ -116,11 +105,11 @@ async def test_a_deleted_alert_is_posted_again_and_kept_from_then_on(
 
 
 async def test_a_failure_while_open_updates_the_alert_and_one_after_the_resolve_posts_anew(
-    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """One message per incident: a second failure updates it (counted, acknowledge offered
     again); after the resolve, the next failure is a new incident with a new message."""
-    async with dispatching(any_redis, rules=RULES, slack=slack):
+    async with dispatching(any_redis, rules=RULES, slack=slack_api):
         await publish(any_redis, event(EventType.FAILED, error=FAILED))
         await fake_slack.wait_for("chat.postMessage")
         await incidents.acknowledge(any_redis, MARKER, WHO, utc_now(), portfolio_id="pf_1")
@@ -140,7 +129,7 @@ async def test_a_failure_while_open_updates_the_alert_and_one_after_the_resolve_
 
 
 async def test_two_renderers_of_one_alert_post_it_once(
-    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """Two attempts rendering the same alert at once: one holds the render lock, the other
     is told to retry (AlertBusy) or finds it shown; the alert is posted once, then updated."""
@@ -148,7 +137,7 @@ async def test_two_renderers_of_one_alert_post_it_once(
         keys.oncall_alert(MARKER),
         mapping={"h": "failed", "d": "detail", "act": "1", "to": "C0NCALL", "n": 1, "v": 1},
     )
-    web = slack.web
+    web = slack_api.web
     assert web is not None
     sender = AlertSender(any_redis)
     outcomes = await asyncio.gather(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 
 from relay import metrics
@@ -34,15 +32,6 @@ from tests.fixtures.webhooks import AUTH, ClientFactory, Receiver, admin_client,
 
 BOTH = OnCallRules(slack_channel="C0NCALL", pagerduty=True)
 FAILED = EventError(code="glider_failed", message="slippage <!channel> too high")
-
-
-@pytest.fixture
-async def slack(fake_slack: FakeSlack) -> AsyncIterator[SlackApi]:
-    client = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def test_failure_opens_and_completion_closes_per_portfolio() -> None:
@@ -103,11 +92,11 @@ def test_disabled_subscription_alert_is_a_warning() -> None:
 
 
 async def test_pagerduty_trigger_then_resolve(
-    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """rebalance.failed triggers PagerDuty and posts to Slack; the next success resolves it."""
     pd_url = receiver.on("/v2/enqueue", status(202, '{"status":"success"}'))
-    async with dispatching(any_redis, rules=BOTH, slack=slack, pagerduty_url=pd_url):
+    async with dispatching(any_redis, rules=BOTH, slack=slack_api, pagerduty_url=pd_url):
         await publish(any_redis, event(EventType.FAILED, error=FAILED))
         await receiver.wait_for("/v2/enqueue")
         [alert] = await fake_slack.wait_for("chat.postMessage")
@@ -139,12 +128,12 @@ async def test_pagerduty_trigger_then_resolve(
 
 
 async def test_slack_alert_is_retried_when_slack_is_limited(
-    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """A 429 from Slack is a failed attempt; the queue retries it until it is posted."""
     fake_slack.fail_next(1, status=429, retry_after=0, method="chat.postMessage")
     rules = OnCallRules(slack_channel="C0NCALL")
-    async with dispatching(any_redis, rules=rules, slack=slack):
+    async with dispatching(any_redis, rules=rules, slack=slack_api):
         await publish(any_redis, event(EventType.FAILED, error=FAILED))
         await fake_slack.wait_for("chat.postMessage")
         store = DeliveryStore(any_redis)
@@ -160,13 +149,13 @@ async def test_slack_alert_is_retried_when_slack_is_limited(
 
 
 async def test_auto_disabled_subscription_alerts_on_call(
-    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack: SlackApi
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """A subscription disabled by a 410 is reported to the on-call Slack channel."""
     url = receiver.on("/gone", status(410))
     sub = await SubscriptionStore(any_redis).create(SubscriptionCreate(url=url, events=["*"]))
     rules = OnCallRules(slack_channel="C0NCALL")
-    async with dispatching(any_redis, rules=rules, slack=slack):
+    async with dispatching(any_redis, rules=rules, slack=slack_api):
         await publish(any_redis, event(EventType.COMPLETED))
         [call] = await fake_slack.wait_for("chat.postMessage")
     assert sub.id in call.payload["text"]

@@ -27,7 +27,7 @@ from relay.webhooks.oncall import (
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionPatch, SubscriptionStore
 from tests.fixtures.dispatch import dispatching, event, eventually, publish
 from tests.fixtures.glider import GliderSim
-from tests.fixtures.slack import BOT_TOKEN, RESPONSE, FakeSlack, SlackCall, signed_action
+from tests.fixtures.slack import RESPONSE, FakeSlack, SlackCall, signed_action
 from tests.fixtures.web import WebFactory, WebHarness
 from tests.fixtures.webhooks import Receiver, status
 
@@ -93,32 +93,28 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
     web_factory: WebFactory,
     any_redis: aioredis.Redis,
     receiver: Receiver,
-    fake_slack: FakeSlack,
     glider_sim: GliderSim,
+    slack_api: SlackApi,
 ) -> None:
     """Ack: PagerDuty acknowledge with the dedup_key, the alert shows who; twice: nothing;
     the next success shows the same message resolved, with no buttons left."""
     pd_url = receiver.on("/v2/enqueue", status(202, '{"status":"success"}'))
     web = await web_factory(any_redis, glider_sim.client())
-    slack = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
-    try:
-        async with dispatching(any_redis, rules=BOTH, slack=slack, pagerduty_url=pd_url):
-            await publish(any_redis, event(EventType.FAILED, portfolio=PF_MAIN, error=FAILED))
-            [alert] = await fake_slack.wait_for("chat.postMessage")
-            assert actions(alert.payload) == ["oncall.ack", "oncall.retry", "oncall.pause"]
-            answer = await click(web, "oncall.ack", MARKER, alert, message_ts="1700.000100")
-            assert "Acknowledged" in answer.payload["text"]
-            assert answer.payload["response_type"] == "ephemeral"
-            await receiver.wait_for("/v2/enqueue", 2)
-            [acked] = await fake_slack.wait_for("chat.update")
-            again = await click(web, "oncall.ack", MARKER, alert, user_id="U2")
-            assert "Already acknowledged by <@U1>" in again.payload["text"]
-            await publish(any_redis, event(EventType.COMPLETED, portfolio=PF_MAIN))
-            await receiver.wait_for("/v2/enqueue", 3)
-            _, resolved = await fake_slack.wait_for("chat.update", 2)
-            late = await click(web, "oncall.ack", MARKER, alert)
-    finally:
-        await slack.close()
+    async with dispatching(any_redis, rules=BOTH, slack=slack_api, pagerduty_url=pd_url):
+        await publish(any_redis, event(EventType.FAILED, portfolio=PF_MAIN, error=FAILED))
+        [alert] = await web.slack.wait_for("chat.postMessage")
+        assert actions(alert.payload) == ["oncall.ack", "oncall.retry", "oncall.pause"]
+        answer = await click(web, "oncall.ack", MARKER, alert, message_ts="1700.000100")
+        assert "Acknowledged" in answer.payload["text"]
+        assert answer.payload["response_type"] == "ephemeral"
+        await receiver.wait_for("/v2/enqueue", 2)
+        [acked] = await web.slack.wait_for("chat.update")
+        again = await click(web, "oncall.ack", MARKER, alert, user_id="U2")
+        assert "Already acknowledged by <@U1>" in again.payload["text"]
+        await publish(any_redis, event(EventType.COMPLETED, portfolio=PF_MAIN))
+        await receiver.wait_for("/v2/enqueue", 3)
+        _, resolved = await web.slack.wait_for("chat.update", 2)
+        late = await click(web, "oncall.ack", MARKER, alert)
     trigger, ack, resolve = pagerduty(receiver)
     assert trigger["event_action"] == "trigger"
     assert ack["event_action"] == "acknowledge"
@@ -132,27 +128,23 @@ async def test_ack_sends_acknowledge_once_and_updates_the_alert_in_place(
     assert "*Resolved*" in shown(resolved)
     assert actions(resolved.payload) == []
     assert "already resolved" in late.payload["text"]
-    assert len(fake_slack.calls_to("chat.update")) == 2
-    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert len(web.slack.calls_to("chat.update")) == 2
+    assert len(web.slack.calls_to("chat.postMessage")) == 1
     acks = await audit_actions(any_redis)
     assert acks.count(AuditAction.ONCALL_ACKNOWLEDGED.value) == 1
 
 
 async def test_retry_from_the_alert_is_a_new_rebalance_as_the_clicker(
-    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim
+    web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim, slack_api: SlackApi
 ) -> None:
     """oncall.retry starts a rebalance requested by the clicking user; the alert says so,
     through the worker's queue, and the retry is audited as coming from the alert."""
     web = await web_factory(any_redis, glider_sim.client())
-    slack = SlackApi(base_url=web.slack.api_url, token=BOT_TOKEN, max_retries=0)
-    try:
-        async with dispatching(any_redis, rules=BOTH, slack=slack):
-            await publish(any_redis, event(EventType.FAILED, portfolio=PF_MAIN, error=FAILED))
-            [alert] = await web.slack.wait_for("chat.postMessage")
-            answer = await click(web, "oncall.retry", MARKER, alert)
-            [update] = await web.slack.wait_for("chat.update")
-    finally:
-        await slack.close()
+    async with dispatching(any_redis, rules=BOTH, slack=slack_api):
+        await publish(any_redis, event(EventType.FAILED, portfolio=PF_MAIN, error=FAILED))
+        [alert] = await web.slack.wait_for("chat.postMessage")
+        answer = await click(web, "oncall.retry", MARKER, alert)
+        [update] = await web.slack.wait_for("chat.update")
     (command,) = await web.queued()
     assert command.portfolio_id == PF_MAIN
     assert command.requested_by.user_id == "U1"
@@ -165,7 +157,7 @@ async def test_retry_from_the_alert_is_a_new_rebalance_as_the_clicker(
 
 
 async def test_pause_from_the_alert_goes_through_the_policy(
-    web_factory: WebFactory, any_redis: aioredis.Redis, tmp_path: Path
+    web_factory: WebFactory, any_redis: aioredis.Redis, tmp_path: Path, slack_api: SlackApi
 ) -> None:
     """Without the role: a refusal naming it (pause, retry and acknowledge), audited, nothing
     queued, acknowledged or shown; an operator pauses. The alert was posted by an earlier
@@ -175,23 +167,19 @@ async def test_pause_from_the_alert_goes_through_the_policy(
     web = await web_factory(any_redis, relay_policy_file=str(policy))
     await any_redis.set(keys.oncall_open(MARKER), "1")
     alert = SlackCall("chat.postMessage", _alert_payload(), 200)
-    slack = SlackApi(base_url=web.slack.api_url, token=BOT_TOKEN, max_retries=0)
-    try:
-        async with dispatching(any_redis, rules=BOTH, slack=slack):
-            await eventually(lambda: any_redis.exists(keys.subscription(SLACK_TARGET)))
-            refused = await click(web, "oncall.pause", MARKER, alert, user_id="U9XX")
-            assert "`operators`" in refused.payload["text"]
-            retry = await click(web, "oncall.retry", MARKER, alert, user_id="U9XX")
-            assert "`operators`" in retry.payload["text"]
-            ack = await click(web, "oncall.ack", MARKER, alert, user_id="U9XX")
-            assert "`operators`" in ack.payload["text"]
-            assert await web.queued() == []
-            assert await any_redis.get(keys.oncall_open(MARKER)) == b"1"  # nobody acked
-            assert not await any_redis.exists(keys.oncall_alert(MARKER))  # nothing shown
-            await click(web, "oncall.pause", MARKER, alert, user_id="UOP1", message_ts="9.1")
-            [update] = await web.slack.wait_for("chat.update")
-    finally:
-        await slack.close()
+    async with dispatching(any_redis, rules=BOTH, slack=slack_api):
+        await eventually(lambda: any_redis.exists(keys.subscription(SLACK_TARGET)))
+        refused = await click(web, "oncall.pause", MARKER, alert, user_id="U9XX")
+        assert "`operators`" in refused.payload["text"]
+        retry = await click(web, "oncall.retry", MARKER, alert, user_id="U9XX")
+        assert "`operators`" in retry.payload["text"]
+        ack = await click(web, "oncall.ack", MARKER, alert, user_id="U9XX")
+        assert "`operators`" in ack.payload["text"]
+        assert await web.queued() == []
+        assert await any_redis.get(keys.oncall_open(MARKER)) == b"1"  # nobody acked
+        assert not await any_redis.exists(keys.oncall_alert(MARKER))  # nothing shown
+        await click(web, "oncall.pause", MARKER, alert, user_id="UOP1", message_ts="9.1")
+        [update] = await web.slack.wait_for("chat.update")
     (command,) = await web.queued()
     assert command.action.value == "pause"
     assert command.requested_by.user_id == "UOP1"
@@ -264,7 +252,7 @@ def _alert_payload() -> dict[str, Any]:
 
 
 async def test_re_enabling_a_disabled_subscription_resolves_its_alert(
-    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack
+    any_redis: aioredis.Redis, receiver: Receiver, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
     """The disable alert's PagerDuty incident is resolved by the re-enable, and only once;
     its Slack alert (no buttons) is shown resolved in place."""
@@ -272,19 +260,15 @@ async def test_re_enabling_a_disabled_subscription_resolves_its_alert(
     gone = receiver.on("/gone", status(410))
     store = SubscriptionStore(any_redis)
     sub = await store.create(SubscriptionCreate(url=gone, events=["*"]))
-    slack = SlackApi(base_url=fake_slack.api_url, token=BOT_TOKEN, max_retries=0)
-    try:
-        async with dispatching(any_redis, rules=BOTH, slack=slack, pagerduty_url=pd_url):
-            await publish(any_redis, event(EventType.COMPLETED))
-            await receiver.wait_for("/v2/enqueue")
-            [alert] = await fake_slack.wait_for("chat.postMessage")
-            await store.update(sub.id, SubscriptionPatch(enabled=True))
-            await store.update(sub.id, SubscriptionPatch(enabled=False))
-            await store.update(sub.id, SubscriptionPatch(enabled=True))
-            await receiver.wait_for("/v2/enqueue", 2)
-            [resolved] = await fake_slack.wait_for("chat.update")
-    finally:
-        await slack.close()
+    async with dispatching(any_redis, rules=BOTH, slack=slack_api, pagerduty_url=pd_url):
+        await publish(any_redis, event(EventType.COMPLETED))
+        await receiver.wait_for("/v2/enqueue")
+        [alert] = await fake_slack.wait_for("chat.postMessage")
+        await store.update(sub.id, SubscriptionPatch(enabled=True))
+        await store.update(sub.id, SubscriptionPatch(enabled=False))
+        await store.update(sub.id, SubscriptionPatch(enabled=True))
+        await receiver.wait_for("/v2/enqueue", 2)
+        [resolved] = await fake_slack.wait_for("chat.update")
     trigger, resolve = pagerduty(receiver)
     assert trigger["event_action"] == "trigger"
     assert resolve == {

@@ -16,11 +16,6 @@ local held = redis.call('GET', marker)
 if not held then return {-1, ''} end
 if held ~= '1' then return {-2, held} end
 redis.call('SET', marker, ARGV[3], 'KEEPTTL')
-local rows = {}
-for _, d in ipairs(cjson.decode(ARGV[5])) do
-  if redis.call('EXISTS', known(K.sub, d[2], 'subscription').hash) == 1 then
-    table.insert(rows, d)
-  end
-end
+local rows = configured(ARGV[5])
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[6])
 return {create_all(rows, ARGV[4]), ARGV[3]}

@@ -7,10 +7,5 @@
 -- deliveries exist only if it was open, so a second re-enable sends nothing. Rows for a
 -- target that is not configured (no subscription hash) are not created.
 --! include webhook_keys.lua
-local rows = {}
-for _, d in ipairs(cjson.decode(ARGV[3])) do
-  if redis.call('EXISTS', known(K.sub, d[2], 'subscription').hash) == 1 then
-    table.insert(rows, d)
-  end
-end
+local rows = configured(ARGV[3])
 return create_all(rows, ARGV[2])

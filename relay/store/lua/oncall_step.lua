@@ -8,11 +8,6 @@
 -- Invariant: the step is shown and audited together, and only on an open incident.
 --! include webhook_keys.lua
 if redis.call('EXISTS', known(K.open, ARGV[2], 'marker')) == 0 then return -1 end
-local rows = {}
-for _, d in ipairs(cjson.decode(ARGV[4])) do
-  if redis.call('EXISTS', known(K.sub, d[2], 'subscription').hash) == 1 then
-    table.insert(rows, d)
-  end
-end
+local rows = configured(ARGV[4])
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[5])
 return create_all(rows, ARGV[3])

@@ -148,6 +148,17 @@ local function create_all(list, now)
   end
   return created
 end
+-- The rows (JSON) whose target is configured (its subscription hash exists): an on-call
+-- target that is not set up gets nothing.
+local function configured(rows_json)
+  local rows = {}
+  for _, d in ipairs(cjson.decode(rows_json)) do
+    if redis.call('EXISTS', known(K.sub, d[2], 'subscription').hash) == 1 then
+      table.insert(rows, d)
+    end
+  end
+  return rows
+end
 -- Out of every routing set (an event type no longer routable has no set to leave).
 local function unroute(sid)
   local events = redis.call('HGET', known(K.sub, sid, 'subscription').hash, 'events')
