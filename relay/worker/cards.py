@@ -20,7 +20,9 @@ never a lost final state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,7 +37,7 @@ from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.cards import plain_text, render
 from relay.slack.client import SlackApi, slack_error
-from relay.store import outcomes, replies
+from relay.store import keys, outcomes, replies
 from relay.store.cards import CardStore
 from relay.store.streams import RetryLater
 
@@ -109,6 +111,19 @@ class CardSender:
         except BaseException:
             await store.release()
             raise
+
+    async def send_when_free(self, request_id: str) -> RequestRecord | str | None:
+        """:meth:`send`, waiting (at most twice the lock's time) for another holder's lock to
+        run out or be released: for a redelivered entry, which may be a dead holder's and is
+        then what guarantees the card. Waiting here, the entry is held (its heartbeat keeps
+        it), so it is not redelivered, and dead-lettered, while the lock only runs out."""
+        deadline = time.monotonic() + 2 * self._lock_ms / 1000
+        while True:
+            record = await self.send(request_id)
+            if record != BUSY or time.monotonic() >= deadline:
+                return record
+            left_ms = await self._redis.pttl(keys.card_lock(request_id))
+            await asyncio.sleep(min(max(int(left_ms), 10), self._lock_ms) / 1000)
 
     async def _told(self, record: RequestRecord, placed: Placed, version: int) -> None:
         """The final card is the requester's reply: noted on the record and logged as one."""

@@ -151,8 +151,11 @@ class Notifier:
             record = await self._cards.send(request_id)
             if record == BUSY and delivery.redelivered:
                 # Perhaps this is the entry of a holder that died with the lock: it is
-                # what guarantees the card, so it waits until the lock runs out.
-                raise CardBusy(request_id)
+                # what guarantees the card, so it waits here until the lock runs out (not
+                # as redeliveries, which would dead-letter it first).
+                record = await self._cards.send_when_free(request_id)
+                if record == BUSY:
+                    raise CardBusy(request_id)
         except NowhereToRender as exc:
             await self.cards_consumer.dead_letter(delivery, str(exc))
             return
