@@ -14,7 +14,11 @@ doubtful POST: a rebalance of the portfolio completed since, so the command is
 reported completed. The in-flight replay of the operation id would tell more, but
 only a POST obtains it, and that POST is the very risk. So the request re-checks the
 portfolio with backoff until ``deadline_s`` after the doubtful POST, then ends
-``failed`` with code ``unknown_outcome`` and a message to check Glider.
+``failed`` with code ``unknown_outcome`` and a message to check Glider. That verdict
+rests on a check Glider answered: a check that failed at the deadline (a 5xx, a 429, a
+timeout) is no news, so checks go on for up to ``answer_grace_s`` more, for one that
+Glider answers (a 4xx refusal of the read is an answer too); only then is the outcome
+unknown because Glider could not be asked.
 
 :func:`decide` maps what is known (:class:`PostLog`, the persisted record of our
 POSTs, and the latest :class:`Answer`) to the next step; the executor carries it out.
@@ -80,7 +84,9 @@ class Answer:
     code: str = ""  # our error code (relay.core.error_codes) for refusals and failures
     message: str = ""
     retry_after_s: float | None = None
-    retryable: bool = True  # NOT_SENT: whether sending again can help (TLS failures cannot)
+    # NOT_SENT: whether sending again can help (TLS failures cannot); CHECK_FAILED: whether
+    # asking again can (a 4xx refusal of the read is Glider's answer, and will not change).
+    retryable: bool = True
     operation_id: str | None = None
     submitted_at: datetime | None = None
     last_rebalance_at: datetime | None = None
@@ -91,6 +97,7 @@ class Rules:
     retry_budget_s: float = 300.0  # how long a never-processed POST is tried again
     retry_cap_s: float = 30.0
     deadline_s: float = 900.0  # how long a POST in doubt is watched for
+    answer_grace_s: float = 300.0  # past the deadline, how long failed checks are retried
     check_min_s: float = 1.0
     check_cap_s: float = 30.0
     check_fraction: float = 0.25  # re-check after this share of the time in doubt so far
@@ -163,7 +170,10 @@ def _in_doubt(log: PostLog, answer: Answer | None, now_ms: int, rules: Rules) ->
         first = rules.check_min_s if answer is not None else 0.0
         return Decision(Step.CHECK, wait_s=max(0.0, min(first, left_s)))
     if left_s <= 0:
-        return Decision(Step.FAILED, code=UNKNOWN_OUTCOME, message=unknown_message(answer))
+        # The verdict needs a check Glider answered; a failed one earns more, within the grace.
+        left_s += rules.answer_grace_s
+        if answer.kind is Kind.CHECKED or not answer.retryable or left_s <= 0:
+            return Decision(Step.FAILED, code=UNKNOWN_OUTCOME, message=unknown_message(answer))
     wait = min(rules.check_cap_s, max(rules.check_min_s, rules.check_fraction * elapsed_s))
     wait = max(wait, answer.retry_after_s or 0.0)  # Glider's Retry-After is a floor
     return Decision(Step.CHECK, wait_s=min(wait, left_s))
@@ -187,15 +197,25 @@ def post_answer(exc: GliderError) -> Answer:
 
 def check_failed(exc: GliderError) -> Answer:
     return Answer(
-        Kind.CHECK_FAILED, error_code(exc), error_message(exc), retry_after_s=exc.retry_after
+        Kind.CHECK_FAILED,
+        error_code(exc),
+        error_message(exc),
+        retry_after_s=exc.retry_after,
+        retryable=not isinstance(exc, REFUSALS),
     )
 
 
 def unknown_message(answer: Answer) -> str:
     """What the requester reads when Glider never confirmed the rebalance either way."""
-    last = f" (last check: {answer.message})" if answer.message else ""
+    last = answer.message or "no answer"
+    if answer.kind is Kind.CHECKED:
+        since = "reports no rebalance completed since"
+    elif not answer.retryable:
+        since = f"refuses to show the portfolio since (last check: {last})"
+    else:
+        since = f"could not be asked since (last check: {last})"
     return (
-        "Glider never answered the rebalance request and reports no rebalance completed "
-        "since, so the relay cannot tell whether it ran; it will not send it again. "
-        f"Check the portfolio on Glider before retrying{last}."
+        f"Glider never answered the rebalance request and {since}, so the relay cannot "
+        "tell whether it ran; it will not send it again. "
+        "Check the portfolio on Glider before retrying."
     )

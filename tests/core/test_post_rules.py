@@ -53,7 +53,11 @@ logs = st.builds(
 )
 answers = st.one_of(
     st.none(),
-    st.builds(Answer, kind=st.sampled_from([k for k in Kind if k is not Kind.ACCEPTED])),
+    st.builds(
+        Answer,
+        kind=st.sampled_from([k for k in Kind if k is not Kind.ACCEPTED]),
+        retryable=st.booleans(),
+    ),
     st.builds(
         Answer,
         kind=st.just(Kind.CHECKED),
@@ -89,14 +93,21 @@ def test_in_doubt_only_completed_or_unknown_can_end_it(
     deadline, unknown_outcome; never a refusal or an ordinary failure."""
     decision = decide(IN_DOUBT, answer, T0 + elapsed_ms, RULES)
     assert decision.step in (Step.CHECK, Step.COMPLETED, Step.FAILED)
+    deadline_ms = RULES.deadline_s * 1000
+    last_ms = (RULES.deadline_s + RULES.answer_grace_s) * 1000
     if decision.step is Step.FAILED:
         assert decision.code == UNKNOWN_OUTCOME
-        assert elapsed_ms >= RULES.deadline_s * 1000
+        assert elapsed_ms >= deadline_ms
+        # Unknown rests on a check Glider answered, or on the grace for one running out.
+        assert answer is not None
+        assert answer.kind is Kind.CHECKED or not answer.retryable or elapsed_ms >= last_ms
     if decision.step is Step.CHECK:
         assert 0 <= decision.wait_s <= RULES.check_cap_s
-        # Never waits past the deadline (past it, one last look at once).
+        # Never waits past the deadline (past it, a failed check is looked again within the
+        # grace, never past its end).
         ends_ms = elapsed_ms + decision.wait_s * 1000
-        assert decision.wait_s == 0 or ends_ms <= RULES.deadline_s * 1000
+        bound = deadline_ms if elapsed_ms < deadline_ms else last_ms
+        assert decision.wait_s == 0 or ends_ms <= bound
 
 
 def test_a_rebalance_completed_since_the_post_in_doubt_is_ours() -> None:
@@ -120,12 +131,33 @@ def test_checks_back_off_until_the_deadline_then_unknown_outcome() -> None:
 
 
 def test_a_failed_check_is_no_news() -> None:
-    """Glider timing out on the check is not an answer: wait and check again."""
+    """Glider timing out on the check is not an answer: wait and check again, past the
+    deadline too (within the grace), for one that Glider answers."""
     failed = check_failed(GliderTimeout("no answer within 10s"))
+    deadline_ms = int(RULES.deadline_s * 1000)
     assert decide(IN_DOUBT, failed, T0 + 10_000, RULES).step is Step.CHECK
-    final = decide(IN_DOUBT, failed, T0 + 900_000, RULES)
+    again = decide(IN_DOUBT, failed, T0 + deadline_ms, RULES)
+    assert again.step is Step.CHECK
+    assert 0 < again.wait_s <= RULES.check_cap_s
+    # The next look is answered and shows our rebalance: completed, not unknown.
+    late = decide(IN_DOUBT, checked(T0 + 5_000), T0 + deadline_ms + 30_000, RULES)
+    assert late.step is Step.COMPLETED
+    # Answered and nothing completed: unknown, and it says Glider reported nothing.
+    nothing = decide(IN_DOUBT, checked(None), T0 + deadline_ms + 30_000, RULES)
+    assert nothing.code == UNKNOWN_OUTCOME
+    assert "reports no rebalance completed since" in nothing.message
+    # Never answered within the grace either: unknown, and it says Glider could not be asked.
+    grace_ms = int(RULES.answer_grace_s * 1000)
+    final = decide(IN_DOUBT, failed, T0 + deadline_ms + grace_ms, RULES)
     assert final.code == UNKNOWN_OUTCOME
+    assert "could not be asked since" in final.message
     assert "no answer within 10s" in final.message
+    # A refused read (the portfolio is not found) is Glider's answer: unknown at the deadline.
+    refused = check_failed(NotFound("portfolio not found", status=404))
+    assert decide(IN_DOUBT, refused, T0 + 10_000, RULES).step is Step.CHECK
+    verdict = decide(IN_DOUBT, refused, T0 + deadline_ms, RULES)
+    assert verdict.code == UNKNOWN_OUTCOME
+    assert "refuses to show the portfolio" in verdict.message
 
 
 def test_a_cooldown_after_a_post_in_doubt_is_probably_ours() -> None:
