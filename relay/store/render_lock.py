@@ -10,7 +10,9 @@ version waits, so Slack never sees an older state after a newer one.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,9 @@ import redis.asyncio as aioredis
 from relay.store.scripts import LuaScript
 
 _LOCK = LuaScript("card_lock.lua")
+# Waiting for a held lock: look again after 10 ms, then twice as long each time, up to this.
+_FIRST_PAUSE_S = 0.01
+_MAX_PAUSE_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +59,20 @@ class RenderLock:
     def _keys(self) -> list[str]:
         return [self._state_key, self._lock_key]
 
-    async def claim(self) -> bool:
-        """Take the render lock; False when another renderer holds it."""
-        taken = await self._redis.set(self._lock_key, self.token, nx=True, px=self._lock_ms)
-        return bool(taken)
+    async def claim(self, *, wait_s: float = 0.0) -> bool:
+        """Take the render lock; False when another renderer holds it (still, after
+        ``wait_s`` spent waiting for the holder to let go or for its lock to run out)."""
+        deadline = time.monotonic() + wait_s
+        pause_s = _FIRST_PAUSE_S
+        while not await self._redis.set(self._lock_key, self.token, nx=True, px=self._lock_ms):
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                return False
+            # A live holder lets go within a few Slack calls; a dead one's lock runs out.
+            ttl_ms = int(await self._redis.pttl(self._lock_key))
+            await asyncio.sleep(min(pause_s, left_s, max(ttl_ms, 1) / 1000))
+            pause_s = min(2 * pause_s, _MAX_PAUSE_S)
+        return True
 
     async def renew(self) -> bool:
         """Push the lock's expiry on before a Slack call; False when it is no longer ours."""

@@ -32,6 +32,9 @@ from relay.webhooks.alert_card import StoredAlert
 from relay.webhooks.alert_view import render
 
 ALERT_LOCK_MS = 30_000  # longer than the few Slack calls (10 s each at most) one render makes
+# How long an attempt waits for another's render to finish before it counts as busy: a live
+# holder's render takes a few Slack calls; a dead holder's lock is left to run out (retried).
+BUSY_WAIT_S = 5.0
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 UP_TO_DATE: dict[str, Any] = {"ok": True, "note": "the alert already shows this"}
 
@@ -58,15 +61,22 @@ class Placed:
 class AlertSender:
     """Renders alerts named by on-call Slack deliveries (see the module docstring)."""
 
-    def __init__(self, redis: aioredis.Redis, *, lock_ms: int = ALERT_LOCK_MS) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        lock_ms: int = ALERT_LOCK_MS,
+        busy_wait_s: float = BUSY_WAIT_S,
+    ) -> None:
         self._redis = redis
         self._lock_ms = lock_ms
+        self._busy_wait_s = busy_wait_s
 
     async def show(self, web: AsyncWebClient, marker: str) -> dict[str, Any]:
         """Render what ``marker``'s alert shows now; Slack's last answer."""
         key = keys.oncall_alert(marker)
         lock = RenderLock(self._redis, key, keys.oncall_alert_lock(marker), lock_ms=self._lock_ms)
-        if not await lock.claim():
+        if not await lock.claim(wait_s=self._busy_wait_s):
             raise AlertBusy(marker)
         answer = UP_TO_DATE
         try:

@@ -258,6 +258,11 @@ class StepBatcher:
             for failing in (False, True)
         }
 
+    @property
+    def failing(self) -> frozenset[str]:
+        """The subscriptions whose steps go in the failing lane now."""
+        return frozenset(self._failing)
+
     async def step(self, sid: str, report: Report, *, now_ms: int, want: int) -> StepReply:
         """As :func:`step`, batched with the other subscriptions' steps of its lane."""
         if report.health == "fail":
@@ -276,4 +281,6 @@ class StepBatcher:
         for (sid, _, _), reply in zip(batch, replies, strict=True):
             if reply.target is not None and reply.target.enabled:
                 self._ahead[sid] = reply.ahead
+            else:  # deleted or disabled: nothing of it is kept (a re-enabled one starts over)
+                self._failing.discard(sid)
         return replies

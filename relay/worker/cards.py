@@ -20,9 +20,7 @@ never a lost final state.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,7 +35,7 @@ from relay.core.records import REPLY_USES, RequestRecord
 from relay.slack import response_urls
 from relay.slack.cards import plain_text, render
 from relay.slack.client import SlackApi, slack_error
-from relay.store import keys, outcomes, replies
+from relay.store import outcomes, replies
 from relay.store.cards import CardStore
 from relay.store.streams import RetryLater
 
@@ -76,15 +74,16 @@ class CardSender:
         self._clock = clock
         self._lock_ms = lock_ms
 
-    async def send(self, request_id: str) -> RequestRecord | str | None:
+    async def send(self, request_id: str, *, wait_s: float = 0.0) -> RequestRecord | str | None:
         """Render everything newer than what was rendered; the record (None: no record;
-        :data:`BUSY`: another notifier holds the card, and will render it).
+        :data:`BUSY`: another notifier holds the card, and will render it; ``wait_s``:
+        how long to wait for it to let go first).
 
         Raises :class:`CardLost`, :class:`NowhereToRender` or Slack's error: the entry
         is then left pending (or dead-lettered by the caller).
         """
         store = CardStore(self._redis, request_id, lock_ms=self._lock_ms)
-        if not await store.claim():
+        if not await store.claim(wait_s=wait_s):
             # Another notifier renders this card; it renders every version newer than what
             # it rendered before it lets go (card_lock.lua), and if it dies its own entry,
             # still pending, is reclaimed and (retried until the lock runs out) renders the
@@ -117,13 +116,7 @@ class CardSender:
         run out or be released: for a redelivered entry, which may be a dead holder's and is
         then what guarantees the card. Waiting here, the entry is held (its heartbeat keeps
         it), so it is not redelivered, and dead-lettered, while the lock only runs out."""
-        deadline = time.monotonic() + 2 * self._lock_ms / 1000
-        while True:
-            record = await self.send(request_id)
-            if record != BUSY or time.monotonic() >= deadline:
-                return record
-            left_ms = await self._redis.pttl(keys.card_lock(request_id))
-            await asyncio.sleep(min(max(int(left_ms), 10), self._lock_ms) / 1000)
+        return await self.send(request_id, wait_s=2 * self._lock_ms / 1000)
 
     async def _told(self, record: RequestRecord, placed: Placed, version: int) -> None:
         """The final card is the requester's reply: noted on the record and logged as one."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis.asyncio as aioredis
 
 from relay.core.clock import utc_now
@@ -131,8 +132,9 @@ async def test_a_failure_while_open_updates_the_alert_and_one_after_the_resolve_
 async def test_two_renderers_of_one_alert_post_it_once(
     any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
 ) -> None:
-    """Two attempts rendering the same alert at once: one holds the render lock, the other
-    is told to retry (AlertBusy) or finds it shown; the alert is posted once, then updated."""
+    """Attempts rendering the same alert at once: one holds the render lock, the others wait
+    for it and find the alert shown (none fails); it is posted once, then updated. A lock
+    whose holder died is waited for only so long: that attempt is told to retry."""
     await any_redis.hset(
         keys.oncall_alert(MARKER),
         mapping={"h": "failed", "d": "detail", "act": "1", "to": "C0NCALL", "n": 1, "v": 1},
@@ -143,9 +145,13 @@ async def test_two_renderers_of_one_alert_post_it_once(
     outcomes = await asyncio.gather(
         *(sender.show(web, MARKER) for _ in range(4)), return_exceptions=True
     )
-    assert all(isinstance(o, dict | AlertBusy) for o in outcomes), outcomes
-    assert any(isinstance(o, dict) for o in outcomes)
+    assert all(isinstance(o, dict) for o in outcomes), outcomes
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    dead_holder = keys.oncall_alert_lock(MARKER)
+    await any_redis.set(dead_holder, "a-dead-worker", px=60_000)
+    with pytest.raises(AlertBusy):
+        await AlertSender(any_redis, busy_wait_s=0.05).show(web, MARKER)
+    await any_redis.delete(dead_holder)
     await any_redis.hset(
         keys.oncall_alert(MARKER), mapping={"ab": "U1", "aa": utc_now().isoformat()}
     )

@@ -141,3 +141,14 @@ async def test_failing_subscriptions_step_in_a_lane_of_their_own(
     calls.clear()
     await both()
     assert any({healthy, failing} <= sids for sids in calls), calls
+
+
+async def test_a_deleted_failing_subscription_is_forgotten(any_redis: aioredis.Redis) -> None:
+    """The failing lane holds no subscription once it is gone (it would grow for good)."""
+    sid = await _queued_subscription(any_redis, 1, 4)
+    batcher = StepBatcher(any_redis, default_cap=4)
+    await batcher.step(sid, Report(health="fail"), now_ms=epoch_ms(), want=0)
+    assert batcher.failing == {sid}
+    assert await SubscriptionStore(any_redis).delete(sid)
+    await batcher.step(sid, Report(health="fail"), now_ms=epoch_ms(), want=0)
+    assert batcher.failing == frozenset()
