@@ -22,6 +22,7 @@ from bench.relay_receivers import Receivers
 from relay.core.events import Event, EventData, EventRequester, EventType
 from relay.core.ids import new_id
 from relay.store import keys
+from relay.store.connection import connect_worker
 from relay.webhooks.dispatcher import Dispatcher
 from relay.webhooks.oncall import OnCallRules
 from relay.webhooks.secrets import new_secret, secret_bytes
@@ -110,8 +111,10 @@ async def ours_run(setup: Setup, events: list[Event], rate: float | None) -> Sta
                 await pipe.execute()
     session = make_session(allow_private=True)
     sender = Sender(session, allow_private=True)
-    # Production defaults; each subscription was created with maxInFlight = cap.
-    dispatcher = Dispatcher(redis_, sender, rules=OnCallRules(), consumer="bench")
+    # Production defaults and the worker's own Redis client (relay/store/connection.py);
+    # each subscription was created with maxInFlight = cap.
+    worker_redis = connect_worker(setup.url)
+    dispatcher = Dispatcher(worker_redis, sender, rules=OnCallRules(), consumer="bench")
     start = Started.now()
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -123,6 +126,7 @@ async def ours_run(setup: Setup, events: list[Event], rate: float | None) -> Sta
         dispatcher.stop()
         await task
         await dispatcher.close()
+        await worker_redis.aclose()
     return start
 
 

@@ -13,6 +13,8 @@ import fakeredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from relay.store.packing import hiredis_packing
+
 # Short socket timeouts: a Slack ack must say "could not queue" well inside 3 s
 # rather than hang on a dead Redis.
 SOCKET_TIMEOUT_S = 1.0
@@ -56,7 +58,10 @@ def connect(url: str | None, **options: Any) -> aioredis.Redis:
         cluster: aioredis.Redis = RedisCluster.from_url(seed, **options)  # type: ignore[assignment]
         return cluster
     options.setdefault("health_check_interval", 15)
-    return aioredis.Redis.from_url(url, **options)
+    client = aioredis.Redis.from_url(url, **options)
+    pool = client.connection_pool  # no connection is made before the first command
+    pool.connection_class = hiredis_packing(pool.connection_class)
+    return client
 
 
 def connect_worker(url: str | None) -> aioredis.Redis:
