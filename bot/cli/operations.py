@@ -144,7 +144,10 @@ async def _dead_list(redis: aioredis.Redis, settings: Settings, args: argparse.N
 
 
 async def _dead_replay(redis: aioredis.Redis, settings: Settings, args: argparse.Namespace) -> int:
-    entry_id = await dead_letters.replay(redis, args.id)
+    try:
+        entry_id = await dead_letters.replay(redis, args.id)
+    except dead_letters.RequestFinal as exc:
+        return fail(str(exc))
     if entry_id is None:
         return fail(missing(args.id))
     print(f"queued {args.id} again (entry {entry_id}); the workers take it next")

@@ -55,10 +55,14 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def replay_dead_letter(request: web.Request, dead_letter_id: str) -> Replayed:
-    """Queue a dead letter again (the admin API's and the console's one path); 404 if gone."""
-    entry_id = await dead_letters.replay(
-        request.app[admin.REDIS], dead_letter_id, actor=actor_of(request)
-    )
+    """Queue a dead letter again (the admin API's and the console's one path); 404 if gone,
+    409 for a command whose request has ended (it would do nothing)."""
+    try:
+        entry_id = await dead_letters.replay(
+            request.app[admin.REDIS], dead_letter_id, actor=actor_of(request)
+        )
+    except dead_letters.RequestFinal as exc:
+        raise ApiError(409, "request_final", str(exc)) from None
     if entry_id is None:
         raise ApiError(404, "not_found", missing(dead_letter_id))
     stream = DeadStream(dead_letter_id.split("-", 1)[0])
@@ -88,6 +92,6 @@ ROUTES = (
         "Put a dead letter back on its stream for the workers",
         202,
         response=Replayed,
-        errors=(404,),
+        errors=(404, 409),
     ),
 )

@@ -44,6 +44,7 @@ from relay.glider import (
 )
 
 UNKNOWN_OUTCOME = "unknown_outcome"
+NOT_PROCESSED = "not_processed"  # the relay gave up on a queued command (dead-lettered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +220,17 @@ def unknown_message(answer: Answer) -> str:
         "tell whether it ran; it will not send it again. "
         "Check the portfolio on Glider before retrying."
     )
+
+
+def not_processed_message(rebalance: bool, log: PostLog, reason: str) -> str:
+    """What the requester reads when the relay gave up on a queued command (its entry went
+    to the dead letters: ``reason``): whether any of it may have reached Glider."""
+    gave_up = f"The relay gave up on this command ({reason})"
+    if not rebalance:
+        return f"{gave_up}; Glider may or may not have applied it. Sending it again is safe."
+    if log.in_doubt:
+        return (
+            f"{gave_up} after its rebalance request may have reached Glider; it will not be "
+            "sent again. Check the portfolio on Glider before retrying."
+        )
+    return f"{gave_up}; no rebalance request of it reached Glider. Send it again to retry."

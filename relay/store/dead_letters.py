@@ -23,6 +23,7 @@ from relay.store import keys
 from relay.store.audit import entry_arg
 from relay.store.connection import text
 from relay.store.pending import entry_fields
+from relay.store.requests import RequestStore
 from relay.store.scripts import LuaScript
 
 _REPLAY = LuaScript("dead_letter_replay.lua")
@@ -164,12 +165,27 @@ async def replay(
         return None
     stream, entry_id = parsed
     request_id, kind = request_of((await _fields_of(redis, stream, entry_id)) or {})
+    if stream is DeadStream.COMMANDS and request_id is not None:
+        await _refuse_if_final(redis, request_id)
     detail = f"{stream.value} {dead_letter_id}" + (f" ({kind})" if kind else "")
     audit = new_entry(AuditAction.DEAD_LETTER_REPLAYED, actor, request_id=request_id, detail=detail)
     new_id = await _REPLAY(
         redis, [stream.dead_key, stream.source_key, keys.AUDIT], [entry_id, entry_arg(audit)]
     )
     return text(new_id) if new_id else None
+
+
+class RequestFinal(Exception):
+    """A command dead letter whose request has ended: putting it back would do nothing."""
+
+
+async def _refuse_if_final(redis: aioredis.Redis, request_id: str) -> None:
+    record = await RequestStore(redis).get(request_id)
+    if record is not None and record.state.is_final:
+        raise RequestFinal(
+            f"request {request_id} has ended ({record.state.value}): replaying its command "
+            "would do nothing; send the command again"
+        )
 
 
 async def _fields_of(

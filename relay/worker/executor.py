@@ -41,8 +41,9 @@ from relay.glider import (
     RateLimited,
 )
 from relay.store import keys, outcomes
+from relay.store.dead_letters import request_of
 from relay.store.faults import REDIS_FAULTS, is_transient, retry_transient
-from relay.store.pending import PendingEntry
+from relay.store.pending import DeadEntry, PendingEntry
 from relay.store.ratelimit import SharedRateLimiter
 from relay.store.requests import RequestStore
 from relay.store.streams import StreamConsumer
@@ -132,10 +133,25 @@ class Executor:
             batch=batch,
             claim_idle_ms=claim_idle_ms,
             dead_stream=keys.COMMANDS_DEAD,
+            on_dead=self._note_dead,
         )
 
     async def run(self) -> None:
         await self.consumer.run()
+
+    async def _note_dead(self, dead: DeadEntry) -> None:
+        """A command given up on (delivered too often without an outcome): its request ends
+        failed, ``not_processed``, and the requester, the card and the subscribers hear it,
+        instead of it waiting as queued for good (holding its portfolio's in-flight mark)."""
+        request_id, _ = request_of(dead.fields)
+        record = await self._requests.get(request_id) if request_id else None
+        if record is None or record.state is not RequestState.QUEUED:
+            return
+        posts = await self._requests.post_log(record.request_id) or post_rules.PostLog()
+        rebalance = record.action is Action.REBALANCE
+        message = post_rules.not_processed_message(rebalance, posts, dead.reason)
+        plan = transitions.failed(record, self._clock(), post_rules.NOT_PROCESSED, message)
+        await outcomes.apply(self._redis, plan)
 
     def stop(self, grace_s: float) -> None:
         self.consumer.stop(grace_s)

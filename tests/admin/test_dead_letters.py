@@ -12,12 +12,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from relay.admin.app import create_admin_app
-from relay.core.clock import to_ms
+from relay.core import transitions
+from relay.core.clock import to_ms, utc_now
 from relay.settings import load_settings
 from relay.slack.client import create_slack_api
-from relay.store import keys
+from relay.store import keys, outcomes
 from relay.store.connection import text, text_map
 from relay.store.pending import PendingEntry
+from relay.store.requests import RequestStore
 from relay.worker.notifier import Notifier
 from tests.fixtures.dead_letters import GivenUp, given_up
 from tests.fixtures.slack import BOT_TOKEN, FakeSlack
@@ -91,6 +93,23 @@ async def test_replay_puts_it_back_once_and_operations_say_who_was_not_told(
     [entry] = audited["data"]
     assert entry["actor"]["source"] == "admin"
     assert entry["requestId"] == given.paused
+
+
+async def test_a_command_of_an_ended_request_is_not_replayed(
+    client: Client, any_redis: aioredis.Redis
+) -> None:
+    """Replaying the command of a request that has ended would do nothing: 409, and the dead
+    letter stays where it is (a request still queued is replayed, as above)."""
+    given = await given_up(any_redis)
+    record = await RequestStore(any_redis).get(given.stuck)
+    assert record is not None
+    await outcomes.apply(any_redis, transitions.failed(record, utc_now(), "not_processed", "x"))
+    [command] = (await _call(client, "GET", "/dead-letters?stream=commands", 200))["data"]
+    refused = await _call(client, "POST", f"/dead-letters/{command['id']}/replay", 409)
+    assert refused["error"]["code"] == "request_final"
+    assert f"request {given.stuck} has ended (failed)" in refused["error"]["message"]
+    assert await any_redis.xlen(keys.COMMANDS_DEAD) == 1
+    assert (await _call(client, "GET", "/audit?action=dead_letter.replayed", 200))["data"] == []
 
 
 async def test_timeline_of_a_request(client: Client, any_redis: aioredis.Redis) -> None:

@@ -138,13 +138,21 @@ def card_versions(slack: FakeSlack) -> dict[str, list[tuple[int, str]]]:
     return seen
 
 
+def cards_not_final(
+    slack: FakeSlack, request_ids: Iterable[str]
+) -> dict[str, list[tuple[int, str]]]:
+    """The requests whose card does not show a final state last, with what Slack took."""
+    seen = card_versions(slack)
+    return {
+        request_id: seen.get(request_id, [])
+        for request_id in request_ids
+        if request_id not in seen or not RequestState(seen[request_id][-1][1]).is_final
+    }
+
+
 def cards_final(slack: FakeSlack, request_ids: Iterable[str]) -> bool:
     """Every request's card shows a final state last."""
-    seen = card_versions(slack)
-    return all(
-        request_id in seen and RequestState(seen[request_id][-1][1]).is_final
-        for request_id in request_ids
-    )
+    return not cards_not_final(slack, request_ids)
 
 
 def assert_cards_in_order(slack: FakeSlack, request_ids: Iterable[str]) -> None:

@@ -24,6 +24,7 @@ from tests.chaos.checks import (
     FAST_RECOVERY,
     assert_cards_in_order,
     cards_final,
+    cards_not_final,
     events,
     queue,
     records,
@@ -125,7 +126,12 @@ async def test_random_sigkills_lose_nothing_and_post_nothing_twice(
 
     await eventually(delivered, within=60, step=0.2)
     # Job cards are on: the card is each requester's reply, ending in its final state.
-    await eventually(lambda: cards_final(fake_slack, request_ids), within=60, step=0.5)
+    try:
+        await eventually(lambda: cards_final(fake_slack, request_ids), within=60, step=0.5)
+    except AssertionError:
+        missing = cards_not_final(fake_slack, request_ids)
+        stored = {rid: await redis.hgetall(keys.card(rid)) for rid in list(missing)[:5]}
+        raise AssertionError(f"cards not final: {missing}; stored: {stored}") from None
 
     assert monkey.kills >= 5
     assert len(request_ids) == len(set(request_ids)) == PORTFOLIOS * ROUNDS

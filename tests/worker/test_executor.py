@@ -426,3 +426,41 @@ async def test_a_lost_answer_to_the_post_is_resolved_from_glider_never_reposted(
     assert sim.requests("POST", "/rebalance") == operations
     assert len(sim.state.operations(PF_MAIN)) == operations
     await _no_pending(any_redis)
+
+
+async def test_a_command_given_up_on_ends_not_processed_and_everyone_is_told(
+    any_redis: aioredis.Redis, glider_sim: GliderSim, make_executor: MakeExecutor
+) -> None:
+    """A command the executor gives up on (its entry dead-lettered) does not wait as queued
+    for good: it ends failed, not_processed, with a terminal event, a reply to the
+    requester and its portfolio free for the next rebalance; what it says depends on
+    whether a POST of it may have reached Glider. An ended request is left as it is."""
+    executor = make_executor()
+    never_posted = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    await executor.consumer.dead_letter(await take_command(any_redis), "delivered 6 times (max 5)")
+    record = await request_record(any_redis, never_posted.request_id)
+    assert record.state is RequestState.FAILED
+    assert record.error_code == "not_processed"
+    assert "delivered 6 times (max 5)" in (record.error_message or "")
+    assert "no rebalance request of it reached Glider" in (record.error_message or "")
+    types = [e.type for e in await events_of(any_redis, never_posted.request_id)]
+    assert types == [EventType.REQUESTED, EventType.FAILED]
+    replies = [f for _, f in await stream_entries(any_redis, keys.REPLIES)]
+    assert {"request_id": never_posted.request_id, "kind": "final"}.items() <= replies[-1].items()
+    assert not await any_redis.exists(keys.portfolio_inflight(PF_MAIN))
+    assert glider_sim.requests("POST", "/rebalance") == 0
+
+    in_doubt = await queue_command(any_redis, portfolio_id=PF_MAIN)
+    delivery = await take_command(any_redis)
+    assert await outcomes.begin_post(any_redis, in_doubt.request_id, 1_800_000_000_000)
+    await executor.consumer.dead_letter(delivery, "delivered 6 times (max 5)")
+    record = await request_record(any_redis, in_doubt.request_id)
+    assert record.error_code == "not_processed"
+    assert "may have reached Glider" in (record.error_message or "")
+
+    ended = await queue_command(any_redis, Action.PAUSE, PF_MAIN)
+    delivery = await take_command(any_redis)
+    await executor.handle(delivery)
+    await executor.consumer.dead_letter(delivery, "a late copy")
+    assert (await request_record(any_redis, ended.request_id)).state is RequestState.PAUSED
+    assert len(await events_of(any_redis, ended.request_id)) == 1
