@@ -6,17 +6,25 @@ records a change), ``r`` (the version rendered) and where it lives (``ch``, ``ts
 token) and renews or settles it through ``card_lock.lua``, which only the holder
 can do: the rendered version never goes down, and the lock is kept while a newer
 version waits, so Slack never sees an older state after a newer one.
+
+A render runs in :meth:`RenderLock.holding`, which renews the lock every third of its
+time while the holder lives (a lease with a keep-alive, as Redisson's lock watchdog
+does): a live holder's slow Slack call never outlasts it, and a dead holder's lock
+runs out within one lock time, so whoever takes over waits for that at most.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from relay.store.scripts import LuaScript
 
@@ -74,6 +82,28 @@ class RenderLock:
             pause_s = min(2 * pause_s, _MAX_PAUSE_S)
         return True
 
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """The body renders under the claimed lock, kept alive meanwhile; if the body
+        raises, the lock is released (the change is rendered by a retry)."""
+        keeper = asyncio.create_task(self._keep_alive())
+        try:
+            yield
+        except BaseException:
+            await _stopped(keeper)
+            await self.release()
+            raise
+        await _stopped(keeper)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self._lock_ms / 3000)
+            try:
+                if not await self.renew():
+                    return  # lost: the body's next renew() says so before any Slack call
+            except (RedisError, OSError):
+                continue  # the body's own Redis calls meet the same fault and raise
+
     async def renew(self) -> bool:
         """Push the lock's expiry on before a Slack call; False when it is no longer ours."""
         reply = await _LOCK(self._redis, self._keys(), ["renew", self.token, self._lock_ms])
@@ -104,3 +134,9 @@ class RenderLock:
         ]
         ours, latest, rendered = await _LOCK(self._redis, self._keys(), args)
         return Settled(bool(int(ours)), int(latest), int(rendered))
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

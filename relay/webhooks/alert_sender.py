@@ -31,7 +31,7 @@ from relay.store.render_lock import RenderLock
 from relay.webhooks.alert_card import StoredAlert
 from relay.webhooks.alert_view import render
 
-ALERT_LOCK_MS = 30_000  # longer than the few Slack calls (10 s each at most) one render makes
+ALERT_LOCK_MS = 10_000  # kept alive while rendering (RenderLock.holding); a dead holder's runs out
 # How long an attempt waits for another's render to finish before it counts as busy: a live
 # holder's render takes a few Slack calls; a dead holder's lock is left to run out (retried).
 BUSY_WAIT_S = 5.0
@@ -79,7 +79,7 @@ class AlertSender:
         if not await lock.claim(wait_s=self._busy_wait_s):
             raise AlertBusy(marker)
         answer = UP_TO_DATE
-        try:
+        async with lock.holding():
             while True:
                 stored = StoredAlert.from_hash(marker, text_map(await self._redis.hgetall(key)))
                 version = stored.to_render()
@@ -93,9 +93,6 @@ class AlertSender:
                     raise AlertLost(marker)
                 if not settled.more:
                     return answer
-        except BaseException:
-            await lock.release()
-            raise
 
     async def _place(self, lock: RenderLock, web: AsyncWebClient, stored: StoredAlert) -> Placed:
         assert stored.state is not None

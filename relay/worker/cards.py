@@ -89,8 +89,7 @@ class CardSender:
             # still pending, is reclaimed and (retried until the lock runs out) renders the
             # latest. The caller acknowledges a first delivery, retries a redelivery.
             return BUSY
-        record: RequestRecord | None = None
-        try:
+        async with store.holding():
             while True:
                 card, record = await store.read()
                 version = cards.to_render(card)
@@ -107,9 +106,6 @@ class CardSender:
                     await self._told(record, placed, version)
                 if not settled.more:
                     return record
-        except BaseException:
-            await store.release()
-            raise
 
     async def send_when_free(self, request_id: str) -> RequestRecord | str | None:
         """:meth:`send`, waiting (at most twice the lock's time) for another holder's lock to

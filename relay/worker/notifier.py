@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL = timedelta(minutes=30)
 RESPONSE_URL_USES = 5
-# A card's render lock (renewed before each Slack call) lasts this many claim timeouts:
-# a dead holder's lock runs out before its reclaimed entry is dead-lettered (5 deliveries).
-CARD_LOCK_IDLES = 3
 
 
 class Notifier:
@@ -64,7 +61,10 @@ class Notifier:
         # With job cards on, the card is the requester's reply: the separate replies are
         # not sent (the card's final state is noted as the reply, relay/worker/cards.py).
         self._cards_on = cards
-        self._cards = CardSender(redis, slack, clock=clock, lock_ms=CARD_LOCK_IDLES * claim_idle_ms)
+        # A card's render lock lasts one claim timeout, kept alive while its holder lives
+        # (RenderLock.holding): a dead holder's lock runs out about when its entry is
+        # reclaimed, so the reclaiming worker hardly waits (a wait is exposure to a crash).
+        self._cards = CardSender(redis, slack, clock=clock, lock_ms=claim_idle_ms)
         self.consumer = StreamConsumer(
             redis,
             keys.REPLIES,

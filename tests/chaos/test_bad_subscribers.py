@@ -90,37 +90,34 @@ async def test_failing_subscribers_never_hold_up_or_cost_a_healthy_one(
     their ratio; this test prints the same two figures for the record.
     """
     server = await redis_servers()
-    redis = aioredis.Redis.from_url(server.url)
-    try:
-        bad_url, bad_proc = bad_subscribers
-        relay_procs.env = {
-            "REDIS_URL": server.url,
-            "GLIDER_API_KEY": "gldr_sk_unused_by_the_dispatcher",
-            "RELAY_ALLOW_PRIVATE_URLS": "true",
-        }
-        await subscribe(redis, webhook_sink.url("healthy"))
-        worker = await relay_procs.worker(
-            "d1", "--only", "dispatcher", *FAST_RECOVERY, "--webhook-delays-s", DELAYS, ready=True
-        )
-        baseline = await run_healthy(redis, webhook_sink)
-        for path in BAD:
-            await subscribe(redis, f"{bad_url}/{path}")
-        with_bad = await run_healthy(redis, webhook_sink)
+    redis = server.client()
+    bad_url, bad_proc = bad_subscribers
+    relay_procs.env = {
+        "REDIS_URL": server.url,
+        "GLIDER_API_KEY": "gldr_sk_unused_by_the_dispatcher",
+        "RELAY_ALLOW_PRIVATE_URLS": "true",
+    }
+    await subscribe(redis, webhook_sink.url("healthy"))
+    worker = await relay_procs.worker(
+        "d1", "--only", "dispatcher", *FAST_RECOVERY, "--webhook-delays-s", DELAYS, ready=True
+    )
+    baseline = await run_healthy(redis, webhook_sink)
+    for path in BAD:
+        await subscribe(redis, f"{bad_url}/{path}")
+    with_bad = await run_healthy(redis, webhook_sink)
 
-        assert worker.running
-        assert await worker.terminate() == 0
-        bad_proc.terminate()
-        assert bad_proc.stdout is not None
-        line = await asyncio.wait_for(bad_proc.stdout.readline(), timeout=10)
-        seen = json.loads(line.decode())
-        assert len(baseline) == len(with_bad) == EVENTS
-        # Each of the 2,000 events reached the healthy subscriber under its own webhook-id.
-        assert len({hit.webhook_id for hit in webhook_sink.hits["/healthy"]}) == 2 * EVENTS
-        assert seen["/hang"] >= 10  # its whole concurrency cap, held for the 10 s timeout
-        # The failing subscribers kept being tried all along, but paced to their share of the
-        # sender (relay.webhooks.policy.AttemptBudget): what is left stays queued, never lost.
-        assert seen["/reset"] >= 4 * FAILING_RATE
-        assert seen["/error"] >= 4 * FAILING_RATE
-        print(f"healthy p99 {p99(baseline):.3f} s alone, {p99(with_bad):.3f} s beside bad ones")
-    finally:
-        await redis.aclose()
+    assert worker.running
+    assert await worker.terminate() == 0
+    bad_proc.terminate()
+    assert bad_proc.stdout is not None
+    line = await asyncio.wait_for(bad_proc.stdout.readline(), timeout=10)
+    seen = json.loads(line.decode())
+    assert len(baseline) == len(with_bad) == EVENTS
+    # Each of the 2,000 events reached the healthy subscriber under its own webhook-id.
+    assert len({hit.webhook_id for hit in webhook_sink.hits["/healthy"]}) == 2 * EVENTS
+    assert seen["/hang"] >= 10  # its whole concurrency cap, held for the 10 s timeout
+    # The failing subscribers kept being tried all along, but paced to their share of the
+    # sender (relay.webhooks.policy.AttemptBudget): what is left stays queued, never lost.
+    assert seen["/reset"] >= 4 * FAILING_RATE
+    assert seen["/error"] >= 4 * FAILING_RATE
+    print(f"healthy p99 {p99(baseline):.3f} s alone, {p99(with_bad):.3f} s beside bad ones")

@@ -84,7 +84,7 @@ async def test_5xx_slowness_and_429_storm_end_every_command_within_the_budget(
     Glider never sees more than GLIDER_MAX_RPS requests in a second, and every worker is
     still alive and exits 0 on SIGTERM."""
     server = await redis_servers()
-    redis = aioredis.Redis.from_url(server.url)
+    redis = server.client()
     ids = portfolio_ids(COMPLETING + FAILING + CANCELLED)
     outcomes = {pid: "failed" for pid in ids[COMPLETING : COMPLETING + FAILING]}
     outcomes |= {pid: "cancelled" for pid in ids[COMPLETING + FAILING :]}
@@ -150,4 +150,3 @@ async def test_5xx_slowness_and_429_storm_end_every_command_within_the_budget(
         assert worker.running, worker.name
         assert await worker.terminate() == 0, worker.name
         assert not any("unexpectedly" in line.get("message", "") for line in worker.log_lines())
-    await redis.aclose()

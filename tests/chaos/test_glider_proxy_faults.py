@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-import redis.asyncio as aioredis
 
 from relay.core.post_rules import UNKNOWN_OUTCOME
 from relay.core.records import RequestRecord, RequestState
@@ -59,7 +58,7 @@ async def faulted_run(
     kill: bool,
 ) -> Run:
     server = await server_factory()
-    redis = aioredis.Redis.from_url(server.url)
+    redis = server.client()
     ids = portfolio_ids(COMPLETING + FAILING + CANCELLED)
     sim = await chaos_sim(
         len(ids), "--op-duration", "0.5", "--cooldown", "0", outcomes=forced_outcomes()
@@ -96,7 +95,6 @@ async def faulted_run(
         return {c.path.rsplit("/", 1)[-1]: str(c.payload.get("text", "")) for c in calls}
 
     await eventually(lambda: set(replied()) >= set(request_ids), within=15, step=0.2)
-    await redis.aclose()
     return Run(sim, proxy, found, replied(), kills=monkey.kills)
 
 

@@ -93,7 +93,7 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
         stop.set()
         await sender
     told_queued = list(acks.queued.values())
-    redis = aioredis.Redis.from_url(server.url)
+    redis = server.client()
     await eventually(lambda: all_final(redis, told_queued), within=90, step=0.2)
 
     def terminal_delivered() -> bool:
@@ -114,7 +114,6 @@ async def test_redis_restart_loses_no_queued_command_and_everyone_reconnects(
     for process in [web, *workers]:
         assert process.running, process.name
         assert await process.terminate() == 0, process.name
-    await redis.aclose()
 
 
 async def not_final(redis: aioredis.Redis, request_ids: Iterable[str]) -> list[str]:
