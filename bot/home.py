@@ -27,13 +27,15 @@ from relay.core.listing import HOME_PAGE, Listing, page_of
 from relay.core.policy import Verb
 from relay.core.records import RequestRecord
 from relay.slack.client import SlackApi
-from relay.store.confirmations import pending_approvals
+from relay.store import keys
+from relay.store.confirmations import Approval, pending_approvals
 from relay.store.requests import RequestStore
 
 log = logging.getLogger(__name__)
 
 PUBLISH_BUDGET_S = 5.0
-APPROVALS_READ = 50  # pending approvals read to find the user's
+APPROVALS_PAGE = 50  # pending approvals read at a time to find the user's
+APPROVALS_READ = 500  # at most this many (soonest due first); the tab says when it stopped
 COMMANDS_READ = 5
 
 
@@ -71,13 +73,14 @@ class HomeTab:
         if visible is None:
             return HomeData(user_id=user_id, now=now, refused=True)
         commands, store_note = await self._commands(user_id)
-        approvals = await self._approvals(user_id, now)
+        approvals, approvals_cut = await self._approvals(user_id, now)
         if listing is None:
             return HomeData(
                 user_id=user_id,
                 now=now,
                 glider_note=note,
                 approvals=approvals,
+                approvals_cut=approvals_cut,
                 commands=commands,
                 store_note=store_note,
             )
@@ -90,6 +93,7 @@ class HomeTab:
             page=page,
             latest=latest,
             approvals=approvals,
+            approvals_cut=approvals_cut,
             commands=commands,
             store_note=store_note or latest_note,
         )
@@ -104,31 +108,38 @@ class HomeTab:
             return (), "Your commands are unavailable: the relay's store did not answer."
         return tuple(found), None
 
-    async def _approvals(self, user_id: str, now: datetime) -> tuple[ApprovalLine, ...]:
+    async def _approvals(
+        self, user_id: str, now: datetime
+    ) -> tuple[tuple[ApprovalLine, ...], bool]:
+        """The user's approval lines (theirs, and those they may decide), and whether the
+        walk stopped at ``APPROVALS_READ`` with more pending."""
+        lines: list[ApprovalLine] = []
         try:
             async with asyncio.timeout(STORE_BUDGET_S):
-                found = await pending_approvals(self.redis, APPROVALS_READ)
+                for offset in range(0, APPROVALS_READ, APPROVALS_PAGE):
+                    found = await pending_approvals(self.redis, APPROVALS_PAGE, offset=offset)
+                    lines += [line for a in found if (line := await self._line(a, user_id))]
+                    if await self.redis.zcard(keys.APPROVALS_DUE) <= offset + APPROVALS_PAGE:
+                        return tuple(lines), False
         except (RedisError, TimeoutError):
-            return ()
-        lines = []
-        for approval in found:
-            command = approval.command
-            asker = command.requested_by
-            mine = asker.user_id == user_id
-            if not mine:
-                decision = await self.access.decide(user_id, Verb.APPROVE, command.portfolio_id)
-                if not decision.allowed:
-                    continue
-            lines.append(
-                ApprovalLine(
-                    portfolio_id=command.portfolio_id,
-                    request_id=command.request_id,
-                    requested_by=asker.user_name or asker.user_id or "someone",
-                    expires_at=datetime.fromtimestamp(approval.expires_at_ms / 1000, UTC),
-                    mine=mine,
-                )
-            )
-        return tuple(lines)
+            return tuple(lines), bool(lines)
+        return tuple(lines), True
+
+    async def _line(self, approval: Approval, user_id: str) -> ApprovalLine | None:
+        command = approval.command
+        asker = command.requested_by
+        mine = asker.user_id == user_id
+        if not mine:
+            decision = await self.access.decide(user_id, Verb.APPROVE, command.portfolio_id)
+            if not decision.allowed:
+                return None
+        return ApprovalLine(
+            portfolio_id=command.portfolio_id,
+            request_id=command.request_id,
+            requested_by=asker.user_name or asker.user_id or "someone",
+            expires_at=datetime.fromtimestamp(approval.expires_at_ms / 1000, UTC),
+            mine=mine,
+        )
 
 
 _BROKEN = "The Home tab could not be built; the relay's logs say why."

@@ -55,6 +55,7 @@ class HomeData(BaseModel):
     glider_note: str | None = None
     latest: dict[str, RequestRecord] = {}
     approvals: tuple[ApprovalLine, ...] = ()
+    approvals_cut: bool = False  # only the soonest due were read: more may be the user's
     commands: tuple[RequestRecord, ...] = ()
     store_note: str | None = None
     refused: bool = False
@@ -126,7 +127,7 @@ def _paging(page: Page) -> list[Block]:
 
 
 def _approvals(data: HomeData) -> list[Block]:
-    if not data.approvals:
+    if not data.approvals and not data.approvals_cut:
         return [section("*Pending approvals:* none")]
     lines = []
     for a in data.approvals[:SHOWN_APPROVALS]:
@@ -138,6 +139,8 @@ def _approvals(data: HomeData) -> list[Block]:
     more = len(data.approvals) - SHOWN_APPROVALS
     if more > 0:
         lines.append(f"… and {more} more")
+    if data.approvals_cut:
+        lines.append("… and perhaps more: only the soonest due were read")
     return [section("*Pending approvals:*\n" + "\n".join(lines))]
 
 

@@ -225,9 +225,12 @@ async def due_approvals(redis: aioredis.Redis, now_ms: int, limit: int = 100) ->
     return [text(t) for t in found]
 
 
-async def pending_approvals(redis: aioredis.Redis, limit: int = 50) -> list[Approval]:
-    """Up to ``limit`` approval requests still awaiting a decision, soonest deadline first."""
-    tokens: list[Any] = await redis.zrange(keys.APPROVALS_DUE, 0, limit - 1)
+async def pending_approvals(
+    redis: aioredis.Redis, limit: int = 50, *, offset: int = 0
+) -> list[Approval]:
+    """Of the ``limit`` approval requests due soonest after the first ``offset``, those still
+    awaiting a decision, soonest deadline first."""
+    tokens: list[Any] = await redis.zrange(keys.APPROVALS_DUE, offset, offset + limit - 1)
     if not tokens:
         return []
     pipe = redis.pipeline(transaction=False)

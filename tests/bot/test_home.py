@@ -10,8 +10,11 @@ import redis.asyncio as aioredis
 
 from bot.home_messages import NEXT, PREVIOUS
 from bot.web import serve
+from relay.core.commands import Action, QueuedCommand, Requester
 from relay.settings import load_settings
 from relay.sim.config import ADMIN_KEY, PF_MAIN, SimConfig, SimPortfolio
+from relay.store import keys
+from relay.store.confirmations import approval_fields
 from tests.bot.test_approvals import approvals_web, confirmed
 from tests.fixtures.blockkit import view_errors
 from tests.fixtures.glider import GliderSim, SimFactory
@@ -263,6 +266,42 @@ async def test_home_shows_pending_approvals_and_only_readable_portfolios(
     assert "Portfolios 1-1 of 1" in approver  # the approvers' role reads PF_MAIN only
     stranger = _text(await _open(web, user="UXX9", count=3))
     assert "You may not read any portfolio" in stranger
+
+
+async def _seed_approvals(redis: aioredis.Redis, count: int) -> None:
+    """``count`` pending approvals of PF_MAIN from someone else, due before any made now."""
+    for n in range(count):
+        command = QueuedCommand(
+            request_id=f"req_seeded{n:04d}",
+            action=Action.REBALANCE,
+            portfolio_id=PF_MAIN,
+            requested_by=Requester(user_id="UOTHER", user_name="other"),
+        )
+        token, due = f"tok_seeded{n:04d}", 1_000_000 + n
+        await redis.hset(keys.approval(token), mapping=approval_fields(command, "facts", due))  # type: ignore[arg-type]
+        await redis.zadd(keys.APPROVALS_DUE, {token: due})
+
+
+async def test_home_finds_approvals_past_the_first_page_and_says_when_it_stopped(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, glider_sim: GliderSim, tmp_path: Any
+) -> None:
+    """60 other approvals are due sooner: the approver's count still takes in every one and
+    the requester's own, which comes last; past 500, the tab says it stopped reading."""
+    web = await approvals_web(web_factory, fake_redis, glider_sim, tmp_path)
+    await _seed_approvals(fake_redis, 60)
+    await confirmed(web)
+    approver = _text(await _open(web, user="UAP2"))
+    assert "… and 56 more" in approver  # 61 pending, 5 shown
+    assert "perhaps more" not in approver
+    asker = _text(await _open(web, user="UOP1", count=2))
+    assert f"Rebalance of `{PF_MAIN}` (yours, awaiting a second person)" in asker
+    await _seed_approvals(fake_redis, 600)  # the same 60 again, and 540 more
+    approver = _text(await _open(web, user="UAP2", count=3))
+    assert "… and 495 more" in approver  # the 500 soonest read, 5 shown
+    assert "… and perhaps more: only the soonest due were read" in approver
+    asker = _text(await _open(web, user="UOP1", count=4))
+    assert "*Pending approvals:* none" not in asker  # its own is past the walk: not "none"
+    assert "perhaps more" in asker
 
 
 async def test_glider_timing_out_still_publishes_a_view_that_says_so(

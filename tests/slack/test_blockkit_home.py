@@ -67,6 +67,7 @@ def home(draw: Draw) -> HomeData:
             )
             for _ in range(draw(st.integers(0, 8)))
         ),
+        approvals_cut=draw(st.booleans()),
         commands=tuple(record(draw) for _ in range(draw(st.integers(0, 6)))),
         store_note=draw(MAYBE),
         refused=draw(st.booleans()),
