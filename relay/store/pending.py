@@ -117,7 +117,7 @@ async def touch(
     *,
     idle_ms: int = 0,
 ) -> list[str]:
-    """Set the idle time of entries ``consumer`` still owns; returns the ids it no longer owns.
+    """Set the idle time of entries ``consumer`` still owns; returns the ids another owns.
 
     ``idle_ms=0`` is a heartbeat; ``idle_ms`` = the claim threshold hands the
     entries back so any consumer's next ``XAUTOCLAIM`` takes them at once.

@@ -84,8 +84,13 @@ class AlertSender:
                 stored = StoredAlert.from_hash(marker, text_map(await self._redis.hgetall(key)))
                 version = stored.to_render()
                 if version is None:
-                    await lock.settle(None)
-                    return answer
+                    # A change recorded since the read keeps the lock ours: render it too.
+                    nothing = await lock.settle(None)
+                    if not nothing.ours:
+                        raise AlertLost(marker)
+                    if not nothing.more:
+                        return answer
+                    continue
                 placed = await self._place(lock, web, stored)
                 answer = placed.answer
                 settled = await lock.settle(version, channel=placed.channel, ts=placed.ts)

@@ -94,8 +94,14 @@ class CardSender:
                 card, record = await store.read()
                 version = cards.to_render(card)
                 if record is None or version is None:
-                    await store.settle(None)
-                    return record
+                    # A state recorded since the read keeps the lock ours (its own entry may
+                    # have been acknowledged as busy): render it rather than strand it.
+                    nothing = await store.settle(None)
+                    if not nothing.ours:
+                        raise CardLost(request_id)  # a state may wait that nobody renders
+                    if record is None or not nothing.more:
+                        return record
+                    continue
                 placed = await self._render(store, card, record, version)
                 settled = await store.settle(
                     version, via=placed.via, channel=placed.channel, ts=placed.ts

@@ -24,12 +24,14 @@ async def _read(redis: aioredis.Redis, group: str, consumer: str, count: int) ->
 
 
 async def test_touch_never_takes_back_an_entry_owned_by_another(any_redis: aioredis.Redis) -> None:
-    """A heartbeat refreshes only entries still owned; a taken-over one is reported lost."""
+    """A heartbeat refreshes only entries still owned; a taken-over one is reported lost,
+    one its own handler acknowledged just before is not (nobody else has it)."""
     await ensure_group(any_redis, STREAM, "g")
-    first, second = await _add(any_redis, 2)
-    await _read(any_redis, "g", "a", 2)
+    first, second, done = await _add(any_redis, 3)
+    await _read(any_redis, "g", "a", 3)
     await any_redis.xclaim(STREAM, "g", "b", 0, [second])
-    lost = await pending.touch(any_redis, STREAM, "g", "a", [first, second])
+    await any_redis.xack(STREAM, "g", done)
+    lost = await pending.touch(any_redis, STREAM, "g", "a", [first, second, done])
     assert lost == [second]
     owners = {
         row["message_id"]: row["consumer"] for row in await pending_rows(any_redis, STREAM, "g")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -162,3 +163,42 @@ async def test_two_renderers_of_one_alert_post_it_once(
     assert "*Acknowledged* by <@U1>" in shown(update)
     assert await sender.show(web, MARKER) == UP_TO_DATE  # nothing newer: Slack not called
     assert len(fake_slack.calls_to("chat.update")) == 1
+
+
+class ChangeAfterRead:
+    """A client on which the alert changes right after its first read answers, before
+    the reader settles (another worker's click recorded in between)."""
+
+    def __init__(self, inner: aioredis.Redis) -> None:
+        self.inner = inner
+        self.fired = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def hgetall(self, key: str) -> Any:
+        answer = await self.inner.hgetall(key)
+        if not self.fired and key == keys.oncall_alert(MARKER):
+            self.fired = True
+            await self.inner.hset(key, mapping={"ab": "U1", "aa": utc_now().isoformat()})
+            await self.inner.hincrby(key, "v", 1)
+        return answer
+
+
+async def test_a_change_recorded_between_an_up_to_date_read_and_its_settle_is_rendered(
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack_api: SlackApi
+) -> None:
+    """The read finds the alert shown; an acknowledgement lands before the settle, which
+    keeps the lock (that change's own attempt finds it busy): this attempt renders it."""
+    await any_redis.hset(
+        keys.oncall_alert(MARKER),
+        mapping={"h": "failed", "d": "detail", "act": "1", "to": "C0NCALL", "n": 1, "v": 1},
+    )
+    web = slack_api.web
+    assert web is not None
+    await AlertSender(any_redis).show(web, MARKER)
+    await AlertSender(ChangeAfterRead(any_redis)).show(web, MARKER)  # type: ignore[arg-type]
+    [update] = fake_slack.calls_to("chat.update")
+    assert "*Acknowledged* by <@U1>" in shown(update)
+    assert await rendered_all(any_redis)
+    assert not await any_redis.exists(keys.oncall_alert_lock(MARKER))

@@ -326,3 +326,66 @@ async def test_a_card_busy_elsewhere_is_left_to_its_holder_whose_entry_covers_a_
     assert not await real_redis.exists(keys.card_lock(command.request_id))
     [post] = await fake_slack.wait_for("chat.postMessage")
     assert card_state(post) == "queued"
+
+
+class StateAfterRead:
+    """A client on which the command's next state is recorded right after the first card
+    read (the MULTI of relay/store/cards.py) answers, before the reader settles: how a
+    busy worker interleaves an outcome with a card's render."""
+
+    def __init__(self, inner: aioredis.Redis, record_next: Any) -> None:
+        self.inner = inner
+        self.record_next = record_next
+        self.fired = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def pipeline(self, **options: Any) -> Any:
+        pipe = self.inner.pipeline(**options)
+        if self.fired or not options.get("transaction", True):
+            return pipe
+        execute = pipe.execute
+
+        async def then_record(**kwargs: Any) -> Any:
+            answer = await execute(**kwargs)
+            self.fired = True
+            await self.record_next()
+            return answer
+
+        pipe.execute = then_record  # type: ignore[method-assign]
+        return pipe
+
+
+async def test_a_state_recorded_between_a_stale_read_and_its_settle_is_rendered(
+    real_redis: aioredis.Redis,
+    fake_slack: FakeSlack,
+    slack: SlackApi,
+    glider_sim: GliderSim,
+    client: GliderClient,
+) -> None:
+    """A redelivered entry reads its card already rendered; the executor records
+    ``submitted`` before it lets go. The lock stays with it (so the new state's entry is
+    acknowledged as busy elsewhere), and it renders ``submitted`` itself."""
+    cards = notifier(real_redis, slack)
+    command = await queue_command(real_redis, portfolio_id=PF_MAIN)
+    await drain(real_redis, cards)  # v1 "queued" rendered
+
+    async def submit() -> None:
+        executor = Executor(real_redis, client, consumer="w1", clock=glider_sim.clock)
+        await executor.handle(await take_command(real_redis))
+
+    racing = notifier(StateAfterRead(real_redis, submit), slack)  # type: ignore[arg-type]
+    stale = PendingEntry(
+        keys.CARDS, keys.CARDS_GROUP, "0-1", {"request_id": command.request_id, "version": "1"}
+    )
+    await racing.handle_card(stale)
+    await drain(real_redis, cards)  # the "submitted" entry: nothing left to render
+    shown = [c for c in fake_slack.calls if c.ok and c.method.startswith("chat.")]
+    assert [(c.method, card_state(c)) for c in shown] == [
+        ("chat.postMessage", "queued"),
+        ("chat.update", "submitted"),
+    ]
+    stored = text_map(await real_redis.hgetall(keys.card(command.request_id)))
+    assert stored["v"] == stored["r"] == "2"
+    assert not await real_redis.exists(keys.card_lock(command.request_id))
