@@ -353,7 +353,7 @@ class StateAfterRead:
             await self.record_next()
             return answer
 
-        pipe.execute = then_record  # type: ignore[method-assign]
+        pipe.execute = then_record  # type: ignore[method-assign,assignment]
         return pipe
 
 
