@@ -46,6 +46,12 @@ T = TypeVar("T")
 # rebuilt is not a RedisError). Anything else is a bug and may end the loop.
 REDIS_FAULTS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
+# A hand-back made while stopping (polls made due, stream entries made claimable) waits at
+# most this for Redis: on a stalled one each call would wait out the socket timeout and hold
+# the exit past its 10 s, while what was not handed back comes due by itself (leases, idle).
+HAND_BACK_S = 2.0
+HAND_BACK_FAULTS: tuple[type[Exception], ...] = (*REDIS_FAULTS, TimeoutError)
+
 # Redis unable to serve for now: unreachable (ConnectionError, which includes
 # BusyLoadingError and MaxConnectionsError), too slow, full, a replica since a
 # failover, a cluster without a quorum or moving a slot.

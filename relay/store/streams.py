@@ -41,7 +41,14 @@ from redis.exceptions import ResponseError
 from relay.store import pending
 from relay.store.connection import text
 from relay.store.dead_letters import request_of
-from relay.store.faults import REDIS_FAULTS, RedisFaults, is_transient, retry_transient
+from relay.store.faults import (
+    HAND_BACK_FAULTS,
+    HAND_BACK_S,
+    REDIS_FAULTS,
+    RedisFaults,
+    is_transient,
+    retry_transient,
+)
 from relay.store.health import restore_group
 from relay.store.pending import DeadEntry, PendingEntry, entry_fields
 from relay.worker.health import ReadProgress
@@ -366,16 +373,17 @@ class StreamConsumer:
         if not unfinished:
             return
         try:
-            await pending.touch(
-                self.redis,
-                self.stream,
-                self.group,
-                self.consumer,
-                unfinished,
-                idle_ms=self._claim_idle_ms,
-            )
+            async with asyncio.timeout(HAND_BACK_S):
+                await pending.touch(
+                    self.redis,
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    unfinished,
+                    idle_ms=self._claim_idle_ms,
+                )
             log.info("handed back %d unfinished %s entries", len(unfinished), self.stream)
-        except REDIS_FAULTS as exc:
+        except HAND_BACK_FAULTS as exc:
             log.warning(
                 "could not hand back %s entries (claimable once idle): %s", self.stream, exc
             )

@@ -26,7 +26,14 @@ from relay.core.plans import TRACKED, Plan
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient, GliderError, NotFound, Operation, RateLimited
 from relay.store import keys, outcomes, polls
-from relay.store.faults import REDIS_FAULTS, RedisFaults, is_transient
+from relay.store.faults import (
+    HAND_BACK_FAULTS,
+    HAND_BACK_S,
+    REDIS_FAULTS,
+    RedisFaults,
+    describe,
+    is_transient,
+)
 from relay.store.ratelimit import SharedRateLimiter
 from relay.store.requests import RequestStore, Tracked
 from relay.worker.health import ReadProgress
@@ -231,11 +238,22 @@ class Poller:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not unfinished:
             return
+        by_lease: dict[int, list[str]] = {}
         for request_id, (lease, _) in unfinished.items():
-            try:
-                await polls.hand_back(
-                    self._redis, [request_id], now_ms=to_ms(self._clock()), lease_until_ms=lease
-                )
-            except REDIS_FAULTS as exc:
-                log.warning("could not hand back %s (due at lease end): %s", request_id, exc)
+            by_lease.setdefault(lease, []).append(request_id)
+        now_ms = to_ms(self._clock())
+        try:
+            # One call per lease, all within HAND_BACK_S (the leases run out by themselves).
+            async with asyncio.timeout(HAND_BACK_S):
+                for lease, request_ids in by_lease.items():
+                    await polls.hand_back(
+                        self._redis, request_ids, now_ms=now_ms, lease_until_ms=lease
+                    )
+        except HAND_BACK_FAULTS as exc:
+            log.warning(
+                "could not hand back %d unfinished polls (due when their leases end): %s",
+                len(unfinished),
+                describe(exc),
+            )
+            return
         log.info("handed back %d unfinished polls", len(unfinished))
