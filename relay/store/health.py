@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as aioredis
-from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from relay import metrics
 from relay.core.backoff import backoff_delay
@@ -48,6 +54,7 @@ class StoreState(StrEnum):
     OK = "ok"
     UNREACHABLE = "unreachable"
     FULL = "full"  # answers OOM to writes
+    READ_ONLY = "read_only"  # answers READONLY to writes: a replica since a failover
     EVICTING = "evicting"  # maxmemory-policy drops keys
 
 
@@ -56,6 +63,8 @@ STATE_TEXT = {
     StoreState.OK: "Redis answers and accepts writes",
     StoreState.UNREACHABLE: "the relay's store is unreachable",
     StoreState.FULL: "the relay's store is full (Redis answers OOM to writes)",
+    StoreState.READ_ONLY: "the relay's store is read-only (Redis answers READONLY to writes:"
+    " failing over)",
     StoreState.EVICTING: "the relay's store evicts keys (maxmemory-policy is not noeviction)",
 }
 
@@ -82,17 +91,23 @@ async def eviction_policy(redis: aioredis.Redis) -> str | None:
     return text(value) if value else None
 
 
-async def accepts_writes(redis: aioredis.Redis) -> bool:
-    """False while Redis answers OOM to writes; other errors propagate."""
+async def write_refusal(redis: aioredis.Redis) -> StoreState | None:
+    """Why Redis refuses a write now (FULL on OOM, READ_ONLY on READONLY), or None when
+    it takes one; other errors propagate."""
     try:
         await redis.set(keys.WRITE_PROBE, "1", px=PROBE_TTL_MS)
     except OutOfMemoryError:
-        return False
+        return StoreState.FULL
+    except ReadOnlyError:
+        return StoreState.READ_ONLY
     except ResponseError as exc:
-        if str(exc).startswith("OOM"):  # inside a script, or a client that does not map it
-            return False
+        # Inside a script, or a client that does not map the error.
+        if str(exc).startswith("OOM"):
+            return StoreState.FULL
+        if str(exc).startswith("READONLY"):
+            return StoreState.READ_ONLY
         raise
-    return True
+    return None
 
 
 async def wait_for_redis(
@@ -174,16 +189,16 @@ class StoreMonitor:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 await self._redis.ping()
-                full = not await accepts_writes(self._redis)
+                refused = await write_refusal(self._redis)
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 self._policy = await eviction_policy(self._redis)
         except (RedisError, RedisClusterException, OSError, TimeoutError):
             return self._note(StoreStatus(StoreState.UNREACHABLE, self._policy))
         evicting = is_evicting(self._policy)
         metrics.REDIS_EVICTING.set(1 if evicting else 0)
-        metrics.REDIS_FULL.set(1 if full else 0)
-        if full:
-            return self._note(StoreStatus(StoreState.FULL, self._policy))
+        metrics.REDIS_FULL.set(1 if refused is StoreState.FULL else 0)
+        if refused is not None:
+            return self._note(StoreStatus(refused, self._policy))
         if evicting and not self._allow_evicting:
             return self._note(StoreStatus(StoreState.EVICTING, self._policy))
         return self._note(StoreStatus(StoreState.OK, self._policy))
@@ -199,7 +214,7 @@ class StoreMonitor:
 
     def _note(self, status: StoreStatus) -> StoreStatus:
         if status.state is not self._last:
-            if status.state in (StoreState.FULL, StoreState.EVICTING):
+            if status.state in (StoreState.FULL, StoreState.READ_ONLY, StoreState.EVICTING):
                 detail = STATE_TEXT[status.state]
                 log.error("not ready: %s", detail, extra={"policy": status.policy})
             elif status.state is StoreState.UNREACHABLE:  # once per outage, not per probe
@@ -223,8 +238,9 @@ async def restore_group(
         metrics.STORE_RECOVERIES.labels(what=f"group {group} of {stream}").inc()
         log.error(
             "Redis lost consumer group %s of %s (restart without persistence, FLUSHALL or "
-            "failover); recreated it (MKSTREAM, from id 0): commands, events or records "
-            "written before may have been lost",
+            "failover, or XGROUP DESTROY); recreated it (MKSTREAM, from id 0): commands, "
+            "events or records written before may have been lost, and the entries the "
+            "stream still holds are read again (what was already done is skipped)",
             group,
             stream,
             extra={"stream": stream, "group": group},

@@ -118,6 +118,11 @@ class Notifier:
             # Already over: the final reply (queued behind this one) says how it ended.
             await self.consumer.ack(delivery)
             return
+        if record.reply_status == replies.SENT and record.reply_kind == kind.value:
+            # Told already: the entry is read again (its group was recreated from the
+            # stream's start) or redelivered after the note; the requester hears it once.
+            await self.consumer.ack(delivery)
+            return
         message = render(record, kind, now=self._clock())
         via = "response_url" if await self._respond(record, message) else None
         if via is None and await self._direct(record, message):

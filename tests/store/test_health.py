@@ -14,11 +14,11 @@ from relay.store.health import (
     StoreMonitor,
     StoreRefused,
     StoreState,
-    accepts_writes,
     eviction_policy,
     is_evicting,
     refuse_evicting,
     wait_for_redis,
+    write_refusal,
 )
 from tests.fixtures.glider import free_port
 from tests.fixtures.redis_config import PrivateRedis, set_config
@@ -83,7 +83,7 @@ async def test_oom_makes_the_store_full(
         monitor = StoreMonitor(client)
         assert (await monitor.check()).state is StoreState.OK
         await set_config(server, "maxmemory", "1")
-        assert not await accepts_writes(client)
+        assert await write_refusal(client) is StoreState.FULL
         for _ in range(2):
             status = await monitor.check()
             assert (status.state, status.ready) == (StoreState.FULL, False)
@@ -96,6 +96,24 @@ async def test_oom_makes_the_store_full(
         await set_config(server, "maxmemory", "0")
         assert (await monitor.check()).state is StoreState.OK
         assert gauge("glider_relay_redis_full") == 0
+
+
+async def test_a_replica_since_a_failover_is_read_only_not_unreachable(
+    private_redis: PrivateRedis,
+) -> None:
+    """A demoted master answers PING and reads but READONLY to writes: the monitor says
+    read-only (what the on-call must look at: the failover), then ok once writable."""
+    server = await private_redis()
+    async with aioredis.Redis.from_url(server.url) as client:
+        monitor = StoreMonitor(client)
+        await client.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+        try:
+            status = await monitor.check()
+            assert (status.state, status.ready) == (StoreState.READ_ONLY, False)
+            assert "read-only" in str(status.as_json()["detail"])
+        finally:
+            await client.execute_command("REPLICAOF", "NO", "ONE")
+        assert (await monitor.check()).state is StoreState.OK
 
 
 async def test_policy_changed_while_running(private_redis: PrivateRedis) -> None:

@@ -236,3 +236,21 @@ async def test_stale_awaiting_user_update_is_skipped(
     [call] = fake_slack.calls_to(RESPONSE)
     assert "completed" in call.payload["text"]
     assert await pending_rows(any_redis, keys.REPLIES, keys.REPLIES_GROUP) == []
+
+
+async def test_a_reply_read_again_after_its_group_was_recreated_is_not_sent_twice(
+    any_redis: aioredis.Redis, fake_slack: FakeSlack, slack: SlackApi
+) -> None:
+    """XGROUP DESTROY on a stream that stays: the group comes back from id 0 and every
+    reply is read again; one the record says was sent is acknowledged, not sent again."""
+    delivery = await outcome(any_redis, fake_slack.response_url("r1"), _rejected, Action.PAUSE)
+    sender = notifier(any_redis, slack)
+    await sender.handle(delivery)
+    await any_redis.xgroup_destroy(keys.REPLIES, keys.REPLIES_GROUP)
+    await ensure_group(any_redis, keys.REPLIES, keys.REPLIES_GROUP)
+    reply: Any = await any_redis.xreadgroup(keys.REPLIES_GROUP, "n1", {keys.REPLIES: ">"})
+    [[_, [(entry_id, fields)]]] = reply
+    again = PendingEntry(keys.REPLIES, keys.REPLIES_GROUP, text(entry_id), text_map(fields))
+    await sender.handle(again)
+    assert len(fake_slack.calls_to(RESPONSE)) == 1
+    assert await pending_rows(any_redis, keys.REPLIES, keys.REPLIES_GROUP) == []
