@@ -106,13 +106,13 @@ async def test_a_replica_since_a_failover_is_read_only_not_unreachable(
     server = await private_redis()
     async with aioredis.Redis.from_url(server.url) as client:
         monitor = StoreMonitor(client)
-        await client.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+        await client.replicaof("127.0.0.1", free_port())
         try:
             status = await monitor.check()
             assert (status.state, status.ready) == (StoreState.READ_ONLY, False)
             assert "read-only" in str(status.as_json()["detail"])
         finally:
-            await client.execute_command("REPLICAOF", "NO", "ONE")
+            await client.replicaof("NO", "ONE")
         assert (await monitor.check()).state is StoreState.OK
 
 
