@@ -38,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay import metrics
 from relay.core.backoff import backoff_delay
+from relay.core.redact import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,9 +82,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, RedisError) and str(exc).lstrip("-").startswith(_TRANSIENT_CODES)
 
 
-def describe(exc: BaseException) -> str:
-    """``Type: message``, short enough for a log line or a readiness body."""
-    return f"{type(exc).__name__}: {exc}"[:200]
+def describe(exc: BaseException, *, limit: int = 200) -> str:
+    """``Type: message``, secrets redacted, then cut to ``limit`` (a log line, a readiness
+    body, a dead letter's reason)."""
+    return redact(f"{type(exc).__name__}: {exc}")[:limit]
 
 
 Clock = Callable[[], float]

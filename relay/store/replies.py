@@ -14,6 +14,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 
 from relay.core.record_codec import SHORT, pack
+from relay.core.redact import redact
 from relay.store import keys
 from relay.store.scripts import LuaScript
 
@@ -56,7 +57,7 @@ async def note_not_sent(
         "reply_kind": kind,
         "reply_via": "",
         "reply_at": at.isoformat(),
-        "reply_error": reason[:500],
+        "reply_error": redact(reason)[:500],
         "reply_dead": dead_id,
     }
     return await _note(redis, request_id, fields)

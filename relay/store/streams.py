@@ -46,6 +46,7 @@ from relay.store.faults import (
     HAND_BACK_S,
     REDIS_FAULTS,
     RedisFaults,
+    describe,
     is_transient,
     retry_transient,
 )
@@ -316,7 +317,7 @@ class StreamConsumer:
             try:
                 await self._handler(delivery)
             except RetryLater as exc:
-                self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]
+                self._errors[delivery.entry_id] = describe(exc, limit=500)
                 log.info(
                     "%s entry %s left pending for a retry (%s)",
                     self.stream,
@@ -327,7 +328,7 @@ class StreamConsumer:
                 return
             except Exception as exc:
                 if not is_transient(exc):
-                    self._errors[delivery.entry_id] = f"{type(exc).__name__}: {exc}"[:500]
+                    self._errors[delivery.entry_id] = describe(exc, limit=500)
                     log.exception(
                         "handler failed on %s entry %s",
                         self.stream,

@@ -25,6 +25,7 @@ from relay.core.bounds import (
 )
 from relay.core.clock import iso_ms
 from relay.core.events import Event, EventType
+from relay.core.redact import redact
 from relay.slack.blocks import escape, fit
 from relay.webhooks.alert_card import AlertChange, Open, Resolve, change_json, wake_body
 from relay.webhooks.policy import GONE, AttemptResult
@@ -116,7 +117,7 @@ def pagerduty_verdict(result: AttemptResult) -> AttemptResult:
     attempt = result.attempt
     if attempt.statusCode != 400:
         return result
-    why = _pagerduty_reason(attempt.responseBody or "")
+    why = _pagerduty_reason(redact(attempt.responseBody or ""))  # before any cut
     error = f"PagerDuty rejected the event as invalid (not retried): {why}"[:300]
     return AttemptResult(attempt.model_copy(update={"error": error}), final=True)
 

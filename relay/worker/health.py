@@ -17,6 +17,7 @@ from typing import Protocol
 from aiohttp import web
 
 from relay.core.clock import Seconds
+from relay.store.faults import describe
 from relay.store.health import StoreMonitor
 
 STALE_AFTER_S = 30.0  # a blocking read returns at least every few seconds
@@ -41,7 +42,7 @@ class ReadProgress:
     def failed(self, exc: BaseException) -> None:
         """A read failed with ``exc``."""
         self.failures += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        self.last_error = describe(exc)
 
     def problem(self) -> str | None:
         """Why this reader cannot read, or None while it reads."""

@@ -8,22 +8,26 @@ import json
 import redis.asyncio as aioredis
 
 from relay import metrics
+from relay.core.clock import utc_now
 from relay.core.events import EventError, EventType
+from relay.core.redact import FRAGMENT_MIN_CHARS, register_secrets, unregister_secrets
 from relay.settings import load_settings
 from relay.slack.client import SlackApi
 from relay.store import keys
 from relay.store.connection import text
 from relay.webhooks.deliveries import DeliveryStore
 from relay.webhooks.dispatcher import DispatcherConfig
-from relay.webhooks.models import DeliveryStatus
+from relay.webhooks.models import Attempt, DeliveryStatus
 from relay.webhooks.oncall import (
     PAGERDUTY_TARGET,
     SLACK_TARGET,
     OnCallRules,
     disabled_alerts,
     event_alerts,
+    pagerduty_verdict,
     portfolio_key,
 )
+from relay.webhooks.policy import AttemptResult
 from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from relay.webhooks.wiring import build_dispatcher, oncall_rules
 from tests.fixtures.dispatch import delivery_in, dispatching, event, eventually, publish
@@ -248,3 +252,22 @@ async def test_pagerduty_throttling_and_outages_are_retried(
         await publish(any_redis, event(EventType.FAILED, error=FAILED))
         [done] = await delivery_in(any_redis, DeliveryStatus.SUCCEEDED)
     assert [a.statusCode for a in done.attempts] == [429, 502, 202]
+
+
+def test_pagerduty_reason_never_keeps_an_echoed_routing_key() -> None:
+    """PagerDuty echoing the routing key in its 400 (text or JSON, cut short or not): the
+    reason kept on the attempt has none of it."""
+    key = "R0UT1NGK3Y0123456789abcdefABCDEF"
+    register_secrets([key])
+    try:
+        for body in (
+            json.dumps({"message": "Event object is invalid", "errors": [f"bad key {key}"]}),
+            "x" * 190 + key,  # not JSON, and the key across the 200-character cut
+        ):
+            attempt = Attempt(at=utc_now(), statusCode=400, responseBody=body, latencyMs=1)
+            verdict = pagerduty_verdict(AttemptResult(attempt))
+            assert verdict.final
+            error = verdict.attempt.error or ""
+            assert key[:FRAGMENT_MIN_CHARS] not in error, error
+    finally:
+        unregister_secrets([key])
