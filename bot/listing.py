@@ -20,7 +20,7 @@ from bot.status import GLIDER_UNSET, STORE_DOWN, glider_note
 from relay.core.listing import GLIDER_PAGE, MAX_LISTED, Listing, PortfolioRow
 from relay.core.records import RequestRecord
 from relay.glider.client import GliderClient
-from relay.glider.errors import GliderError, NotFound
+from relay.glider.errors import GliderError, NotFound, upstream_text
 from relay.store.listing import cache_listing, cached_listing
 from relay.store.requests import RequestStore
 
@@ -67,7 +67,8 @@ class Lister:
                 async with asyncio.timeout(LIST_BUDGET_S):
                     listing = await walk(self.glider)
             except (GliderError, TimeoutError, RedisError) as exc:
-                log.warning("portfolio list unavailable", extra={"error": str(exc)[:300]})
+                error = upstream_text(str(exc), 300)  # scrubbed before the cut
+                log.warning("portfolio list unavailable", extra={"error": error})
                 return None, _note(exc)
             await self._keep(listing)
             return listing, None

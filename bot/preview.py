@@ -22,7 +22,7 @@ from bot.confirm_messages import LARGEST, PreviewFacts
 from bot.status import GLIDER_UNSET, STORE_DOWN, glider_note
 from relay.core.records import RequestRecord
 from relay.glider.client import GliderClient
-from relay.glider.errors import GliderError
+from relay.glider.errors import GliderError, upstream_text
 from relay.glider.models import Asset, PortfolioDetail
 from relay.store import keys
 from relay.store.connection import text
@@ -63,7 +63,8 @@ async def _bounded(work: Awaitable[T]) -> T | GliderError | TimeoutError | Redis
         async with asyncio.timeout(GLIDER_BUDGET_S):
             return await work
     except (GliderError, TimeoutError, RedisError) as exc:
-        log.info("preview: Glider did not answer", extra={"error": str(exc)[:300]})
+        # Scrubbed before the cut, like all outside text (relay/glider/errors.py).
+        log.info("preview: Glider did not answer", extra={"error": upstream_text(str(exc), 300)})
         return exc
 
 

@@ -8,11 +8,11 @@ each page its "N more" count. Pure: no I/O.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.glider.models import PortfolioDetail
+from relay.core.bounds import NAME_CHARS
+from relay.glider.errors import upstream_text
+from relay.glider.models import GliderTime, PortfolioDetail
 
 MAX_LISTED = 1000  # rows kept of Glider's list; beyond, the view says the list is cut
 GLIDER_PAGE = 200  # rows asked of Glider per request (its maximum)
@@ -25,18 +25,20 @@ class PortfolioRow(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    portfolio_id: str = Field(max_length=200)
-    name: str | None = Field(default=None, max_length=200)
-    status: str | None = Field(default=None, max_length=200)  # None: no schedule
-    frequency: str | None = Field(default=None, max_length=200)
-    next_due_at: datetime | None = None
-    last_rebalance_at: datetime | None = None
+    portfolio_id: str = Field(max_length=NAME_CHARS)
+    name: str | None = Field(default=None, max_length=NAME_CHARS)
+    status: str | None = Field(default=None, max_length=NAME_CHARS)  # None: no schedule
+    frequency: str | None = Field(default=None, max_length=NAME_CHARS)
+    # Glider's times, so that a row read back from the cache is aware UTC as well.
+    next_due_at: GliderTime | None = None
+    last_rebalance_at: GliderTime | None = None
 
     @classmethod
     def of(cls, portfolio: PortfolioDetail) -> PortfolioRow:
         schedule = portfolio.schedule
         return cls(
-            portfolio_id=portfolio.portfolio_id[:200],
+            # Glider's id is unbounded: scrubbed before it is cut, like all its text.
+            portfolio_id=upstream_text(portfolio.portfolio_id, NAME_CHARS) or "",
             name=portfolio.portfolio_name or None,
             status=schedule.status.value if schedule else None,
             frequency=schedule.frequency if schedule else None,

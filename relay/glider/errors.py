@@ -7,16 +7,29 @@ rebalance never is once it may have reached Glider).
 
 from __future__ import annotations
 
+import re
+
 from relay.core.bounds import ERROR_CODE_CHARS, ERROR_MESSAGE_CHARS, ID_CHARS, clip
-from relay.core.redact import redact
+from relay.core.redact import REDACTED, redact
+
+# Glider keys are ``gldr_sk_...`` (docs/glider-api.md §2.1). Glider's own words never hold
+# one, so any key-shaped token in them is an echo (of ours, or of a key the relay does not
+# know, such as another environment's) and goes, whatever its length.
+_GLIDER_KEY = re.compile(r"gldr_sk_[A-Za-z0-9_\-.~+/=]*", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """Text from Glider with every registered secret and every Glider-key-shaped token redacted.
+
+    Call it before anything cuts or reshapes the text: a cut first could keep the
+    start of a secret, which redaction no longer recognises.
+    """
+    return _GLIDER_KEY.sub(REDACTED, redact(text))
 
 
 def upstream_text(text: str | None, limit: int) -> str | None:
-    """Text from Glider (or a proxy before it) as the relay may keep it: secrets redacted, cut.
-
-    Redaction comes first, so a cut can never keep half of a secret.
-    """
-    return None if text is None else clip(redact(text), limit)
+    """Text from Glider (or a proxy before it) as the relay may keep it: scrubbed, then cut."""
+    return None if text is None else clip(scrub(text), limit)
 
 
 class GliderError(Exception):

@@ -4,12 +4,17 @@ Unknown fields are ignored, the older field names of docs/glider-api.md §6 are 
 as well as the newest, and an operation state or schedule status that Glider
 adds later parses as ``UNKNOWN`` (non-terminal, so a poller keeps polling).
 Attributes are snake_case; the wire names are camelCase aliases.
+
+Liberal in shape, strict in range: every time is made an aware UTC ``datetime``
+(one without an offset is read as UTC) and every amount or count is bounded, so
+nothing past this module can fail, hang or run out of memory on Glider's numbers.
+A value out of range fails validation, which the client raises as MalformedResponse.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,6 +23,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -42,6 +48,58 @@ def _long_text(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_name)]
 LongText = Annotated[str, AfterValidator(_long_text)]
+
+
+def _utc(value: datetime) -> datetime:
+    # Glider documents UTC (docs/glider-api.md §2.7) but an answer may leave the offset out;
+    # a naive time would break every comparison with the relay's aware clock.
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 lies before datetime.min in UTC
+        raise ValueError("time is out of range") from None
+
+
+# Every Glider time: aware, in UTC, and representable (so formatting it cannot fail).
+GliderTime = Annotated[datetime, AfterValidator(_utc)]
+
+# Amounts are bounded in size and precision: a Decimal such as 1E+100000000 is valid JSON
+# and a valid number, but formatting it (``:,.2f``) would build a string of 100 million
+# characters. Real amounts, down to a token's 18 decimals, fit with room to spare.
+AMOUNT_MAX_ADJUSTED = 30  # below 1e31 in magnitude
+AMOUNT_MIN_EXPONENT = -40  # at most 40 digits after the point
+# Counts (milliseconds, versions) beyond JSON's safe integers are not real counts.
+MAX_COUNT = 2**53 - 1
+# A wait (Retry-After, retryAfter) longer than this is read as no wait given, like an
+# infinite one (docs/glider-api.md §7.3): the relay adds it to a datetime, which overflows
+# for absurd values, and no believable cooldown is that long.
+MAX_WAIT_S = 7 * 24 * 3600.0
+
+
+def _amount(value: Decimal) -> Decimal:
+    exponent = value.as_tuple().exponent
+    # pydantic refuses NaN and the infinities already; their exponent is a letter.
+    if not isinstance(exponent, int):
+        raise ValueError("amount is not a finite number")
+    if value.adjusted() > AMOUNT_MAX_ADJUSTED or exponent < AMOUNT_MIN_EXPONENT:
+        raise ValueError("amount is out of range")
+    return value
+
+
+def _decimal(value: object) -> object:
+    # Amounts are decimal strings (CONTRACT.md 1.8); a number is read as its text.
+    return str(value) if isinstance(value, int | float) else value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_amount)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+def usable_wait(value: float | None) -> float | None:
+    """A wait Glider gave, in seconds: None when absent, NaN, infinite or absurd; 0 if negative."""
+    if value is None or not math.isfinite(value) or value > MAX_WAIT_S:
+        return None
+    return max(0.0, value)
 
 
 class GliderModel(BaseModel):
@@ -115,17 +173,15 @@ class RateLimitBody(GliderModel):
     @field_validator("retry_after")
     @classmethod
     def _usable_wait(cls, value: float | None) -> float | None:
-        # As for the Retry-After header: NaN or infinite means no wait given, negative means now.
-        if value is None or not math.isfinite(value):
-            return None
-        return max(0.0, value)
+        # As for the Retry-After header.
+        return usable_wait(value)
 
 
 class RebalanceAccepted(GliderModel):
     """202 of ``POST /v2/portfolios/{id}/rebalance``; the same id while one is in flight."""
 
     operation_id: str = Field(min_length=1, max_length=OPERATION_ID_CHARS)
-    submitted_at: datetime
+    submitted_at: GliderTime
 
 
 class Operation(GliderModel):
@@ -136,9 +192,9 @@ class Operation(GliderModel):
     kind: Name | None = None
     state: OperationState
     state_raw: Name = Field(description="the state as Glider sent it (cut to NAME_CHARS)")
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: GliderTime | None = None
+    updated_at: GliderTime | None = None
+    finished_at: GliderTime | None = None
     error: LongText | None = None
 
     @model_validator(mode="before")
@@ -166,9 +222,9 @@ class SmartAccount(GliderModel):
 class Schedule(GliderModel):
     status: ScheduleStatus
     frequency: Name | None = None
-    interval_ms: int | None = None
-    next_due_at: datetime | None = None
-    last_rebalance_at: datetime | None = None
+    interval_ms: Count | None = None
+    next_due_at: GliderTime | None = None
+    last_rebalance_at: GliderTime | None = None
 
     @field_validator("status", mode="before")
     @classmethod
@@ -191,9 +247,9 @@ class PortfolioDetail(GliderModel):
         default_factory=list, validation_alias=AliasChoices("smartAccounts", "vaultAccountIds")
     )
     schedule: Schedule | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    strategy_version: int | None = None
+    created_at: GliderTime | None = None
+    updated_at: GliderTime | None = None
+    strategy_version: Count | None = None
     # Only in the older shape.
     is_mirrored: bool | None = None
     is_pinned: bool | None = None
@@ -225,11 +281,6 @@ MAX_WARNINGS = 50
 MAX_PAGE = 200
 
 
-def _decimal(value: object) -> object:
-    # Amounts are decimal strings (CONTRACT.md 1.8); a number is read as its text.
-    return str(value) if isinstance(value, int | float) else value
-
-
 class Asset(GliderModel):
     """One line of ``GET /v2/portfolios/{id}/positions``: a balance and what it is worth."""
 
@@ -238,29 +289,19 @@ class Asset(GliderModel):
         default=None, validation_alias=AliasChoices("smartAccountId", "vaultAccountId")
     )
     symbol: Name | None = None
-    balance: Decimal | None = None
-    price_usd: Decimal | None = None
-    value_usd: Decimal | None = None
-
-    @field_validator("balance", "price_usd", "value_usd", mode="before")
-    @classmethod
-    def _decimals(cls, value: object) -> object:
-        return _decimal(value)
+    balance: Amount | None = None
+    price_usd: Amount | None = None
+    value_usd: Amount | None = None
 
 
 class Positions(GliderModel):
     """``GET /v2/portfolios/{id}/positions`` (CONTRACT.md 3.7); ``largest()`` by USD value."""
 
     portfolio_id: str | None = None
-    total_value_usd: Decimal | None = None
-    fetched_at: datetime | None = None
+    total_value_usd: Amount | None = None
+    fetched_at: GliderTime | None = None
     assets: list[Asset] = Field(default_factory=list)
     warnings: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("total_value_usd", mode="before")
-    @classmethod
-    def _total(cls, value: object) -> object:
-        return _decimal(value)
 
     @field_validator("assets", "warnings", mode="before")
     @classmethod

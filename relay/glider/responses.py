@@ -26,8 +26,9 @@ from relay.glider.errors import (
     RateLimited,
     ServerError,
     Unauthorized,
+    scrub,
 )
-from relay.glider.models import ErrorEnvelope, RateLimitBody
+from relay.glider.models import ErrorEnvelope, RateLimitBody, usable_wait
 
 MAX_BODY_BYTES = 1 << 20
 MESSAGE_CHARS = PROXY_TEXT_CHARS
@@ -61,7 +62,7 @@ def _trace(headers: CIMultiDictProxy[str]) -> dict[str, Any]:
     return {
         "request_id": headers.get("X-Request-Id"),
         "correlation_id": headers.get("X-Correlation-Id"),
-        "retry_after": parse_retry_after(headers.get("Retry-After")),
+        "retry_after": usable_wait(parse_retry_after(headers.get("Retry-After"))),
     }
 
 
@@ -147,5 +148,7 @@ def _plain_message(payload: Any, body: bytes, status: int) -> str:
         text = payload["message"]
     else:
         text = body.decode("utf-8", errors="replace")
-    text = clip(" ".join(text.split()), MESSAGE_CHARS)
+    # Scrubbed before it is flattened and cut: a proxy's page may echo the key, and a cut
+    # through it would keep a start that redaction no longer recognises.
+    text = clip(" ".join(scrub(text).split()), MESSAGE_CHARS)
     return text or f"HTTP {status}"

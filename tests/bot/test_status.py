@@ -11,6 +11,7 @@ from relay.glider.client import GliderClient
 from relay.sim.config import PF_MAIN, PF_ULID, SimConfig, SimPortfolio
 from relay.store.ratelimit import SharedRateLimiter
 from tests.fixtures.glider import GliderSim, SimFactory, free_port
+from tests.fixtures.glider_script import PORTFOLIO, ServerFactory, scripted_glider
 from tests.fixtures.slack import RESPONSE
 from tests.fixtures.web import WebFactory
 
@@ -127,3 +128,36 @@ async def test_status_survives_the_rate_budget_store_being_down(
         replies = [ack] + [c.payload for c in await web.slack.wait_for(RESPONSE, 1, within=15)]
     await dead_store.aclose()
     assert "the relay's store did not answer" in str(replies)
+
+
+# 2026-11-22T12:00:00Z, as Slack's date token spells it.
+NOON_TOKEN = "<!date^1795348800^"
+
+
+async def test_status_reads_a_time_without_an_offset_as_utc(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, aiohttp_server: ServerFactory
+) -> None:
+    """Glider's ``nextDueAt`` without ``Z``: the status answers and shows it as UTC."""
+    glider = await scripted_glider(aiohttp_server, "pf_naive")
+    glider.schedule(nextDueAt="2026-11-22T12:00:00", lastRebalanceAt="2026-11-21T12:00:00")
+    async with glider.client("gldr_sk_status_naive") as client:
+        web = await web_factory(fake_redis, client)
+        ack = await web.command("/rebalance", "status pf_naive")
+    assert f"Next due: {NOON_TOKEN}" in str(ack["blocks"])
+
+
+async def test_status_never_shows_any_part_of_a_key_a_proxy_echoed(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, aiohttp_server: ServerFactory
+) -> None:
+    """A proxy page echoing the key across the 200-character cut: the reply keeps none of it."""
+    key = "gldr_sk_SECRETKEY1234567890abcdef"
+    page = "<html>400: rejected by edge proxy; " + "." * 136 + f" x-api-key: {key}</html>"
+    glider = await scripted_glider(aiohttp_server, "pf_proxy")
+    glider.fail(PORTFOLIO, 400, page.encode())
+    async with glider.client(key) as client:
+        web = await web_factory(fake_redis, client)
+        ack = await web.command("/rebalance", "status pf_proxy")
+    text = str(ack)
+    assert "Glider details are unavailable right now" in text
+    assert "SECRETKEY" not in text
+    assert "gldr_sk_" not in text

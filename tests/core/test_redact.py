@@ -6,11 +6,21 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from relay.admin.common import object_response
+from relay.core.bounds import clip
 from relay.core.events import EventError
-from relay.core.redact import REDACTED, redact, redact_bytes, register_secrets, unregister_secrets
+from relay.core.redact import (
+    FRAGMENT_MIN_CHARS,
+    REDACTED,
+    redact,
+    redact_bytes,
+    register_secrets,
+    unregister_secrets,
+)
 from relay.glider.errors import ServerError
 from relay.glider.models import Operation
 from relay.webhooks.claim_step import Claimed, Target
@@ -86,3 +96,48 @@ def test_the_admin_api_answers_redacted() -> None:
     assert isinstance(response.body, bytes)
     assert SECRET.encode() not in response.body
     assert json.loads(response.body)["message"] == f"k {REDACTED}"
+
+
+def _pieces(text: str) -> list[str]:
+    """The pieces of SECRET (past its public ``gldr_sk_``) of FRAGMENT_MIN_CHARS found in text."""
+    private = SECRET.removeprefix("gldr_sk_")
+    forms = {private, json.dumps(private)[1:-1]}
+    width = FRAGMENT_MIN_CHARS
+    return sorted(
+        {f[i : i + width] for f in forms for i in range(len(f) - width + 1)}
+        & {text[i : i + width] for i in range(len(text) - width + 1)}
+    )
+
+
+def test_a_secret_cut_before_redaction_loses_its_start_too() -> None:
+    """The start a cut left, before the ellipsis (as is or in JSON) or at the end, goes."""
+    cut = clip(f"key: {SECRET} end", 20)
+    assert redact(cut) == f"key: {REDACTED}…"
+    assert redact(json.dumps({"m": cut})) == json.dumps({"m": f"key: {REDACTED}…"})
+    assert redact(f"raw {SECRET[:12]}") == f"raw {REDACTED}"
+    assert redact("ordinary words, cut…") == "ordinary words, cut…"
+    too_short = f"too short to tell: {SECRET[: FRAGMENT_MIN_CHARS - 1]}…"
+    assert redact(too_short) == too_short
+    log_field = json.dumps({"error": f"x-api-key: {SECRET}"[:24], "level": "INFO"})
+    assert json.loads(redact(log_field)) == {"error": f"x-api-key: {REDACTED}", "level": "INFO"}
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    before=st.text(max_size=60).filter(lambda text: not _pieces(text)),
+    after=st.text(max_size=20).filter(lambda text: not _pieces(text)),
+    limit=st.integers(1, 120),
+    hard=st.booleans(),
+    as_json=st.booleans(),
+)
+def test_no_cut_before_redaction_keeps_a_telling_piece(
+    before: str, after: str, limit: int, hard: bool, as_json: bool
+) -> None:
+    """Whatever the text and wherever a cut (with or without ``…``) lands: no piece survives,
+    and JSON stays JSON."""
+    text = f"{before}{SECRET}{after}"
+    cut = text[:limit] if hard else clip(text, limit)
+    shown = json.dumps({"m": cut}) if as_json else cut
+    assert _pieces(redact(shown)) == []
+    if as_json:
+        json.loads(redact(shown))

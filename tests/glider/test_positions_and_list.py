@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import aiohttp
 import pytest
 
-from relay.glider import BadRequest, GliderClient, NotFound
+from relay.glider import BadRequest, GliderClient, MalformedResponse, NotFound
 from relay.sim.config import ADMIN_KEY, PF_MAIN, PF_NO_SCHEDULE, PF_OTHER_TENANT, PF_ULID
 from tests.fixtures.glider import GliderSim
+from tests.fixtures.glider_script import ServerFactory, scripted_glider
 
 
 async def test_positions_are_shaped_as_the_contract_says(glider_sim: GliderSim) -> None:
@@ -83,3 +85,46 @@ async def test_list_refuses_a_bad_query(
 ) -> None:
     with pytest.raises(BadRequest):
         await glider_client.list_portfolios(**query)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "wire"),
+    [
+        ("valueUsd", "1E+100000000"),
+        ("priceUsd", "-1e31"),
+        ("balance", "1E-400"),
+        ("valueUsd", 1e300),
+    ],
+)
+async def test_positions_with_an_absurd_amount_are_malformed(
+    aiohttp_server: ServerFactory, field: str, wire: object
+) -> None:
+    """An amount no portfolio holds is a clear MalformedResponse, not a value to format."""
+    glider = await scripted_glider(aiohttp_server, "pf_big")
+    glider.positions["assets"][0][field] = wire
+    async with glider.client(ADMIN_KEY) as client:
+        with pytest.raises(MalformedResponse, match=f"assets.0.{field}"):
+            await client.get_positions("pf_big")
+
+
+async def test_an_absurd_total_is_malformed(aiohttp_server: ServerFactory) -> None:
+    glider = await scripted_glider(aiohttp_server, "pf_big")
+    glider.positions["totalValueUsd"] = "9.99E+999999999"
+    async with glider.client(ADMIN_KEY) as client:
+        with pytest.raises(MalformedResponse, match="totalValueUsd"):
+            await client.get_positions("pf_big")
+
+
+async def test_times_without_an_offset_arrive_as_utc(aiohttp_server: ServerFactory) -> None:
+    """A schedule time Glider sends without ``Z`` is read as UTC, in the detail and the list."""
+    glider = await scripted_glider(aiohttp_server, "pf_naive")
+    glider.schedule(nextDueAt="2026-11-22T12:00:00", lastRebalanceAt="2026-11-21T12:00:00.250")
+    async with glider.client(ADMIN_KEY) as client:
+        detail = await client.get_portfolio("pf_naive")
+        (listed,) = (await client.list_portfolios()).portfolios
+    for portfolio in (detail, listed):
+        assert portfolio.schedule is not None
+        assert portfolio.schedule.next_due_at == datetime(2026, 11, 22, 12, tzinfo=UTC)
+        assert portfolio.schedule.last_rebalance_at == datetime(
+            2026, 11, 21, 12, 0, 0, 250_000, tzinfo=UTC
+        )
