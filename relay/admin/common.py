@@ -18,6 +18,7 @@ from relay.core.audit import ADMIN, AuditActor
 from relay.core.ids import is_well_formed
 from relay.core.redact import redact
 from relay.store.faults import REDIS_FAULTS, describe, is_transient
+from relay.store.paging import is_cursor
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +72,18 @@ def http_error_response(exc: web.HTTPException) -> web.Response:
     return response
 
 
+def store_down_message(exc: Exception | None = None) -> str:
+    """Whether Redis is unreachable, full or read-only, in words (the 503's message)."""
+    if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM"):
+        return "the relay's store (Redis) is full"
+    if isinstance(exc, ReadOnlyError) or str(exc).startswith("READONLY"):
+        return "the relay's store (Redis) is read-only (failing over)"
+    return "the relay's store (Redis) is unreachable"
+
+
 def store_down_response(exc: Exception | None = None) -> web.Response:
     """503 ``store_unavailable``, saying whether Redis is unreachable, full or read-only."""
-    if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM"):
-        message = "the relay's store (Redis) is full"
-    elif isinstance(exc, ReadOnlyError) or str(exc).startswith("READONLY"):
-        message = "the relay's store (Redis) is read-only (failing over)"
-    else:
-        message = "the relay's store (Redis) is unreachable"
-    return error_response(503, "store_unavailable", message)
+    return error_response(503, "store_unavailable", store_down_message(exc))
 
 
 @web.middleware
@@ -151,6 +155,15 @@ def parse_limit(request: web.Request) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+def parse_cursor(request: web.Request, prefix: str) -> str | None:
+    """The ``cursor`` of a list of ``prefix`` ids (``sub``, ``dlv``, ``req``): absent or
+    empty is None; anything but such an id is a 400, never an empty or restarted page."""
+    raw = request.query.get("cursor") or None
+    if raw is not None and not is_cursor(raw, prefix):
+        raise ApiError(400, "bad_cursor", "cursor must be the nextCursor of an earlier page")
+    return raw
 
 
 def query_enum(request: web.Request, name: str, enum: type[E]) -> E | None:

@@ -17,6 +17,7 @@ from relay.admin.common import (
     json_body,
     list_response,
     object_response,
+    parse_cursor,
     parse_limit,
     query_enum,
 )
@@ -62,7 +63,7 @@ async def list_all(request: web.Request) -> web.Response:
     items, cursor = await _store(request).page(
         subscription_id=request.query.get("subscription") or None,
         status=query_enum(request, "status", DeliveryStatus),
-        cursor=request.query.get("cursor"),
+        cursor=parse_cursor(request, "dlv"),
         limit=limit,
     )
     return list_response(items, cursor)

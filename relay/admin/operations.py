@@ -19,6 +19,7 @@ from relay.admin.common import (
     ApiError,
     list_response,
     object_response,
+    parse_cursor,
     parse_limit,
     query_enum,
 )
@@ -130,7 +131,7 @@ async def list_operations(request: web.Request) -> web.Response:
     records, cursor = await RequestStore(request.app[admin.REDIS]).page(
         state=state,
         portfolio=portfolio,
-        cursor=request.query.get("cursor") or None,
+        cursor=parse_cursor(request, "req"),
         limit=parse_limit(request),
     )
     return list_response([OperationView.of(r) for r in records], cursor)

@@ -12,7 +12,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, actor_of, json_body, list_response, parse_limit
+from relay.admin.common import (
+    ApiError,
+    actor_of,
+    json_body,
+    list_response,
+    parse_cursor,
+    parse_limit,
+)
 from relay.admin.routing import Route
 from relay.admin.schemas import ListQuery, Page
 from relay.webhooks.models import Subscription
@@ -107,7 +114,8 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_all(request: web.Request) -> web.Response:
     limit = parse_limit(request)
-    items, cursor = await _store(request).page(cursor=request.query.get("cursor"), limit=limit)
+    cursor = parse_cursor(request, "sub")
+    items, cursor = await _store(request).page(cursor=cursor, limit=limit)
     return list_response([s.public() for s in items], cursor)
 
 

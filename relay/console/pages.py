@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay.admin.catalog import event_type_list
-from relay.admin.common import ApiError, parse_limit, query_enum
+from relay.admin.common import ApiError, parse_cursor, parse_limit, query_enum
 from relay.admin.operations import OperationView, query_filters
 from relay.admin.timeline import timeline
 from relay.console.overview import overview
@@ -23,10 +23,6 @@ from relay.webhooks.subscriptions import SubscriptionStore
 PAGE = 25
 
 
-def _cursor(request: web.Request) -> str | None:
-    return request.query.get("cursor") or None
-
-
 def _limit(request: web.Request) -> int:
     return parse_limit(request) if "limit" in request.query else PAGE
 
@@ -40,7 +36,7 @@ async def overview_page(request: web.Request) -> web.Response:
 
 async def subscriptions_page(request: web.Request) -> web.Response:
     items, cursor = await SubscriptionStore(redis_of(request)).page(
-        cursor=_cursor(request), limit=_limit(request)
+        cursor=parse_cursor(request, "sub"), limit=_limit(request)
     )
     return render(
         request,
@@ -55,7 +51,7 @@ async def subscription_page(request: web.Request) -> web.Response:
     if sub is None:
         raise ApiError(404, "not_found", f"no subscription {sid}")
     deliveries, cursor = await DeliveryStore(redis_of(request)).page(
-        subscription_id=sid, status=None, cursor=_cursor(request), limit=PAGE
+        subscription_id=sid, status=None, cursor=parse_cursor(request, "dlv"), limit=PAGE
     )
     return render(
         request,
@@ -68,7 +64,10 @@ async def deliveries_page(request: web.Request) -> web.Response:
     subscription = request.query.get("subscription") or None
     status = query_enum(request, "status", DeliveryStatus)
     items, cursor = await DeliveryStore(redis_of(request)).page(
-        subscription_id=subscription, status=status, cursor=_cursor(request), limit=_limit(request)
+        subscription_id=subscription,
+        status=status,
+        cursor=parse_cursor(request, "dlv"),
+        limit=_limit(request),
     )
     return render(
         request,
@@ -96,7 +95,7 @@ async def operations_page(request: web.Request) -> web.Response:
     records, cursor = await RequestStore(redis_of(request)).page(
         state=state,
         portfolio=portfolio,
-        cursor=_cursor(request),
+        cursor=parse_cursor(request, "req"),
         limit=_limit(request),
     )
     return render(
@@ -125,7 +124,10 @@ async def operation_page(request: web.Request) -> web.Response:
 
 async def dead_letters_page(request: web.Request) -> web.Response:
     dead, cursor = await DeliveryStore(redis_of(request)).page(
-        subscription_id=None, status=DeliveryStatus.DEAD, cursor=_cursor(request), limit=PAGE
+        subscription_id=None,
+        status=DeliveryStatus.DEAD,
+        cursor=parse_cursor(request, "dlv"),
+        limit=PAGE,
     )
     return render(
         request,
@@ -142,7 +144,7 @@ async def dead_letters_page(request: web.Request) -> web.Response:
 
 async def audit_log_page(request: web.Request) -> web.Response:
     action = request.query.get("action") or None
-    cursor = _cursor(request)
+    cursor = request.query.get("cursor") or None
     if cursor is not None and not CURSOR_RE.fullmatch(cursor):
         raise ApiError(400, "bad_cursor", "cursor must be a stream id")
     if action is not None and action not in {a.value for a in AuditAction}:

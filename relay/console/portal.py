@@ -19,7 +19,7 @@ from relay.admin import catalog
 from relay.admin import deliveries as delivery_api
 from relay.admin import subscriptions as subscription_api
 from relay.admin.catalog import event_type_list
-from relay.admin.common import ApiError
+from relay.admin.common import ApiError, parse_cursor
 from relay.console.web import redis_of, render, see_other, session_of, set_cookie
 from relay.core.portal_links import portal_key, verify
 from relay.store import portal
@@ -101,7 +101,7 @@ async def home(request: web.Request) -> web.Response:
     status_text = request.query.get("status") or None
     status = DeliveryStatus(status_text) if status_text in set(DeliveryStatus) else None
     items, cursor = await DeliveryStore(redis_of(request)).page(
-        subscription_id=sid, status=status, cursor=request.query.get("cursor") or None, limit=PAGE
+        subscription_id=sid, status=status, cursor=parse_cursor(request, "dlv"), limit=PAGE
     )
     return render(
         request,

@@ -2,8 +2,10 @@
 
 :func:`guard` is the middleware of both apps: a page needs a live session of the
 app's kind (an operator for ``/console``, a portal visitor for ``/portal``), and
-every POST needs that session's CSRF token in its form. Errors are rendered as a
-page, never as a traceback; every page is sent with a CSP that allows no script.
+every POST needs that session's CSRF token in its form, a urlencoded one (any other
+body is a 415). Every error is rendered as a page, never as a traceback or JSON: its
+own status, 503 while Redis cannot serve, else a logged 500; every page is sent with
+a CSP that allows no script.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Any
 
 import aiohttp_jinja2
 import redis.asyncio as aioredis
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import ValidationError
 
 from relay.admin import app as admin
-from relay.admin.common import ApiError, validation_details
+from relay.admin.common import ApiError, store_down_message, validation_details
 from relay.core.ids import is_well_formed
+from relay.store.faults import REDIS_FAULTS, describe, is_transient
 from relay.store.sessions import Session, SessionKind, SessionStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
+FORM_TYPE = "application/x-www-form-urlencoded"  # what every console and portal form sends
 SESSION = web.RequestKey("console_session", Session)  # the live session of the request
 Validity = Callable[[web.Request, Session], Awaitable[bool]]
 
@@ -100,6 +104,36 @@ def _error_page(
     )
 
 
+def _not_a_form(request: web.Request) -> web.Response | None:
+    """415 for a POST whose declared body is not a urlencoded form (multipart, JSON, ...).
+
+    The console's forms send nothing else; and bot/server_limits.py has read the body
+    already, which aiohttp's multipart parser cannot read again (it would fail as a 500).
+    """
+    if request.method != "POST" or hdrs.CONTENT_TYPE not in request.headers:
+        return None  # no declared type: read as an empty form, so the CSRF check refuses it
+    if request.content_type == FORM_TYPE:
+        return None
+    response = _error_page(request, 415, f"Forms must be sent as {FORM_TYPE}.")
+    response.headers[hdrs.ACCEPT] = FORM_TYPE  # RFC 9110 §15.5.16: what would be taken
+    return response
+
+
+def _unexpected_page(request: web.Request, exc: Exception) -> web.Response:
+    """The page for an exception a handler raised: its own status and words if it is one
+    of ours, 503 while Redis cannot serve, else a 500 that says nothing of it (logged)."""
+    if isinstance(exc, ApiError):
+        return _error_page(request, exc.status, exc.message, exc.details)
+    if isinstance(exc, ValidationError):
+        return _error_page(request, 422, "Some fields were refused.", validation_details(exc))
+    if isinstance(exc, REDIS_FAULTS) and is_transient(exc):  # reset, loading, full, replica
+        log.warning("store unavailable: %s", describe(exc), extra={"path": request.path})
+        message = store_down_message(exc)
+        return _error_page(request, 503, f"{message[0].upper()}{message[1:]}; try again soon.")
+    log.exception("console: unhandled error", extra={"path": request.path})
+    return _error_page(request, 500, "Something went wrong on our side; it has been logged.")
+
+
 async def _checked(request: web.Request, handler: Handler, session: Session) -> web.StreamResponse:
     if request.method == "POST":
         form = await request.post()
@@ -121,31 +155,30 @@ def guard(
 ) -> Middleware:
     """The app's middleware: session and CSRF checks, error pages, safe headers."""
 
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (refusal := _not_a_form(request)) is not None:
+            return refusal
+        if public(request):
+            return await handler(request)
+        if not all(is_well_formed(v) for v in request.match_info.values()):
+            # as in the admin API: never a store key ("sub_x:dlvs" names another key)
+            return _error_page(request, 404, "No such page (malformed id).")
+        session = await SessionStore(redis_of(request)).get(request.cookies.get(cookie))
+        if session is None or session.kind != kind or not await valid(request, session):
+            return refused(request)
+        return await _checked(request, handler, session)
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if public(request):
-                response = await handler(request)
-            elif not all(is_well_formed(v) for v in request.match_info.values()):
-                # as in the admin API: never a store key ("sub_x:dlvs" names another key)
-                response = _error_page(request, 404, "No such page (malformed id).")
-            else:
-                session = await SessionStore(redis_of(request)).get(request.cookies.get(cookie))
-                if session is None or session.kind != kind or not await valid(request, session):
-                    response = refused(request)
-                else:
-                    response = await _checked(request, handler, session)
+            response = await answer(request, handler)
         except web.HTTPException as exc:
             if exc.status < 400:
                 exc.headers.update(HEADERS)
                 raise
             response = _error_page(request, exc.status, exc.reason)
-        except ApiError as exc:
-            response = _error_page(request, exc.status, exc.message, exc.details)
-        except ValidationError as exc:
-            response = _error_page(
-                request, 422, "Some fields were refused.", validation_details(exc)
-            )
+        except Exception as exc:  # every page is a page, with its headers: never JSON
+            response = _unexpected_page(request, exc)
         response.headers.update(HEADERS)
         return response
 

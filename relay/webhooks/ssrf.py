@@ -10,6 +10,7 @@ IP-literal hosts never reach a resolver; the sender checks them with ``check_url
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -145,6 +146,10 @@ class Target:
     literal: IPAddress | None
 
 
+# What aiohttp takes for an IPv4 address whatever else it is (aiohttp.helpers.is_ip_address).
+_DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
@@ -152,8 +157,31 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+def _refuse_legacy_ipv4(host: str, *, allow_private: bool) -> None:
+    """Refuse a host that is an IPv4 address not written as a dotted quad.
+
+    ``getaddrinfo`` reads the legacy forms (``16843009``, ``01.01.01.01``, ``1.1.257``,
+    ``0x01010101``) as an address, so a save-time resolve would pass them; but aiohttp
+    never connects to a numeric host that is not a dotted quad, and no certificate names
+    a hex one, so no delivery to such a URL could ever succeed.
+    """
+    try:
+        meant: IPv4Address | None = IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        meant = None
+    if meant is None and not _DIGITS_AND_DOTS.fullmatch(host):
+        return  # a name, not an address
+    if meant is not None and not allow_private:
+        reason = blocked_reason(meant)
+        if reason is not None:  # the more important refusal, as for a literal
+            raise UnsafeURL(f"points at a {reason} address")
+    hint = f"; write it as {meant}" if meant is not None else ""
+    raise UnsafeURL(f"host {host} is not an IPv4 address in dotted-quad form{hint}")
+
+
 def check_url(raw: str, *, allow_private: bool) -> Target:
-    """Validate scheme and host, and a literal address; raise :class:`UnsafeURL`."""
+    """Validate scheme and host, and a literal address (a dotted quad, for IPv4); raise
+    :class:`UnsafeURL`."""
     try:
         url = URL(raw)
     except (ValueError, TypeError):
@@ -166,7 +194,9 @@ def check_url(raw: str, *, allow_private: bool) -> Target:
     if url.user or url.password:
         raise UnsafeURL("must not carry credentials")
     literal = _literal(url.host)
-    if literal is not None and not allow_private:
+    if literal is None:
+        _refuse_legacy_ipv4(url.host, allow_private=allow_private)
+    elif not allow_private:
         reason = blocked_reason(literal)
         if reason is not None:
             raise UnsafeURL(f"points at a {reason} address")

@@ -50,7 +50,8 @@ def normalise_events(events: list[str]) -> list[str]:
     """Known event types (or ``*``), deduplicated in order; ``*`` absorbs the rest."""
     unknown = [e for e in events if e != ALL_EVENTS and e not in EVENT_TYPES]
     if unknown:
-        raise ValueError(f"unknown event type {unknown[0]!r}; use one of the SPEC types or '*'")
+        allowed = ", ".join(sorted(EVENT_TYPES))
+        raise ValueError(f"unknown event type {unknown[0]!r}; use one of {allowed}, or '*'")
     if ALL_EVENTS in events:
         return [ALL_EVENTS]
     return list(dict.fromkeys(events))

@@ -18,11 +18,13 @@ from redis.exceptions import (
 )
 
 from relay.admin.common import ApiError, admin_middleware, json_body, json_errors, parse_limit
+from relay.core.ids import ulid
 from relay.store import keys
 from relay.store.connection import connect
+from relay.webhooks.subscriptions import SubscriptionCreate, SubscriptionStore
 from tests.fixtures.chaos import ServerFactory
 from tests.fixtures.web import WebFactory
-from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH
+from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH, PUBLIC, admin_client
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 TOKEN = "admin-token-for-tests"
@@ -240,3 +242,26 @@ async def test_redis_unable_to_serve_is_a_json_503_saying_why(
     assert message in body["error"]["message"]
     if status == 503:
         assert body["error"]["code"] == "store_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "other"),
+    [
+        ("/subscriptions", "sub", "dlv"),
+        ("/deliveries", "dlv", "sub"),
+        ("/operations", "req", "sub"),
+    ],
+)
+async def test_a_list_cursor_must_be_an_id_of_that_list(
+    aiohttp_client: ClientFactory, fake_redis: aioredis.Redis, path: str, prefix: str, other: str
+) -> None:
+    """Garbage, another list's id, a cut or lower-case ULID: 400 bad_cursor, never a 200 with
+    an empty or restarted page (docs/contract.md §6.3); a well-formed id pages on."""
+    client = await admin_client(aiohttp_client, fake_redis)
+    await SubscriptionStore(fake_redis).create(SubscriptionCreate(url=PUBLIC, events=["*"]))
+    good = f"{prefix}_{ulid()}"
+    assert (await client.get(f"{path}?cursor={good}", headers=AUTH)).status == 200
+    for cursor in ("garbage", "zzzzzz", f"{other}_{ulid()}", good.lower(), good[:-1], good + "0"):
+        answer = await client.get(path, params={"cursor": cursor}, headers=AUTH)
+        assert answer.status == 400, cursor
+        assert (await answer.json())["error"]["code"] == "bad_cursor", cursor

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from relay.webhooks.models import EVENT_TYPES
 from relay.webhooks.subscriptions import SubscriptionStore
 from tests.fixtures.webhooks import AUTH, PUBLIC, Admin, ClientFactory, admin_client
 
@@ -174,3 +175,55 @@ async def test_requires_bearer_token(
     client = await admin_client(aiohttp_client, fake_redis)
     response = await client.post("/subscriptions", json={"url": PUBLIC, "events": ["*"]})
     assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    ("url", "meant"),
+    [
+        ("https://16843009/hook", "1.1.1.1"),
+        ("https://01.01.01.01/hook", "1.1.1.1"),
+        ("https://1.1.257/hook", "1.1.1.1"),
+        ("https://0x01010101/hook", "1.1.1.1"),
+        ("https://1.2.3.4.5/hook", None),
+    ],
+)
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_ipv4_hosts_not_in_dotted_quad_form_are_422_on_url(
+    aiohttp_client: ClientFactory,
+    fake_redis: aioredis.Redis,
+    url: str,
+    meant: str | None,
+    allow_private: bool,
+) -> None:
+    """Decimal, octal, short or hex IPv4 hosts (never deliverable: aiohttp refuses to
+    connect, no certificate names them) are refused at save and on PATCH, saying how to
+    write the address; nothing is saved, whatever RELAY_ALLOW_PRIVATE_URLS says."""
+    client = await admin_client(aiohttp_client, fake_redis, allow_private=allow_private)
+    sid = (await _create(client))["id"]
+    created = await client.post("/subscriptions", json={"url": url, "events": ["*"]}, headers=AUTH)
+    patched = await client.patch(f"/subscriptions/{sid}", json={"url": url}, headers=AUTH)
+    for answer in (created, patched):
+        assert answer.status == 422
+        [detail] = (await answer.json())["error"]["details"]
+        assert detail["field"] == "url"
+        assert "is not an IPv4 address in dotted-quad form" in detail["message"]
+        assert (f"write it as {meant}" in detail["message"]) == (meant is not None)
+    assert [s.id for s in (await SubscriptionStore(fake_redis).page(cursor=None, limit=5))[0]] == [
+        sid
+    ]
+    assert (await _get(client, sid))["url"] == PUBLIC
+
+
+async def test_an_unknown_event_type_is_refused_naming_the_valid_ones(
+    aiohttp_client: ClientFactory, fake_redis: aioredis.Redis
+) -> None:
+    """The 422 on events lists every type one may subscribe to, and '*'."""
+    client = await admin_client(aiohttp_client, fake_redis)
+    body = {"url": PUBLIC, "events": ["relay.test"]}
+    answer = await client.post("/subscriptions", json=body, headers=AUTH)
+    assert answer.status == 422
+    [detail] = (await answer.json())["error"]["details"]
+    assert detail["field"] == "events"
+    assert "SPEC" not in detail["message"]
+    assert "'relay.test'" in detail["message"]
+    assert ", ".join(sorted(EVENT_TYPES)) + ", or '*'" in detail["message"]

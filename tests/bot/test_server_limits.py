@@ -1,4 +1,7 @@
-"""Slow and greedy clients against a real ``python -m bot web``: dropped, capped, no traceback."""
+"""Slow and greedy clients against a real ``python -m bot web``: dropped, capped, no traceback.
+
+Loopback has many addresses: a test's other clients connect from 127.0.0.2 and 127.0.0.3,
+this host's own (health checks, a proxy beside it) from 127.0.0.1, the server's address."""
 
 from __future__ import annotations
 
@@ -7,10 +10,17 @@ import contextlib
 
 import aiohttp
 
-from bot.server_limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS
+from bot.server_limits import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    client_of,
+)
 from tests.fixtures.chaos import RelayProcess, RelayProcesses
 from tests.fixtures.glider import free_port
-from tests.fixtures.slack import SIGNING_SECRET
+from tests.fixtures.slack import SIGNING_SECRET, signed_command
+from tests.fixtures.webhooks import ADMIN_TOKEN, AUTH
 from tests.fixtures.worker import eventually
 
 SLOW = 20  # trickling clients of each kind
@@ -25,7 +35,11 @@ BODY_HEADERS = (
 
 async def _web(relay_procs: RelayProcesses, redis_url: str) -> tuple[RelayProcess, int]:
     port = free_port()
-    relay_procs.env = {"REDIS_URL": redis_url, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+    relay_procs.env = {
+        "REDIS_URL": redis_url,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
     web = await relay_procs.web(port)
     await eventually(lambda: web.logged("web listening") or not web.running, within=20)
     assert web.running, web.log_path.read_text()
@@ -122,3 +136,87 @@ async def test_connections_over_the_cap_are_closed_at_once(
 
     await eventually(served, within=DROPPED_WITHIN_S)
     _no_errors(web)
+
+
+HOG, OTHER = "127.0.0.2", "127.0.0.3"  # two clients that are not this host
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n"
+HEALTHZ_ONCE = b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n"
+
+
+async def _hold(port: int, source: str, count: int) -> list[asyncio.StreamWriter]:
+    """``count`` connections from ``source``; the last one is answered (on keep-alive), so the
+    server has taken all of them (it accepts in order)."""
+    held = [await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))]
+    held += [
+        await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        for _ in range(count - 1)
+    ]
+    reader, writer = held[-1]
+    writer.write(HEALTHZ)
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    return [writer for _, writer in held]
+
+
+async def _closed_unread(port: int, source: str) -> bool:
+    """Whether a request from ``source`` is closed without an answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    try:
+        writer.write(HEALTHZ_ONCE)
+        with contextlib.suppress(ConnectionError):
+            return await asyncio.wait_for(reader.read(), DROPPED_WITHIN_S) == b""
+        return True  # reset: refused just the same
+    finally:
+        writer.close()
+
+
+async def _served_from(port: int, source: str) -> None:
+    """A Slack command and an admin API call from ``source`` are answered."""
+    command = signed_command("/rebalance", "help")
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
+        async with http.post("/slack/events", data=command.body, headers=command.headers) as r:
+            assert r.status == 200, await r.text()
+        async with http.get("/v1/subscriptions", headers=AUTH) as r:
+            assert r.status == 200, await r.text()
+
+
+async def test_one_client_cannot_take_the_connections_of_the_others(
+    relay_procs: RelayProcesses, redis_url: str
+) -> None:
+    """With MAX_CONNECTIONS_PER_CLIENT open from one client, its next one is closed unread and
+    the refusal logged, while this host's health checks and another client's Slack command
+    and admin call are served; once it lets go, that client is served again."""
+    web, port = await _web(relay_procs, redis_url)
+    hog = await _hold(port, HOG, MAX_CONNECTIONS_PER_CLIENT)
+    try:
+        assert await _closed_unread(port, HOG)
+        refused = (
+            f"connections refused: {MAX_CONNECTIONS_PER_CLIENT} open from one client is the cap"
+        )
+        await eventually(lambda: web.logged(refused))
+        assert await _healthz(port) == 200
+        await _served_from(port, OTHER)
+        assert await _closed_unread(port, HOG)  # so the others were served with the hog at its cap
+    finally:
+        for writer in hog:
+            writer.close()
+    await eventually(lambda: _admitted(port, HOG), within=DROPPED_WITHIN_S)
+    _no_errors(web)
+
+
+async def _admitted(port: int, source: str) -> bool:
+    return not await _closed_unread(port, source)
+
+
+def test_whom_a_connection_counts_against() -> None:
+    """A public client by its address (an IPv6 one by its /64); this host and a proxy or
+    load balancer on a private network carry many clients and count against no one."""
+    local = ("10.0.0.2", 3000)
+    assert client_of(("8.8.4.4", 5555), local) == "8.8.4.4"
+    assert client_of(("::ffff:9.9.9.9", 5555, 0, 0), local) == "9.9.9.9"
+    assert client_of(("2a00:1450:4001:81a::200e", 5555, 0, 0), local) == "2a00:1450:4001:81a::/64"
+    assert client_of(("127.0.0.2", 5555), ("127.0.0.1", 3000)) == "127.0.0.2"
+    assert client_of(("10.0.0.2", 5555), local) is None  # this host
+    assert client_of(("10.1.2.3", 5555), local) is None  # an ALB or ingress in front
+    assert client_of(("172.17.0.1", 5555), local) is None  # a container bridge
+    assert client_of("/run/relay.sock", "/run/relay.sock") is None

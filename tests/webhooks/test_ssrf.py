@@ -193,3 +193,35 @@ def test_public_ipv4_passes_only_through_translators(v4: ipaddress.IPv4Address, 
         assert blocked_reason(forms[form]) is None, (form, str(forms[form]))
     for form in ("compatible", "mapped", "translated", "local-nat64"):
         assert blocked_reason(forms[form]) is not None, (form, str(forms[form]))
+
+
+@pytest.mark.parametrize(
+    ("host", "public_as", "private_as"),
+    [
+        ("16843009", "write it as 1.1.1.1", "write it as 1.1.1.1"),
+        ("01.01.01.01", "write it as 1.1.1.1", "write it as 1.1.1.1"),
+        ("1.1.257", "write it as 1.1.1.1", "write it as 1.1.1.1"),
+        ("0x01010101", "write it as 1.1.1.1", "write it as 1.1.1.1"),
+        ("1.2.3.4.5", "dotted-quad form", "dotted-quad form"),
+        ("08.8.8.8", "dotted-quad form", "dotted-quad form"),
+        ("1.1.1.1.", "dotted-quad form", "dotted-quad form"),
+        ("0x7f.1", "loopback", "write it as 127.0.0.1"),
+        ("2130706433", "loopback", "write it as 127.0.0.1"),
+    ],
+)
+def test_ipv4_hosts_not_in_dotted_quad_form_are_refused(
+    host: str, public_as: str, private_as: str
+) -> None:
+    """A legacy spelling of an IPv4 address is never deliverable, so it is refused whatever
+    RELAY_ALLOW_PRIVATE_URLS says: as the address it means when that is private, else
+    naming the dotted quad to write."""
+    with pytest.raises(UnsafeURL, match=public_as):
+        check_url(f"https://{host}/hook", allow_private=False)
+    with pytest.raises(UnsafeURL, match=private_as):
+        check_url(f"http://{host}/hook", allow_private=True)
+
+
+@pytest.mark.parametrize("host", ["1.1.1.1", "hooks.example.com", "0x.example.com", "123.example"])
+def test_dotted_quads_and_names_with_digits_still_pass(host: str) -> None:
+    """Only numeric hosts are judged as IPv4 spellings; names are left to the resolver."""
+    assert check_url(f"https://{host}/", allow_private=False).host == host
