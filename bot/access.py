@@ -15,10 +15,24 @@ class Access:
     policy: Policy
     groups: GroupResolver
 
-    async def decide(self, user_id: str, verb: Verb, portfolio_id: str) -> Decision:
+    async def decide(
+        self, user_id: str, verb: Verb, portfolio_id: str, *, within: float | None = None
+    ) -> Decision:
+        """The policy's answer, waiting at most ``within`` s for Slack's user groups (an
+        ack's deadline); a group not resolved by then grants what it was last known to."""
         named = self.policy.user_groups() if self.policy.from_file else frozenset()
-        members = await self.groups.members(named) if named else {}
+        members = await self.groups.members(named, within=within) if named else {}
         return self.policy.decide(user_id, verb, portfolio_id, members)
+
+    def unchecked_groups(self, verb: Verb, portfolio_id: str) -> tuple[str, ...]:
+        """The user groups a refusal of ``verb`` here rests on whose members Slack has not
+        told lately: the refusal may be wrong for a member of one of them."""
+        found = self.policy.rule_for(portfolio_id) if self.policy.from_file else None
+        if found is None:
+            return ()
+        roles = found[1].roles_for(verb)
+        named = {m for role in roles for m in self.policy.roles.get(role, ()) if m[0] == "S"}
+        return self.groups.unanswered(named)
 
     def approvers(self, portfolio_id: str) -> tuple[str, ...]:
         """The roles that may approve a rebalance of ``portfolio_id`` (none: no approval)."""

@@ -22,12 +22,13 @@ from slack_bolt.logger.messages import (
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.deadline import Deadline
 from bot.handlers import Commands
 from bot.home import HomeTab
 from bot.home_messages import ACTIONS as HOME_ACTIONS
 from bot.interactive import Click, Clicks
 from bot.listing import Lister
-from bot.parse import COMMAND_NAMES
+from bot.parse import COMMAND_PATTERN
 from bot.signature import replay_key
 from relay import tracing
 from relay.core import trace
@@ -75,10 +76,11 @@ async def command_payload(
 ) -> dict[str, Any]:
     """The ack of one slash command (Bolt's ``command``), in the trace of Slack's
     ``traceparent`` header values (none: a new trace); ``signature`` is the request's."""
+    deadline = Deadline.within()  # the command has arrived: Slack's 3 s run from here
     parent = trace.parse(trace.first_header(traceparent))
     name = f"slack {command.get('command', '')}"[:64]
     with tracing.span(name, parent, kind=tracing.SpanKind.SERVER):
-        reply = await commands.reply(with_dedupe_id(command, signature))
+        reply = await commands.reply(with_dedupe_id(command, signature), deadline)
     return reply.payload()
 
 
@@ -155,7 +157,10 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
         commands.background.spawn(home.publish(user[:32]), name="home")
 
     async def on_action(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        # Acked at once with nothing (the message stays); answers go to the response_url.
+        # Acked with nothing (the message stays); answers go to the response_url. Bolt sends
+        # the ack once this returns (process_before_response), so the click's work draws
+        # on the same kind of deadline as a command's.
+        deadline = Deadline.within()
         await ack()
         click = Click.of(body, action)
         if click is None:
@@ -168,10 +173,9 @@ def create_bolt_app(settings: Settings, commands: Commands) -> AsyncApp:
                 return
             commands.background.spawn(home.publish(click.user_id, offset), name="home-page")
             return
-        await clicks.handle(click)
+        await clicks.handle(click, deadline)
 
-    for name in COMMAND_NAMES:
-        app.command(name)(on_command)
+    app.command(COMMAND_PATTERN)(on_command)  # /rebalance, /pause, /resume in any case
     app.event("app_home_opened")(on_home_opened)
     # Every action id: the bot's own, and anything else, which is answered harmlessly.
     app.action(re.compile(r".*"))(on_action)

@@ -22,8 +22,20 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-# Payload fields Bolt reads as objects (``body["user"]["id"]``, ...) when they are present.
-_OBJECT_FIELDS = ("team", "user", "channel", "container", "enterprise", "view", "message")
+# Payload fields Bolt reads as objects (``body["user"]["id"]``, ...) when they are present:
+# an Events API body's ``event`` too (its authorisation reads ``body["event"].get(...)``).
+_OBJECT_FIELDS = (
+    "team",
+    "user",
+    "channel",
+    "container",
+    "enterprise",
+    "view",
+    "message",
+    "event",
+)
+# Payload fields Bolt reads as lists of objects (an Events API body's ``authorizations``).
+_OBJECT_LIST_FIELDS = ("authorizations",)
 # A slash command's fields, which the handlers read as text (a form makes them text).
 _TEXT_FIELDS = ("command", "text", "user_id", "user_name", "team_id", "channel_id")
 
@@ -40,6 +52,12 @@ def check_payload(payload: Any) -> None:
     for name in _OBJECT_FIELDS:
         if payload.get(name) is not None and not isinstance(payload[name], dict):
             raise ValueError(f"an interactivity payload's {name} is an object")
+    for name in _OBJECT_LIST_FIELDS:
+        items = payload.get(name)
+        if items is not None and not (
+            isinstance(items, list) and all(isinstance(item, dict) for item in items)
+        ):
+            raise ValueError(f"a request's {name} is a list of objects")
     for name in _TEXT_FIELDS:
         if name in payload and not isinstance(payload[name], str):
             raise ValueError(f"a request's {name} is text")

@@ -174,10 +174,28 @@ def cannot_approve(reason: str) -> Reply:
     return Reply(text=text, blocks=[section(text)])
 
 
+def unchecked_note(groups: Sequence[str]) -> str:
+    """What a refusal could not check: Slack did not list these groups' members in time."""
+    if not groups:
+        return ""
+    named = ", ".join(_code(g) for g in groups)
+    return (
+        f"Slack did not say in time who is in the user group {named}, so membership of it"
+        " could not be checked: if you are in it, try again in a minute."
+    )
+
+
 def policy_refused(
-    user_id: str, verb: str, portfolio_id: str, roles: Sequence[str], matched: bool
+    user_id: str,
+    verb: str,
+    portfolio_id: str,
+    roles: Sequence[str],
+    matched: bool,
+    *,
+    unchecked: Sequence[str] = (),
 ) -> Reply:
-    """The access policy refuses: which role the command needs (nothing was done)."""
+    """The access policy refuses: which role the command needs (nothing was done), and
+    the user groups whose members could not be checked in time (``unchecked``)."""
     if matched and roles:
         need = "a holder of " + " or ".join(_code(r) for r in roles)
     elif matched:
@@ -188,10 +206,11 @@ def policy_refused(
         f":no_entry: You may not {_plain(verb)} {_code(portfolio_id)}: it needs {need}. "
         "Nothing was done."
     )
-    return Reply(
-        text=text,
-        blocks=[section(text), context(f"Your id is {_code(user_id)}; ask an operator.")],
-    )
+    blocks = [section(text)]
+    if unchecked:
+        blocks.append(context(unchecked_note(unchecked)))
+    blocks.append(context(f"Your id is {_code(user_id)}; ask an operator."))
+    return Reply(text=text, blocks=blocks)
 
 
 def _is_user(user_id: str | None) -> bool:

@@ -67,15 +67,19 @@ class GroupEnqueuer:
             self._write, flushers=max_batches, failure=_failure
         )
 
-    async def enqueue(self, command: QueuedCommand) -> EnqueueResult:
-        """Queue ``command`` within the budget.
+    async def enqueue(
+        self, command: QueuedCommand, *, within: float | None = None
+    ) -> EnqueueResult:
+        """Queue ``command`` within the budget, or within ``within`` s when that is less
+        (what is left of the ack's deadline).
 
         Raises :class:`EnqueueNotSent` (it was never written), :class:`EnqueueOutcomeUnknown`
         (it may have been), or Redis's own reply error for its script (``OutOfMemoryError``:
         the script did not run).
         """
         try:
-            return await self._batches.submit(command, budget=self._budget)
+            budget = self._budget if within is None else min(self._budget, within)
+            return await self._batches.submit(command, budget=budget)
         except GaveUp as exc:
             if exc.taken:
                 raise EnqueueOutcomeUnknown("Redis did not answer within the budget") from None

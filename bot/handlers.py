@@ -4,9 +4,10 @@ Order matters: parse (usage replies need no permission), then authorise, and onl
 then touch Redis (a refusal only appends its ``command.refused`` audit entry). The ack
 is returned after Redis has answered, so "queued" is never said of a command that is
 not in Redis, and "nothing was done" only when that is certain: the write never left
-(no connection), or Redis refused it as out of memory (the script did not run). A
-write that got no answer may still run, so its ack says "could not confirm; checking"
-and bot/settle.py tells the requester the truth later.
+(no connection), or Redis refused it as out of memory or read-only (the script did
+not run: bot/store_refusals.py). A write that got no answer may still run, so its ack
+says "could not confirm; checking" and bot/settle.py tells the requester the truth later.
+Every step draws on one deadline per request (bot/deadline.py), so the ack is in time.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict
-from redis.exceptions import OutOfMemoryError, RedisError
+from pydantic import BaseModel, ConfigDict, field_validator
+from redis.exceptions import RedisError
 
 from bot import confirm_messages, messages
 from bot.access import Access
 from bot.background import Background
+from bot.deadline import Deadline
 from bot.enqueuer import GroupEnqueuer
 from bot.list_command import answer_list
 from bot.listing import Lister
@@ -45,8 +47,10 @@ from bot.parse import (
 from bot.preview import gather_facts
 from bot.settle import OutcomeChecker
 from bot.status import SLOW_GLIDER_S, answer_status
+from bot.store_refusals import WriteRefused, refused_write
 from relay import tracing
 from relay.core.audit import AuditAction, AuditActor, new_entry
+from relay.core.bounds import clip_mrkdwn_lines
 from relay.core.commands import Action, QueuedCommand, Requester
 from relay.core.ids import new_id
 from relay.core.policy import Decision, Verb
@@ -77,7 +81,7 @@ _VERBS = {
     Resume: Verb.RESUME,
     Status: Verb.STATUS,
 }
-FACTS_CHARS = 2000  # the preview's facts kept for the approval request
+FACTS_CHARS = 2000  # the preview's facts kept for the approval request (whole lines)
 Command = Rebalance | Pause | Resume | Status
 
 
@@ -94,6 +98,13 @@ class SlashCommand(BaseModel):
     channel_id: str | None = None
     response_url: str | None = None
     trigger_id: str | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _lower_case(cls, command: str) -> str:
+        # Command names are case-insensitive (docs/contract.md §4.2): counted, audited
+        # and parsed under the one spelling.
+        return command.lower()
 
     def requester(self) -> Requester:
         return Requester(
@@ -161,9 +172,11 @@ class Commands:
     status_patience: float = SLOW_GLIDER_S
     lister: Lister | None = None  # the portfolio list (/rebalance list, App Home)
 
-    async def reply(self, payload: dict[str, Any]) -> Reply:
-        """The ack for one slash command (and, for a slow status, a late reply)."""
-        reply, _ = await self.run(SlashCommand.model_validate(payload))
+    async def reply(self, payload: dict[str, Any], deadline: Deadline | None = None) -> Reply:
+        """The ack for one slash command (and, for a slow status, a late reply), ready by
+        ``deadline`` (by default the ack budget from now)."""
+        slash = SlashCommand.model_validate(payload)
+        reply, _ = await self.run(slash, deadline or Deadline.within())
         return reply
 
     async def from_button(
@@ -174,10 +187,12 @@ class Commands:
         *,
         response_url: str | None,
         trigger_id: str | None,
+        deadline: Deadline,
     ) -> tuple[Reply, str]:
         """A command started from a button (``job.retry``, ``oncall.retry``/``pause``), as
         the clicking user: the typed command's very path (parse, policy, audit of a
-        refusal, preview, approvals, enqueue). The reply and its outcome label."""
+        refusal, preview, approvals, enqueue), within the click's ``deadline``. The reply
+        and its outcome label."""
         slash = SlashCommand(
             command=command,
             text=text,
@@ -188,10 +203,12 @@ class Commands:
             response_url=response_url,
             trigger_id=trigger_id,
         )
-        return await self.run(slash)
+        return await self.run(slash, deadline)
 
-    async def run(self, slash: SlashCommand) -> tuple[Reply, str]:
-        """One command: its reply and the outcome it was counted under."""
+    async def run(self, slash: SlashCommand, deadline: Deadline) -> tuple[Reply, str]:
+        """One command: its reply, ready by ``deadline``, and the outcome it was counted
+        under. Every step waits at most for what is left of the deadline, never for a
+        budget of its own added after the others'."""
         count = partial(_count, slash.command)
         try:
             parsed = parse(slash.command, slash.text)
@@ -199,9 +216,9 @@ class Commands:
             count("usage")
             return messages.usage(exc.forms, exc.message), "usage"
         if isinstance(parsed, Help | PortfolioList):
-            return await self._no_portfolio(parsed, slash)
+            return await self._no_portfolio(parsed, slash, deadline)
         decision = await self.access.decide(
-            slash.user_id, _VERBS[type(parsed)], parsed.portfolio_id
+            slash.user_id, _VERBS[type(parsed)], parsed.portfolio_id, within=deadline.left()
         )
         if not decision.allowed:
             count("unauthorized")
@@ -216,7 +233,7 @@ class Commands:
             detail = _refusal_detail(
                 decision, policy_file=self.settings.relay_policy_file is not None
             )
-            await self._audit_refusal(slash, parsed.portfolio_id, detail)
+            await self._audit_refusal(slash, parsed.portfolio_id, detail, deadline)
             return self._refusal(slash.user_id, parsed, decision), "unauthorized"
         if isinstance(parsed, Status):
             count("status")
@@ -226,7 +243,7 @@ class Commands:
                 glider=self.glider,
                 late=partial(post_late, self.slack, slash.response_url),
                 background=self.background,
-                patience=self.status_patience,
+                patience=deadline.cap(self.status_patience),
             )
             return status, "status"
         command = to_queued(slash, parsed, tracing.current_header() or None)
@@ -235,13 +252,14 @@ class Commands:
         confirm = self.settings.bot_confirm_rebalance or decision.require_approval
         if isinstance(parsed, Rebalance) and confirm:
             count("preview")
-            return await self._preview(command, decision.require_approval), "preview"
-        reply, outcome = await self._enqueue(command)
+            preview = await self._preview(command, decision.require_approval, deadline)
+            return preview, "preview"
+        reply, outcome = await self._enqueue(command, deadline)
         count(outcome)
         return reply, outcome
 
     async def _no_portfolio(
-        self, parsed: Help | PortfolioList, slash: SlashCommand
+        self, parsed: Help | PortfolioList, slash: SlashCommand, deadline: Deadline
     ) -> tuple[Reply, str]:
         """Help, and /rebalance list: each row there is filtered by the status right."""
         if isinstance(parsed, Help):
@@ -255,26 +273,35 @@ class Commands:
             access=self.access,
             late=partial(post_late, self.slack, slash.response_url),
             background=self.background,
-            patience=self.status_patience,
+            patience=deadline.cap(self.status_patience),
         )
         return listed, "list"
 
     def _refusal(self, user_id: str, parsed: Command, decision: Decision) -> Reply:
         if not self.access.policy.from_file:
             return messages.refused(user_id, self.settings.allowed_users)
-        verb = _VERBS[type(parsed)].value
+        verb = _VERBS[type(parsed)]
+        # Said when a user group the refusal rests on was not resolved in time.
+        unchecked = self.access.unchecked_groups(verb, parsed.portfolio_id)
         return confirm_messages.policy_refused(
-            user_id, verb, parsed.portfolio_id, decision.needed_roles, decision.matched
+            user_id,
+            verb.value,
+            parsed.portfolio_id,
+            decision.needed_roles,
+            decision.matched,
+            unchecked=unchecked,
         )
 
-    async def _preview(self, command: QueuedCommand, needs_approval: bool) -> Reply:
+    async def _preview(
+        self, command: QueuedCommand, needs_approval: bool, deadline: Deadline
+    ) -> Reply:
         """The preview ack (late through response_url when Glider is slow)."""
         token = new_token()
         # The click queues this very command: fixed request id, trigger id of the token.
         command = command.model_copy(update={"trigger_id": f"confirm:{token}"})
         approvers = self.access.approvers(command.portfolio_id) if needs_approval else ()
         build = asyncio.ensure_future(self._build_preview(command, token, approvers))
-        done, _ = await asyncio.wait({build}, timeout=self.status_patience)
+        done, _ = await asyncio.wait({build}, timeout=deadline.cap(self.status_patience))
         if build in done:
             return build.result()
 
@@ -293,7 +320,7 @@ class Commands:
             command=command,
             channel_id=command.requested_by.channel_id,
             approval_token=new_token() if approvers else None,
-            facts="\n".join(facts.lines())[:FACTS_CHARS],
+            facts=clip_mrkdwn_lines(facts.lines(), FACTS_CHARS),
         )
         try:
             async with asyncio.timeout(LOOKUP_BUDGET_S):
@@ -303,17 +330,18 @@ class Commands:
             return messages.not_queued()
         return confirm_messages.preview(facts, token, approvers)
 
-    async def enqueue_reply(self, command: QueuedCommand) -> tuple[Reply, str]:
-        """Queue ``command`` (idempotent on its ids) and the reply that says what happened."""
-        return await self._enqueue(command)
+    async def enqueue_reply(self, command: QueuedCommand, deadline: Deadline) -> tuple[Reply, str]:
+        """Queue ``command`` (idempotent on its ids) by ``deadline``, and the reply that says
+        what happened."""
+        return await self._enqueue(command, deadline)
 
     async def late(self, response_url: str | None, reply: Reply) -> None:
         """A reply after the ack, through ``response_url``."""
         await post_late(self.slack, response_url, reply)
 
-    async def _enqueue(self, command: QueuedCommand) -> tuple[Reply, str]:
+    async def _enqueue(self, command: QueuedCommand, deadline: Deadline) -> tuple[Reply, str]:
         """The ack and the outcome label (queued, duplicate, inflight, redis_unavailable,
-        store_full or unknown)."""
+        store_full, store_read_only or unknown)."""
         context = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
         try:
             with tracing.span(
@@ -321,19 +349,24 @@ class Commands:
                 kind=tracing.SpanKind.PRODUCER,
                 attributes={f"glider_relay.{name}": value for name, value in context.items()},
             ):
-                result = await self.enqueuer.enqueue(command)
+                result = await self.enqueuer.enqueue(command, within=deadline.left())
         except EnqueueNotSent as exc:
             log.error("could not queue command", extra={**context, "error": repr(exc)})
             return messages.not_queued(), "redis_unavailable"
-        except OutOfMemoryError as exc:
-            log.error(
-                "could not queue command: Redis is full", extra={**context, "error": repr(exc)}
-            )
-            return messages.store_full(), "store_full"
-        except (EnqueueOutcomeUnknown, RedisError) as exc:
-            # No answer, or an error reply that does not prove the script did nothing.
+        except EnqueueOutcomeUnknown as exc:
             log.error("command may or may not be queued", extra={**context, "error": repr(exc)})
             return self._unknown(command), "unknown"
+        except RedisError as exc:
+            refused = refused_write(exc)
+            if refused is None:  # an error reply that does not prove the script did nothing
+                log.error("command may or may not be queued", extra={**context, "error": repr(exc)})
+                return self._unknown(command), "unknown"
+            log.error(
+                "could not queue command: Redis refused the write (%s)",
+                refused.value,
+                extra={**context, "error": repr(exc)},
+            )
+            return self._refused_write(command, refused), refused.value
         if log.isEnabledFor(logging.INFO):
             # Written on the next turn of the loop, after the ack has gone out: formatting
             # the JSON line is not needed for the ack (the context of the call is kept).
@@ -351,12 +384,19 @@ class Commands:
             )
         if result.status is EnqueueStatus.INFLIGHT:
             await self._audit_refusal(
-                command, command.portfolio_id, f"in flight: {result.request_id} still runs"
+                command,
+                command.portfolio_id,
+                f"in flight: {result.request_id} still runs",
+                deadline,
             )
-        return await self._answer(command, result), result.status.value
+        return await self._answer(command, result, deadline), result.status.value
 
     async def _audit_refusal(
-        self, source: SlashCommand | QueuedCommand, portfolio_id: str, why: str
+        self,
+        source: SlashCommand | QueuedCommand,
+        portfolio_id: str,
+        why: str,
+        deadline: Deadline,
     ) -> None:
         """Append ``command.refused`` on its own (a refusal changes nothing else), within a
         budget: the ack never waits long for it, and a failure is logged, not answered."""
@@ -371,12 +411,17 @@ class Commands:
             detail=f"{what}: {why}",
         )
         try:
-            async with asyncio.timeout(AUDIT_BUDGET_S):
+            async with asyncio.timeout(deadline.cap(AUDIT_BUDGET_S)):
                 await AuditStore(self.redis).append(entry)
         except (RedisError, TimeoutError) as exc:
             log.error(
                 "refusal not audited", extra={"portfolio_id": portfolio_id, "error": repr(exc)}
             )
+
+    def _refused_write(self, command: QueuedCommand, refused: WriteRefused) -> Reply:
+        if refused is WriteRefused.READ_ONLY:
+            return messages.store_read_only(command.action, command.portfolio_id)
+        return messages.store_full()
 
     def _unknown(self, command: QueuedCommand) -> Reply:
         if self.checker.check(command):
@@ -386,7 +431,9 @@ class Commands:
         log.error("too many unknown enqueues to check", extra={"request_id": command.request_id})
         return messages.still_unknown(command.action, command.portfolio_id)
 
-    async def _answer(self, command: QueuedCommand, result: EnqueueResult) -> Reply:
+    async def _answer(
+        self, command: QueuedCommand, result: EnqueueResult, deadline: Deadline
+    ) -> Reply:
         if result.status is EnqueueStatus.QUEUED:
             return messages.queued(
                 command.action, command.portfolio_id, result.request_id, command.reason
@@ -396,7 +443,7 @@ class Commands:
         if result.status is EnqueueStatus.ABANDONED:  # only a late copy can meet its tombstone
             return messages.settled_not_queued(command.action, command.portfolio_id)
         try:
-            async with asyncio.timeout(LOOKUP_BUDGET_S):
+            async with asyncio.timeout(deadline.cap(LOOKUP_BUDGET_S)):
                 record = await RequestStore(self.redis).get(result.request_id)
         except (RedisError, TimeoutError):
             record = None

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot.messages import Reply
+from relay.core.bounds import clip
 from relay.core.listing import Page, PortfolioRow
 from relay.core.records import RequestRecord
 from relay.slack.blocks import Block, context, escape, header, section, slack_date
@@ -26,6 +27,7 @@ PREVIOUS, NEXT = "home.previous", "home.next"
 ACTIONS = (PREVIOUS, NEXT)
 SHOWN_APPROVALS = 5
 SHOWN_COMMANDS = 5
+_ERROR_CHARS = 200  # of a row's last error (cut before escaping: never inside an entity)
 NOT_ALLOWED = (
     ":no_entry: You may not read any portfolio through glider-relay "
     "(setting `BOT_ALLOWED_USERS`, or the roles of the access policy)."
@@ -78,7 +80,7 @@ def _outcome(record: RequestRecord | None, now: datetime) -> str:
         f"{_when(record.updated_at, now)}"
     )
     error = record.error_message or record.error_code
-    return line + (f" ({escape(error[:200])})" if error else "")
+    return line + (f" ({escape(clip(error, _ERROR_CHARS))})" if error else "")
 
 
 def row_text(row: PortfolioRow, record: RequestRecord | None, now: datetime) -> str:
@@ -113,7 +115,7 @@ def _rows(page: Page, latest: dict[str, RequestRecord], now: datetime) -> list[B
 
 
 def _button(text: str, action_id: str, offset: int) -> Block:
-    label = {"type": "plain_text", "text": text[:BUTTON_TEXT_CHARS]}
+    label = {"type": "plain_text", "text": clip(text, BUTTON_TEXT_CHARS)}
     return {"type": "button", "text": label, "action_id": action_id, "value": str(offset)}
 
 

@@ -5,6 +5,11 @@ is checked (a well-formed token, a stored request, the right person) before one
 atomic step in Redis decides; anything unknown, forged or stale gets a harmless
 ephemeral answer and changes nothing. Answers go to the payload's ``response_url``
 (the preview itself is replaced); the approval request is updated with chat.update.
+
+Only the click that decides changes a message or tells anyone else: a repeated or
+late click (the buttons stay on screen while an update is slow or failed) is answered
+to its clicker alone, ephemerally, and spends none of the requester's response_url
+uses, which the outcome needs (docs/contract.md §4.6: 5 posts).
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot import confirm_messages as cm
 from bot import messages, oncall_clicks
 from bot.access import Access
+from bot.deadline import Deadline
 from bot.handlers import Commands
 from bot.messages import Reply
 from relay.core.approvals import approval_event, click_audit, requested_audit
 from relay.core.commands import Requester
 from relay.core.events import EventType
-from relay.core.policy import Verb
+from relay.core.policy import Decision, Verb
 from relay.slack import approvals as slack_approvals
 from relay.slack.blocks import section
 from relay.slack.response_urls import DisallowedResponseUrl
 from relay.store import confirmations as store
+from relay.store import keys
 
 log = logging.getLogger(__name__)
 
-POST_BUDGET_S = 2.0
+POST_BUDGET_S = 10.0  # posting an approval request, after the click was answered
 SELF_APPROVAL = "You asked for this rebalance: someone else must decide it."
 
 
@@ -96,22 +103,23 @@ class Clicks:
     commands: Commands
     access: Access
 
-    async def handle(self, click: Click) -> None:
-        """Answer one click; never raises for anything the click carries."""
+    async def handle(self, click: Click, deadline: Deadline) -> None:
+        """Answer one click by ``deadline``; never raises for anything the click carries."""
         try:
             if click.action_id in (cm.CONFIRM, cm.CANCEL):
-                await self._preview_click(click)
+                await self._preview_click(click, deadline)
             elif click.action_id in (slack_approvals.APPROVE, slack_approvals.REJECT):
-                await self._approval_click(click)
+                await self._approval_click(click, deadline)
             elif click.action_id in oncall_clicks.ACTION_IDS:
-                await oncall_clicks.OnCallClicks(self.commands, self._tell).handle(click)
+                clicks = oncall_clicks.OnCallClicks(self.commands, self._tell)
+                await clicks.handle(click, deadline)
             else:
                 await self._tell(click, cm.stale_action())
         except RedisError as exc:
             log.error("click not handled: store unavailable", extra={"error": repr(exc)})
             await self._tell(click, messages.not_queued())
 
-    async def _preview_click(self, click: Click) -> None:
+    async def _preview_click(self, click: Click, deadline: Deadline) -> None:
         pending = await store.load_pending(self._redis, click.value) if _ok(click) else None
         if pending is None:
             await self._tell(click, cm.stale_action())
@@ -135,19 +143,35 @@ class Clicks:
             await self._tell(click, cm.stale_action())
         elif outcome == "not_requester":
             await self._tell(click, cm.not_yours())
-        elif state == "cancelled":
-            await self._replace(click, cm.cancelled(pending.command.portfolio_id))
-        elif pending.approval_token is not None:
-            if outcome == "done" and start is not None:
-                await self._post_request(pending, start)
-            approvers = self.access.approvers(pending.command.portfolio_id)
-            command = pending.command
-            reply = cm.awaiting_approval(command.portfolio_id, command.request_id, approvers)
-            await self._replace(click, reply)
         else:
-            # Idempotent on the fixed request id and trigger id: a retry answers the same.
-            reply, _ = await self.commands.enqueue_reply(pending.command)
-            await self._replace(click, reply)
+            created = start if outcome == "done" else None  # only its click posts it
+            reply = await self._preview_answer(pending, state, created, deadline)
+            # The deciding click replaces the preview; a repeat must not replace what the
+            # preview has become since (the ack, or the job's state posted over it).
+            answer = self._replace if outcome == "done" else self._tell
+            await answer(click, reply)
+
+    async def _preview_answer(
+        self,
+        pending: store.Pending,
+        state: str,
+        created: store.ApprovalStart | None,
+        deadline: Deadline,
+    ) -> Reply:
+        """What a Confirm or Cancel came to (the same for a repeat: the first click won);
+        ``created``: the approval request this click created, to be posted."""
+        command = pending.command
+        if state == "cancelled":
+            return cm.cancelled(command.portfolio_id)
+        if pending.approval_token is not None:
+            if created is not None:
+                self._later(self._post_request(pending, created), "approval-request")
+            approvers = self.access.approvers(command.portfolio_id)
+            return cm.awaiting_approval(command.portfolio_id, command.request_id, approvers)
+        # Idempotent on the fixed request id and trigger id: a repeat answers the same,
+        # and queues the command if the first click's enqueue never landed.
+        reply, _ = await self.commands.enqueue_reply(command, deadline)
+        return reply
 
     def _approval_start(self, pending: store.Pending) -> store.ApprovalStart | None:
         if pending.approval_token is None:
@@ -164,7 +188,8 @@ class Clicks:
         )
 
     async def _post_request(self, pending: store.Pending, start: store.ApprovalStart) -> None:
-        """Post the approval request (once: only the click that created it does)."""
+        """Post the approval request (once: only the click that created it does), after
+        the click was answered: Slack's 3 s for the click do not wait for chat.postMessage."""
         web = self.commands.slack.web
         channel = self.commands.settings.approvals_slack_channel or pending.channel_id
         if web is None or channel is None:
@@ -179,7 +204,6 @@ class Clicks:
             expires,
         )
         try:
-            # Bounded: the confirming click waits for it (its answer notes where it went).
             async with asyncio.timeout(POST_BUDGET_S):
                 answer = await web.chat_postMessage(channel=channel, **body)
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
@@ -189,33 +213,34 @@ class Clicks:
         if isinstance(ts, str) and isinstance(posted_in, str):
             await store.note_message(self._redis, start.token, posted_in, ts)
 
-    async def _approval_click(self, click: Click) -> None:
+    async def _approval_click(self, click: Click, deadline: Deadline) -> None:
         approval = await store.load_approval(self._redis, click.value) if _ok(click) else None
         if approval is None:
             await self._tell(click, cm.stale_action())
             return
         command = approval.command
         if approval.state != "pending":
-            await self._decided(click, approval, approval.state, approval.decided_by)
+            await self._decided(click, approval, approval.state, approval.decided_by, deadline)
             return
         if command.requested_by.user_id == click.user_id:
             await self._tell(click, cm.cannot_approve(SELF_APPROVAL))
             return
-        decision = await self.access.decide(click.user_id, Verb.APPROVE, command.portfolio_id)
+        decision = await self.access.decide(
+            click.user_id, Verb.APPROVE, command.portfolio_id, within=deadline.left()
+        )
         if not decision.allowed:
-            roles = " or ".join(decision.needed_roles) or "an approve role"
-            await self._tell(click, cm.cannot_approve(f"Deciding this needs a holder of {roles}."))
+            await self._tell(click, self._approval_refused(decision, command.portfolio_id))
             return
         state = "approved" if click.action_id == slack_approvals.APPROVE else "rejected"
         outcome, final, by = await slack_approvals.apply_decision(
             self._redis, approval, state, click.person()
         )
         if outcome != "done":
-            await self._decided(click, approval, final, by)
+            await self._decided(click, approval, final, by, deadline)
             return
         self._later(self._update(approval.token, final, by), "approval-update")
         if final == "approved":
-            await self._queue_approved(approval, click.person())
+            await self._queue_approved(approval, click.person(), deadline)
         else:  # rejected, or expired by this late click
             self._later(
                 slack_approvals.tell_requester(self.commands.slack, approval, final, by),
@@ -224,18 +249,40 @@ class Clicks:
         head = slack_approvals.decided_message(final, "", by, command.request_id)["text"]
         await self._tell(click, Reply(text=head, blocks=[section(head)]))
 
+    def _approval_refused(self, decision: Decision, portfolio_id: str) -> Reply:
+        roles = " or ".join(decision.needed_roles) or "an approve role"
+        reason = f"Deciding this needs a holder of {roles}."
+        unchecked = self.access.unchecked_groups(Verb.APPROVE, portfolio_id)
+        note = cm.unchecked_note(unchecked)
+        return cm.cannot_approve(f"{reason} {note}" if note else reason)
+
     async def _decided(
-        self, click: Click, approval: store.Approval, state: str, by: Requester | None
+        self,
+        click: Click,
+        approval: store.Approval,
+        state: str,
+        by: Requester | None,
+        deadline: Deadline,
     ) -> None:
-        """A click after the decision: who decided; an approved one is queued (idempotent)."""
-        if state == "approved" and by is not None:
-            await self._queue_approved(approval, by)
+        """A click after the decision, by anyone: only the clicker hears who decided. The
+        decision's own click queued an approved command and told the requester; this one
+        queues it only if that never landed (the deciding process died between the
+        decision and its enqueue: the request has no record), and then tells the requester,
+        who had not heard. A request with a record was queued: nothing is sent again."""
+        if state == "approved" and by is not None and not await self._was_queued(approval):
+            await self._queue_approved(approval, by, deadline)
         text = slack_approvals.already_decided_text(state, by)
         await self._tell(click, Reply(text=text, blocks=[section(text)]))
 
-    async def _queue_approved(self, approval: store.Approval, approver: Requester) -> None:
+    async def _was_queued(self, approval: store.Approval) -> bool:
+        # A record outlives its approval request (30 days against 7): none means never queued.
+        return bool(await self._redis.exists(keys.request(approval.command.request_id)))
+
+    async def _queue_approved(
+        self, approval: store.Approval, approver: Requester, deadline: Deadline
+    ) -> None:
         command = approval.command.model_copy(update={"approved_by": approver})
-        reply, _ = await self.commands.enqueue_reply(command)
+        reply, _ = await self.commands.enqueue_reply(command, deadline)
         self._later(self.commands.late(command.response_url, reply), "approval-queued")
 
     async def _update(self, token: str, state: str, by: Requester | None) -> None:

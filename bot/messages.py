@@ -166,6 +166,15 @@ def queued_after_all(action: Action, portfolio_id: str, request_id: str) -> Repl
     return _reply(section(text), context("The outcome will be posted here."), text=text)
 
 
+def store_read_only(action: Action, portfolio_id: str) -> Reply:
+    """Redis refused the write as read-only (a failover): the script did not run."""
+    text = (
+        f":x: Not queued: {_WHAT[action]} {_code(portfolio_id)}. The relay's store is "
+        "failing over (Redis is read-only). Nothing was done."
+    )
+    return _reply(section(text), context("Please send the command again in a minute."), text=text)
+
+
 def settled_not_queued(action: Action, portfolio_id: str) -> Reply:
     """Settled: the write never ran, and a tombstone makes sure it never will."""
     text = f":x: Not queued: {_WHAT[action]} {_code(portfolio_id)}. Nothing was done."

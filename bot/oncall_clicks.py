@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot import confirm_messages as cm
+from bot.deadline import Deadline
 from bot.handlers import Commands
 from bot.messages import Reply
 from bot.parse import PAUSE, REBALANCE
 from relay.core.audit import AuditAction, AuditActor, new_entry
+from relay.core.bounds import CONTEXT_TEXT_CHARS, SECTION_TEXT_CHARS, clip_mrkdwn
 from relay.core.clock import iso_ms, utc_now
+from relay.core.commands import Action
 from relay.core.policy import Verb
-from relay.core.records import RequestState
+from relay.core.records import RequestRecord, RequestState
 from relay.slack.blocks import escape, section
 from relay.store import keys
 from relay.store.audit import AuditStore
@@ -41,6 +44,7 @@ JOB_RETRY = "job.retry"
 ACTION_IDS = (*alert_view.ACTION_IDS, JOB_RETRY)
 _MARKER = re.compile(r"^glider-relay:portfolio:([A-Za-z0-9_-]{1,64})$")
 _REQUEST = re.compile(r"^req_[A-Za-z0-9]{1,40}$")
+_USER = re.compile(r"^[UW][A-Z0-9]{1,30}$")  # a Slack user id: safe to mention
 STARTED = frozenset({"queued", "preview"})  # outcomes that count as "retry requested"
 
 Tell = Callable[["Click", Reply], Awaitable[None]]
@@ -67,6 +71,16 @@ def ack_refused(portfolio_id: str, roles: tuple[str, ...]) -> Reply:
     )
 
 
+def already_retried(portfolio_id: str, latest: RequestRecord) -> Reply:
+    who = latest.requested_by.user_id
+    by = f" by <@{escape(who)}>" if who and _USER.match(who) else ""
+    return _say(
+        f":information_source: `{escape(portfolio_id)}` has a newer request{by}: "
+        f"`{escape(latest.request_id)}` ({escape(latest.action.value)}, "
+        f"*{escape(latest.state.value)}*). Nothing was started again."
+    )
+
+
 def acknowledged() -> Reply:
     return _say(":eyes: Acknowledged: PagerDuty is told, and the alert shows it was you.")
 
@@ -78,9 +92,10 @@ class OnCallClicks:
     commands: Commands
     tell: Tell
 
-    async def handle(self, click: Click) -> None:
+    async def handle(self, click: Click, deadline: Deadline) -> None:
+        """Answer one click by ``deadline`` (the click's HTTP answer waits for it)."""
         if click.action_id == JOB_RETRY:
-            await self._job_retry(click)
+            await self._job_retry(click, deadline)
             return
         found = _MARKER.match(click.value)
         if found is None:
@@ -93,16 +108,19 @@ class OnCallClicks:
             await self.tell(click, resolved_answer(what or "pause"))
             return
         if click.action_id == alert_view.ACK:
-            await self._ack(click, marker, portfolio_id)
+            await self._ack(click, marker, portfolio_id, deadline)
         elif click.action_id == alert_view.RETRY:
-            await self._command(click, marker, portfolio_id, REBALANCE, portfolio_id)
+            words = portfolio_id
+            await self._command(click, marker, portfolio_id, REBALANCE, words, deadline=deadline)
         else:
-            reason = "paused from the on-call alert"
-            await self._command(click, marker, portfolio_id, PAUSE, f"{portfolio_id} {reason}")
+            words = f"{portfolio_id} paused from the on-call alert"
+            await self._command(click, marker, portfolio_id, PAUSE, words, deadline=deadline)
 
-    async def _ack(self, click: Click, marker: str, portfolio_id: str) -> None:
+    async def _ack(self, click: Click, marker: str, portfolio_id: str, deadline: Deadline) -> None:
         # Who may pause the portfolio may acknowledge its alert: the on-call operator's right.
-        decision = await self.commands.access.decide(click.user_id, Verb.PAUSE, portfolio_id)
+        decision = await self.commands.access.decide(
+            click.user_id, Verb.PAUSE, portfolio_id, within=deadline.left()
+        )
         if not decision.allowed:
             log.warning(
                 "refused on-call acknowledge: not allowed by the access policy",
@@ -135,7 +153,14 @@ class OnCallClicks:
             await self.tell(click, acknowledged())
 
     async def _command(
-        self, click: Click, marker: str, portfolio_id: str, command: str, words: str
+        self,
+        click: Click,
+        marker: str,
+        portfolio_id: str,
+        command: str,
+        words: str,
+        *,
+        deadline: Deadline,
     ) -> None:
         reply, outcome = await self.commands.from_button(
             click.person(),
@@ -143,6 +168,7 @@ class OnCallClicks:
             words,
             response_url=click.response_url,
             trigger_id=f"button:{click.trigger_id}" if click.trigger_id else None,
+            deadline=deadline,
         )
         await self.tell(click, reply)
         if outcome in STARTED if command == REBALANCE else outcome == "queued":
@@ -157,12 +183,17 @@ class OnCallClicks:
                 seed=seed_of(click),
             )
 
-    async def _job_retry(self, click: Click) -> None:
-        record = None
-        if _REQUEST.match(click.value):
-            record = await RequestStore(self.commands.redis).get(click.value)
+    async def _job_retry(self, click: Click, deadline: Deadline) -> None:
+        requests = RequestStore(self.commands.redis)
+        record = await requests.get(click.value) if _REQUEST.match(click.value) else None
         if record is None or record.state not in (RequestState.FAILED, RequestState.STUCK):
             await self.tell(click, cm.stale_action())
+            return
+        # A failed card keeps its button after someone retried from it: a late click on it
+        # hears of the newer rebalance, and runs nothing again.
+        newer = _newer_rebalance(record, await requests.latest(record.portfolio_id))
+        if newer is not None:
+            await self.tell(click, already_retried(record.portfolio_id, newer))
             return
         reply, _ = await self.commands.from_button(
             click.person(),
@@ -170,8 +201,18 @@ class OnCallClicks:
             record.portfolio_id,
             response_url=click.response_url,
             trigger_id=f"button:{click.trigger_id}" if click.trigger_id else None,
+            deadline=deadline,
         )
         await self.tell(click, reply)
+
+
+def _newer_rebalance(failed: RequestRecord, latest: RequestRecord | None) -> RequestRecord | None:
+    """``latest``, when it is a rebalance of the portfolio accepted after ``failed``."""
+    if latest is None or latest.request_id == failed.request_id:
+        return None
+    if latest.action is not Action.REBALANCE or latest.accepted_at < failed.accepted_at:
+        return None
+    return latest
 
 
 def seed_of(click: Click) -> Seed | None:
@@ -193,5 +234,6 @@ def alert_text(message: object) -> tuple[str, str] | None:
     except (TypeError, KeyError, IndexError):
         return None
     if isinstance(headline, str) and isinstance(detail, str):
-        return headline[:3000], detail[:3000]
+        # The alert's mrkdwn, escaped when it was built: cut without splitting an entity.
+        return clip_mrkdwn(headline, SECTION_TEXT_CHARS), clip_mrkdwn(detail, CONTEXT_TEXT_CHARS)
     return None

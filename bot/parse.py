@@ -19,6 +19,10 @@ from relay.core.commands import PORTFOLIO_ID_RE
 
 REBALANCE, PAUSE, RESUME = "/rebalance", "/pause", "/resume"
 COMMAND_NAMES = (REBALANCE, PAUSE, RESUME)
+# Command names are case-insensitive (docs/contract.md §4.2): what Bolt's listener matches.
+COMMAND_PATTERN = re.compile(
+    "^(?:" + "|".join(re.escape(name) for name in COMMAND_NAMES) + ")$", re.IGNORECASE
+)
 MAX_REASON = REASON_CHARS
 _MAX_ID = 64
 MAX_LIST_PAGE = 100  # /rebalance list pages (10 portfolios each: the listing's 1000)
@@ -85,6 +89,12 @@ class UsageError(Exception):
         super().__init__(message)
         self.message = message
         self.forms = forms
+
+
+def command_name(raw: str) -> str | None:
+    """The bot's command ``raw`` names, in any case (``/REBALANCE``); None if none."""
+    name = raw.lower()
+    return name if name in COMMAND_NAMES else None
 
 
 def parse(command: str, text: str) -> Command:

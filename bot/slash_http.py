@@ -29,7 +29,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import command_payload
 from bot.handlers import Commands
-from bot.parse import COMMAND_NAMES
+from bot.parse import command_name
 from relay.core import trace
 
 _SIGNATURE, _TIMESTAMP = "X-Slack-Signature", "X-Slack-Request-Timestamp"
@@ -39,7 +39,7 @@ def command_form(body: bytes) -> dict[str, str] | None:
     """The form of a slash command the bot serves, as Bolt would read it; else None.
 
     None for anything Bolt must see: a JSON body, an interactivity ``payload``, Slack's
-    ``ssl_check``, another command, a body that is not UTF-8.
+    ``ssl_check``, another command, a body that is not UTF-8. The name matches in any case.
     """
     if body.startswith(b"{"):
         return None
@@ -50,7 +50,7 @@ def command_form(body: bytes) -> dict[str, str] | None:
     form = parse_form(raw)
     if "payload" in form or "ssl_check" in form:
         return None
-    return form if form.get("command") in COMMAND_NAMES else None
+    return form if command_name(form.get("command", "")) is not None else None
 
 
 def parse_form(raw: str) -> dict[str, str]:

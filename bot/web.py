@@ -156,7 +156,12 @@ def create_web_app(
         background=background,
         enqueuer=GroupEnqueuer(redis, budget=enqueue_budget),
         checker=OutcomeChecker(redis, partial(post_late, slack), background),
-        access=Access(policy or settings.access_policy(), GroupResolver(slack)),
+        access=Access(
+            policy or settings.access_policy(),
+            # A lookup an ack stopped waiting for finishes in the background (and is
+            # drained at shutdown), filling the cache for the next command.
+            GroupResolver(slack, spawn=partial(background.spawn, name="usergroups")),
+        ),
         status_patience=status_patience,
         lister=Lister(redis, glider),
     )

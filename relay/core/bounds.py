@@ -5,7 +5,8 @@ name) and from subscribers (response bodies) is cut to these lengths before it
 is stored or sent (README, *Limits*). A cut ends in ``…`` and never splits a
 character: not a surrogate pair, not a combining mark from its base, not an
 emoji joined with ZWJ. Cutting Slack mrkdwn additionally never splits an entity
-(``&lt;``) nor one of our own ``<...>`` tokens (mentions, dates, links).
+(``&lt;``) nor one of our own ``<...>`` tokens (mentions, dates, links): escaped text
+is only ever cut with :func:`clip_mrkdwn` or :func:`clip_mrkdwn_lines`, never sliced.
 """
 
 from __future__ import annotations
@@ -116,3 +117,25 @@ def clip_mrkdwn(text: str, limit: int) -> str:
     if angle != -1 and ">" not in head[angle:]:
         head = head[:angle]
     return head[: _safe_end(head, len(head))] + ELLIPSIS
+
+
+def clip_mrkdwn_lines(lines: list[str], limit: int) -> str:
+    """Lines of Slack mrkdwn joined by newlines, cut to ``limit`` between whole lines.
+
+    A cut inside a line, even a safe one, can leave half of a ``*bold*`` span; so whole
+    lines are kept while they fit, and an ``…`` line says more was left out. A first line
+    longer than ``limit`` alone is cut by :func:`clip_mrkdwn`.
+    """
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    used = len(ELLIPSIS)  # the closing line
+    for line in lines:
+        if used + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    if not kept:
+        return clip_mrkdwn(text, limit)
+    return "\n".join([*kept, ELLIPSIS])

@@ -1,7 +1,10 @@
 """Text that goes into Slack: escaping and small Block Kit builders.
 
 Everything that came from a user or from Glider passes through :func:`escape`
-so it can never become ``<!channel>``, a user mention or a link. Every builder
+so it can never become ``<!channel>``, a user mention or a link. Every mrkdwn text
+object is ``verbatim`` too: Slack then turns no bare URL, ``#channel`` or ``@here``
+of that text into a link or a mention, and renders only the ``<...>`` tokens we
+wrote (``<@U...>``, ``<!date...>``, ``<url|label>``). Every builder
 here also fits its text to Slack's limit (:mod:`relay.core.bounds`), cutting with an
 ellipsis that never splits an entity or a token, and redacts configured
 secrets: whatever a caller puts together, the block is valid and leaks nothing.
@@ -41,15 +44,19 @@ def fit(mrkdwn: str, limit: int) -> str:
     return text if text.strip() else _BLANK
 
 
+def mrkdwn_text(mrkdwn: str, limit: int) -> Block:
+    """A verbatim mrkdwn text object, fitted to ``limit``: the only way one is built."""
+    return {"type": "mrkdwn", "text": fit(mrkdwn, limit), "verbatim": True}
+
+
 def section(mrkdwn: str) -> Block:
     """A section of mrkdwn, fitted to Slack's 3000 characters."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(mrkdwn, SECTION_TEXT_CHARS)}}
+    return {"type": "section", "text": mrkdwn_text(mrkdwn, SECTION_TEXT_CHARS)}
 
 
 def context(mrkdwn: str) -> Block:
     """A context block with one mrkdwn element, fitted to Slack's limit."""
-    element = {"type": "mrkdwn", "text": fit(mrkdwn, CONTEXT_TEXT_CHARS)}
-    return {"type": "context", "elements": [element]}
+    return {"type": "context", "elements": [mrkdwn_text(mrkdwn, CONTEXT_TEXT_CHARS)]}
 
 
 def header(plain: str) -> Block:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 import redis.asyncio as aioredis
 
-from tests.fixtures.slack import signed_headers
+from tests.fixtures.slack import signed_event, signed_headers
 from tests.fixtures.web import WebFactory
 
 
@@ -94,3 +94,27 @@ async def test_signed_odd_payloads_are_answered_not_500(
     response = await web.client.post("/slack/events", data=body, headers=signed_headers(body))
     assert response.status == 400
     assert await fake_redis.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"event": "x"},
+        {"event": ["app_home_opened"]},
+        {"authorizations": "x"},
+        {"authorizations": ["x"]},
+    ],
+    ids=["event-text", "event-list", "authorizations-text", "authorizations-of-text"],
+)
+async def test_a_signed_event_of_the_wrong_shape_is_a_400_that_changes_nothing(
+    web_factory: WebFactory, fake_redis: aioredis.Redis, fields: dict[str, object]
+) -> None:
+    """An Events API body whose ``event`` is not an object (or whose ``authorizations``
+    are not objects) is unparseable, not a 500 from inside Bolt."""
+    web = await web_factory(fake_redis)
+    request = signed_event({"type": "event_callback", "team_id": "T1", **fields})
+    response = await web.client.post("/slack/events", data=request.body, headers=request.headers)
+    assert response.status == 400, await response.text()
+    assert await response.json() == {"error": "invalid request"}
+    assert web.slack.calls == []
+    assert await fake_redis.keys("*") == []

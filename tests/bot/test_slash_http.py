@@ -63,3 +63,25 @@ async def test_the_ack_is_the_http_answer_bolt_gives(
     assert ack["text"].startswith("Queued pausing automation of `pf_1`")
     assert bolt_ack["text"].startswith("Queued pausing automation of `pf_2`")
     assert len(await web.queued()) == 2
+
+
+async def test_command_names_are_case_insensitive(
+    web_factory: WebFactory, any_redis: aioredis.Redis
+) -> None:
+    """/REBALANCE HELP is help and /Pause queues (docs/contract.md §4.2), over the HTTP
+    fast path and through Bolt's own listener alike."""
+    web = await web_factory(any_redis)
+    help_ack = await web.command("/REBALANCE", "HELP")
+    assert "/rebalance status" in json.dumps(help_ack)
+    paused = await web.command("/Pause", "pf_1 quiet hours")
+    assert paused["text"].startswith("Queued pausing automation of `pf_1`")
+    signed = web.sign("/RESUME", "pf_1")
+    headers: dict[str, str | Sequence[str]] = dict(signed.headers)
+    request = AsyncBoltRequest(body=signed.body, headers=headers)
+    bolt = await to_aiohttp_response(await web.client.app[BOLT].async_dispatch(request))
+    assert bolt.status == 200
+    assert json.loads(bolt.text or "")["text"].startswith("Queued resuming automation of `pf_1`")
+    assert [(c.action.value, c.portfolio_id) for c in await web.queued()] == [
+        ("pause", "pf_1"),
+        ("resume", "pf_1"),
+    ]

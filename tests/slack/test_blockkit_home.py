@@ -22,7 +22,16 @@ from bot.messages import Reply
 from relay.core.listing import Listing, PortfolioRow, page_of
 from relay.glider.models import PortfolioDetail
 from tests.fixtures.blockkit import view_errors
-from tests.slack.test_blockkit_messages import CHECKS, MAYBE, NOW, TEXT, Draw, assert_valid, record
+from tests.slack.test_blockkit_messages import (
+    CHECKS,
+    MAYBE,
+    NOW,
+    TEXT,
+    Draw,
+    assert_valid,
+    assert_verbatim,
+    record,
+)
 
 
 def row(draw: Draw) -> PortfolioRow:
@@ -108,6 +117,7 @@ def test_the_home_view_is_valid_for_any_input(data: st.DataObject) -> None:
     """Any page, records, approvals and notes: a Home tab Slack publishes."""
     view = VIEWS["home_view"](data.draw)
     assert view_errors(view) == []
+    assert_verbatim(view["blocks"])  # every mrkdwn text object of the view
     # The message rules (escapes, no injected token) hold for its texts too.
     assert_valid({"text": "home", "blocks": view["blocks"][:50]})
     assert_valid({"text": "home", "blocks": view["blocks"][50:] or [view["blocks"][0]]})
@@ -126,4 +136,5 @@ def test_a_full_page_of_huge_rows_stays_within_100_blocks() -> None:
     data = HomeData(user_id="U1", now=NOW, page=page_of(Listing(rows=(huge,) * 1000), 0, 20))
     view = home_messages.home_view(data)
     assert view_errors(view) == []
+    assert_verbatim(view["blocks"])
     assert "Portfolios 1-20 of 1000 · 980 more not shown" in str(view["blocks"])

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block
 
 from bot import confirm_messages, messages
 from relay.core.commands import Action, Requester
@@ -76,9 +77,33 @@ Draw = Callable[[st.SearchStrategy[Any]], Any]
 _ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
 
 
+def mrkdwn_objects(node: object) -> list[dict[str, Any]]:
+    """Every mrkdwn text object anywhere in ``node`` (sections, contexts, fields, dialogs)."""
+    if isinstance(node, list):
+        return [found for item in node for found in mrkdwn_objects(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if node.get("type") == "mrkdwn" else []
+    return own + [found for value in node.values() for found in mrkdwn_objects(value)]
+
+
+def assert_verbatim(blocks: list[dict[str, Any]]) -> None:
+    """Every mrkdwn text object is verbatim, as slack_sdk's Block Kit model reads it too:
+    Slack links no bare URL, #channel or @here of outside text (docs/contract.md §4.7)."""
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        for read in (block, parsed.to_dict()):
+            for obj in mrkdwn_objects(read):
+                assert obj.get("verbatim") is True, obj["text"][:80]
+
+
 def assert_valid(payload: dict[str, Any]) -> None:
-    """Slack takes it, and no cut left a broken entity or an injected token."""
+    """Slack takes it, no cut left a broken entity or an injected token, and every mrkdwn
+    text object is verbatim."""
     assert message_errors(payload) == []
+    blocks = payload.get("blocks") or []
+    assert_verbatim(json.loads(blocks) if isinstance(blocks, str) else blocks)
     texts = [payload["text"]] + [
         obj["text"]["text"] if isinstance(obj["text"], dict) else obj["text"]  # a button's label
         for block in payload.get("blocks") or []
@@ -129,6 +154,7 @@ ACKS: dict[str, Callable[[Draw], messages.Reply]] = {
     "refused": lambda d: messages.refused(d(TEXT), frozenset(d(st.lists(TEXT, max_size=12)))),
     "not_queued": lambda d: messages.not_queued(),
     "store_full": lambda d: messages.store_full(),
+    "store_read_only": lambda d: messages.store_read_only(d(ACTIONS), d(TEXT)),
     "outcome_unknown": lambda d: messages.outcome_unknown(d(ACTIONS), d(TEXT), d(TEXT)),
     "queued_after_all": lambda d: messages.queued_after_all(d(ACTIONS), d(TEXT), d(TEXT)),
     "settled_not_queued": lambda d: messages.settled_not_queued(d(ACTIONS), d(TEXT)),
@@ -172,7 +198,12 @@ SAFE: dict[str, Callable[[Draw], messages.Reply]] = {
     "stale_action": lambda d: confirm_messages.stale_action(),
     "cannot_approve": lambda d: confirm_messages.cannot_approve(d(TEXT)),
     "policy_refused": lambda d: confirm_messages.policy_refused(
-        d(TEXT), d(TEXT), d(TEXT), d(st.lists(TEXT, max_size=4)), d(st.booleans())
+        d(TEXT),
+        d(TEXT),
+        d(TEXT),
+        d(st.lists(TEXT, max_size=4)),
+        d(st.booleans()),
+        unchecked=d(st.lists(TEXT, max_size=3)),
     ),
 }
 APPROVAL_MESSAGES: dict[str, Callable[[Draw], dict[str, Any]]] = {

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.slack.blocks import escape, relative, slack_date
+from relay.core.bounds import ELLIPSIS, clip_mrkdwn_lines
+from relay.slack.blocks import context, escape, relative, section, slack_date
 
 
 @pytest.mark.parametrize(
@@ -80,3 +81,40 @@ def test_slack_date_has_token_fallback_and_relative() -> None:
     assert text.startswith(f"<!date^{int((now + timedelta(minutes=5)).timestamp())}^")
     assert "|2026-11-22 12:05 UTC>" in text
     assert text.endswith("(in 5 min)")
+
+
+def test_our_own_tokens_stay_as_written_in_a_verbatim_text() -> None:
+    """verbatim only stops Slack's own parsing of bare text: the mention, date and link
+    tokens the relay writes are kept as they are, and outside text stays escaped."""
+    ours = "<@U0APPR> at <!date^1795349100^{date_short_pretty}|2026-11-22> <https://x.test|card>"
+    outside = escape("re-authorise at https://evil.test/login #general @here <!here>")
+    for block in (section(f"{ours} {outside}"), context(f"{ours} {outside}")):
+        obj = block["text"] if block["type"] == "section" else block["elements"][0]
+        assert obj == {"type": "mrkdwn", "text": f"{ours} {outside}", "verbatim": True}
+
+
+_BROKEN = re.compile(r"&(?!amp;|lt;|gt;)|<[^>]*$")
+LINE = st.lists(
+    st.sampled_from(["&", "<", ">", "*", "a", "é", "👍🏽", " "]), min_size=0, max_size=300
+).map(lambda chars: escape("".join(chars)))
+DATE = st.just(slack_date(datetime(2026, 11, 22, 12, tzinfo=UTC)))
+
+
+@given(
+    st.lists(st.one_of(LINE, DATE.map(lambda d: f"Cooldown until {d}")), max_size=30),
+    st.integers(10, 3000),
+)
+def test_clip_mrkdwn_lines_keeps_whole_lines_within_the_limit(lines: list[str], limit: int) -> None:
+    """Cut escaped facts are whole lines and an ``…`` line: never half an entity, a token
+    or a *bold* span; a first line too long alone is cut safely."""
+    cut = clip_mrkdwn_lines(lines, limit)
+    assert len(cut) <= limit
+    if cut == "\n".join(lines):
+        return
+    kept = cut.split("\n")
+    assert not _BROKEN.search(cut), cut[-40:]
+    if len(kept) > 1:
+        assert kept[-1] == ELLIPSIS
+        assert kept[:-1] == lines[: len(kept) - 1]
+    else:
+        assert cut.endswith(ELLIPSIS)
