@@ -18,7 +18,7 @@ from relay.store.confirmations import approval_fields
 from tests.bot.test_approvals import approvals_web, confirmed
 from tests.fixtures.blockkit import view_errors
 from tests.fixtures.glider import GliderSim, SimFactory
-from tests.fixtures.glider_script import ServerFactory, scripted_glider
+from tests.fixtures.glider_script import NAIVE_SCHEDULE, NOON_TOKEN, ServerFactory, scripted_glider
 from tests.fixtures.slack import (
     BOT_TOKEN,
     SOCKET,
@@ -324,12 +324,12 @@ async def test_times_without_an_offset_keep_the_list_and_the_home_tab(
 ) -> None:
     """Glider's ``nextDueAt`` without ``Z``: /rebalance list and the Home tab list it, as UTC."""
     glider = await scripted_glider(aiohttp_server, "pf_naive")
-    glider.schedule(nextDueAt="2026-11-22T12:00:00", lastRebalanceAt="2026-11-21T12:00:00")
+    glider.schedule(**NAIVE_SCHEDULE)
     async with glider.client("gldr_sk_home_naive") as client:
         web = await web_factory(fake_redis, client)
         listed = await web.command("/rebalance", "list")
         view = await _open(web)  # from the list the command cached
-    noon = "Next due: <!date^1795348800^"  # 2026-11-22T12:00:00Z
+    noon = f"Next due: {NOON_TOKEN}"
     assert "`pf_naive`" in str(listed["blocks"])
     assert noon in str(listed["blocks"])
     assert noon in _text(view)

@@ -38,17 +38,23 @@ def posts_to(web: WebHarness, url: str) -> list[SlackCall]:
     return [c for c in web.slack.calls_to(RESPONSE) if c.path == path]
 
 
+async def awaiting_approval(web: WebHarness) -> tuple[str, str]:
+    """A confirmed /rebalance that needs approval: the requester's response_url, and the
+    approval request's token (its buttons' value)."""
+    own_url = web.slack.response_url()
+    ack = await web.command("/rebalance", PF_MAIN, response_url=own_url, **REQUESTER)
+    await answer(web, await click(web, CONFIRM, buttons(ack)[CONFIRM]["value"], **REQUESTER))
+    (posted,) = await web.slack.wait_for("chat.postMessage")
+    return own_url, buttons(posted.payload)[APPROVE]["value"]
+
+
 async def test_clicks_on_a_decided_approval_tell_only_the_clicker(
     web_factory: WebFactory, any_redis: aioredis.Redis, glider_sim: GliderSim, tmp_path: Any
 ) -> None:
     """After the approval, a second approver's Reject and a stranger's Approve each hear,
     ephemerally, who approved; the requester hears "Queued" once, nothing is queued again."""
     web = await approvals_web(web_factory, any_redis, glider_sim, tmp_path)
-    own_url = web.slack.response_url()
-    ack = await web.command("/rebalance", PF_MAIN, response_url=own_url, **REQUESTER)
-    await answer(web, await click(web, CONFIRM, buttons(ack)[CONFIRM]["value"], **REQUESTER))
-    (posted,) = await web.slack.wait_for("chat.postMessage")
-    token = buttons(posted.payload)[APPROVE]["value"]
+    own_url, token = await awaiting_approval(web)
     await answer(web, await click(web, APPROVE, token, **APPROVER))
     path = own_url.removeprefix(web.slack.base_url)
     (queued,) = await web.slack.wait_for(RESPONSE, where=lambda c: c.path == path)
@@ -150,11 +156,7 @@ async def test_an_approval_whose_enqueue_never_landed_is_queued_by_the_next_clic
     request, by anyone, queues the command (once) and tells the requester; a click after
     that changes nothing more."""
     web = await approvals_web(web_factory, any_redis, glider_sim, tmp_path)
-    own_url = web.slack.response_url()
-    ack = await web.command("/rebalance", PF_MAIN, response_url=own_url, **REQUESTER)
-    await answer(web, await click(web, CONFIRM, buttons(ack)[CONFIRM]["value"], **REQUESTER))
-    (posted,) = await web.slack.wait_for("chat.postMessage")
-    token = buttons(posted.payload)[APPROVE]["value"]
+    own_url, token = await awaiting_approval(web)
     approval = await load_approval(any_redis, token)
     assert approval is not None
     approver = Requester(user_id=APPROVER["user_id"], user_name=APPROVER["user_name"])

@@ -11,7 +11,13 @@ from relay.glider.client import GliderClient
 from relay.sim.config import PF_MAIN, PF_ULID, SimConfig, SimPortfolio
 from relay.store.ratelimit import SharedRateLimiter
 from tests.fixtures.glider import GliderSim, SimFactory, free_port
-from tests.fixtures.glider_script import PORTFOLIO, ServerFactory, scripted_glider
+from tests.fixtures.glider_script import (
+    NAIVE_SCHEDULE,
+    NOON_TOKEN,
+    PORTFOLIO,
+    ServerFactory,
+    scripted_glider,
+)
 from tests.fixtures.slack import RESPONSE
 from tests.fixtures.web import WebFactory
 
@@ -130,16 +136,12 @@ async def test_status_survives_the_rate_budget_store_being_down(
     assert "the relay's store did not answer" in str(replies)
 
 
-# 2026-11-22T12:00:00Z, as Slack's date token spells it.
-NOON_TOKEN = "<!date^1795348800^"
-
-
 async def test_status_reads_a_time_without_an_offset_as_utc(
     web_factory: WebFactory, fake_redis: aioredis.Redis, aiohttp_server: ServerFactory
 ) -> None:
     """Glider's ``nextDueAt`` without ``Z``: the status answers and shows it as UTC."""
     glider = await scripted_glider(aiohttp_server, "pf_naive")
-    glider.schedule(nextDueAt="2026-11-22T12:00:00", lastRebalanceAt="2026-11-21T12:00:00")
+    glider.schedule(**NAIVE_SCHEDULE)
     async with glider.client("gldr_sk_status_naive") as client:
         web = await web_factory(fake_redis, client)
         ack = await web.command("/rebalance", "status pf_naive")
