@@ -283,6 +283,9 @@ class Clicks:
     ) -> None:
         command = approval.command.model_copy(update={"approved_by": approver})
         reply, _ = await self.commands.enqueue_reply(command, deadline)
+        # Answered (queued, refused, or in doubt and settled in the background): the
+        # worker has nothing to pick up (relay/slack/approvals.py queue_stranded).
+        await store.approval_queued(self._redis, approval.token)
         self._later(self.commands.late(command.response_url, reply), "approval-queued")
 
     async def _update(self, token: str, state: str, by: Requester | None) -> None:

@@ -1,8 +1,10 @@
 """Approval requests in Slack (docs/contract.md §8): their messages, and applying a decision.
 
 Shared by the web process (a click on Approve / Reject) and the worker (expiry at the
-deadline, whether or not anyone clicked): :func:`apply_decision` is the one atomic
-step in Redis, and :func:`update_message` the update, in place, of the posted request.
+deadline, whether or not anyone clicked; and :func:`queue_stranded`, the approved
+commands whose web process stopped between the decision and its enqueue):
+:func:`apply_decision` is the one atomic step in Redis, and :func:`update_message` the
+update, in place, of the posted request.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from relay.slack.client import SlackApi
 from relay.slack.response_urls import DisallowedResponseUrl
 from relay.store import confirmations as store
 from relay.store import keys
+from relay.store.queue import EnqueueStatus, enqueue
 
 log = logging.getLogger(__name__)
 
 APPROVE = "approval.approve"
 REJECT = "approval.reject"
 _USER = re.compile(r"^[UW][A-Z0-9]{1,30}$")
+# An approved command's enqueue answers within the click's ack (2.5 s); one still not
+# known to have run this long after its decision was left behind by a process that stopped.
+STRANDED_AFTER_MS = 60_000
 
 
 def _code(value: str) -> str:
@@ -179,6 +185,44 @@ async def expire_due(redis: aioredis.Redis, slack: SlackApi, limit: int = 100) -
             await update_message(slack, approval, final, by)
             await tell_requester(slack, approval, final, by)
     return expired
+
+
+async def queue_stranded(
+    redis: aioredis.Redis, *, now_ms: int | None = None, limit: int = 100
+) -> int:
+    """Queue the approved commands whose deciding process stopped before queueing them (a
+    crash between the decision and its enqueue); how many were queued now. Idempotent: a
+    command with a record was queued, and the enqueue itself is keyed by its request id."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    queued = 0
+    for token in await store.stranded_approvals(redis, now - STRANDED_AFTER_MS, limit):
+        approval = await store.load_approval(redis, token)
+        if approval is not None and approval.state == "approved":
+            queued += await _queue_left_behind(redis, approval)
+        await store.approval_queued(redis, token)
+    return queued
+
+
+async def _queue_left_behind(redis: aioredis.Redis, approval: store.Approval) -> int:
+    command = approval.command.model_copy(update={"approved_by": approval.decided_by})
+    if await redis.exists(keys.request(command.request_id)):
+        return 0  # queued after all (its answer was what went missing)
+    result = await enqueue(redis, command)
+    extra = {"request_id": command.request_id, "portfolio_id": command.portfolio_id}
+    if result.status is EnqueueStatus.QUEUED:
+        log.warning(
+            "approved rebalance queued by the worker: the process that approved it stopped"
+            " before queueing it",
+            extra=extra,
+        )
+        return 1
+    log.warning(
+        "approved rebalance left behind not queued: %s (request %s)",
+        result.status.value,
+        result.request_id,
+        extra=extra,
+    )
+    return 0
 
 
 def expires_at(ttl_s: int) -> tuple[int, datetime]:

@@ -198,7 +198,13 @@ async def decide(
     redis: aioredis.Redis, token: str, decision: Decision, now_ms: int
 ) -> tuple[str, str, Requester | None]:
     """Apply a decision; returns (outcome, state, who decided), see approval_decide.lua."""
-    script_keys = [keys.approval(token), keys.APPROVALS_DUE, keys.EVENTS, keys.AUDIT]
+    script_keys = [
+        keys.approval(token),
+        keys.APPROVALS_DUE,
+        keys.EVENTS,
+        keys.AUDIT,
+        keys.APPROVALS_TO_QUEUE,
+    ]
     decider = decision.decider.model_dump_json() if decision.decider else ""
     args: list[str | int] = [
         token,
@@ -215,6 +221,21 @@ async def decide(
     raw = await _DECIDE(redis, script_keys, args)
     outcome, state, by = (text(v) for v in raw)
     return outcome, state, Requester.model_validate_json(by) if by else None
+
+
+async def approval_queued(redis: aioredis.Redis, token: str) -> None:
+    """The approved command's enqueue answered (whatever it said): nothing left to queue."""
+    await redis.zrem(keys.APPROVALS_TO_QUEUE, token)
+
+
+async def stranded_approvals(
+    redis: aioredis.Redis, decided_before_ms: int, limit: int
+) -> list[str]:
+    """Tokens approved before ``decided_before_ms`` whose enqueue never answered."""
+    found: list[Any] = await redis.zrangebyscore(
+        keys.APPROVALS_TO_QUEUE, "-inf", decided_before_ms, start=0, num=limit
+    )
+    return [text(t) for t in found]
 
 
 async def due_approvals(redis: aioredis.Redis, now_ms: int, limit: int = 100) -> list[str]:

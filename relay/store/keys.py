@@ -150,6 +150,10 @@ AUDIT = f"{PREFIX}:audit"  # stream of AuditEntry JSON (field `entry`)
 CONFIRMATION = f"{PREFIX}:confirm:"  # + opaque token -> hash: a preview awaiting its click
 APPROVAL = f"{PREFIX}:approval:"  # + opaque token -> hash: an approval request
 APPROVALS_DUE = f"{PREFIX}:approvals:due"  # zset approval token by expires-at ms
+# zset approval token by decided-at ms: approved, and its enqueue not yet known to have run
+# (the deciding web process removes it once the enqueue answered; the worker queues the
+# command of one left behind, relay/slack/approvals.py queue_stranded).
+APPROVALS_TO_QUEUE = f"{PREFIX}:approvals:to_queue"
 
 
 def confirmation(token: str) -> str:

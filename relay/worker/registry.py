@@ -21,7 +21,7 @@ from relay.core.clock import epoch_ms
 from relay.core.poll_policy import PollPolicy
 from relay.glider import GliderClient
 from relay.settings import Settings
-from relay.slack.approvals import expire_due
+from relay.slack.approvals import expire_due, queue_stranded
 from relay.slack.client import SlackApi, create_slack_api
 from relay.store import keys, pending
 from relay.store.audit import AuditStore
@@ -215,11 +215,14 @@ async def upkeep(ctx: WorkerContext) -> Component:
 async def _expire_approvals(ctx: WorkerContext) -> None:
     try:
         expired = await expire_due(ctx.redis, ctx.slack())
+        queued = await queue_stranded(ctx.redis)
     except REDIS_FAULTS as exc:
         log.warning("approval expiry failed (next round retries): %s", exc)
         return
     if expired:
         log.info("upkeep: %d approval requests expired", expired)
+    if queued:
+        log.info("upkeep: %d approved commands left behind queued", queued)
 
 
 async def _tidy(ctx: WorkerContext, *, recovering: bool) -> None:

@@ -1,5 +1,6 @@
 -- The first decision on an approval request wins: approve, reject, or expire at its deadline.
--- KEYS: 1 approval hash, 2 approvals due zset, 3 events, 4 audit stream
+-- KEYS: 1 approval hash, 2 approvals due zset, 3 events, 4 audit stream, 5 approved commands
+--       still to be queued (zset token by decided-at ms)
 -- ARGV: 1 token, 2 'approved'|'rejected'|'expired', 3 decider JSON, 4 decider user id,
 --       5 now ms, 6 seconds to keep the decided request,
 --       7 event id, 8 event type, 9 event body, 10 audit JSON  (the decision asked for)
@@ -7,7 +8,9 @@
 -- Returns {outcome, state, decided_by_json}: outcome 'missing', 'decided' (before), 'done',
 -- or 'pending' (an expiry asked for before the deadline: nothing changes).
 -- Invariant: the first decision wins across any number of web processes; its event and
--- audit entry are written with it; a decision after the deadline becomes the expiry.
+-- audit entry are written with it; a decision after the deadline becomes the expiry; an
+-- approval is noted to be queued in the same step, so a crash before its enqueue leaves it
+-- for the worker to queue.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'missing', '', ''}
@@ -29,6 +32,7 @@ redis.call('HSET', KEYS[1], 'state', state, 'decided_by', decider,
   'decided_by_id', ARGV[4], 'decided_at_ms', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[1])
+if state == 'approved' then redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1]) end
 redis.call('XADD', KEYS[3], '*', 'id', event_id, 'type', event_type, 'body', event_body)
 redis.call('XADD', KEYS[4], '*', 'entry', audit)
 return {'done', state, decider}
