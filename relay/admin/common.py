@@ -19,6 +19,7 @@ from relay.core.ids import is_well_formed
 from relay.core.redact import redact
 from relay.store.faults import REDIS_FAULTS, describe, is_transient
 from relay.store.paging import is_cursor
+from relay.webhooks.oncall import SYSTEM_TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,15 @@ def parse_limit(request: web.Request) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+def parse_subscription_filter(request: web.Request) -> str | None:
+    """The ``subscription`` filter of a deliveries list: absent or empty is None; anything
+    but a subscription id (``sub_`` + ULID, or an on-call target's ``sys_`` name) is a 400."""
+    raw = request.query.get("subscription") or None
+    if raw is not None and not (is_cursor(raw, "sub") or raw in SYSTEM_TARGETS):
+        raise ApiError(400, "bad_subscription", "subscription must be a subscription id")
+    return raw
 
 
 def parse_cursor(request: web.Request, prefix: str) -> str | None:

@@ -19,6 +19,7 @@ from relay.admin.common import (
     object_response,
     parse_cursor,
     parse_limit,
+    parse_subscription_filter,
     query_enum,
 )
 from relay.admin.routing import Route
@@ -46,7 +47,10 @@ class Recovered(BaseModel):
 class DeliveryQuery(ListQuery):
     """Query string of ``GET /v1/deliveries``."""
 
-    subscription: str | None = Field(default=None, description="only this subscription's")
+    subscription: str | None = Field(
+        default=None,
+        description="only this subscription's: its id (sub_...), or an on-call target's",
+    )
     status: DeliveryStatus | None = None
 
 
@@ -61,7 +65,7 @@ def _store(request: web.Request) -> DeliveryStore:
 async def list_all(request: web.Request) -> web.Response:
     limit = parse_limit(request)
     items, cursor = await _store(request).page(
-        subscription_id=request.query.get("subscription") or None,
+        subscription_id=parse_subscription_filter(request),
         status=query_enum(request, "status", DeliveryStatus),
         cursor=parse_cursor(request, "dlv"),
         limit=limit,

@@ -6,7 +6,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay.admin.catalog import event_type_list
-from relay.admin.common import ApiError, parse_cursor, parse_limit, query_enum
+from relay.admin.common import (
+    ApiError,
+    parse_cursor,
+    parse_limit,
+    parse_subscription_filter,
+    query_enum,
+)
 from relay.admin.operations import OperationView, query_filters
 from relay.admin.timeline import timeline
 from relay.console.overview import overview
@@ -61,7 +67,7 @@ async def subscription_page(request: web.Request) -> web.Response:
 
 
 async def deliveries_page(request: web.Request) -> web.Response:
-    subscription = request.query.get("subscription") or None
+    subscription = parse_subscription_filter(request)
     status = query_enum(request, "status", DeliveryStatus)
     items, cursor = await DeliveryStore(redis_of(request)).page(
         subscription_id=subscription,

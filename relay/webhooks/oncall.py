@@ -32,6 +32,7 @@ from relay.webhooks.policy import GONE, AttemptResult
 
 SLACK_TARGET = "sys_oncall_slack"
 PAGERDUTY_TARGET = "sys_pagerduty"
+SYSTEM_TARGETS = frozenset({SLACK_TARGET, PAGERDUTY_TARGET})  # the relay's own subscriptions
 SOURCE = "glider-relay"
 OPEN, CLOSE = "open", "close"
 STUCK_CODES = frozenset({"stuck"})

@@ -265,3 +265,18 @@ async def test_a_list_cursor_must_be_an_id_of_that_list(
         answer = await client.get(path, params={"cursor": cursor}, headers=AUTH)
         assert answer.status == 400, cursor
         assert (await answer.json())["error"]["code"] == "bad_cursor", cursor
+
+
+async def test_a_deliveries_filter_must_name_a_subscription(
+    aiohttp_client: ClientFactory, any_redis: aioredis.Redis
+) -> None:
+    """A ``subscription`` that is no subscription id is 400 bad_subscription, not a quiet
+    empty page (it would be read as a Redis key name); a real or on-call one is a page."""
+    admin = await admin_client(aiohttp_client, any_redis)
+    for bad in ("nope", "sub_x", "sub_01ARZ3NDEKTSV4RRFFQ69G5FA", "{gr}:sub:"):
+        answer = await admin.get("/deliveries", params={"subscription": bad}, headers=AUTH)
+        assert answer.status == 400, bad
+        assert (await answer.json())["error"]["code"] == "bad_subscription"
+    for good in ("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "sys_pagerduty"):
+        answer = await admin.get("/deliveries", params={"subscription": good}, headers=AUTH)
+        assert answer.status == 200, good

@@ -16,6 +16,7 @@ from tests.fixtures.web import WebFactory
 TOTAL = 100_000
 CHUNK = 5_000
 PAGE = 25  # relay/console/pages.py PAGE
+SCALE_SID = "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV"
 # A page: the session read and refresh, one ranged read, one HGETALL per row; never per
 # delivery held. Generous for the session's own commands, far below anything that walks.
 BOUND = PAGE + 20
@@ -72,7 +73,7 @@ async def test_pages_of_100k_deliveries_cost_bounded_redis_work(
 ) -> None:
     """First page, a deep page by cursor, and filtered pages each take at most ``BOUND``
     commands and show exactly the next ``PAGE`` deliveries, newest first."""
-    ids = await _seed(real_redis, "sub_scale")
+    ids = await _seed(real_redis, SCALE_SID)
     newest = sorted(ids, reverse=True)
     assert await real_redis.zcard(keys.DELIVERIES) == TOTAL
     harness = await web_factory(real_redis, relay_admin_token=TOKEN)
@@ -89,7 +90,7 @@ async def test_pages_of_100k_deliveries_cost_bounded_redis_work(
     assert PAGE <= cost <= BOUND, cost  # one HGETALL per row at least: it is measured
     assert all(did in html for did in newest[60_001 : 60_001 + PAGE])
     assert deep not in html
-    for query in ("status=skipped", "subscription=sub_scale", "status=succeeded&subscription="):
+    for query in ("status=skipped", f"subscription={SCALE_SID}", "status=succeeded&subscription="):
         html, cost = await _page(harness.client, real_redis, f"/console/deliveries?{query}")
         assert PAGE <= cost <= BOUND, (query, cost)
         assert html.count('href="/console/deliveries/dlv_') == PAGE, query
