@@ -31,6 +31,7 @@ from bot.access import Access
 from bot.deadline import Deadline
 from bot.handlers import Commands
 from bot.messages import Reply
+from bot.store_refusals import refused_write
 from relay.core.approvals import approval_event, click_audit, requested_audit
 from relay.core.commands import Requester
 from relay.core.events import EventType
@@ -40,6 +41,7 @@ from relay.slack.blocks import section
 from relay.slack.response_urls import DisallowedResponseUrl
 from relay.store import confirmations as store
 from relay.store import keys
+from relay.store.faults import describe
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,8 @@ class Clicks:
             else:
                 await self._tell(click, cm.stale_action())
         except RedisError as exc:
-            log.error("click not handled: store unavailable", extra={"error": repr(exc)})
-            await self._tell(click, messages.not_queued())
+            log.error("click not handled: store unavailable", extra={"error": describe(exc)})
+            await self._tell(click, messages.click_not_handled(refused_write(exc)))
 
     async def _preview_click(self, click: Click, deadline: Deadline) -> None:
         pending = await store.load_pending(self._redis, click.value) if _ok(click) else None

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from bot.store_refusals import WriteRefused
 from relay.core.bounds import MESSAGE_BLOCKS
 from relay.core.commands import Action
 from relay.core.records import RequestRecord
@@ -132,6 +133,24 @@ def not_queued() -> Reply:
     """The store could not be reached: a clear answer instead of a timeout."""
     text = ":x: Could not queue your command: the relay's store is unreachable. Nothing was done."
     return _reply(section(text), context("Please try again in a minute."), text=text)
+
+
+def click_not_handled(refused: WriteRefused | None) -> Reply:
+    """A click the store failed under. A refusal (full, failing over) proves nothing was
+    recorded; any other failure proves nothing either way. A click counts once, so the
+    advice is the same: click again."""
+    if refused is WriteRefused.FULL:
+        why = "the relay's store is full. Nothing was done."
+    elif refused is WriteRefused.READ_ONLY:
+        why = "the relay's store is failing over (Redis is read-only). Nothing was done."
+    else:
+        why = "the relay's store did not answer."
+    text = f":x: Your click could not be handled: {why}"
+    return _reply(
+        section(text),
+        context("Click again in a minute: a click counts once, so nothing happens twice."),
+        text=text,
+    )
 
 
 def store_full() -> Reply:

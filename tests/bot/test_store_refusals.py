@@ -17,8 +17,11 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from bot.confirm_messages import CONFIRM
 from bot.store_refusals import WriteRefused, refused_write
-from tests.fixtures.glider import free_port
+from relay.sim.config import PF_MAIN
+from tests.bot.test_confirm import answer, buttons, click, confirming_web
+from tests.fixtures.glider import GliderSim, free_port
 from tests.fixtures.web import WebFactory
 
 
@@ -70,4 +73,23 @@ async def test_a_read_only_store_is_answered_not_queued(
     assert "read-only" in ack["text"]
     assert "Nothing was done." in ack["text"]
     assert "Could not confirm" not in str(ack)
+    assert await web.queued() == []
+
+
+async def test_a_click_the_store_refuses_says_nothing_was_done_and_to_click_again(
+    web_factory: WebFactory, real_redis: aioredis.Redis, glider_sim: GliderSim
+) -> None:
+    """A Confirm while Redis fails over: its answer says the store is failing over and that
+    nothing was done (not that the store is unreachable), and that clicking again is safe."""
+    web = await confirming_web(web_factory, real_redis, glider_sim)
+    token = buttons(await web.command("/rebalance", PF_MAIN))[CONFIRM]["value"]
+    await real_redis.replicaof("127.0.0.1", free_port())
+    try:
+        told = await answer(web, await click(web, CONFIRM, token))
+    finally:
+        await real_redis.replicaof("NO", "ONE")
+    text = told.payload["text"]
+    assert "failing over (Redis is read-only). Nothing was done." in text
+    assert "unreachable" not in text
+    assert "Click again" in str(told.payload["blocks"])
     assert await web.queued() == []

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot import confirm_messages, messages
+from bot.store_refusals import WriteRefused
 from relay.core.commands import Action, Requester
 from relay.core.events import Event, EventData, EventError, EventRequester, EventType
 from relay.core.plans import ReplyKind
@@ -155,6 +156,9 @@ ACKS: dict[str, Callable[[Draw], messages.Reply]] = {
     "not_queued": lambda d: messages.not_queued(),
     "store_full": lambda d: messages.store_full(),
     "store_read_only": lambda d: messages.store_read_only(d(ACTIONS), d(TEXT)),
+    "click_not_handled": lambda d: messages.click_not_handled(
+        d(st.sampled_from([None, *WriteRefused]))
+    ),
     "outcome_unknown": lambda d: messages.outcome_unknown(d(ACTIONS), d(TEXT), d(TEXT)),
     "queued_after_all": lambda d: messages.queued_after_all(d(ACTIONS), d(TEXT), d(TEXT)),
     "settled_not_queued": lambda d: messages.settled_not_queued(d(ACTIONS), d(TEXT)),
