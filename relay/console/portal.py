@@ -19,7 +19,7 @@ from relay.admin import catalog
 from relay.admin import deliveries as delivery_api
 from relay.admin import subscriptions as subscription_api
 from relay.admin.catalog import event_type_list
-from relay.admin.common import ApiError, parse_cursor
+from relay.admin.common import ApiError, parse_cursor, query_enum
 from relay.console.web import redis_of, render, see_other, session_of, set_cookie
 from relay.core.portal_links import portal_key, verify
 from relay.store import portal
@@ -98,8 +98,7 @@ async def _own_delivery(request: web.Request) -> Delivery:
 async def home(request: web.Request) -> web.Response:
     sid = _sid(request)
     sub = await SubscriptionStore(redis_of(request)).get(sid)
-    status_text = request.query.get("status") or None
-    status = DeliveryStatus(status_text) if status_text in set(DeliveryStatus) else None
+    status = query_enum(request, "status", DeliveryStatus)  # an unknown one: a 400 page
     items, cursor = await DeliveryStore(redis_of(request)).page(
         subscription_id=sid, status=status, cursor=parse_cursor(request, "dlv"), limit=PAGE
     )
@@ -110,7 +109,7 @@ async def home(request: web.Request) -> web.Response:
             "sub": sub,
             "deliveries": items,
             "next": cursor,
-            "status": status_text or "",
+            "status": status.value if status else "",
             "statuses": [s.value for s in DeliveryStatus],
         },
     )

@@ -29,6 +29,7 @@ RESPONSE_BODY_BYTES = 1024  # the start of a subscriber's answer kept with its a
 # ("(API_200) (after 3 attempts)"); what records, events and the admin API hold.
 ERROR_TEXT_CHARS = 640
 OPERATION_ID_CHARS = 512  # a longer operationId is not one (MalformedResponse)
+PORTFOLIO_ID_CHARS = 256  # a longer portfolioId from Glider is not one (MalformedResponse)
 # Every webhook body fits, even with each bounded field at its limit in the costliest
 # JSON escapes (12 bytes per astral character); a usual one is under 1 KB.
 EVENT_BODY_BYTES = 20_000

@@ -31,7 +31,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from relay.core.bounds import ERROR_MESSAGE_CHARS, NAME_CHARS, OPERATION_ID_CHARS
+from relay.core.bounds import (
+    ERROR_MESSAGE_CHARS,
+    NAME_CHARS,
+    OPERATION_ID_CHARS,
+    PORTFOLIO_ID_CHARS,
+)
 from relay.glider.errors import upstream_text
 
 # Words Glider chose (names, labels, an operation's error) are redacted and cut on
@@ -93,6 +98,10 @@ def _decimal(value: object) -> object:
 
 Amount = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_amount)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+# Ids Glider names: one longer than these is no id (MalformedResponse), never cut, since
+# a cut id would name another portfolio or operation.
+OperationId = Annotated[str, Field(min_length=1, max_length=OPERATION_ID_CHARS)]
+PortfolioId = Annotated[str, Field(min_length=1, max_length=PORTFOLIO_ID_CHARS)]
 
 
 def usable_wait(value: float | None) -> float | None:
@@ -180,15 +189,15 @@ class RateLimitBody(GliderModel):
 class RebalanceAccepted(GliderModel):
     """202 of ``POST /v2/portfolios/{id}/rebalance``; the same id while one is in flight."""
 
-    operation_id: str = Field(min_length=1, max_length=OPERATION_ID_CHARS)
+    operation_id: OperationId
     submitted_at: GliderTime
 
 
 class Operation(GliderModel):
     """``GET /v2/portfolios/{id}/operations/{operationId}``."""
 
-    operation_id: str
-    portfolio_id: str
+    operation_id: OperationId
+    portfolio_id: PortfolioId
     kind: Name | None = None
     state: OperationState
     state_raw: Name = Field(description="the state as Glider sent it (cut to NAME_CHARS)")
@@ -235,7 +244,7 @@ class Schedule(GliderModel):
 class PortfolioDetail(GliderModel):
     """PortfolioDetail in the newest shape or the older one (``userAccountId``, ...)."""
 
-    portfolio_id: str
+    portfolio_id: PortfolioId
     portfolio_name: Name | None = None
     owner_account_id: str | None = Field(
         default=None, validation_alias=AliasChoices("ownerAccountId", "userAccountId")
@@ -297,7 +306,7 @@ class Asset(GliderModel):
 class Positions(GliderModel):
     """``GET /v2/portfolios/{id}/positions`` (CONTRACT.md 3.7); ``largest()`` by USD value."""
 
-    portfolio_id: str | None = None
+    portfolio_id: PortfolioId | None = None
     total_value_usd: Amount | None = None
     fetched_at: GliderTime | None = None
     assets: list[Asset] = Field(default_factory=list)

@@ -86,7 +86,8 @@ async def test_list_pages_refuse_a_bad_cursor_with_their_own_page(
     web_factory: WebFactory, fake_redis: aioredis.Redis
 ) -> None:
     """Every paged console list, and the portal's: a cursor that is not an id of that list is
-    a 400 page saying so (not a blank or restarted list); a well-formed one pages on."""
+    a 400 page saying so (not a blank or restarted list), and so is a filter naming no
+    subscription or no status; a well-formed one pages on."""
     harness = await web_factory(fake_redis, relay_admin_token=TOKEN)
     client = harness.client
     sub = await SubscriptionStore(fake_redis).create(SubscriptionCreate(url=HOOK, events=["*"]))
@@ -103,9 +104,12 @@ async def test_list_pages_refuse_a_bad_cursor_with_their_own_page(
         for cursor in ("garbage", "zzzzzz", f"evt_{ulid()}", f"{prefix}_{ulid().lower()}"):
             answer = await client.get(path, params={"cursor": cursor})
             assert "cursor" in await _page(answer, 400), (path, cursor)
+    refused = await client.get("/console/deliveries", params={"subscription": "nope"})
+    assert "subscription" in await _page(refused, 400)
     await _portal_session(client, sub.id)
     assert (await client.get("/portal", params={"cursor": f"dlv_{ulid()}"})).status == 200
     assert "cursor" in await _page(await client.get("/portal", params={"cursor": "x"}), 400)
+    assert "status" in await _page(await client.get("/portal", params={"status": "nope"}), 400)
 
 
 async def test_an_unexpected_error_is_a_500_page_that_says_nothing_of_it(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from relay.core.clock import utc_now
 from relay.core.listing import PortfolioRow
+from relay.glider import models
 from relay.glider.models import (
     AMOUNT_MAX_ADJUSTED,
     MAX_COUNT,
@@ -157,3 +158,18 @@ def test_counts_beyond_json_safe_integers_are_refused(count: int) -> None:
         Schedule.model_validate({"status": "active", "intervalMs": count})
     with pytest.raises(ValidationError):
         PortfolioDetail.model_validate({"portfolioId": "pf", "strategyVersion": count})
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        ("Operation", {"operationId": "o" * 513, "portfolioId": "pf", "state": "running"}),
+        ("Operation", {"operationId": "op", "portfolioId": "p" * 257, "state": "running"}),
+        ("Operation", {"operationId": "", "portfolioId": "pf", "state": "running"}),
+        ("PortfolioDetail", {"portfolioId": "p" * 257}),
+    ],
+)
+def test_ids_beyond_their_bound_are_refused_not_cut(model: str, fields: dict[str, str]) -> None:
+    """A cut id would name another portfolio or operation: a longer one is no id at all."""
+    with pytest.raises(ValidationError):
+        getattr(models, model).model_validate(fields)
