@@ -36,8 +36,13 @@ def unset_warnings(settings: Settings, process: Literal["web", "worker"]) -> lis
     return [
         f"{name.upper()} is unset: {effect}"
         for name, effect in _DISABLES[process].items()
-        if getattr(settings, name) is None
+        if getattr(settings, name) is None and not _decided_elsewhere(settings, name)
     ]
+
+
+def _decided_elsewhere(settings: Settings, name: str) -> bool:
+    # With a policy file, BOT_ALLOWED_USERS is ignored: its absence turns nothing off.
+    return name == "bot_allowed_users" and settings.relay_policy_file is not None
 
 
 def warn_unset(settings: Settings, process: Literal["web", "worker"]) -> None:

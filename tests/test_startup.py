@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from relay.core.clock import utc_now
+from relay.settings import load_settings
 from relay.sim.config import ADMIN_KEY, READONLY_KEY, SimConfig
 from relay.sim.server import SimServer, start_sim
+from relay.startup import unset_warnings
 from tests.fixtures.glider import free_port
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET
 
@@ -142,3 +144,13 @@ async def test_web_warns_about_each_unset_optional_setting(redis_url: str) -> No
     async with _spawn("web", "--host", "127.0.0.1", **full) as configured:
         await configured.until("web listening")
     assert configured.warnings() == []
+
+
+def test_a_policy_file_makes_bot_allowed_users_irrelevant(tmp_path: Path) -> None:
+    """With RELAY_POLICY_FILE, BOT_ALLOWED_USERS is ignored: its absence is no warning."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[roles]\nops = ["U012AB3CD"]\n\n[[rules]]\nportfolios = ["*"]\n')
+    without = unset_warnings(load_settings(), "web")
+    assert any(w.startswith("BOT_ALLOWED_USERS is unset") for w in without)
+    with_policy = unset_warnings(load_settings(relay_policy_file=str(policy)), "web")
+    assert not any(w.startswith("BOT_ALLOWED_USERS") for w in with_policy)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -171,6 +171,16 @@ def send_hint(stack: DevStack) -> str:
     )
 
 
+def without_password(url: str | None) -> str:
+    """A Redis URL as the banner shows it: its password (and user) never printed."""
+    parts = urlsplit(url or "")
+    if parts.password is None and parts.username is None:
+        return url or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"***@{host}{port}"))
+
+
 def banner(stack: DevStack) -> str:
     """What runs where, that nothing persists, how to use a real Redis, and how to drive it."""
     settings = stack.settings
@@ -178,8 +188,8 @@ def banner(stack: DevStack) -> str:
         "embedded in-process store (nothing persists; set REDIS_URL=redis://127.0.0.1:6379/0 "
         "to use a real Redis)"
         if stack.embedded
-        else f"Redis at {settings.redis_url} (the CLI reaches it: REDIS_URL=... glider-relay "
-        "operations list)"
+        else f"Redis at {without_password(settings.redis_url)} (the CLI reaches it: "
+        "REDIS_URL=... glider-relay operations list)"
     )
     admin = settings.relay_admin_token.get_secret_value() if settings.relay_admin_token else ""
     signing = settings.slack_signing_secret

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.dev import without_password
 from bot.devtools.slack_standin import button_value
 from relay.sim.config import PF_MAIN
 from tests.fixtures.slack import SignedRequest, signed_action, signed_command
@@ -234,3 +235,11 @@ def test_dev_can_be_driven_from_its_banner(redis_url: str, tmp_path: Path) -> No
     hosts = [line for line in lines if "SLACK_RESPONSE_URL_HOSTS" in line["message"]]
     assert len(hosts) == 1, text
     assert not [line for line in lines if line["level"] == "ERROR"], text
+
+
+def test_the_banner_never_shows_a_redis_password() -> None:
+    """REDIS_URL with a password: the banner names the server, never the password."""
+    shown = without_password("redis://user:s3cr3tpass@10.0.0.5:6380/2")
+    assert "s3cr3tpass" not in shown
+    assert shown == "redis://***@10.0.0.5:6380/2"
+    assert without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
