@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import Block
 
 from bot import confirm_messages, messages
 from bot.store_refusals import WriteRefused
+from relay.core.bounds import PORTFOLIO_ID_CHARS
 from relay.core.commands import Action, Requester
 from relay.core.events import Event, EventData, EventError, EventRequester, EventType
 from relay.core.plans import ReplyKind
@@ -138,7 +139,9 @@ def record(draw: Draw, state: RequestState | None = None) -> RequestRecord:
 def portfolio(draw: Draw) -> PortfolioDetail:
     """A portfolio as Glider's JSON says it (through the model that bounds it on the way in)."""
     schedule = {"status": draw(TEXT), "frequency": draw(MAYBE), "nextDueAt": NOW.isoformat()}
-    wire = {"portfolioId": draw(TEXT), "portfolioName": draw(MAYBE), "schedule": schedule}
+    # Any id Glider may send: 1 to PORTFOLIO_ID_CHARS characters (past that it is refused).
+    pid = draw(st.text(min_size=1, max_size=PORTFOLIO_ID_CHARS))
+    wire = {"portfolioId": pid, "portfolioName": draw(MAYBE), "schedule": schedule}
     return PortfolioDetail.model_validate(wire)
 
 
